@@ -1,0 +1,91 @@
+"""Agencies and their API keys: creation, key issue and revocation, each audited.
+
+Used by the CLI now and by the console later; one home for the rules so both behave alike.
+A key's clear text is returned once, to be shown once, and never stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+
+from .events import Event
+from .keys import generate_key, hash_key, parse_key
+from .models import Agency, ApiKey, utcnow
+
+
+class AgencyError(Exception):
+    """An agency or key operation that cannot be done, with a message for the operator."""
+
+
+def _check_services(gateway, services: list[str]) -> None:
+    unknown = sorted(set(services) - set(gateway.services))
+    if unknown:
+        raise AgencyError(f"unknown service(s): {', '.join(unknown)}; installed: "
+                          f"{', '.join(sorted(gateway.services)) or 'none'}")
+
+
+def create_agency(gateway, name: str, services: list[str], callback_url: str | None = None,
+                  actor: str = "cli", key_type: str = "live", api_key: str | None = None):
+    """Create an agency and its first key.
+
+    :param api_key: use this exact key (the demo agency's documented key); normally None
+    :return: ``(agency, key_in_clear)``
+    """
+    _check_services(gateway, services)
+    with gateway.db.write() as session:
+        if session.execute(select(Agency).where(Agency.name == name)).scalar_one_or_none():
+            raise AgencyError(f"an agency named {name!r} already exists")
+        agency = Agency(name=name, services=sorted(set(services)), callback_url=callback_url,
+                        callback_secret_ciphertext=gateway.vault.seal(secrets.token_hex(32)))
+        session.add(agency)
+        session.flush()
+        gateway.track(session, Event("agency.create", actor=actor, target=f"agency:{agency.id}",
+                                     details={"services": agency.services,
+                                              "callback": bool(callback_url)}))
+        key = _issue(gateway, session, agency, key_type, actor, api_key)
+    return agency, key
+
+
+def _issue(gateway, session, agency: Agency, key_type: str, actor: str,
+           key: str | None = None) -> str:
+    key = key or generate_key(key_type)
+    parsed = parse_key(key)
+    if not parsed or parsed[1] != key_type:
+        raise AgencyError("the given key is not a well-formed gateway key of that type")
+    row = ApiKey(agency_id=agency.id, prefix=parsed[0], key_hash=hash_key(key),
+                 key_type=key_type)
+    session.add(row)
+    session.flush()
+    gateway.track(session, Event("key.issue", actor=actor, target=f"agency:{agency.id}",
+                                 details={"key_prefix": row.prefix, "key_type": key_type}))
+    return key
+
+
+def find_agency(session, ident: str) -> Agency | None:
+    agency = session.get(Agency, ident)
+    if agency is None:
+        agency = session.execute(select(Agency).where(Agency.name == ident)).scalar_one_or_none()
+    return agency
+
+
+def issue_key(gateway, agency_ident: str, key_type: str = "live", actor: str = "cli") -> str:
+    with gateway.db.write() as session:
+        agency = find_agency(session, agency_ident)
+        if agency is None:
+            raise AgencyError(f"no agency with id or name {agency_ident!r}")
+        return _issue(gateway, session, agency, key_type, actor)
+
+
+def revoke_key(gateway, prefix: str, actor: str = "cli") -> ApiKey:
+    with gateway.db.write() as session:
+        key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+        if key is None:
+            raise AgencyError(f"no key with prefix {prefix!r}")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            gateway.track(session, Event("key.revoke", actor=actor,
+                                         target=f"agency:{key.agency_id}",
+                                         details={"key_prefix": prefix}))
+        return key

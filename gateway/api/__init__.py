@@ -1,0 +1,61 @@
+"""The HTTP API: authentication for every route unless marked public, correlation ids.
+
+Authentication is not attached per view: a single ``before_request`` asks the
+``actor_from_request`` hook for every endpoint, including those that plugins add, unless the
+view is explicitly decorated with :func:`public`. A test walks the URL map to keep it so.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, current_app, g, request
+
+from ..errors import ApiError
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def public(view):
+    """Mark a view as reachable without credentials (health checks, the API description)."""
+    view.gateway_public = True
+    return view
+
+
+def is_public(app: Flask, endpoint: str | None) -> bool:
+    view = app.view_functions.get(endpoint) if endpoint else None
+    return bool(getattr(view, "gateway_public", False))
+
+
+def _begin_request():
+    supplied = request.headers.get(CORRELATION_HEADER, "")
+    g.correlation_id = supplied if _CORRELATION_PATTERN.match(supplied) else uuid.uuid4().hex
+    g.actor = None
+    if request.endpoint is None or is_public(current_app, request.endpoint):
+        return
+    gateway = current_app.extensions["gateway"]
+    actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
+    if actor is None:
+        raise ApiError(401, "unauthenticated",
+                       "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.",
+                       headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
+    g.actor = actor
+
+
+def _end_request(response):
+    response.headers[CORRELATION_HEADER] = g.get("correlation_id", "")
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    from . import health, openapi, v1
+
+    app.before_request(_begin_request)
+    app.after_request(_end_request)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(v1.bp)
+    app.register_blueprint(openapi.bp)

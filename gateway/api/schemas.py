@@ -1,0 +1,77 @@
+"""Schemas of what the API answers and of its query arguments.
+
+Responses are dumped through these schemas, and the OpenAPI document is generated from the
+same classes, so the document cannot drift from what the API returns.
+"""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from ..statuses import Status
+
+
+class TimelineEntrySchema(Schema):
+    status = fields.String(required=True, metadata={"description": "Normalised status."})
+    raw_status = fields.String(allow_none=True,
+                               metadata={"description": "The provider's own status name."})
+    source = fields.String(required=True, metadata={"description": "Who reported it."})
+    detail = fields.String(allow_none=True)
+    applied = fields.Boolean(required=True, metadata={
+        "description": "False when the event arrived late or twice and changed nothing."})
+    at = fields.String(required=True, metadata={"description": "ISO 8601 time, UTC."})
+
+
+class RequestSummarySchema(Schema):
+    id = fields.String(required=True)
+    service = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in Status]))
+    reference = fields.String(allow_none=True,
+                              metadata={"description": "The agency's own reference."})
+    key_type = fields.String(required=True, validate=validate.OneOf(["live", "test"]))
+    provider = fields.String(allow_none=True, metadata={"description": "Courier that holds it."})
+    provider_reference = fields.String(allow_none=True)
+    failure_code = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class RequestDetailSchema(RequestSummarySchema):
+    timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
+
+
+class RequestListSchema(Schema):
+    requests = fields.List(fields.Nested(RequestSummarySchema), required=True)
+    next_cursor = fields.String(allow_none=True, metadata={
+        "description": "Pass as `cursor` for the next page; null on the last page."})
+
+
+class RequestListArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    service = fields.String(validate=validate.Length(min=1, max=64))
+    status = fields.String(validate=validate.OneOf([s.value for s in Status]))
+    created_after = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
+    created_before = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
+    limit = fields.Integer(validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class ServiceInfoSchema(Schema):
+    name = fields.String(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    version = fields.String(required=True)
+    order_kind = fields.String(required=True)
+    request_schema = fields.Dict(required=True,
+                                 metadata={"description": "JSON schema of the request body."})
+
+
+class ServiceListSchema(Schema):
+    services = fields.List(fields.Nested(ServiceInfoSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String())

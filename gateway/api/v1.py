@@ -1,0 +1,195 @@
+"""The agency API, version 1: services, requests, cancellation.
+
+Views are thin: they check permission, validate with the service's own schema, and call
+``gateway.records`` for everything that touches the database. Every answer is dumped through
+a schema from ``gateway.api.schemas``; every failure is an :class:`ApiError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, current_app, g, jsonify, request
+from marshmallow import ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from ..errors import ApiError
+from ..events import Event, actor_label
+from ..models import ServiceRequest, utcnow
+from ..queues import enqueue_job
+from ..records import (
+    create_request,
+    detail,
+    fingerprint,
+    get_for_agency,
+    list_for_agency,
+    summary,
+    transition,
+)
+from ..settings import flatten_errors
+from ..statuses import Status
+from .schemas import (
+    RequestDetailSchema,
+    RequestListArgsSchema,
+    RequestListSchema,
+    ServiceListSchema,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Before a courier holds the request, cancelling is immediate; after, it is asked of the courier.
+CANCEL_LOCALLY = {Status.RECEIVED, Status.DISPATCHING}
+
+
+def _gateway():
+    return current_app.extensions["gateway"]
+
+
+def validation_error(messages, message="The request is not valid.") -> ApiError:
+    fields: dict[str, list[str]] = {}
+    for path, text in flatten_errors(messages):
+        fields.setdefault(path or "_body", []).append(text)
+    return ApiError(422, "validation_failed", message, fields=fields)
+
+
+def _require(action: str, resource=None) -> None:
+    if not _gateway().allowed(g.actor, action, resource):
+        raise ApiError(403, "forbidden", "These credentials may not do this.")
+
+
+@bp.get("/services")
+def list_services():
+    """The services this agency may use, each with the JSON schema of its request."""
+    _require("services:list")
+    gateway = _gateway()
+    from .openapi import service_request_json_schema
+
+    services = [
+        {"name": s.name, "title": s.title, "description": s.description, "version": s.version,
+         "order_kind": s.order_kind, "request_schema": service_request_json_schema(s)}
+        for name, s in sorted(gateway.enabled_services().items())
+        if gateway.allowed(g.actor, "requests:create", name)
+    ]
+    return ServiceListSchema().dump({"services": services})
+
+
+def _json_body():
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise validation_error({"_schema": ["The body must be a JSON object."]})
+    return body
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_PATTERN.match(key):
+        raise ApiError(422, "validation_failed", "The Idempotency-Key header is not valid.",
+                       fields={IDEMPOTENCY_HEADER: ["Use 1 to 255 visible ASCII characters."]})
+    return key
+
+
+@bp.post("/services/<service_name>/requests")
+def create_service_request(service_name: str):
+    """Submit a request to a service: validated, stored, audited, queued; answers 202."""
+    gateway = _gateway()
+    service = gateway.enabled_services().get(service_name)
+    if service is None:
+        raise ApiError(404, "service_not_found", f"No service named {service_name!r} is offered.")
+    if not gateway.allowed(g.actor, "requests:create", service_name):
+        raise ApiError(403, "service_not_allowed",
+                       f"This agency is not allowed to use {service_name!r}.")
+    idempotency_key = _idempotency_key()
+    body = _json_body()
+    try:
+        data = service.validate(body, gateway.service_configs.get(service_name, {}))
+    except ValidationError as exc:
+        raise validation_error(exc.messages, "The request body is not valid.") from None
+    intake = create_request(
+        gateway, g.actor, service_name, service.stored_form(data),
+        reference=service.reference(data),
+        idempotency_key=idempotency_key, request_fingerprint=fingerprint(service_name, body),
+        correlation_id=g.correlation_id)
+    if intake.created:
+        try:
+            enqueue_job(gateway, "dispatch", intake.record.id)
+        except RedisError as exc:
+            # Stored and marked as owed: the sweep enqueues it when Redis is back.
+            log.warning("enqueue of request %s deferred to the sweep: %s", intake.record.id,
+                        type(exc).__name__)
+    response = jsonify(RequestDetailSchema().dump(detail(intake.record)))
+    response.status_code = 202
+    response.headers["Location"] = f"/api/v1/requests/{intake.record.id}"
+    if not intake.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/requests")
+def list_requests():
+    """This agency's requests, newest first, filtered and paginated."""
+    _require("requests:list")
+    try:
+        args = RequestListArgsSchema().load(request.args.to_dict())
+    except ValidationError as exc:
+        raise validation_error(exc.messages, "The query is not valid.") from None
+    settings = _gateway().settings["api"]
+    limit = min(args.pop("limit", settings["default_page_size"]), settings["max_page_size"])
+    with _gateway().db.read() as session:
+        rows, next_cursor = list_for_agency(session, g.actor["id"], limit=limit, **args)
+        return RequestListSchema().dump({"requests": [summary(r) for r in rows],
+                                         "next_cursor": next_cursor})
+
+
+@bp.get("/requests/<request_id>")
+def get_request(request_id: str):
+    """One request with its timeline of status events."""
+    with _gateway().db.read() as session:
+        record = get_for_agency(session, g.actor["id"], request_id)
+        _require("requests:read", record)
+        return RequestDetailSchema().dump(detail(record))
+
+
+@bp.post("/requests/<request_id>/cancel")
+def cancel_request(request_id: str):
+    """Cancel a request: at once if no courier holds it yet, otherwise at the courier."""
+    gateway = _gateway()
+    with gateway.db.write() as session:
+        record = get_for_agency(session, g.actor["id"], request_id)
+        _require("requests:cancel", record)
+        status = Status(record.status)
+        if status.terminal:
+            raise ApiError(409, "request_not_cancellable",
+                           f"The request is already {status.value}.")
+        gateway.track(session, Event("request.cancel", actor=actor_label(g.actor),
+                                     target=f"request:{record.id}",
+                                     correlation_id=g.correlation_id))
+        if status in CANCEL_LOCALLY and record.provider is None:
+            transition(gateway, session, record, Status.CANCELLED, source=actor_label(g.actor),
+                       detail="cancelled by the agency")
+            enqueue_cancel = False
+        else:
+            record.pending_job, record.pending_since = "cancel", utcnow()
+            enqueue_cancel = True
+    if enqueue_cancel:
+        try:
+            enqueue_job(gateway, "cancel", request_id)
+        except RedisError as exc:
+            log.warning("enqueue of cancel %s deferred to the sweep: %s", request_id,
+                        type(exc).__name__)
+    with gateway.db.read() as session:
+        record = session.execute(select(ServiceRequest).where(ServiceRequest.id == request_id)
+                                 ).scalar_one()
+        response = jsonify(RequestDetailSchema().dump(detail(record)))
+        response.status_code = 202 if enqueue_cancel else 200
+        return response

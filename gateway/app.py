@@ -1,0 +1,33 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import api, errors
+from .core import Gateway
+from .settings import load_settings
+
+
+def create_app(config: dict | None = None, plugins=None) -> Flask:
+    """Build a gateway app.
+
+    :param config: overrides of the core settings (``database_url``, ``redis_url``, ...),
+        plus optionally ``config_dir`` and ``services``/``couriers`` sections; tests use it
+    :param plugins: plugin objects or modules to register instead of the installed entry
+        points (the core's defaults are always registered)
+    :raises gateway.settings.ConfigError: the configuration is not valid
+    :raises gateway.errors.StartupError: plugins disagree (a duplicate name, ...)
+    """
+    config = dict(config or {})
+    settings = load_settings(config.pop("config_dir", None), overrides=config)
+    logging.getLogger("gateway").setLevel(settings["log_level"])
+    app = Flask("gateway", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings["api"]["max_body_bytes"]
+    app.json.sort_keys = False
+    app.extensions["gateway"] = Gateway(settings, plugins)
+    errors.init_app(app)
+    api.init_app(app)
+    return app

@@ -1,0 +1,237 @@
+"""The ``gateway`` command.
+
+Every subcommand builds the app the same way (``create_app()`` from ``$GATEWAY_CONFIG``); a
+configuration problem is printed as ``file: key.path: reason`` and exits with status 2,
+never as a traceback. Secrets given on the command line are never echoed back except the key
+that a command has just created, once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask.cli import FlaskGroup
+
+from .errors import StartupError
+from .settings import ConfigError, default_config_dir, load_settings
+
+
+def build_app():
+    from .app import create_app
+
+    try:
+        return create_app()
+    except (ConfigError, StartupError) as exc:
+        click.echo(f"The gateway cannot start: {exc}", err=True)
+        sys.exit(2)
+
+
+def _gateway():
+    return build_app().extensions["gateway"]
+
+
+def _services(value: str) -> list[str]:
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+@click.group(cls=FlaskGroup, create_app=build_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False, set_debug_flag=False)
+def main():
+    """Public-service integration gateway: agencies ask, courier providers carry."""
+
+
+@main.command()
+@click.option("--workers", default=1, show_default=True, help="rq worker processes.")
+@click.option("--web-workers", default=2, show_default=True, help="API server processes.")
+def up(workers, web_workers):
+    """Run everything on this machine: database, Redis, API server and worker."""
+    from .runner import run_all_in_one
+
+    sys.exit(run_all_in_one(build_app(), workers=workers, web_workers=web_workers))
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="API server processes.")
+@click.option("--threads", default=1, show_default=True, help="Threads per process.")
+def serve(workers, threads):
+    """Serve the API with gunicorn on GATEWAY_HOST:GATEWAY_PORT."""
+    from .serving import serve as run_server
+
+    app = build_app()
+    run_server(app, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (rq's Worker).")
+@click.option("--no-sweep", is_flag=True, help="Do not run the periodic sweep here.")
+@click.option("--queue", "queues", multiple=True, help="Only these queues (repeatable).")
+def worker(burst, fork, no_sweep, queues):
+    """Run an rq worker for the gateway's queues."""
+    from .worker import run_worker
+
+    run_worker(build_app(), burst=burst, fork=fork, sweep=not no_sweep,
+               queues=list(queues) or None)
+
+
+@main.command()
+def sweep():
+    """Re-enqueue owed work that Redis does not hold (what workers do periodically)."""
+    from .sweep import sweep_once
+
+    app = build_app()
+    with app.app_context():
+        count = sweep_once(app.extensions["gateway"])
+    click.echo(f"re-enqueued {count} job(s)")
+
+
+@main.group()
+def agencies():
+    """Agencies that call the API."""
+
+
+@agencies.command("create")
+@click.argument("name")
+@click.option("--services", required=True, help="Comma-separated service names.")
+@click.option("--callback-url", default=None, help="Where status changes are POSTed.")
+@click.option("--test", "test_key", is_flag=True, help="Make the first key a test key.")
+def agencies_create(name, services, callback_url, test_key):
+    """Create an agency; print its id and its first API key (shown once)."""
+    from .agencies import AgencyError, create_agency
+
+    try:
+        agency, key = create_agency(_gateway(), name, _services(services), callback_url,
+                                    key_type="test" if test_key else "live")
+    except AgencyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"agency id: {agency.id}")
+    click.echo(f"api key:   {key}")
+    click.echo("The key is shown once; store it now.", err=True)
+
+
+@agencies.command("list")
+def agencies_list():
+    """List agencies with their services and active keys (prefixes only)."""
+    from sqlalchemy import select
+
+    from .models import Agency
+
+    gateway = _gateway()
+    with gateway.db.read() as session:
+        for agency in session.execute(select(Agency).order_by(Agency.name)).scalars():
+            keys = [f"{k.prefix} ({k.key_type})" for k in agency.keys if k.revoked_at is None]
+            click.echo(f"{agency.id}  {agency.name}  services={','.join(agency.services)}  "
+                       f"keys={', '.join(keys) or 'none'}")
+
+
+@main.group()
+def keys():
+    """Agency API keys."""
+
+
+@keys.command("issue")
+@click.argument("agency")
+@click.option("--test", "test_key", is_flag=True, help="A test key: sandbox couriers only.")
+def keys_issue(agency, test_key):
+    """Issue another key to AGENCY (its id or name); print it once."""
+    from .agencies import AgencyError, issue_key
+
+    try:
+        key = issue_key(_gateway(), agency, "test" if test_key else "live")
+    except AgencyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)
+
+
+@keys.command("revoke")
+@click.argument("key_prefix")
+def keys_revoke(key_prefix):
+    """Revoke the key whose prefix (gw_live_XXXXXXXXXX) is KEY_PREFIX."""
+    from .agencies import AgencyError, revoke_key
+
+    try:
+        revoke_key(_gateway(), key_prefix)
+    except AgencyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked {key_prefix}")
+
+
+@main.group()
+def audit():
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify():
+    """Walk the hash chain; name the first record that does not match."""
+    from .audit import verify_chain
+
+    gateway = _gateway()
+    with gateway.db.read() as session:
+        result = verify_chain(session)
+    if result.ok:
+        click.echo(f"audit chain intact: {result.checked} record(s) verified")
+        return
+    click.echo(f"audit chain BROKEN at record {result.first_bad_seq}: {result.reason} "
+               f"({result.checked} record(s) before it verified)", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def config():
+    """Configuration."""
+
+
+@config.command("check")
+def config_check():
+    """Validate the configuration (core, services, couriers) without starting anything."""
+    from .core import Gateway
+
+    config_dir = default_config_dir()
+    try:
+        settings = load_settings(config_dir)
+        Gateway.validate_only(settings)
+    except (ConfigError, StartupError) as exc:
+        click.echo(f"configuration in {config_dir} is NOT valid:\n{exc}", err=True)
+        sys.exit(2)
+    click.echo(f"configuration in {config_dir} is valid")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json):
+    """Installed plugins with their versions and hooks."""
+    from .plugins import describe_plugins
+
+    gateway = _gateway()
+    described = describe_plugins(gateway.pm)
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for plugin in described:
+        origin = "core" if plugin["default"] else (plugin["distribution"] or "local")
+        click.echo(f"{plugin['name']}  {plugin['version'] or '-'}  [{origin}]  "
+                   f"hooks: {', '.join(plugin['hooks'])}")
+    click.echo(f"services: {', '.join(sorted(gateway.services)) or 'none'}")
+    click.echo(f"couriers: {', '.join(sorted(gateway.courier_classes)) or 'none'}")
+
+
+@main.group()
+def db():
+    """The database."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Apply schema migrations up to the newest."""
+    from .migrate import current_revision, upgrade
+
+    gateway = _gateway()
+    upgrade(gateway.db)
+    click.echo(f"database at revision {current_revision(gateway.db)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

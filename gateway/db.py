@@ -1,0 +1,104 @@
+"""The database connection: SQLite (WAL) by default, PostgreSQL when configured.
+
+Two kinds of unit of work, so that writers never trip over each other:
+
+* :meth:`Database.read` -- a session for queries;
+* :meth:`Database.write` -- a session whose transaction takes the write lock up front
+  (``BEGIN IMMEDIATE`` on SQLite). A deferred SQLite transaction that reads and then writes
+  fails at once with "database is locked" when another writer committed in between; taking
+  the lock first makes it wait (``busy_timeout``) instead. PostgreSQL needs nothing special.
+
+Unavailability of the database surfaces as :class:`DatabaseUnavailable` so the API can answer
+503 with the one error shape rather than a 500.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+WRITE_OPTION = "gateway_write"
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or is locked beyond the busy timeout."""
+
+
+def default_database_url(data_dir: str | Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'gateway.db'}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Engine and session factory of one app (a Flask extension: ``init_app`` style)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"pool_pre_ping": True}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
+        else:
+            kwargs["connect_args"] = {"timeout": 10}
+        self.engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A forked child (gunicorn worker, rq's forking Worker) must not share the parent's
+        # connections; it opens its own.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (db := ref()) and db._after_fork())
+
+    def _after_fork(self) -> None:
+        self.engine.dispose(close=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on any exception."""
+        with self._sessions() as session:
+            session.connection(execution_options={WRITE_OPTION: True})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

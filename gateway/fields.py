@@ -1,0 +1,102 @@
+"""Marshmallow building blocks that every Indonesian public service needs.
+
+Phone numbers normalised to E.164 (+62...), coordinates, a service area, and registries of
+named places (puskesmas, pickup points) read from config. They carry no knowledge of any
+particular service.
+"""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+_PHONE_CLEAN = re.compile(r"[\s\-().]")
+
+
+def normalise_indonesian_phone(value: str) -> str:
+    """``0812-3456-7890``, ``62812...`` and ``+62812...`` all become ``+62812...``.
+
+    :raises ValidationError: when it is not an Indonesian number of plausible length
+    """
+    digits = _PHONE_CLEAN.sub("", value or "")
+    if digits.startswith("+62"):
+        rest = digits[3:]
+    elif digits.startswith("62"):
+        rest = digits[2:]
+    elif digits.startswith("0"):
+        rest = digits[1:]
+    else:
+        raise ValidationError("Must be an Indonesian phone number (+62..., 62... or 0...).")
+    if not rest.isdigit() or not 8 <= len(rest) <= 12 or rest.startswith("0"):
+        raise ValidationError("Must be an Indonesian phone number with 9 to 13 digits.")
+    return f"+62{rest}"
+
+
+class IndonesianPhone(fields.String):
+    """A phone number, stored and sent on as E.164 (``+62...``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {}).setdefault(
+            "description", "Indonesian phone number; normalised to +62...")
+        super().__init__(validate=validate.Length(min=8, max=20), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return normalise_indonesian_phone(super()._deserialize(value, attr, data, **kwargs))
+
+
+class LocationSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    lng = fields.Float(required=True, allow_nan=False,
+                       validate=validate.Range(min=-180, max=180))
+
+
+class ServiceAreaSchema(Schema):
+    """A bounding box: requests whose places fall outside are refused."""
+
+    class Meta:
+        unknown = RAISE
+
+    min_lat = fields.Float(required=True)
+    max_lat = fields.Float(required=True)
+    min_lng = fields.Float(required=True)
+    max_lng = fields.Float(required=True)
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        if data["min_lat"] >= data["max_lat"] or data["min_lng"] >= data["max_lng"]:
+            raise ValidationError("min_* must be smaller than max_*.")
+
+
+def inside(area: dict | None, location: dict) -> bool:
+    if not area:
+        return True
+    return (area["min_lat"] <= location["lat"] <= area["max_lat"]
+            and area["min_lng"] <= location["lng"] <= area["max_lng"])
+
+
+class PlaceSchema(Schema):
+    """A named place from config: a puskesmas, a pharmacy, a pickup point, a destination."""
+
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,63}$"))
+    name = fields.String(required=True)
+    address = fields.String(required=True)
+    location = fields.Nested(LocationSchema, required=True)
+    phone = IndonesianPhone(load_default=None)
+    contact_name = fields.String(load_default=None)
+
+
+def place_registry(places: list[dict], field_name: str) -> dict[str, dict]:
+    """Index places by id. :raises ValidationError: on a duplicate id."""
+    registry: dict[str, dict] = {}
+    for index, place in enumerate(places):
+        if place["id"] in registry:
+            raise ValidationError({field_name: {index: {"id": ["Duplicate id."]}}})
+        registry[place["id"]] = place
+    return registry

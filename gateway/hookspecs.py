@@ -1,0 +1,103 @@
+"""Every hook of the gateway, in one place.
+
+A hook either registers objects (``register_<things>``, results collected as lists) or answers
+one cross-cutting question (``firstresult``). Behaviour lives on the registered objects
+(a :class:`gateway.services.Service`, a courier adapter), dispatched by name, so the hook
+surface stays small: each hook here is a public API that plugin authors depend on, and each
+has a section headed by its exact signature in ``docs/plugins.md``.
+
+The core registers its own defaults through these same hooks (see ``gateway.plugins``).
+Implementations may accept any subset of the arguments; the gateway always calls with keywords.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "gateway"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_services(gateway):
+    """Register public services.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :return: a list of :class:`gateway.services.Service` instances. The lists of every plugin
+        are concatenated; two services with the same ``name`` stop start-up with a
+        :class:`gateway.errors.StartupError`.
+    """
+
+
+@hookspec
+def register_couriers(gateway):
+    """Register courier-provider adapters.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :return: a list of :class:`gateway.couriers.CourierAdapter` subclasses (classes, not
+        instances: the gateway instantiates each enabled one with its validated config). Lists
+        are concatenated; a duplicate ``name`` stops start-up.
+    """
+
+
+@hookspec(firstresult=True)
+def choose_couriers(gateway, service, order, candidates):
+    """Decide which couriers to try for ``order``, in order.
+
+    Stops at the first non-None result. The core's default (``trylast``) applies the
+    service's ``couriers`` list from ``config/services.yaml``; a plugin with special rules
+    returns its own list with ``tryfirst``.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :param service: the :class:`gateway.services.Service` that built the order
+    :param order: the provider-neutral order (``DeliveryOrder`` or ``RideOrder``)
+    :param candidates: names of enabled couriers that support the order's kind
+    :return: a list of courier names, first to try first; ``[]`` means no courier may take it
+    """
+
+
+@hookspec(firstresult=True)
+def actor_from_request(gateway, request):
+    """Identify who is calling.
+
+    Stops at the first non-None result: once one plugin has recognised the caller, the others
+    are not asked. The core's default reads ``Authorization: Bearer <API key>``.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :param request: the current :class:`flask.Request`
+    :return: an actor dict with at least ``type`` and ``id``, or None when this plugin does
+        not recognise the caller
+    """
+
+
+@hookspec
+def permission_allowed(gateway, actor, action, resource):
+    """Decide whether ``actor`` may perform ``action`` on ``resource``.
+
+    Every implementation is asked. Each returns True (allow), False (deny) or None (no
+    opinion). Any False denies; otherwise at least one True is needed; with no opinion at all
+    the answer is deny.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :param actor: the actor dict from :func:`actor_from_request`
+    :param action: a string such as ``"requests:create"``
+    :param resource: what the action is about (a service name, a request record) or None
+    :return: True, False or None
+    """
+
+
+@hookspec
+def track_event(gateway, event, session):
+    """Hear about something that happened, inside the transaction that made it happen.
+
+    Broadcast to every implementation; return values are ignored. The core's default appends
+    the event to the hash-chained audit trail through ``session``, so the fact and its audit
+    record commit together or not at all. Other sinks (metrics, notifications) must not
+    write personal data anywhere.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :param event: a :class:`gateway.events.Event`
+    :param session: the open SQLAlchemy session of the unit of work
+    """

@@ -1,0 +1,193 @@
+"""The database tables: the source of truth for agencies, keys, requests and their history.
+
+Redis only carries work; anything a job needs is found here again from an id. Personal data
+lives only in ``service_requests.payload_ciphertext`` (encrypted, see ``gateway.crypto``);
+every other column is safe to show an operator or to write to a log.
+
+Schema changes go through Alembic migrations in ``gateway/migrations``; a test checks that
+the models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps are stored as naive UTC and always come back timezone-aware (UTC).
+
+    SQLite keeps no zone and PostgreSQL's ``timestamp with time zone`` converts to the session
+    zone; storing naive UTC everywhere makes both engines return the same instant.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Agency(Base):
+    """A government body that calls the API (the health office, a puskesmas, ...)."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    services: Mapped[list] = mapped_column(JSON, default=list)
+    callback_url: Mapped[str | None] = mapped_column(String(500))
+    callback_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    keys: Mapped[list[ApiKey]] = relationship(back_populates="agency")
+
+
+class ApiKey(Base):
+    """An agency credential. Only a SHA-256 of the key is kept; ``prefix`` finds the row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    key_type: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    agency: Mapped[Agency] = relationship(back_populates="keys")
+
+
+class ServiceRequest(Base):
+    """One agency request to a public service, from submission to its end.
+
+    ``pending_job`` names the work still owed to this request (``dispatch``, ...). It is set
+    in the same transaction that creates the need and cleared by the job that does the work;
+    the sweep re-enqueues whatever is pending but missing from Redis.
+    """
+
+    __tablename__ = "service_requests"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "idempotency_key", name="uq_service_requests_idempotency"),
+        Index("ix_service_requests_agency_created", "agency_id", "created_at", "id"),
+        Index("ix_service_requests_pending", "pending_job", "pending_since"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    service: Mapped[str] = mapped_column(String(64), index=True)
+    key_type: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    external_reference: Mapped[str | None] = mapped_column(String(128), index=True)
+    payload_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    correlation_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    provider_reference: Mapped[str | None] = mapped_column(String(128))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    pending_job: Mapped[str | None] = mapped_column(String(32))
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    events: Mapped[list[StatusEvent]] = relationship(
+        back_populates="request", order_by="StatusEvent.id")
+
+
+class StatusEvent(Base):
+    """One step on a request's timeline. ``applied`` is False for an event that arrived late
+    or twice and so changed nothing (statuses move forward only)."""
+
+    __tablename__ = "status_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    raw_status: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    request: Mapped[ServiceRequest] = relationship(back_populates="events")
+
+
+class AuditRecord(Base):
+    """One link of the append-only, hash-chained audit trail (see ``gateway.audit``).
+
+    ``recorded_at`` is text so that the hashed form is exactly what is stored, on every engine.
+    """
+
+    __tablename__ = "audit_records"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    recorded_at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(128), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's single head row: locked by every append so links are written one at a
+    time on every engine, and compared by ``verify`` so a deleted tail is noticed."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))

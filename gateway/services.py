@@ -1,0 +1,67 @@
+"""The contract of a public service plugin.
+
+A service says what an agency may ask (its marshmallow ``request_schema``), what settings it
+takes (``config_schema``, validated at start-up and drawn as a form in the console), and how
+a validated request becomes a provider-neutral order (:meth:`Service.build_order`, pure code
+with no I/O). It never speaks HTTP to a courier: adapters do that, and they cannot tell
+services apart.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from marshmallow import Schema
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+class Service:
+    """Base class for services; subclass it and return an instance from ``register_services``.
+
+    Class attributes:
+
+    * ``name`` -- slug used in URLs, config keys and the database (``medicine_delivery``);
+    * ``title``, ``description``, ``version`` -- shown in ``GET /api/v1/services`` and docs;
+    * ``order_kind`` -- ``"delivery"`` or ``"ride"``: which couriers can take its orders;
+    * ``request_schema`` -- a marshmallow ``Schema`` class for the agency's JSON body;
+    * ``config_schema`` -- a marshmallow ``Schema`` class for its ``services.yaml`` entry;
+    * ``example_request`` -- a valid body, shown in the OpenAPI document.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    version: ClassVar[str] = "0.1.0"
+    order_kind: ClassVar[str] = "delivery"
+    request_schema: ClassVar[type[Schema]]
+    config_schema: ClassVar[type[Schema] | None] = None
+    example_request: ClassVar[dict | None] = None
+
+    def validate(self, payload: Any, config: dict) -> dict:
+        """Validate an agency's body against the schema and this service's settings.
+
+        :param config: this service's validated settings
+        :return: the loaded data, which the gateway stores encrypted
+        :raises marshmallow.ValidationError: with messages keyed by field
+        """
+        return self.request_schema().load(payload)
+
+    def stored_form(self, data: dict) -> dict:
+        """The JSON form in which a validated request is stored (encrypted) and later handed
+        to :meth:`build_order`: the request schema's own dump, so dates become ISO strings."""
+        return self.request_schema().dump(data)
+
+    def reference(self, data: dict) -> str | None:
+        """The agency's own reference for a request (e.g. a prescription id), stored in clear
+        so that operators can search by it. It must not be personal data."""
+        return None
+
+    def build_order(self, data: dict, config: dict, reference: str):
+        """Turn a stored request into a ``DeliveryOrder`` or ``RideOrder``.
+
+        Pure: no I/O. ``data`` is the :meth:`stored_form` of the validated request;
+        ``reference`` is the gateway's opaque reference to hand to couriers.
+        """
+        raise NotImplementedError

@@ -1,0 +1,259 @@
+"""Declarative configuration: YAML files in one directory, validated by their owners' schemas.
+
+The directory is ``$GATEWAY_CONFIG`` (default ``config/``). It holds:
+
+* ``gateway.yaml``  -- the core's settings (:class:`CoreConfigSchema`);
+* ``services.yaml`` -- one mapping per service, keyed by service name, validated by the core's
+  :class:`ServiceSettingsSchema` plus the service plugin's own ``config_schema``;
+* ``couriers.yaml`` -- one mapping per courier adapter, keyed by adapter name, validated by the
+  adapter's own ``config_schema``.
+
+Secrets are never written in these files: any value may be ``{"$env": "NAME"}`` (optionally
+with ``default``) or ``{"$file": "path"}``, resolved at load time. A bad file stops start-up
+with a :class:`ConfigError` naming the file, the key path and the reason. This module never
+opens a database or a network connection, so ``gateway config check`` can run anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+CONFIG_FILES = ("gateway.yaml", "services.yaml", "couriers.yaml")
+
+ENV_OVERRIDES = {
+    "GATEWAY_DATABASE_URL": "database_url",
+    "GATEWAY_REDIS_URL": "redis_url",
+    "GATEWAY_HOST": "host",
+    "GATEWAY_PORT": "port",
+    "GATEWAY_DATA_DIR": "data_dir",
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``problems`` lists ``(file, key path, reason)``."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{f}: {path or '(top level)'}: {reason}"
+                                   for f, path, reason in problems))
+
+
+class RetrySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    intervals = fields.List(fields.Integer(strict=True, validate=validate.Range(min=0)),
+                            load_default=[5, 30, 120, 600],
+                            metadata={"description": "Seconds between retries of a job."})
+    job_timeout = fields.Integer(strict=True, load_default=60, validate=validate.Range(min=1))
+
+
+class SweepSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    interval_seconds = fields.Integer(strict=True, load_default=15, validate=validate.Range(min=1))
+    stale_after_seconds = fields.Integer(strict=True, load_default=30,
+                                         validate=validate.Range(min=1))
+
+
+class ApiSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max_body_bytes = fields.Integer(strict=True, load_default=256 * 1024,
+                                    validate=validate.Range(min=1024))
+    default_page_size = fields.Integer(strict=True, load_default=50,
+                                       validate=validate.Range(min=1, max=500))
+    max_page_size = fields.Integer(strict=True, load_default=200,
+                                   validate=validate.Range(min=1, max=1000))
+
+
+class DemoSchema(Schema):
+    """The demo agency that ``gateway up`` creates on the embedded default."""
+
+    class Meta:
+        unknown = RAISE
+
+    enabled = fields.Boolean(load_default=False)
+    agency_name = fields.String(load_default="Demo agency")
+    services = fields.List(fields.String(), load_default=list)
+    api_key = fields.String(load_default=None, allow_none=True,
+                            metadata={"description": "A clearly marked demo test key."})
+
+
+class CoreConfigSchema(Schema):
+    """``gateway.yaml``."""
+
+    class Meta:
+        unknown = RAISE
+
+    data_dir = fields.String(load_default="data")
+    database_url = fields.String(load_default=None, allow_none=True)
+    redis_url = fields.String(load_default=None, allow_none=True)
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8080, validate=validate.Range(min=1, max=65535))
+    mode = fields.String(load_default="sandbox", validate=validate.OneOf(["sandbox", "live"]),
+                         metadata={"description": "sandbox: every request goes to simulators."})
+    secret_key = fields.String(load_default=None, allow_none=True,
+                               metadata={"description": "Key for personal data at rest."})
+    log_level = fields.String(load_default="INFO",
+                              validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
+    jobs = fields.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
+    sweep = fields.Nested(SweepSchema, load_default=lambda: SweepSchema().load({}))
+    api = fields.Nested(ApiSchema, load_default=lambda: ApiSchema().load({}))
+    demo = fields.Nested(DemoSchema, load_default=lambda: DemoSchema().load({}))
+
+
+class ServiceSettingsSchema(Schema):
+    """The part of each ``services.yaml`` entry that the core reads; the rest is the plugin's."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    enabled = fields.Boolean(load_default=True)
+    couriers = fields.List(fields.String(), load_default=list,
+                           metadata={"description": "Courier names to try, in order."})
+
+
+@dataclass
+class Settings:
+    """Loaded, resolved and core-validated configuration.
+
+    ``services`` and ``couriers`` are still raw mappings here: their owners' schemas are
+    applied by :func:`validate_owned_sections` once the plugins are known.
+    """
+
+    config_dir: Path
+    core: dict[str, Any]
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    couriers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.core[key]
+
+
+def default_config_dir() -> Path:
+    return Path(os.environ.get("GATEWAY_CONFIG", "config"))
+
+
+def resolve_references(value: Any, path: str, file: str, problems: list) -> Any:
+    """Replace ``{"$env": NAME}`` and ``{"$file": PATH}`` by what they point at."""
+    if isinstance(value, dict):
+        if "$env" in value:
+            name = value["$env"]
+            if name in os.environ:
+                return os.environ[name]
+            if "default" in value:
+                return value["default"]
+            problems.append((file, path, f"environment variable {name} is not set"))
+            return None
+        if "$file" in value:
+            try:
+                return Path(value["$file"]).read_text().strip()
+            except OSError as exc:
+                problems.append((file, path, f"cannot read secret file: {exc.strerror}"))
+                return None
+        return {k: resolve_references(v, _join(path, k), file, problems)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, _join(path, str(i)), file, problems)
+                for i, v in enumerate(value)]
+    return value
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def flatten_errors(messages: Any, path: str = "") -> list[tuple[str, str]]:
+    """Turn marshmallow's nested error dict into ``(dotted.path, message)`` pairs."""
+    if isinstance(messages, dict):
+        out = []
+        for key, sub in messages.items():
+            sub_path = path if key == "_schema" else _join(path, key)
+            out.extend(flatten_errors(sub, sub_path))
+        return out
+    if isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            return [(path, m) for m in messages]
+        out = []
+        for m in messages:
+            out.extend(flatten_errors(m, path))
+        return out
+    return [(path, str(messages))]
+
+
+def _read_yaml(path: Path, problems: list) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problems.append((str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return {}
+    if not isinstance(data, dict):
+        problems.append((str(path), "", "must be a mapping of keys to values"))
+        return {}
+    return data
+
+
+def load_settings(config_dir: Path | str | None = None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
+    """Read, resolve and validate the core configuration.
+
+    Precedence, lowest first: ``gateway.yaml``, the ``GATEWAY_*`` environment variables,
+    ``overrides`` (what a test or ``create_app(config=...)`` passes).
+
+    :raises ConfigError: naming each file, key path and reason
+    """
+    config_dir = Path(config_dir) if config_dir else default_config_dir()
+    problems: list[tuple[str, str, str]] = []
+    if not config_dir.is_dir():
+        raise ConfigError([(str(config_dir), "", "configuration directory does not exist")])
+    raw = {name: _read_yaml(config_dir / name, problems) for name in CONFIG_FILES}
+    resolved = {name: resolve_references(data, "", str(config_dir / name), problems)
+                for name, data in raw.items()}
+    core_raw = dict(resolved["gateway.yaml"])
+    for env_name, key in ENV_OVERRIDES.items():
+        if os.environ.get(env_name):
+            core_raw[key] = os.environ[env_name]
+    for key, value in (overrides or {}).items():
+        if key not in ("services", "couriers"):
+            core_raw[key] = value
+    gateway_file = str(config_dir / "gateway.yaml")
+    try:
+        core = CoreConfigSchema().load(core_raw)
+    except ValidationError as exc:
+        problems.extend((gateway_file, p, m) for p, m in flatten_errors(exc.messages))
+        core = {}
+    sections = {}
+    for name in ("services", "couriers"):
+        data = resolved[f"{name}.yaml"]
+        for key, value in ((overrides or {}).get(name) or {}).items():
+            data[key] = value
+        for key, value in data.items():
+            if not isinstance(value, dict):
+                problems.append((str(config_dir / f"{name}.yaml"), key, "must be a mapping"))
+        sections[name] = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if problems:
+        raise ConfigError(problems)
+    return Settings(config_dir=config_dir, core=core, **sections)
+
+
+def validate_section(file: str, key: str, schema: Schema, data: dict,
+                     problems: list) -> dict | None:
+    """Load ``data`` with ``schema``; record each error with its full key path."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        problems.extend((file, _join(key, p), m) for p, m in flatten_errors(exc.messages))
+        return None

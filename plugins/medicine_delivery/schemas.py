@@ -1,0 +1,76 @@
+"""What a pharmacy sends, and how the service is configured.
+
+Words of the field: a *puskesmas* is a community health centre with its own pharmacy; the
+*NIK* is the 16-digit national identity number. The NIK and the item names are kept
+(encrypted) for the health office, and never reach a courier.
+"""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
+
+from gateway.fields import (
+    IndonesianPhone,
+    LocationSchema,
+    PlaceSchema,
+    ServiceAreaSchema,
+    place_registry,
+)
+
+REFERENCE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+                            error="Use 1 to 64 letters, digits, '.', '_', '/' or '-'.")
+
+
+class PatientSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    phone = IndonesianPhone(required=True)
+    nik = fields.String(required=True, validate=validate.Regexp(
+        r"^\d{16}$", error="Must be exactly 16 digits."),
+        metadata={"description": "16-digit national identity number; never sent to a courier."})
+    address = fields.String(required=True, validate=validate.Length(min=5, max=300))
+    location = fields.Nested(LocationSchema, required=True)
+
+
+class ItemSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
+
+
+class MedicineDeliveryRequestSchema(Schema):
+    """A prescription to deliver to a patient's home."""
+
+    class Meta:
+        unknown = RAISE
+
+    prescription_id = fields.String(required=True, validate=REFERENCE, metadata={
+        "description": "The pharmacy's prescription number."})
+    pickup_location_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                                       metadata={"description": "A puskesmas or pharmacy id "
+                                                                "from the gateway's registry."})
+    patient = fields.Nested(PatientSchema, required=True)
+    items = fields.List(fields.Nested(ItemSchema), required=True,
+                        validate=validate.Length(min=1, max=50))
+    cold_chain = fields.Boolean(load_default=False, metadata={
+        "description": "The package must stay cool (insulin, some vaccines)."})
+    pharmacist_counselled = fields.Boolean(required=True, metadata={
+        "description": "A pharmacist explained the medicine to the patient before dispatch."})
+    notes_for_courier = fields.String(load_default=None, allow_none=True,
+                                      validate=validate.Length(max=200))
+
+
+class MedicineDeliveryConfigSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    service_area = fields.Nested(ServiceAreaSchema, load_default=None, allow_none=True)
+    pickup_locations = fields.List(fields.Nested(PlaceSchema), load_default=list)
+
+    @validates_schema
+    def _unique_ids(self, data, **kwargs):
+        place_registry(data.get("pickup_locations", []), "pickup_locations")

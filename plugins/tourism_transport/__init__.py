@@ -1,0 +1,14 @@
+"""Tourism transport: visitors book rides between configured pickup points and destinations.
+
+Run with the regency's tourism office (Dinas Pariwisata). Only the hook implementations live
+here.
+"""
+
+from gateway import hookimpl
+
+from .service import TourismTransportService
+
+
+@hookimpl
+def register_services():
+    return [TourismTransportService()]

@@ -1,0 +1,186 @@
+"""Shared fixtures: a real Redis server, a real database, apps built with chosen plugins.
+
+* Redis: ``GATEWAY_TEST_REDIS_URL`` when set (CI starts Debian's redis-server), otherwise a
+  private redis-server started here on a free port. Each test gets a flushed database.
+* Database: a fresh SQLite file per test; with ``GATEWAY_TEST_DATABASE_URL`` (PostgreSQL), the
+  same tests run against that server, its schema dropped and migrated again per test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import create_engine, text
+
+import plugins.medicine_delivery
+import plugins.tourism_transport
+import plugins.umkm_pickup
+from gateway import create_app
+from gateway.agencies import create_agency
+from gateway.migrate import upgrade
+from gateway.queues import QueueNames
+from gateway.redis_server import EmbeddedRedis, redis_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+SERVICE_PLUGINS = [plugins.medicine_delivery, plugins.umkm_pickup, plugins.tourism_transport]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("GATEWAY_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port(),
+                           binary=redis_binary())
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    conn = Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    if url:
+        _reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
+def make_app(tmp_path, database_url, redis_url, redis_conn):
+    """Build an app on the repo's config, with overrides and explicit plugins."""
+    built = []
+
+    def make(plugins=None, **overrides):
+        config = {"config_dir": str(CONFIG_DIR), "data_dir": str(tmp_path / "data"),
+                  "database_url": database_url, "redis_url": redis_url,
+                  "jobs": {"intervals": [0, 0], "job_timeout": 30}}
+        config.update(overrides)
+        app = create_app(config, plugins=SERVICE_PLUGINS if plugins is None else plugins)
+        app.testing = True
+        upgrade(app.extensions["gateway"].db)
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        app.extensions["gateway"].db.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def gateway(app):
+    return app.extensions["gateway"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class AgencyClient:
+    """A test client that always sends one agency's key."""
+
+    def __init__(self, client, key: str, agency):
+        self.client, self.key, self.agency = client, key, agency
+
+    def _headers(self, headers):
+        return {"Authorization": f"Bearer {self.key}", **(headers or {})}
+
+    def get(self, url, headers=None, **kw):
+        return self.client.get(url, headers=self._headers(headers), **kw)
+
+    def post(self, url, headers=None, **kw):
+        return self.client.post(url, headers=self._headers(headers), **kw)
+
+
+@pytest.fixture
+def create_agency_client(app, gateway, client):
+    counter = iter(range(1, 10_000))
+
+    def make(services=("medicine_delivery", "umkm_pickup", "tourism_transport"),
+             key_type="live", name=None, callback_url=None):
+        agency, key = create_agency(gateway, name or f"Agency {next(counter)}", list(services),
+                                    callback_url, actor="test", key_type=key_type)
+        return AgencyClient(client, key, agency)
+
+    return make
+
+
+@pytest.fixture
+def agency(create_agency_client):
+    return create_agency_client()
+
+
+@pytest.fixture
+def run_jobs(app, gateway):
+    """Drain the queues with a real rq SimpleWorker in this process (retries included)."""
+
+    def run():
+        with app.app_context():
+            from rq import Queue
+
+            connection = Redis.from_url(gateway.redis_url)
+            worker = SimpleWorker([Queue(n, connection=connection) for n in QueueNames.all()],
+                                  connection=connection)
+            worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+            connection.close()
+
+    return run
+
+
+MEDICINE_BODY = {
+    "prescription_id": "RX-2026-000123",
+    "pickup_location_id": "puskesmas-sobo",
+    "patient": {
+        "name": "Siti Aminah",
+        "phone": "+6281234567890",
+        "nik": "3510011203650002",
+        "address": "Jl. Letjen S. Parman No. 5, Sobo, Banyuwangi",
+        "location": {"lat": -8.2192, "lng": 114.3691},
+    },
+    "items": [{"name": "Amlodipine 10 mg", "quantity": 30}],
+    "cold_chain": False,
+    "pharmacist_counselled": True,
+    "notes_for_courier": "Rumah pagar hijau",
+}
+
+
+@pytest.fixture
+def medicine_body():
+    import copy
+
+    return copy.deepcopy(MEDICINE_BODY)
