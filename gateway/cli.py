@@ -1,6 +1,7 @@
-"""The ``gateway`` command.
+"""The ``gateway`` command (click, as Flask's own CLI).
 
-Every subcommand builds the app the same way (``create_app()`` from ``$GATEWAY_CONFIG``); a
+A plain click group rather than Flask's ``FlaskGroup``: that one builds the app before every
+command, which ``config check`` must not do. Every subcommand builds the app the same way (``create_app()`` from ``$GATEWAY_CONFIG``); a
 configuration problem is printed as ``file: key.path: reason`` and exits with status 2,
 never as a traceback. Secrets given on the command line are never echoed back except the key
 that a command has just created, once.
@@ -12,7 +13,6 @@ import json
 import sys
 
 import click
-from flask.cli import FlaskGroup
 
 from .errors import StartupError
 from .settings import ConfigError, default_config_dir, load_settings
@@ -36,8 +36,8 @@ def _services(value: str) -> list[str]:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
-@click.group(cls=FlaskGroup, create_app=build_app, add_default_commands=False,
-             add_version_option=False, load_dotenv=False, set_debug_flag=False)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="banyuwangi-gateway")
 def main():
     """Public-service integration gateway: agencies ask, courier providers carry."""
 
@@ -190,11 +190,23 @@ def config_check():
     from .core import Gateway
 
     config_dir = default_config_dir()
+    problems: list = []
     try:
         settings = load_settings(config_dir)
-        Gateway.validate_only(settings)
-    except (ConfigError, StartupError) as exc:
-        click.echo(f"configuration in {config_dir} is NOT valid:\n{exc}", err=True)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        settings = exc.settings
+    try:
+        if settings is not None:
+            Gateway.validate_only(settings)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    except StartupError as exc:
+        click.echo(f"the plugins cannot start: {exc}", err=True)
+        sys.exit(2)
+    if problems:
+        click.echo(f"configuration in {config_dir} is NOT valid:\n{ConfigError(problems)}",
+                   err=True)
         sys.exit(2)
     click.echo(f"configuration in {config_dir} is valid")
 

@@ -38,8 +38,10 @@ ENV_OVERRIDES = {
 class ConfigError(Exception):
     """The configuration cannot be used. ``problems`` lists ``(file, key path, reason)``."""
 
-    def __init__(self, problems: list[tuple[str, str, str]]):
+    def __init__(self, problems: list[tuple[str, str, str]], settings: Settings | None = None):
         self.problems = problems
+        #: what could be read despite the problems, so a checker can report on the rest too
+        self.settings = settings
         super().__init__("\n".join(f"{f}: {path or '(top level)'}: {reason}"
                                    for f, path, reason in problems))
 
@@ -234,19 +236,20 @@ def load_settings(config_dir: Path | str | None = None,
         core = CoreConfigSchema().load(core_raw)
     except ValidationError as exc:
         problems.extend((gateway_file, p, m) for p, m in flatten_errors(exc.messages))
-        core = {}
+        core = CoreConfigSchema().load({})
     sections = {}
     for name in ("services", "couriers"):
         data = resolved[f"{name}.yaml"]
         for key, value in ((overrides or {}).get(name) or {}).items():
-            data[key] = value
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
         for key, value in data.items():
             if not isinstance(value, dict):
                 problems.append((str(config_dir / f"{name}.yaml"), key, "must be a mapping"))
         sections[name] = {k: v for k, v in data.items() if isinstance(v, dict)}
+    settings = Settings(config_dir=config_dir, core=core, **sections)
     if problems:
-        raise ConfigError(problems)
-    return Settings(config_dir=config_dir, core=core, **sections)
+        raise ConfigError(problems, settings)
+    return settings
 
 
 def validate_section(file: str, key: str, schema: Schema, data: dict,

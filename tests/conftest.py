@@ -145,21 +145,34 @@ def agency(create_agency_client):
     return create_agency_client()
 
 
+def drain(app) -> None:
+    """Work every queue empty with a real rq SimpleWorker in this process (retries included:
+    the test config retries with no interval, so no scheduler is needed)."""
+    from rq import Queue
+
+    with app.app_context():
+        connection = Redis.from_url(app.extensions["gateway"].redis_url)
+        worker = SimpleWorker([Queue(n, connection=connection) for n in QueueNames.all()],
+                              connection=connection)
+        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        connection.close()
+
+
+def new_key(app, services=("medicine_delivery",), key_type="live", name=None) -> str:
+    """Create an agency on ``app`` and return its first key."""
+    gateway = app.extensions["gateway"]
+    _agency, key = create_agency(gateway, name or f"Agency {os.urandom(4).hex()}",
+                                 list(services), actor="test", key_type=key_type)
+    return key
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
 @pytest.fixture
-def run_jobs(app, gateway):
-    """Drain the queues with a real rq SimpleWorker in this process (retries included)."""
-
-    def run():
-        with app.app_context():
-            from rq import Queue
-
-            connection = Redis.from_url(gateway.redis_url)
-            worker = SimpleWorker([Queue(n, connection=connection) for n in QueueNames.all()],
-                                  connection=connection)
-            worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
-            connection.close()
-
-    return run
+def run_jobs(app):
+    return lambda: drain(app)
 
 
 MEDICINE_BODY = {

@@ -1,0 +1,166 @@
+"""The ``gateway`` command, as an operator uses it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from gateway import create_app
+from gateway.cli import main
+from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch, database_url, redis_url, redis_conn):
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_REDIS_URL", redis_url)
+    return config
+
+
+def run(*args):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def app_for(config):
+    app = create_app({"config_dir": str(config)}, plugins=SERVICE_PLUGINS)
+    return app, app.extensions["gateway"]
+
+
+def test_db_upgrade_creates_the_schema(cli_env):
+    code, output = run("db", "upgrade")
+    assert code == 0
+    assert "database at revision 0001" in output
+
+
+def test_agencies_create_prints_an_id_and_a_working_key(cli_env):
+    run("db", "upgrade")
+    code, output = run("agencies", "create", "Puskesmas Sobo", "--services",
+                       "medicine_delivery,umkm_pickup", "--callback-url",
+                       "https://example.invalid/hook")
+    assert code == 0, output
+    key = re.search(r"api key:\s+(\S+)", output).group(1)
+    assert re.search(r"agency id:\s+[0-9a-f-]{36}", output)
+    app, _gateway = app_for(cli_env)
+    response = app.test_client().get("/api/v1/services",
+                                     headers={"Authorization": f"Bearer {key}"})
+    assert [s["name"] for s in response.get_json()["services"]] == \
+        ["medicine_delivery", "umkm_pickup"]
+
+
+def test_agencies_create_refuses_unknown_services_and_duplicates(cli_env):
+    run("db", "upgrade")
+    code, output = run("agencies", "create", "X", "--services", "pizza")
+    assert code == 1 and "unknown service(s): pizza" in output
+    run("agencies", "create", "Y", "--services", "medicine_delivery")
+    code, output = run("agencies", "create", "Y", "--services", "medicine_delivery")
+    assert code == 1 and "already exists" in output
+
+
+def test_keys_issue_and_revoke_rotate_credentials(cli_env):
+    run("db", "upgrade")
+    _code, output = run("agencies", "create", "Dinkes", "--services", "medicine_delivery")
+    first = re.search(r"api key:\s+(\S+)", output).group(1)
+    code, second = run("keys", "issue", "Dinkes", "--test")
+    second = second.strip()
+    assert code == 0 and second.startswith("gw_test_")
+    app, _gateway = app_for(cli_env)
+    client = app.test_client()
+
+    def status(key):
+        return client.get("/api/v1/services", headers={"Authorization": f"Bearer {key}"}
+                          ).status_code
+
+    assert status(first) == status(second) == 200
+    prefix = "_".join(first.split("_")[:3])
+    code, output = run("keys", "revoke", prefix)
+    assert code == 0 and prefix in output
+    assert status(first) == 401
+    assert status(second) == 200
+    assert run("keys", "revoke", "gw_live_nosuchkey0")[0] == 1
+
+
+def test_audit_verify_reports_an_intact_chain_and_names_a_tampered_record(cli_env):
+    run("db", "upgrade")
+    run("agencies", "create", "Dinkes", "--services", "medicine_delivery")
+    run("keys", "issue", "Dinkes")
+    code, output = run("audit", "verify")
+    assert code == 0 and "audit chain intact: 3 record(s) verified" in output
+    _app, gateway = app_for(cli_env)
+    with gateway.db.write() as session:
+        session.execute(text("UPDATE audit_records SET actor = 'someone-else' WHERE seq = 2"))
+    code, output = run("audit", "verify")
+    assert code == 1
+    assert "BROKEN at record 2" in output
+
+
+def test_config_check_accepts_the_shipped_config(cli_env):
+    code, output = run("config", "check")
+    assert code == 0 and "is valid" in output
+
+
+def test_config_check_names_file_key_path_and_reason(cli_env):
+    services = cli_env / "services.yaml"
+    services.write_text(services.read_text().replace(
+        "location: {lat: -8.2166, lng: 114.3632}", "location: {lat: north, lng: 114.3632}"))
+    (cli_env / "gateway.yaml").write_text("jobs:\n  intervals: [5, soon]\nport: 99999\n")
+    code, output = run("config", "check")
+    assert code == 2
+    assert "services.yaml: medicine_delivery.pickup_locations.0.location.lat: " \
+           "Not a valid number." in output
+    assert "gateway.yaml: jobs.intervals.1: Not a valid integer." in output
+    assert "gateway.yaml: port: Must be greater than or equal to 1 and less than or equal " \
+           "to 65535." in output
+
+
+def test_a_missing_secret_environment_variable_is_named(cli_env, monkeypatch):
+    (cli_env / "gateway.yaml").write_text("secret_key: {$env: GW_TEST_UNSET_SECRET}\n")
+    monkeypatch.delenv("GW_TEST_UNSET_SECRET", raising=False)
+    code, output = run("config", "check")
+    assert code == 2
+    assert "gateway.yaml: secret_key: environment variable GW_TEST_UNSET_SECRET is not set" \
+        in output
+
+
+def test_an_invalid_config_stops_every_command_with_the_message_not_a_traceback(cli_env):
+    (cli_env / "gateway.yaml").write_text("mode: chaos\n")
+    code, output = run("plugins")
+    assert code == 2
+    assert "gateway.yaml: mode: Must be one of: sandbox, live." in output
+    assert "Traceback" not in output
+
+
+def test_plugins_lists_the_installed_services_with_versions_and_hooks(cli_env):
+    code, output = run("plugins")
+    assert code == 0
+    assert re.search(r"medicine_delivery\s+0\.1\.0\s+\[banyuwangi-gateway\]\s+hooks: "
+                     r"register_services", output)
+    assert "gateway.auth  -  [core]  hooks: actor_from_request" in output
+    assert "services: medicine_delivery, tourism_transport, umkm_pickup" in output
+
+
+def test_the_console_script_is_installed(cli_env):
+    gateway_bin = shutil.which("gateway") or str(
+        __import__("pathlib").Path(sys.executable).parent / "gateway")
+    result = subprocess.run([gateway_bin, "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    for command in ("up", "serve", "worker", "agencies", "keys", "audit", "config",
+                    "plugins", "db"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.M), command
+
+
+def test_sweep_command_reports_what_it_requeued(cli_env):
+    run("db", "upgrade")
+    code, output = run("sweep")
+    assert code == 0 and "re-enqueued 0 job(s)" in output

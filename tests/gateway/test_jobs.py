@@ -1,0 +1,220 @@
+"""Jobs, run by a real rq worker on a real Redis: dispatch, retries, give-up, the sweep."""
+
+from __future__ import annotations
+
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from sqlalchemy import select
+
+from gateway.couriers import CourierRejected, CourierTemporaryError, NoDriverAvailable
+from gateway.models import AuditRecord, ServiceRequest
+from gateway.sweep import sweep_once
+from tests.conftest import SERVICE_PLUGINS, bearer, drain, free_port, new_key
+from tests.fixture_plugins.scripted_courier import scripted_courier
+
+CREATE = "/api/v1/services/medicine_delivery/requests"
+
+
+def submit(app, key, body) -> str:
+    response = app.test_client().post(CREATE, json=body, headers=bearer(key))
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+def read(app, request_id) -> ServiceRequest:
+    with app.extensions["gateway"].db.read() as session:
+        record = session.get(ServiceRequest, request_id)
+        record.events  # noqa: B018 - load the timeline before the session closes
+        return record
+
+
+def statuses(record) -> list[str]:
+    return [e.status for e in record.events]
+
+
+def test_a_request_is_booked_with_the_first_courier_that_takes_it(make_app, medicine_body):
+    plugin, courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert statuses(record) == ["received", "dispatching", "booked"]
+    assert record.provider == "fleet"
+    assert record.provider_reference == courier.booked[0][1]
+    assert record.pending_job is None
+
+
+def test_the_courier_gets_the_neutral_order_without_nik_or_drug_names(make_app, medicine_body):
+    plugin, courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    order, _ref = courier.booked[0]
+    flat = repr(order)
+    assert "3510011203650002" not in flat
+    assert "Amlodipine" not in flat
+    assert order.dropoffs[0].contact.name == "Siti Aminah"
+    assert order.dropoffs[0].contact.phone == "+6281234567890"
+
+
+def test_a_test_key_never_reaches_a_live_courier(make_app, medicine_body):
+    live, live_cls = scripted_courier("live_one", sandbox=False)
+    app = make_app(plugins=[*SERVICE_PLUGINS, live], mode="live")
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    assert live_cls.booked == []
+    assert read(app, request_id).failure_code == "no_courier_available"
+
+
+def test_live_couriers_are_used_only_in_live_mode(make_app, medicine_body):
+    live, live_cls = scripted_courier("live_one", sandbox=False)
+    sandboxed = make_app(plugins=[*SERVICE_PLUGINS, live])
+    submit(sandboxed, new_key(sandboxed, key_type="live"), medicine_body)
+    drain(sandboxed)
+    assert live_cls.booked == []
+
+
+def test_no_driver_fails_over_to_the_next_courier(make_app, medicine_body):
+    first, first_cls = scripted_courier("first", outcomes=[NoDriverAvailable("none")])
+    second, second_cls = scripted_courier("second")
+    app = make_app(plugins=[*SERVICE_PLUGINS, first, second],
+                   services={"medicine_delivery": {"couriers": ["first", "second"]}})
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert record.provider == "second"
+    assert first_cls.booked == [] and len(second_cls.booked) == 1
+    with app.extensions["gateway"].db.read() as session:
+        outcomes = session.scalars(select(AuditRecord.outcome)
+                                   .where(AuditRecord.action == "courier.book")).all()
+    assert outcomes == ["no_driver", "ok"]
+
+
+def test_when_every_courier_refuses_the_request_ends_with_the_reason(make_app, medicine_body):
+    only, _cls = scripted_courier("only", outcomes=[CourierRejected("too far")])
+    app = make_app(plugins=[*SERVICE_PLUGINS, only])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert (record.status, record.failure_code) == ("failed", "rejected")
+    assert record.pending_job is None
+
+
+def test_cold_chain_goes_only_to_couriers_that_declare_it(make_app, medicine_body):
+    plain, plain_cls = scripted_courier("plain")
+    cold, cold_cls = scripted_courier("cold", supports=("delivery", "cold_chain"))
+    app = make_app(plugins=[*SERVICE_PLUGINS, plain, cold],
+                   services={"medicine_delivery": {"couriers": ["plain", "cold"]}})
+    medicine_body["cold_chain"] = True
+    submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    assert plain_cls.booked == [] and len(cold_cls.booked) == 1
+
+
+def test_a_temporary_error_is_retried_by_the_worker(make_app, medicine_body):
+    flaky, flaky_cls = scripted_courier("flaky", outcomes=[CourierTemporaryError("502")])
+    app = make_app(plugins=[*SERVICE_PLUGINS, flaky])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert record.status == "booked"
+    assert len(flaky_cls.booked) == 1
+
+
+def test_a_job_that_keeps_failing_marks_its_request_failed_and_stays_inspectable(
+        make_app, medicine_body, redis_conn):
+    errors = [CourierTemporaryError("502") for _ in range(5)]
+    broken, _cls = scripted_courier("broken", outcomes=errors)
+    app = make_app(plugins=[*SERVICE_PLUGINS, broken], jobs={"intervals": [0, 0]})
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert (record.status, record.failure_code) == ("failed", "dispatch_error")
+    assert record.pending_job is None
+    failed = FailedJobRegistry("dispatch", connection=redis_conn)
+    assert failed.get_job_ids() == [f"dispatch-{request_id}"]
+
+
+def test_a_request_survives_redis_being_down_at_intake_and_the_sweep_enqueues_it(
+        make_app, medicine_body, redis_url, redis_conn):
+    plugin, courier = scripted_courier("fleet")
+    down = make_app(plugins=[*SERVICE_PLUGINS, plugin],
+                    redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    key = new_key(down, key_type="test")
+    request_id = submit(down, key, medicine_body)
+    assert read(down, request_id).pending_job == "dispatch"
+
+    up = make_app(plugins=[*SERVICE_PLUGINS, plugin], sweep={"stale_after_seconds": 1,
+                                                             "interval_seconds": 1})
+    assert sweep_once(up.extensions["gateway"]) == 0  # not stale yet: the queue may have it
+    with up.extensions["gateway"].db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        record.pending_since = record.pending_since.replace(year=2020)
+    assert sweep_once(up.extensions["gateway"]) == 1
+    assert sweep_once(up.extensions["gateway"]) == 0  # the job exists now: no double
+    drain(up)
+    assert read(up, request_id).status == "booked"
+    assert len(courier.booked) == 1
+
+
+def test_the_sweep_requeues_work_that_redis_lost(make_app, medicine_body, redis_conn):
+    plugin, courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    redis_conn.flushdb()  # Redis restarted without persistence
+    assert Queue("dispatch", connection=redis_conn).count == 0
+    gateway = app.extensions["gateway"]
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        record.pending_since = record.pending_since.replace(year=2020)
+    assert sweep_once(gateway) == 1
+    drain(app)
+    assert read(app, request_id).status == "booked"
+    assert len(courier.booked) == 1
+
+
+def test_running_a_dispatch_job_twice_books_once(make_app, medicine_body):
+    plugin, courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    from gateway.jobs import dispatch_request
+
+    with app.app_context():
+        assert dispatch_request(request_id) == "nothing to do"
+    assert len(courier.booked) == 1
+
+
+def test_a_request_cancelled_while_booking_is_cancelled_at_the_courier(make_app, medicine_body):
+    plugin, courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body)
+
+    original_book = courier.book
+
+    def book_then_agency_cancels(self, order):
+        booking = original_book(self, order)
+        app.test_client().post(f"/api/v1/requests/{request_id}/cancel", headers=bearer(key))
+        return booking
+
+    courier.book = book_then_agency_cancels
+    drain(app)
+    record = read(app, request_id)
+    assert record.status == "cancelled"
+    assert courier.cancelled == [courier.booked[0][1]]
+
+
+def test_cancelling_a_booked_request_asks_the_courier(make_app, medicine_body):
+    plugin, courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body)
+    drain(app)
+    response = app.test_client().post(f"/api/v1/requests/{request_id}/cancel",
+                                      headers=bearer(key))
+    assert response.status_code == 202
+    drain(app)
+    record = read(app, request_id)
+    assert record.status == "cancelled"
+    assert courier.cancelled == [record.provider_reference]
