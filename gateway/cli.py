@@ -1,10 +1,10 @@
 """The ``gateway`` command (click, as Flask's own CLI).
 
 A plain click group rather than Flask's ``FlaskGroup``: that one builds the app before every
-command, which ``config check`` must not do. Every subcommand builds the app the same way (``create_app()`` from ``$GATEWAY_CONFIG``); a
-configuration problem is printed as ``file: key.path: reason`` and exits with status 2,
-never as a traceback. Secrets given on the command line are never echoed back except the key
-that a command has just created, once.
+command, which ``config check`` must not do. Every subcommand builds the app the same way
+(``create_app()`` from ``$GATEWAY_CONFIG``); a configuration problem is printed as
+``file: key.path: reason`` and exits with status 2, never as a traceback. No secret is ever
+printed except the key that a command has just created, once.
 """
 
 from __future__ import annotations
