@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -28,8 +29,14 @@ def build_app():
         sys.exit(2)
 
 
-def _gateway():
-    return build_app().extensions["gateway"]
+@contextmanager
+def opened_gateway():
+    """The gateway of a freshly built app, its database connections closed afterwards."""
+    gateway = build_app().extensions["gateway"]
+    try:
+        yield gateway
+    finally:
+        gateway.db.dispose()
 
 
 def _services(value: str) -> list[str]:
@@ -81,9 +88,8 @@ def sweep():
     """Re-enqueue owed work that Redis does not hold (what workers do periodically)."""
     from .sweep import sweep_once
 
-    app = build_app()
-    with app.app_context():
-        count = sweep_once(app.extensions["gateway"])
+    with opened_gateway() as gateway:
+        count = sweep_once(gateway)
     click.echo(f"re-enqueued {count} job(s)")
 
 
@@ -102,8 +108,9 @@ def agencies_create(name, services, callback_url, test_key):
     from .agencies import AgencyError, create_agency
 
     try:
-        agency, key = create_agency(_gateway(), name, _services(services), callback_url,
-                                    key_type="test" if test_key else "live")
+        with opened_gateway() as gateway:
+            agency, key = create_agency(gateway, name, _services(services), callback_url,
+                                        key_type="test" if test_key else "live")
     except AgencyError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"agency id: {agency.id}")
@@ -118,8 +125,7 @@ def agencies_list():
 
     from .models import Agency
 
-    gateway = _gateway()
-    with gateway.db.read() as session:
+    with opened_gateway() as gateway, gateway.db.read() as session:
         for agency in session.execute(select(Agency).order_by(Agency.name)).scalars():
             keys = [f"{k.prefix} ({k.key_type})" for k in agency.keys if k.revoked_at is None]
             click.echo(f"{agency.id}  {agency.name}  services={','.join(agency.services)}  "
@@ -139,7 +145,8 @@ def keys_issue(agency, test_key):
     from .agencies import AgencyError, issue_key
 
     try:
-        key = issue_key(_gateway(), agency, "test" if test_key else "live")
+        with opened_gateway() as gateway:
+            key = issue_key(gateway, agency, "test" if test_key else "live")
     except AgencyError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(key)
@@ -152,7 +159,8 @@ def keys_revoke(key_prefix):
     from .agencies import AgencyError, revoke_key
 
     try:
-        revoke_key(_gateway(), key_prefix)
+        with opened_gateway() as gateway:
+            revoke_key(gateway, key_prefix)
     except AgencyError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"revoked {key_prefix}")
@@ -168,8 +176,7 @@ def audit_verify():
     """Walk the hash chain; name the first record that does not match."""
     from .audit import verify_chain
 
-    gateway = _gateway()
-    with gateway.db.read() as session:
+    with opened_gateway() as gateway, gateway.db.read() as session:
         result = verify_chain(session)
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} record(s) verified")
@@ -217,8 +224,9 @@ def plugins(as_json):
     """Installed plugins with their versions and hooks."""
     from .plugins import describe_plugins
 
-    gateway = _gateway()
-    described = describe_plugins(gateway.pm)
+    with opened_gateway() as gateway:
+        described = describe_plugins(gateway.pm)
+        services, couriers = sorted(gateway.services), sorted(gateway.courier_classes)
     if as_json:
         click.echo(json.dumps(described, indent=2))
         return
@@ -226,8 +234,8 @@ def plugins(as_json):
         origin = "core" if plugin["default"] else (plugin["distribution"] or "local")
         click.echo(f"{plugin['name']}  {plugin['version'] or '-'}  [{origin}]  "
                    f"hooks: {', '.join(plugin['hooks'])}")
-    click.echo(f"services: {', '.join(sorted(gateway.services)) or 'none'}")
-    click.echo(f"couriers: {', '.join(sorted(gateway.courier_classes)) or 'none'}")
+    click.echo(f"services: {', '.join(services) or 'none'}")
+    click.echo(f"couriers: {', '.join(couriers) or 'none'}")
 
 
 @main.group()
@@ -240,9 +248,9 @@ def db_upgrade():
     """Apply schema migrations up to the newest."""
     from .migrate import current_revision, upgrade
 
-    gateway = _gateway()
-    upgrade(gateway.db)
-    click.echo(f"database at revision {current_revision(gateway.db)}")
+    with opened_gateway() as gateway:
+        upgrade(gateway.db)
+        click.echo(f"database at revision {current_revision(gateway.db)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

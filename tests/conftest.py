@@ -2,8 +2,9 @@
 
 * Redis: ``GATEWAY_TEST_REDIS_URL`` when set (CI starts Debian's redis-server), otherwise a
   private redis-server started here on a free port. Each test gets a flushed database.
-* Database: a fresh SQLite file per test; with ``GATEWAY_TEST_DATABASE_URL`` (PostgreSQL), the
-  same tests run against that server, its schema dropped and migrated again per test.
+* Database: a fresh SQLite file per test; with a PostgreSQL URL (see
+  :func:`postgres_test_url`), the same tests run against that server, its schema dropped and
+  migrated again per test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import plugins.medicine_delivery
 import plugins.tourism_transport
@@ -66,9 +68,29 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+def postgres_test_url() -> str | None:
+    """The PostgreSQL database the tests may wipe, if any.
+
+    ``GATEWAY_TEST_DATABASE_URL`` is used as given. ``GATEWAY_DATABASE_URL`` is used too, but
+    only when its database name says ``test``: the tests drop its schema, and that variable
+    may well point at real data.
+    """
+    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    if url:
+        return url
+    url = os.environ.get("GATEWAY_DATABASE_URL")
+    if url:
+        if "test" not in (make_url(url).database or ""):
+            pytest.exit("GATEWAY_DATABASE_URL names a database without 'test' in its name; "
+                        "the tests would wipe it. Use GATEWAY_TEST_DATABASE_URL or a test "
+                        "database.", returncode=4)
+        return url
+    return None
+
+
 @pytest.fixture
 def database_url(tmp_path):
-    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    url = postgres_test_url()
     if url:
         _reset_postgres(url)
         return url

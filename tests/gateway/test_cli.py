@@ -32,9 +32,18 @@ def run(*args):
     return result.exit_code, result.output
 
 
-def app_for(config):
-    app = create_app({"config_dir": str(config)}, plugins=SERVICE_PLUGINS)
-    return app, app.extensions["gateway"]
+@pytest.fixture
+def app_for():
+    built = []
+
+    def build(config):
+        app = create_app({"config_dir": str(config)}, plugins=SERVICE_PLUGINS)
+        built.append(app.extensions["gateway"])
+        return app, app.extensions["gateway"]
+
+    yield build
+    for gateway in built:
+        gateway.db.dispose()
 
 
 def test_db_upgrade_creates_the_schema(cli_env):
@@ -43,7 +52,7 @@ def test_db_upgrade_creates_the_schema(cli_env):
     assert "database at revision 0001" in output
 
 
-def test_agencies_create_prints_an_id_and_a_working_key(cli_env):
+def test_agencies_create_prints_an_id_and_a_working_key(cli_env, app_for):
     run("db", "upgrade")
     code, output = run("agencies", "create", "Puskesmas Sobo", "--services",
                        "medicine_delivery,umkm_pickup", "--callback-url",
@@ -67,7 +76,7 @@ def test_agencies_create_refuses_unknown_services_and_duplicates(cli_env):
     assert code == 1 and "already exists" in output
 
 
-def test_keys_issue_and_revoke_rotate_credentials(cli_env):
+def test_keys_issue_and_revoke_rotate_credentials(cli_env, app_for):
     run("db", "upgrade")
     _code, output = run("agencies", "create", "Dinkes", "--services", "medicine_delivery")
     first = re.search(r"api key:\s+(\S+)", output).group(1)
@@ -90,7 +99,7 @@ def test_keys_issue_and_revoke_rotate_credentials(cli_env):
     assert run("keys", "revoke", "gw_live_nosuchkey0")[0] == 1
 
 
-def test_audit_verify_reports_an_intact_chain_and_names_a_tampered_record(cli_env):
+def test_audit_verify_reports_an_intact_chain_and_names_a_tampered_record(cli_env, app_for):
     run("db", "upgrade")
     run("agencies", "create", "Dinkes", "--services", "medicine_delivery")
     run("keys", "issue", "Dinkes")
