@@ -22,7 +22,7 @@ class Service:
 
     Class attributes:
 
-    * ``name`` -- slug used in URLs, config keys and the database (``medicine_delivery``);
+    * ``name`` -- slug used in URLs, config keys and the database (``civil_documents``);
     * ``title``, ``description``, ``version`` -- shown in ``GET /api/v1/services`` and docs;
     * ``order_kind`` -- ``"delivery"`` or ``"ride"``: which couriers can take its orders;
     * ``request_schema`` -- a marshmallow ``Schema`` class for the agency's JSON body;

@@ -142,3 +142,14 @@ def test_every_hookspec_is_documented_with_its_exact_signature(gateway, name):
     argnames = getattr(gateway.pm.hook, name).spec.argnames
     heading = f"### `{name}({', '.join(argnames)})`"
     assert heading in guide.splitlines(), f"docs/plugins.md lacks the heading {heading}"
+
+
+def test_the_core_never_names_or_imports_a_service():
+    offenders = []
+    for path in (ROOT / "gateway").rglob("*.py"):
+        source = path.read_text()
+        for word in ("medicine_delivery", "umkm_pickup", "tourism_transport", "import plugins",
+                     "from plugins"):
+            if word in source:
+                offenders.append(f"{path.relative_to(ROOT)}: {word}")
+    assert offenders == []
