@@ -33,30 +33,39 @@ def _last_attempt() -> bool:
     return job is None or not job.retries_left
 
 
-def _give_up(gateway, request_id: str, kind: str, exc: Exception) -> None:
+def _record_outcome(gateway, request_id: str, kind: str, outcome: str, *, give_up=False,
+                    error: Exception | None = None) -> None:
+    """Audit a job's outcome; on the last failed attempt, fail the request it owed work to."""
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)
-        if record is not None and record.pending_job == kind:
+        if give_up and record is not None and record.pending_job == kind:
             transition(gateway, session, record, Status.FAILED, source="worker",
                        detail=f"{kind} failed after retries", failure_code=f"{kind}_error")
-        gateway.track(session, Event(f"job.{kind}", target=f"request:{request_id}",
-                                     outcome="failed", details={"error": type(exc).__name__}))
+        details = {"error": type(error).__name__} if error is not None else {}
+        gateway.track(session, Event(f"job.{kind}", actor="worker",
+                                     target=f"request:{request_id}", outcome=outcome,
+                                     details=details,
+                                     correlation_id=record.correlation_id if record else None))
 
 
 def _job(kind: str):
-    """Wrap a job body: look up the gateway, and on the last failed attempt give up cleanly."""
+    """Wrap a job body: find the gateway, audit the outcome, and on the last failed attempt
+    give up cleanly (the request is marked failed, the job stays in rq's failed registry)."""
 
     def decorate(body):
         def run(request_id: str):
             gateway = current_gateway()
             try:
-                return body(gateway, request_id)
+                result = body(gateway, request_id)
             except Exception as exc:
-                log.warning("%s job for request %s failed: %s", kind, request_id,
-                            type(exc).__name__)
-                if _last_attempt():
-                    _give_up(gateway, request_id, kind, exc)
+                last = _last_attempt()
+                log.warning("%s job for request %s failed (%s): %s", kind, request_id,
+                            "giving up" if last else "will retry", type(exc).__name__)
+                _record_outcome(gateway, request_id, kind, "failed" if last else "retry",
+                                give_up=last, error=exc)
                 raise
+            _record_outcome(gateway, request_id, kind, result)
+            return result
 
         run.__name__ = body.__name__
         run.__doc__ = body.__doc__

@@ -218,3 +218,19 @@ def test_cancelling_a_booked_request_asks_the_courier(make_app, medicine_body):
     record = read(app, request_id)
     assert record.status == "cancelled"
     assert courier.cancelled == [record.provider_reference]
+
+
+def test_every_job_outcome_is_audited_with_the_requests_correlation_id(make_app, medicine_body):
+    flaky, _cls = scripted_courier("flaky", outcomes=[CourierTemporaryError("502")])
+    app = make_app(plugins=[*SERVICE_PLUGINS, flaky])
+    response = app.test_client().post(CREATE, json=medicine_body,
+                                      headers={**bearer(new_key(app, key_type="test")),
+                                               "X-Correlation-ID": "pharmacy-trace-42"})
+    request_id = response.get_json()["id"]
+    drain(app)
+    with app.extensions["gateway"].db.read() as session:
+        rows = session.execute(select(AuditRecord.outcome, AuditRecord.correlation_id)
+                               .where(AuditRecord.action == "job.dispatch",
+                                      AuditRecord.target == f"request:{request_id}")
+                               .order_by(AuditRecord.seq)).all()
+    assert rows == [("retry", "pharmacy-trace-42"), ("booked", "pharmacy-trace-42")]
