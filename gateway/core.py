@@ -12,13 +12,20 @@ from functools import cached_property
 
 from redis import Redis
 
+from .couriers.circuit import CircuitBreaker
 from .crypto import Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
 from .plugins import make_plugin_manager
 from .services import NAME_PATTERN
-from .settings import ConfigError, ServiceSettingsSchema, Settings, validate_section
+from .settings import (
+    ConfigError,
+    CourierSettingsSchema,
+    ServiceSettingsSchema,
+    Settings,
+    validate_section,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +58,16 @@ class Gateway:
         self.db = Database(settings["database_url"]
                            or default_database_url(settings["data_dir"]))
         self.vault = Vault(load_or_create_key(settings["secret_key"], settings["data_dir"]))
-        self.couriers = {name: cls(self.courier_configs[name])
-                         for name, cls in self.courier_classes.items()
-                         if self.courier_configs[name].get("enabled", True)}
+        self.couriers = {}
+        for instance, config in self.courier_configs.items():
+            if config["enabled"]:
+                adapter = self.courier_classes[config["adapter"]](instance, config)
+                adapter.bind(self)
+                self.couriers[instance] = adapter
+        self.circuits = CircuitBreaker(self.redis, {
+            name: config["circuit"] for name, config in self.courier_configs.items()})
+        for adapter in self.couriers.values():
+            adapter.observer = self.circuits.record
 
     # -- start-up -------------------------------------------------------------------------
     def _collect(self, hook_name: str, what: str) -> dict:
@@ -84,18 +98,32 @@ class Gateway:
             self._service_settings[name] = core or {}
             self.service_configs[name] = own or {}
         couriers_file = str(config_dir / "couriers.yaml")
+        entries = dict(self.settings.couriers)
         for name, cls in self.courier_classes.items():
-            raw = dict(self.settings.couriers.get(name, {}))
-            schema = cls.config_schema() if cls.config_schema else None
-            loaded = validate_section(couriers_file, name, schema, raw, problems) \
-                if schema else raw
-            self.courier_configs[name] = loaded or {}
-        for section, known, file in ((self.settings.services, self.services, services_file),
-                                     (self.settings.couriers, self.courier_classes,
-                                      couriers_file)):
-            for name in section:
-                if name not in known:
-                    log.warning("%s: %s: no installed plugin has this name; ignored", file, name)
+            if cls.default_instance and name not in entries:
+                entries[name] = {}
+        core_keys = set(CourierSettingsSchema().fields)
+        for instance, raw in entries.items():
+            raw = {**getattr(self.courier_classes.get(raw.get("adapter") or instance),
+                             "default_config", {}), **raw}
+            core = validate_section(couriers_file, instance, CourierSettingsSchema(), raw,
+                                    problems)
+            if core is None:
+                continue
+            cls = self.courier_classes.get(core["adapter"] or instance)
+            if cls is None:
+                log.warning("%s: %s: no installed courier adapter named %r; ignored",
+                            couriers_file, instance, core["adapter"] or instance)
+                continue
+            own_raw = {k: v for k, v in raw.items() if k not in core_keys}
+            own = validate_section(couriers_file, instance, cls.config_schema(), own_raw,
+                                   problems) if cls.config_schema else own_raw
+            if own is not None:
+                self.courier_configs[instance] = {**own, **core, "adapter": cls.name}
+        for name in self.settings.services:
+            if name not in self.services:
+                log.warning("%s: %s: no installed service has this name; ignored",
+                            services_file, name)
         if problems:
             raise ConfigError(problems)
 

@@ -14,6 +14,7 @@ Unavailability of the database surfaces as :class:`DatabaseUnavailable` so the A
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE_OPTION = "gateway_write"
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(Exception):
@@ -86,7 +88,12 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on any exception."""
+        """A session committed on success and rolled back on any exception.
+
+        Callables in ``session.info["after_commit"]`` run once the commit has succeeded (to
+        enqueue jobs for what was just stored); their failures are logged, not raised: the
+        database already holds the work and the sweep will find it.
+        """
         with self._sessions() as session:
             session.connection(execution_options={WRITE_OPTION: True})
             try:
@@ -95,6 +102,12 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+            for hook in session.info.pop("after_commit", []):
+                try:
+                    hook()
+                except Exception as exc:
+                    log.warning("after-commit step deferred to the sweep: %s",
+                                type(exc).__name__)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

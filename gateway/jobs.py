@@ -14,12 +14,13 @@ import logging
 from flask import current_app
 from rq import get_current_job
 
-from .couriers import CourierRejected, NoDriverAvailable
+from .callbacks import CallbackRetry, deliver, give_up
+from .dispatch import dispatch
 from .events import Event
-from .models import ServiceRequest, utcnow
-from .queues import enqueue_job
+from .models import ServiceRequest
 from .records import transition
 from .statuses import Status
+from .tracking import apply_provider_event, poll
 
 log = logging.getLogger(__name__)
 
@@ -76,68 +77,8 @@ def _job(kind: str):
 
 @_job("dispatch")
 def dispatch_request(gateway, request_id: str) -> str:
-    """Turn a received request into a booking with the first courier that takes it."""
-    with gateway.db.write() as session:
-        record = session.get(ServiceRequest, request_id)
-        if record is None or record.pending_job != "dispatch":
-            return "nothing to do"
-        service = gateway.services.get(record.service)
-        if service is None:
-            transition(gateway, session, record, Status.FAILED, source="worker",
-                       detail="the service is no longer installed",
-                       failure_code="service_unavailable")
-            return "failed"
-        transition(gateway, session, record, Status.DISPATCHING, source="worker")
-        data = gateway.vault.open(record.payload_ciphertext)
-        key_type = record.key_type
-
-    order = service.build_order(data, gateway.service_configs.get(service.name, {}),
-                                reference=request_id)
-    candidates = [name for name, courier in gateway.couriers.items()
-                  if courier.can_take(order)
-                  and (courier.sandbox or (key_type == "live"
-                                           and gateway.settings["mode"] == "live"))]
-    chosen = gateway.pm.hook.choose_couriers(gateway=gateway, service=service, order=order,
-                                             candidates=list(candidates)) or []
-    # A routing plugin may reorder but never widen: a test key must not reach a live courier.
-    chosen = [name for name in chosen if name in candidates]
-    outcome, reason = Status.FAILED, "no_courier_available"
-    for name in chosen:
-        try:
-            booking = gateway.couriers[name].book(order)
-        except (NoDriverAvailable, CourierRejected) as exc:
-            reason = "no_driver" if isinstance(exc, NoDriverAvailable) else "rejected"
-            with gateway.db.write() as session:
-                record = session.get(ServiceRequest, request_id)
-                gateway.track(session, Event("courier.book", target=f"request:{request_id}",
-                                             outcome=reason, details={"courier": name},
-                                             correlation_id=record.correlation_id))
-            continue
-        with gateway.db.write() as session:
-            record = session.get(ServiceRequest, request_id)
-            record.provider, record.provider_reference = name, booking.provider_reference
-            gateway.track(session, Event("courier.book", target=f"request:{request_id}",
-                                         details={"courier": name,
-                                                  "provider_reference":
-                                                      booking.provider_reference},
-                                         correlation_id=record.correlation_id))
-            # Cancelled while we were booking: the booking must not stay live at the courier.
-            cancelled_meanwhile = Status(record.status).terminal
-            record.pending_job = "cancel" if cancelled_meanwhile else None
-            record.pending_since = utcnow() if cancelled_meanwhile else None
-            transition(gateway, session, record, Status.BOOKED, source=f"courier:{name}",
-                       raw_status=booking.raw_status)
-        if cancelled_meanwhile:
-            enqueue_job(gateway, "cancel", request_id)
-            return "cancelled"
-        return "booked"
-    if reason == "no_driver":
-        outcome = Status.NO_DRIVER
-    with gateway.db.write() as session:
-        record = session.get(ServiceRequest, request_id)
-        transition(gateway, session, record, outcome, source="worker",
-                   detail="no courier could take this request", failure_code=reason)
-    return str(outcome)
+    """Turn a received request into one booking (see ``gateway.dispatch``)."""
+    return dispatch(gateway, request_id)
 
 
 @_job("cancel")
@@ -151,6 +92,28 @@ def cancel_request(gateway, request_id: str) -> str:
     gateway.couriers[provider].cancel(reference)
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)
+        record.pending_job, record.pending_since = None, None
         transition(gateway, session, record, Status.CANCELLED, source=f"courier:{provider}",
                    detail="cancelled at the courier on the agency's request")
     return "cancelled"
+
+
+def poll_request(request_id: str) -> str:
+    """Ask the courier for a booking's status when its reports are late."""
+    return poll(current_gateway(), request_id)
+
+
+def apply_event(event_id: int) -> str:
+    """Apply one stored provider report to its request."""
+    return apply_provider_event(current_gateway(), event_id)
+
+
+def deliver_callback(delivery_id: str) -> str:
+    """POST one status change to the agency's callback URL, signed (``gateway.callbacks``)."""
+    gateway = current_gateway()
+    try:
+        return deliver(gateway, delivery_id)
+    except CallbackRetry:
+        if _last_attempt():
+            give_up(gateway, delivery_id)
+        raise

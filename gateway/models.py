@@ -191,3 +191,100 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CourierAttempt(Base):
+    """One try at one courier for one request, written BEFORE the provider is called.
+
+    ``reference`` is what we send the provider (GO-SEND ``storeOrderId``, Grab
+    ``merchantOrderID``): after a crash or a timeout the booking is looked up by it, never
+    made again blindly. ``state`` is ``pending`` until the answer is recorded, ``unknown`` when
+    the answer never came, then ``booked``, ``no_driver``, ``rejected``, ``temporary``,
+    ``auth``, ``not_found`` or ``released`` (a booking we cancelled after failing over).
+    """
+
+    __tablename__ = "courier_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    courier: Mapped[str] = mapped_column(String(64))
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    provider_reference: Mapped[str | None] = mapped_column(String(128), index=True)
+    detail: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProviderEventRecord(Base):
+    """The inbox of provider reports (webhooks and polls), deduplicated by ``event_key``.
+
+    Stored before it is processed, so a report is never lost between "answered 200" and
+    "applied"; ``processed_at`` stays empty until a job has applied it (the sweep requeues).
+    """
+
+    __tablename__ = "provider_events"
+    __table_args__ = (
+        UniqueConstraint("courier", "event_key", name="uq_provider_events_courier_key"),
+        Index("ix_provider_events_unprocessed", "processed_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    courier: Mapped[str] = mapped_column(String(64))
+    event_key: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(16))
+    provider_reference: Mapped[str | None] = mapped_column(String(128))
+    our_reference: Mapped[str | None] = mapped_column(String(64))
+    raw_status: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+class CallbackDelivery(Base):
+    """The outbox of status callbacks to an agency, written with the status change itself.
+
+    ``id`` is the event id the agency deduplicates by; ``sequence`` (the status event's id)
+    lets it order callbacks that arrive out of order after retries.
+    """
+
+    __tablename__ = "callback_deliveries"
+    __table_args__ = (Index("ix_callback_deliveries_pending", "delivered_at", "gave_up_at",
+                            "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class FleetJob(Base):
+    """A booking for the regency's own fleet (the Gancang Aron health staff).
+
+    The order staff need to deliver (names, phones, addresses) is sealed like any personal
+    data; ``state`` moves ``new`` -> ``accepted`` -> ``picked_up`` -> ``delivered`` (or
+    ``cancelled``).
+    """
+
+    __tablename__ = "fleet_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    courier: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    order_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    staff_name: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,6 +1,6 @@
 """Job queues on Redis (rq): what is enqueued, under which id, with which retries.
 
-Jobs carry request ids only, never personal data (rq pickles arguments into Redis). Each job
+Jobs carry ids only, never personal data (rq pickles arguments into Redis). Each job
 has a deterministic id (``<kind>-<request id>``), so enqueueing is idempotent: while a job for
 a request is queued or running, enqueueing it again does nothing. That is what lets the sweep
 re-enqueue everything the database says is owed, as often as it likes, without doubling work.
@@ -22,30 +22,34 @@ class QueueNames:
         return [cls.DISPATCH, cls.DEFAULT]
 
 
-# pending_job value -> (queue, dotted path of the job function)
+# job kind -> (queue, dotted path of the job function, settings key of its retry intervals)
 JOBS = {
-    "dispatch": (QueueNames.DISPATCH, "gateway.jobs.dispatch_request"),
-    "cancel": (QueueNames.DEFAULT, "gateway.jobs.cancel_request"),
+    "dispatch": (QueueNames.DISPATCH, "gateway.jobs.dispatch_request", "jobs"),
+    "cancel": (QueueNames.DEFAULT, "gateway.jobs.cancel_request", "jobs"),
+    "poll": (QueueNames.DEFAULT, "gateway.jobs.poll_request", "jobs"),
+    "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", "jobs"),
+    "callback": (QueueNames.DEFAULT, "gateway.jobs.deliver_callback", "callbacks"),
 }
 
 LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 FAILURE_TTL = 30 * 24 * 3600
 
 
-def job_id(kind: str, request_id: str) -> str:
-    return f"{kind}-{request_id}"
+def job_id(kind: str, target_id) -> str:
+    return f"{kind}-{target_id}"
 
 
-def enqueue_job(gateway, kind: str, request_id: str) -> bool:
-    """Enqueue the ``kind`` job of a request unless one is already queued or running.
+def enqueue_job(gateway, kind: str, target_id) -> bool:
+    """Enqueue the ``kind`` job of a target (a request, an event, a callback) unless one is
+    already queued or running.
 
     :return: True when a job was enqueued
     :raises redis.exceptions.RedisError: when Redis is unreachable (the database still holds
         the work; the sweep will enqueue it later)
     """
-    queue_name, func = JOBS[kind]
+    queue_name, func, retry_key = JOBS[kind]
     connection = gateway.redis
-    jid = job_id(kind, request_id)
+    jid = job_id(kind, target_id)
     try:
         existing = Job.fetch(jid, connection=connection)
     except NoSuchJobError:
@@ -54,10 +58,17 @@ def enqueue_job(gateway, kind: str, request_id: str) -> bool:
         if existing.get_status(refresh=False) in LIVE_STATES:
             return False
         existing.delete()
-    intervals = gateway.settings["jobs"]["intervals"]
+    intervals = gateway.settings[retry_key]["intervals"]
     Queue(queue_name, connection=connection).enqueue(
-        func, request_id, job_id=jid,
+        func, target_id, job_id=jid,
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         job_timeout=gateway.settings["jobs"]["job_timeout"],
         result_ttl=3600, failure_ttl=FAILURE_TTL)
     return True
+
+
+def enqueue_after_commit(gateway, session, kind: str, target_id) -> None:
+    """Enqueue once ``session`` has committed, so a job never runs before its data exists.
+    A failure to enqueue is left to the sweep."""
+    session.info.setdefault("after_commit", []).append(
+        lambda: enqueue_job(gateway, kind, target_id))

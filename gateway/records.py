@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from .callbacks import queue_callback
 from .errors import ApiError
 from .events import Event, actor_label
 from .models import ServiceRequest, StatusEvent, utcnow
@@ -44,8 +45,10 @@ def transition(gateway, session: Session, record: ServiceRequest, status: Status
     """
     applied = moves_forward(record.status, status)
     previous = record.status
-    session.add(StatusEvent(request_id=record.id, status=str(status), raw_status=raw_status,
-                            source=source, detail=detail, applied=applied))
+    event = StatusEvent(request_id=record.id, status=str(status), raw_status=raw_status,
+                        source=source, detail=detail, applied=applied)
+    session.add(event)
+    session.flush()
     if applied:
         record.status = str(status)
         record.updated_at = utcnow()
@@ -54,6 +57,7 @@ def transition(gateway, session: Session, record: ServiceRequest, status: Status
         if Status(status).terminal:
             record.pending_job = None
             record.pending_since = None
+        queue_callback(gateway, session, record, event)
     gateway.track(session, Event(
         "request.status", actor=source, target=f"request:{record.id}",
         outcome="applied" if applied else "ignored",

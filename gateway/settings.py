@@ -56,6 +56,29 @@ class RetrySchema(Schema):
     job_timeout = fields.Integer(strict=True, load_default=60, validate=validate.Range(min=1))
 
 
+class CallbackSchema(Schema):
+    """Agency callbacks: retried with backoff on network errors, 5xx and 429."""
+
+    class Meta:
+        unknown = RAISE
+
+    intervals = fields.List(fields.Integer(strict=True, validate=validate.Range(min=0)),
+                            load_default=[10, 60, 300, 900, 3600])
+    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=60))
+
+
+class DispatchSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    temporary_tries_per_courier = fields.Integer(
+        strict=True, load_default=3, validate=validate.Range(min=1),
+        metadata={"description": "Temporary errors at one courier before failing over."})
+    poll_after_seconds = fields.Integer(
+        strict=True, load_default=300, validate=validate.Range(min=1),
+        metadata={"description": "Ask the courier when no report came for this long."})
+
+
 class SweepSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -108,6 +131,8 @@ class CoreConfigSchema(Schema):
     log_level = fields.String(load_default="INFO",
                               validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     jobs = fields.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
+    callbacks = fields.Nested(CallbackSchema, load_default=lambda: CallbackSchema().load({}))
+    dispatch = fields.Nested(DispatchSchema, load_default=lambda: DispatchSchema().load({}))
     sweep = fields.Nested(SweepSchema, load_default=lambda: SweepSchema().load({}))
     api = fields.Nested(ApiSchema, load_default=lambda: ApiSchema().load({}))
     demo = fields.Nested(DemoSchema, load_default=lambda: DemoSchema().load({}))
@@ -122,6 +147,31 @@ class ServiceSettingsSchema(Schema):
     enabled = fields.Boolean(load_default=True)
     couriers = fields.List(fields.String(), load_default=list,
                            metadata={"description": "Courier names to try, in order."})
+
+
+class CircuitSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    failure_threshold = fields.Integer(strict=True, load_default=5, validate=validate.Range(min=1))
+    window_seconds = fields.Integer(strict=True, load_default=60, validate=validate.Range(min=1))
+    cooldown_seconds = fields.Integer(strict=True, load_default=30,
+                                      validate=validate.Range(min=1))
+
+
+class CourierSettingsSchema(Schema):
+    """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    adapter = fields.String(load_default=None, metadata={
+        "description": "The adapter type; defaults to the entry's name."})
+    enabled = fields.Boolean(load_default=True)
+    sandbox = fields.Boolean(load_default=False, metadata={
+        "description": "This entry talks to a simulator: the only kind test keys reach."})
+    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
+    circuit = fields.Nested(CircuitSchema, load_default=lambda: CircuitSchema().load({}))
 
 
 @dataclass

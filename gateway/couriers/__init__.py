@@ -1,25 +1,52 @@
 """The courier-adapter contract: how a provider-neutral order reaches a courier provider.
 
-An adapter knows orders, never services. Each one declares its ``name``, what it
-``supports`` (``delivery``, ``ride``, ``cold_chain``, ...), whether it is a ``sandbox``
-(a simulator, safe for test keys), and its own ``config_schema`` for ``couriers.yaml``.
-Errors are named by what the caller should do next.
+An adapter knows orders, never services: it cannot tell a medicine delivery from an UMKM
+parcel except by what the neutral order says. Each adapter class declares its ``name`` (the
+adapter type, e.g. ``gosend``), what it ``supports`` (``delivery``, ``ride``, ``cold_chain``,
+``cash_on_delivery``, ``multi_drop``), and its own ``config_schema``. Instances are made from
+``config/couriers.yaml``, one per entry, so the same adapter can run against the real provider
+and against its simulator side by side (``gosend`` and ``gosend_sandbox``).
+
+The public methods here are template methods (as GOV.UK Notify's ``send_sms`` around
+``try_send_sms``): they time the call, log it without personal data, map transport failures
+to errors named by what the caller should do next, and report each outcome to an observer
+(the circuit breaker). Subclasses implement the ``_``-prefixed provider-specific methods and
+keep their payload mapping in pure functions beside them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
 
+import requests
 from marshmallow import Schema
 
+from ..statuses import Status
 
+log = logging.getLogger(__name__)
+
+
+# -- errors, named by what the caller should do next ---------------------------------------
 class CourierError(Exception):
     """Base of every error an adapter raises."""
 
+    retry_after: float | None = None
+
 
 class CourierTemporaryError(CourierError):
-    """Try the same provider again later (network trouble, 429, 5xx on a read)."""
+    """Try the same provider again later (network trouble before sending, 429, 5xx on a read).
+
+    :ivar retry_after: seconds the provider asked us to wait, when it said
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NoDriverAvailable(CourierError):
@@ -27,7 +54,12 @@ class NoDriverAvailable(CourierError):
 
 
 class CourierRejected(CourierError):
-    """The provider refused this order for good: do not retry it there."""
+    """The provider refused this order for good (validation, not serviceable): don't retry it
+    there."""
+
+
+class CourierNotFound(CourierRejected):
+    """The provider does not know this booking or reference."""
 
 
 class CourierAuthError(CourierError):
@@ -39,30 +71,214 @@ class CourierOutcomeUnknown(CourierError):
     reference; never book again blindly."""
 
 
+class WebhookRejected(Exception):
+    """A webhook that cannot be verified. It is refused and changes nothing."""
+
+
+# -- what crosses the boundary -------------------------------------------------------------
+@dataclass(frozen=True)
+class Quote:
+    courier: str
+    price: int | None
+    currency: str = "IDR"
+    distance_km: float | None = None
+    serviceable: bool = True
+
+
 @dataclass(frozen=True)
 class Booking:
     provider: str
     provider_reference: str
     raw_status: str | None = None
+    status: Status = Status.BOOKED
 
 
+@dataclass(frozen=True)
+class ProviderEvent:
+    """One status report from a provider, by webhook or by polling.
+
+    ``event_key`` deduplicates (the provider's event id, or a digest of the report);
+    ``provider_reference`` and/or ``our_reference`` find the request.
+    """
+
+    event_key: str
+    provider_reference: str | None
+    our_reference: str | None
+    raw_status: str
+    status: Status | None
+    occurred_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What the observer hears after every provider call."""
+
+    courier: str
+    operation: str
+    outcome: str
+    seconds: float
+    error: str | None = None
+
+
+# -- the adapter base ------------------------------------------------------------------------
 class CourierAdapter:
-    """Base class of courier adapters, registered (as classes) through ``register_couriers``."""
+    """Base class of courier adapters, registered (as classes) through ``register_couriers``.
+
+    :param instance: the entry name in ``couriers.yaml`` (``gosend``, ``gosend_sandbox``)
+    :param config: the entry's validated settings (``sandbox``, ``timeout_seconds``, and the
+        adapter's own keys)
+    :param session: the HTTP session to use (one per instance, for connection reuse)
+    """
 
     name: ClassVar[str]
     supports: ClassVar[frozenset[str]] = frozenset({"delivery"})
-    sandbox: ClassVar[bool] = False
     config_schema: ClassVar[type[Schema] | None] = None
+    #: created even when ``couriers.yaml`` has no entry for it (the regency's own fleet)
+    default_instance: ClassVar[bool] = False
+    #: settings under every entry of this adapter, before the entry's own
+    default_config: ClassVar[Mapping[str, Any]] = {}
+    #: raw provider statuses this adapter can receive, each mapped (an invariant test checks)
+    status_map: ClassVar[Mapping[str, Status | None]] = {}
 
-    def __init__(self, config: dict):
+    def __init__(self, instance: str, config: dict, session: requests.Session | None = None):
+        self.instance = instance
         self.config = config
+        self.sandbox = bool(config.get("sandbox", False))
+        self.timeout = float(config.get("timeout_seconds", 10))
+        self.http = session or requests.Session()
+        self.observer: Callable[[CallOutcome], None] | None = None
+        self.gateway = None
+
+    def bind(self, gateway) -> None:
+        """Called once by the gateway after start-up (for adapters that need the database)."""
+        self.gateway = gateway
 
     def can_take(self, order) -> bool:
         """True when this courier supports the order's kind and every requirement it has."""
         return order.kind in self.supports and set(order.requirements) <= set(self.supports)
 
-    def book(self, order) -> Booking:
-        raise NotImplementedError
+    # -- template methods ------------------------------------------------------------------
+    def quote(self, order) -> Quote:
+        return self._call("quote", self._quote, order)
+
+    def book(self, order, reference: str) -> Booking:
+        """Book ``order`` under our ``reference`` (sent so the booking can be found again).
+
+        :raises NoDriverAvailable: fail over
+        :raises CourierRejected: this provider will never take it
+        :raises CourierTemporaryError: the request did not reach the provider; try later
+        :raises CourierOutcomeUnknown: it may have been booked; reconcile by ``reference``
+        """
+        return self._call("book", self._book, order, reference, creating=True)
+
+    def get_status(self, provider_reference: str) -> ProviderEvent:
+        return self._call("status", self._get_status, provider_reference)
+
+    def find_by_reference(self, reference: str) -> Booking | None:
+        """The booking made under our ``reference``, or None if the provider has none."""
+        return self._call("find", self._find_by_reference, reference)
 
     def cancel(self, provider_reference: str) -> None:
+        return self._call("cancel", self._cancel, provider_reference)
+
+    def health_check(self) -> None:
+        return self._call("health", self._health_check)
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Refuse (:class:`WebhookRejected`) anything that cannot be verified: fail closed."""
+        self._verify_webhook(headers, raw_body)
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> list[ProviderEvent]:
+        """Turn a verified webhook body into provider events (:class:`WebhookRejected` if it
+        cannot be understood)."""
+        return self._parse_webhook(headers, raw_body)
+
+    # -- provider-specific parts -------------------------------------------------------------
+    def _quote(self, order) -> Quote:
+        raise CourierRejected(f"{self.name} gives no quotes")
+
+    def _book(self, order, reference: str) -> Booking:
         raise NotImplementedError
+
+    def _get_status(self, provider_reference: str) -> ProviderEvent:
+        raise NotImplementedError
+
+    def _find_by_reference(self, reference: str) -> Booking | None:
+        raise NotImplementedError
+
+    def _cancel(self, provider_reference: str) -> None:
+        raise NotImplementedError
+
+    def _health_check(self) -> None:
+        return None
+
+    def _verify_webhook(self, headers, raw_body) -> None:
+        raise WebhookRejected(f"{self.name} accepts no webhooks")
+
+    def _parse_webhook(self, headers, raw_body) -> list[ProviderEvent]:
+        raise WebhookRejected(f"{self.name} accepts no webhooks")
+
+    # -- shared machinery ------------------------------------------------------------------
+    def _call(self, operation: str, method, *args, creating: bool = False):
+        started = time.monotonic()
+        outcome, error = "ok", None
+        try:
+            return method(*args)
+        except CourierError as exc:
+            outcome, error = _outcome_of(exc), type(exc).__name__
+            raise
+        except requests.RequestException as exc:
+            mapped = map_transport_error(exc, creating=creating)
+            outcome, error = _outcome_of(mapped), type(exc).__name__
+            raise mapped from exc
+        finally:
+            seconds = time.monotonic() - started
+            log.info("courier call courier=%s operation=%s outcome=%s ms=%.1f", self.instance,
+                     operation, outcome, seconds * 1000)
+            if self.observer is not None:
+                self.observer(CallOutcome(self.instance, operation, outcome, seconds, error))
+
+    def raise_for_status(self, response: requests.Response, *, creating: bool = False,
+                         message: str | None = None) -> None:
+        """Map an HTTP error answer to the error that says what to do next."""
+        status = response.status_code
+        if status < 400:
+            return
+        text = message or response.headers.get("Error-Message") or response.reason or ""
+        if status == 429:
+            raise CourierTemporaryError(f"rate limited: {text}",
+                                        retry_after=_retry_after(response))
+        if status in (401, 403):
+            raise CourierAuthError(f"credentials refused ({status})")
+        if status >= 500:
+            if creating:
+                raise CourierOutcomeUnknown(f"provider error {status} on create")
+            raise CourierTemporaryError(f"provider error {status}")
+        if status == 404:
+            raise CourierNotFound(f"not found: {text}")
+        raise CourierRejected(f"rejected ({status}): {text}")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def map_transport_error(exc: requests.RequestException, *, creating: bool) -> CourierError:
+    """A request that never reached the provider is safe to repeat; one that may have reached
+    it, on a create call, has an unknown outcome."""
+    never_sent = isinstance(exc, requests.ConnectTimeout) or (
+        isinstance(exc, requests.ConnectionError)
+        and "NewConnectionError" in repr(exc.args))
+    if creating and not never_sent:
+        return CourierOutcomeUnknown(f"{type(exc).__name__} on create")
+    return CourierTemporaryError(f"{type(exc).__name__}")
+
+
+def _outcome_of(exc: CourierError) -> str:
+    return {CourierTemporaryError: "temporary", NoDriverAvailable: "no_driver",
+            CourierRejected: "rejected", CourierNotFound: "not_found",
+            CourierAuthError: "auth", CourierOutcomeUnknown: "unknown"}.get(type(exc), "error")

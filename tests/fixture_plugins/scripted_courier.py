@@ -1,8 +1,8 @@
 """A courier whose answers each test decides, for the tests of routing and the dispatch loop.
 
 It stands in for a provider only where the question is what the gateway does with an answer
-(booked, no driver, rejected, a temporary error). Provider adapters themselves are tested
-over real HTTP against their simulators.
+(booked, no driver, rejected, a temporary error, an unknown outcome). Provider adapters
+themselves are tested over real HTTP against their simulators.
 """
 
 from __future__ import annotations
@@ -16,27 +16,46 @@ _counter = itertools.count(1)
 
 
 class ScriptedCourier(CourierAdapter):
+    default_instance = True
     outcomes: list
     booked: list
     cancelled: list
+    lookups: list
+    held: dict
 
-    def book(self, order):
+    def _book(self, order, reference):
         outcome = self.outcomes.pop(0) if self.outcomes else "book"
+        if outcome == "book_then_fail":  # booked at the provider, answer lost on the way
+            self.held[reference] = self._record(order, reference)
+            from gateway.couriers import CourierOutcomeUnknown
+
+            raise CourierOutcomeUnknown("timeout after commit")
         if isinstance(outcome, Exception):
             raise outcome
-        reference = f"{self.name.upper()}-{next(_counter)}"
-        self.booked.append((order, reference))
-        return Booking(provider=self.name, provider_reference=reference, raw_status="confirmed")
+        booking = self._record(order, reference)
+        self.held[reference] = booking
+        return booking
 
-    def cancel(self, provider_reference):
+    def _record(self, order, reference):
+        provider_reference = f"{self.name.upper()}-{next(_counter)}"
+        self.booked.append((order, provider_reference))
+        return Booking(provider=self.instance, provider_reference=provider_reference,
+                       raw_status="confirmed")
+
+    def _find_by_reference(self, reference):
+        self.lookups.append(reference)
+        return self.held.get(reference)
+
+    def _cancel(self, provider_reference):
         self.cancelled.append(provider_reference)
 
 
 def scripted_courier(name: str, *, sandbox: bool = True, supports=("delivery",), outcomes=()):
     """:return: ``(plugin, courier_class)``; the class records what it was asked."""
     courier = type(f"Scripted_{name}", (ScriptedCourier,), {
-        "name": name, "sandbox": sandbox, "supports": frozenset(supports),
-        "outcomes": list(outcomes), "booked": [], "cancelled": []})
+        "name": name, "default_config": {"sandbox": sandbox},
+        "supports": frozenset(supports), "outcomes": list(outcomes), "booked": [],
+        "cancelled": [], "lookups": [], "held": {}})
 
     class Plugin:
         @hookimpl

@@ -87,7 +87,8 @@ def test_no_driver_fails_over_to_the_next_courier(make_app, medicine_body):
     with app.extensions["gateway"].db.read() as session:
         outcomes = session.scalars(select(AuditRecord.outcome)
                                    .where(AuditRecord.action == "courier.book")).all()
-    assert outcomes == ["no_driver", "ok"]
+    assert outcomes == ["no_driver", "booked"]
+    assert any("first: no driver" in (e.detail or "") for e in record.events)
 
 
 def test_when_every_courier_refuses_the_request_ends_with_the_reason(make_app, medicine_body):
@@ -125,7 +126,8 @@ def test_a_job_that_keeps_failing_marks_its_request_failed_and_stays_inspectable
         make_app, medicine_body, redis_conn):
     errors = [CourierTemporaryError("502") for _ in range(5)]
     broken, _cls = scripted_courier("broken", outcomes=errors)
-    app = make_app(plugins=[*SERVICE_PLUGINS, broken], jobs={"intervals": [0, 0]})
+    app = make_app(plugins=[*SERVICE_PLUGINS, broken], jobs={"intervals": [0, 0]},
+                   dispatch={"temporary_tries_per_courier": 10})
     request_id = submit(app, new_key(app, key_type="test"), medicine_body)
     drain(app)
     record = read(app, request_id)
@@ -191,14 +193,14 @@ def test_a_request_cancelled_while_booking_is_cancelled_at_the_courier(make_app,
     key = new_key(app, key_type="test")
     request_id = submit(app, key, medicine_body)
 
-    original_book = courier.book
+    original_book = courier._book
 
-    def book_then_agency_cancels(self, order):
-        booking = original_book(self, order)
+    def book_then_agency_cancels(self, order, reference):
+        booking = original_book(self, order, reference)
         app.test_client().post(f"/api/v1/requests/{request_id}/cancel", headers=bearer(key))
         return booking
 
-    courier.book = book_then_agency_cancels
+    courier._book = book_then_agency_cancels
     drain(app)
     record = read(app, request_id)
     assert record.status == "cancelled"
@@ -234,3 +236,82 @@ def test_every_job_outcome_is_audited_with_the_requests_correlation_id(make_app,
                                       AuditRecord.target == f"request:{request_id}")
                                .order_by(AuditRecord.seq)).all()
     assert rows == [("retry", "pharmacy-trace-42"), ("booked", "pharmacy-trace-42")]
+
+
+def test_repeated_temporary_errors_fail_over_to_the_next_courier(make_app, medicine_body):
+    errors = [CourierTemporaryError("503"), CourierTemporaryError("503")]
+    flaky, flaky_cls = scripted_courier("flaky", outcomes=errors)
+    steady, steady_cls = scripted_courier("steady")
+    app = make_app(plugins=[*SERVICE_PLUGINS, flaky, steady],
+                   services={"medicine_delivery": {"couriers": ["flaky", "steady"]}},
+                   dispatch={"temporary_tries_per_courier": 2})
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    assert read(app, request_id).provider == "steady"
+    assert flaky_cls.booked == [] and len(steady_cls.booked) == 1
+
+
+def test_a_timeout_after_the_provider_committed_is_reconciled_not_booked_again(
+        make_app, medicine_body):
+    plugin, courier = scripted_courier("gosendish", outcomes=["book_then_fail"])
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert record.status == "booked"
+    assert len(courier.booked) == 1
+    assert courier.lookups == [f"{request_id}-1"]
+    assert record.provider_reference == courier.booked[0][1]
+
+
+def test_an_unknown_outcome_with_no_booking_behind_it_books_once_under_a_new_reference(
+        make_app, medicine_body):
+    from gateway.couriers import CourierOutcomeUnknown
+
+    plugin, courier = scripted_courier("lossy", outcomes=[CourierOutcomeUnknown("reset")])
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    assert read(app, request_id).status == "booked"
+    assert courier.lookups == [f"{request_id}-1"]
+    assert len(courier.booked) == 1
+    assert list(courier.held) == [f"{request_id}-2"]
+
+
+def test_a_failing_courier_opens_its_circuit_and_traffic_returns_after_cooldown(
+        make_app, medicine_body):
+    import time
+
+    errors = [CourierTemporaryError("502") for _ in range(2)]
+    sick, sick_cls = scripted_courier("sick", outcomes=errors)
+    backup, backup_cls = scripted_courier("backup")
+    app = make_app(plugins=[*SERVICE_PLUGINS, sick, backup],
+                   services={"medicine_delivery": {"couriers": ["sick", "backup"]}},
+                   couriers={"sick": {"circuit": {"failure_threshold": 2, "cooldown_seconds": 1,
+                                                  "window_seconds": 30}}},
+                   dispatch={"temporary_tries_per_courier": 1})
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    for n in range(2):
+        medicine_body["prescription_id"] = f"RX-{n}"
+        submit(app, key, medicine_body)
+        drain(app)
+    assert gateway.circuits.state("sick") == "open"
+    medicine_body["prescription_id"] = "RX-while-open"
+    while_open = submit(app, key, medicine_body)
+    drain(app)
+    assert read(app, while_open).provider == "backup"
+    with gateway.db.read() as session:
+        tried = session.scalars(select(AuditRecord.details).where(
+            AuditRecord.action == "courier.attempt",
+            AuditRecord.target == f"request:{while_open}")).all()
+    assert [d["courier"] for d in tried] == ["backup"]
+
+    time.sleep(1.2)
+    assert gateway.circuits.state("sick") == "half_open"
+    medicine_body["prescription_id"] = "RX-recovered"
+    recovered = submit(app, key, medicine_body)
+    drain(app)
+    assert read(app, recovered).provider == "sick"
+    assert gateway.circuits.state("sick") == "closed"
+    assert len(sick_cls.booked) == 1 and len(backup_cls.booked) == 3

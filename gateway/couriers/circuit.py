@@ -1,0 +1,69 @@
+"""A circuit breaker per courier instance, shared by every worker through Redis.
+
+After ``failure_threshold`` failed calls (timeouts, 5xx, 429, unknown outcomes) within
+``window_seconds``, or one credential refusal, the circuit opens: routing skips that courier
+for ``cooldown_seconds``. Then it is half-open: calls go through again, one success closes it,
+one failure opens it again at once. "No driver" and "rejected" are answers, not failures, and
+do not count. If Redis itself is unreachable the breaker says "closed": it must never be the
+reason a request is not dispatched.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from . import CallOutcome
+
+log = logging.getLogger(__name__)
+
+FAILURES = {"temporary", "unknown", "auth", "error"}
+PREFIX = "gateway:circuit"
+
+
+class CircuitBreaker:
+    def __init__(self, redis, settings: dict[str, dict]):
+        """:param settings: per courier instance, its ``circuit`` settings"""
+        self.redis = redis
+        self.settings = settings
+
+    def _keys(self, courier: str) -> tuple[str, str, str]:
+        return (f"{PREFIX}:{courier}:failures", f"{PREFIX}:{courier}:open",
+                f"{PREFIX}:{courier}:tripped")
+
+    def record(self, outcome: CallOutcome) -> None:
+        if outcome.operation == "health":
+            return
+        failures, open_key, tripped = self._keys(outcome.courier)
+        rules = self.settings.get(outcome.courier, {})
+        try:
+            if outcome.outcome not in FAILURES:
+                if outcome.outcome == "ok":
+                    self.redis.delete(failures, tripped)
+                return
+            count = self.redis.incr(failures)
+            if count == 1:
+                self.redis.expire(failures, rules.get("window_seconds", 60))
+            half_open = self.redis.exists(tripped) and not self.redis.exists(open_key)
+            if outcome.outcome == "auth" or half_open \
+                    or count >= rules.get("failure_threshold", 5):
+                cooldown = rules.get("cooldown_seconds", 30)
+                self.redis.set(open_key, "1", ex=cooldown)
+                self.redis.set(tripped, "1", ex=cooldown + rules.get("window_seconds", 60))
+                log.warning("circuit opened for courier %s for %ss after %s", outcome.courier,
+                            cooldown, outcome.outcome)
+        except RedisError:
+            log.warning("circuit breaker could not record an outcome: Redis unavailable")
+
+    def state(self, courier: str) -> str:
+        _failures, open_key, tripped = self._keys(courier)
+        try:
+            if self.redis.exists(open_key):
+                return "open"
+            return "half_open" if self.redis.exists(tripped) else "closed"
+        except RedisError:
+            return "closed"
+
+    def is_open(self, courier: str) -> bool:
+        return self.state(courier) == "open"

@@ -1,0 +1,217 @@
+"""Dispatch: from a stored request to exactly one live booking.
+
+Providers have no idempotency keys, so the rule that no request is ever booked twice is kept
+here, by the database:
+
+1. every attempt (courier, our reference) is written *before* the provider is called;
+2. an attempt whose answer never came (a crash, a timeout, a 5xx on create) is ``unknown``
+   and is reconciled by looking the booking up by our reference before anything else is
+   tried; a booking found that way is adopted, not made again;
+3. "no driver", a rejection or refused credentials move on to the next courier; a temporary
+   error is retried at the same courier (rq's backoff) a few times first; a courier whose
+   circuit is open is skipped while another can take the order;
+4. a request cancelled while it was being booked is cancelled at the courier too.
+
+Everything here runs inside a job; :class:`DispatchRetry` asks rq to run it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+
+from .couriers import (
+    Booking,
+    CourierAuthError,
+    CourierError,
+    CourierNotFound,
+    CourierOutcomeUnknown,
+    CourierRejected,
+    CourierTemporaryError,
+    NoDriverAvailable,
+)
+from .events import Event
+from .models import CourierAttempt, ServiceRequest, utcnow
+from .queues import enqueue_after_commit
+from .records import transition
+from .statuses import Status
+
+log = logging.getLogger(__name__)
+
+# Attempt states after which that courier is not tried again for the same request.
+FINAL_FOR_COURIER = {"no_driver", "rejected", "auth", "released"}
+UNRESOLVED = {"pending", "unknown"}
+
+
+class DispatchRetry(Exception):
+    """Run the dispatch job again later (rq's retry intervals): a temporary error, an unknown
+    outcome to reconcile, or every courier's circuit open."""
+
+
+def candidates_for(gateway, order, key_type: str) -> list[str]:
+    """Enabled couriers that can take ``order`` and that this key may reach: test keys and
+    sandbox mode reach simulators only."""
+    live_allowed = key_type == "live" and gateway.settings["mode"] == "live"
+    return [name for name, courier in gateway.couriers.items()
+            if courier.can_take(order) and (courier.sandbox or live_allowed)]
+
+
+def route(gateway, service, order, key_type: str) -> list[str]:
+    candidates = candidates_for(gateway, order, key_type)
+    chosen = gateway.pm.hook.choose_couriers(gateway=gateway, service=service, order=order,
+                                             candidates=list(candidates)) or []
+    # A routing plugin may reorder and narrow, never widen (a test key stays in the sandbox).
+    return [name for name in dict.fromkeys(chosen) if name in candidates]
+
+
+def _audit(gateway, session, record, action, outcome="ok", **details):
+    gateway.track(session, Event(action, actor="worker", target=f"request:{record.id}",
+                                 outcome=outcome, details=details,
+                                 correlation_id=record.correlation_id))
+
+
+def _start_attempt(gateway, request_id: str, courier: str) -> CourierAttempt:
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        number = (session.scalar(select(func.count()).select_from(CourierAttempt)
+                                 .where(CourierAttempt.request_id == request_id)) or 0) + 1
+        attempt = CourierAttempt(request_id=request_id, courier=courier, attempt_no=number,
+                                 reference=f"{request_id}-{number}", state="pending")
+        session.add(attempt)
+        session.flush()
+        _audit(gateway, session, record, "courier.attempt", courier=courier,
+               attempt=number, reference=attempt.reference)
+        return attempt
+
+
+def _finish_attempt(gateway, attempt_id: int, state: str, detail: str | None = None,
+                    timeline: bool = True) -> None:
+    with gateway.db.write() as session:
+        attempt = session.get(CourierAttempt, attempt_id)
+        record = session.get(ServiceRequest, attempt.request_id)
+        attempt.state, attempt.detail, attempt.updated_at = state, detail, utcnow()
+        _audit(gateway, session, record, "courier.book", outcome=state,
+               courier=attempt.courier, attempt=attempt.attempt_no)
+        if timeline:
+            transition(gateway, session, record, Status(record.status),
+                       source=f"courier:{attempt.courier}",
+                       detail=f"{attempt.courier}: {state.replace('_', ' ')}"
+                              + (f" ({detail})" if detail else ""))
+
+
+def _adopt_booking(gateway, attempt_id: int, booking: Booking, how: str) -> str:
+    with gateway.db.write() as session:
+        attempt = session.get(CourierAttempt, attempt_id)
+        record = session.get(ServiceRequest, attempt.request_id)
+        attempt.state, attempt.updated_at = "booked", utcnow()
+        attempt.provider_reference = booking.provider_reference
+        record.provider, record.provider_reference = attempt.courier, booking.provider_reference
+        _audit(gateway, session, record, "courier.book", outcome="booked", how=how,
+               courier=attempt.courier, attempt=attempt.attempt_no,
+               provider_reference=booking.provider_reference)
+        cancelled_meanwhile = Status(record.status).terminal
+        transition(gateway, session, record, booking.status, source=f"courier:{attempt.courier}",
+                   raw_status=booking.raw_status,
+                   detail=f"booked at {attempt.courier} ({booking.provider_reference})")
+        if cancelled_meanwhile:
+            # The agency cancelled while we were booking: the booking must not stay live.
+            record.pending_job, record.pending_since = "cancel", utcnow()
+            enqueue_after_commit(gateway, session, "cancel", record.id)
+            return "cancelled"
+        record.pending_job, record.pending_since = None, None
+        return "booked"
+
+
+def _reconcile(gateway, attempts: list[CourierAttempt]) -> str | None:
+    """Resolve attempts whose answer never came. :return: a result if one was booked."""
+    for attempt in attempts:
+        if attempt.state not in UNRESOLVED:
+            continue
+        courier = gateway.couriers.get(attempt.courier)
+        if courier is None:
+            _finish_attempt(gateway, attempt.id, "rejected", "courier no longer enabled")
+            continue
+        try:
+            booking = courier.find_by_reference(attempt.reference)
+        except CourierNotFound:
+            booking = None
+        except CourierError as exc:
+            raise DispatchRetry(f"cannot yet reconcile {attempt.reference}: {exc}") from exc
+        if booking is not None:
+            return _adopt_booking(gateway, attempt.id, booking, how="found by our reference")
+        _finish_attempt(gateway, attempt.id, "not_found", "no booking under our reference",
+                        timeline=False)
+    return None
+
+
+def dispatch(gateway, request_id: str) -> str:
+    """Book the request with the first courier that takes it. :return: the outcome."""
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        if record is None or record.pending_job != "dispatch":
+            return "nothing to do"
+        service = gateway.services.get(record.service)
+        if service is None:
+            transition(gateway, session, record, Status.FAILED, source="worker",
+                       detail="the service is no longer installed",
+                       failure_code="service_unavailable")
+            return "failed"
+        if record.status == Status.RECEIVED:
+            transition(gateway, session, record, Status.DISPATCHING, source="worker")
+        data = gateway.vault.open(record.payload_ciphertext)
+        key_type = record.key_type
+        attempts = session.scalars(select(CourierAttempt)
+                                   .where(CourierAttempt.request_id == request_id)
+                                   .order_by(CourierAttempt.attempt_no)).all()
+
+    reconciled = _reconcile(gateway, attempts)
+    if reconciled:
+        return reconciled
+    with gateway.db.read() as session:
+        attempts = session.scalars(select(CourierAttempt)
+                                   .where(CourierAttempt.request_id == request_id)).all()
+    order = service.build_order(data, gateway.service_configs.get(service.name, {}),
+                                reference=request_id)
+    max_temporary = gateway.settings["dispatch"]["temporary_tries_per_courier"]
+    reason, waiting_for_circuit = "no_courier_available", False
+    for name in route(gateway, service, order, key_type):
+        mine = [a for a in attempts if a.courier == name]
+        if any(a.state in FINAL_FOR_COURIER for a in mine):
+            continue
+        temporaries = sum(a.state == "temporary" for a in mine)
+        if temporaries >= max_temporary:
+            continue
+        if gateway.circuits.is_open(name):
+            waiting_for_circuit = True
+            continue
+        attempt = _start_attempt(gateway, request_id, name)
+        try:
+            booking = gateway.couriers[name].book(order, attempt.reference)
+        except NoDriverAvailable as exc:
+            _finish_attempt(gateway, attempt.id, "no_driver", str(exc) or None)
+            reason = "no_driver"
+        except CourierAuthError:
+            _finish_attempt(gateway, attempt.id, "auth", "credentials refused")
+            reason = "courier_unavailable"
+        except CourierRejected as exc:
+            _finish_attempt(gateway, attempt.id, "rejected", str(exc)[:200])
+            reason = "rejected"
+        except CourierTemporaryError as exc:
+            _finish_attempt(gateway, attempt.id, "temporary", str(exc)[:200])
+            if temporaries + 1 < max_temporary:
+                raise DispatchRetry(f"{name}: temporary error") from exc
+            reason = "courier_unavailable"
+        except CourierOutcomeUnknown as exc:
+            _finish_attempt(gateway, attempt.id, "unknown", str(exc)[:200])
+            raise DispatchRetry(f"{name}: outcome unknown, reconcile first") from exc
+        else:
+            return _adopt_booking(gateway, attempt.id, booking, how="booked")
+    if waiting_for_circuit:
+        raise DispatchRetry("every remaining courier has an open circuit")
+    final = Status.NO_DRIVER if reason == "no_driver" else Status.FAILED
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        transition(gateway, session, record, final, source="worker",
+                   detail="no courier could take this request", failure_code=reason)
+    return str(final)

@@ -1,0 +1,155 @@
+"""Following a booking to its end: provider reports in, forward-only status changes out.
+
+Reports come from webhooks (``gateway.api.webhooks``) and from polling when webhooks are
+late. Each is stored in the inbox first, deduplicated by its event key (at-least-once
+delivery is normal), then applied by a job:
+
+* a report for the courier that holds the request moves it forward (late or repeated ones
+  land on the timeline and change nothing);
+* "no driver" from the courier that holds it is a failover: that courier is done for this
+  request and dispatch runs again for the next one;
+* a report about a booking the request has left (after failover) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from .couriers import CourierError, ProviderEvent
+from .events import Event
+from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
+from .queues import enqueue_after_commit
+from .records import transition
+from .statuses import TERMINAL, Status
+
+log = logging.getLogger(__name__)
+
+TRACKED = (Status.BOOKED, Status.DRIVER_ASSIGNED, Status.PICKED_UP)
+
+
+def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
+                 ) -> tuple[list[int], int]:
+    """Put reports in the inbox and queue them. :return: (new ids, duplicates)"""
+    new_ids, duplicates = [], 0
+    for event in events:
+        try:
+            with gateway.db.write() as session:
+                exists = session.scalar(select(ProviderEventRecord.id).where(
+                    ProviderEventRecord.courier == courier,
+                    ProviderEventRecord.event_key == event.event_key))
+                if exists is not None:
+                    duplicates += 1
+                    continue
+                row = ProviderEventRecord(
+                    courier=courier, event_key=event.event_key, source=source,
+                    provider_reference=event.provider_reference,
+                    our_reference=event.our_reference, raw_status=event.raw_status,
+                    status=str(event.status) if event.status else None,
+                    occurred_at=event.occurred_at)
+                session.add(row)
+                session.flush()
+                enqueue_after_commit(gateway, session, "event", row.id)
+                new_ids.append(row.id)
+        except IntegrityError:  # the same report arrived twice at the same moment
+            duplicates += 1
+    return new_ids, duplicates
+
+
+def _find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
+    conditions = []
+    if row.provider_reference:
+        conditions.append(CourierAttempt.provider_reference == row.provider_reference)
+    if row.our_reference:
+        conditions.append(CourierAttempt.reference == row.our_reference)
+    if not conditions:
+        return None
+    return session.scalars(select(CourierAttempt).where(
+        CourierAttempt.courier == row.courier, or_(*conditions))).first()
+
+
+def apply_provider_event(gateway, event_id: int) -> str:
+    with gateway.db.write() as session:
+        row = session.get(ProviderEventRecord, event_id)
+        if row is None or row.processed_at is not None:
+            return "nothing to do"
+        attempt = _find_attempt(session, row)
+        record = session.get(ServiceRequest, attempt.request_id) if attempt else None
+        row.processed_at = utcnow()
+        row.request_id = record.id if record else None
+        row.outcome = _apply(gateway, session, row, attempt, record)
+        gateway.track(session, Event(
+            "provider.event", actor=f"courier:{row.courier}",
+            target=f"request:{record.id}" if record else None, outcome=row.outcome,
+            details={"raw_status": row.raw_status, "source": row.source,
+                     "provider_reference": row.provider_reference},
+            correlation_id=record.correlation_id if record else None))
+        return row.outcome
+
+
+def _apply(gateway, session, row, attempt, record) -> str:
+    if record is None:
+        log.warning("provider event %s from %s matches no booking", row.id, row.courier)
+        return "unmatched"
+    source = f"courier:{row.courier}"
+    current = attempt.state == "booked" and record.provider == attempt.courier
+    if not current:
+        transition(gateway, session, record, Status(record.status), source=source,
+                   raw_status=row.raw_status, detail="report about a booking this request "
+                                                     "has left; ignored")
+        return "stale"
+    if row.status is None:
+        transition(gateway, session, record, Status(record.status), source=source,
+                   raw_status=row.raw_status, detail="reported; no status change")
+        return "noted"
+    status = Status(row.status)
+    if status == Status.NO_DRIVER and record.status not in TERMINAL:
+        attempt.state, attempt.updated_at = "no_driver", utcnow()
+        transition(gateway, session, record, Status(record.status), source=source,
+                   raw_status=row.raw_status,
+                   detail=f"{row.courier} found no driver; trying the next courier")
+        record.provider, record.provider_reference = None, None
+        record.pending_job, record.pending_since = "dispatch", utcnow()
+        enqueue_after_commit(gateway, session, "dispatch", record.id)
+        return "failover"
+    applied = transition(gateway, session, record, status, source=source,
+                         raw_status=row.raw_status)
+    return "applied" if applied else "ignored"
+
+
+def poll(gateway, request_id: str) -> str:
+    """Ask the courier that holds a request for its status; store the answer as a report."""
+    with gateway.db.read() as session:
+        record = session.get(ServiceRequest, request_id)
+        if record is None or record.provider is None or record.status in TERMINAL:
+            return "nothing to do"
+        courier_name, reference = record.provider, record.provider_reference
+    courier = gateway.couriers.get(courier_name)
+    if courier is None:
+        return "courier disabled"
+    try:
+        event = courier.get_status(reference)
+    except NotImplementedError:
+        return "not pollable"
+    except CourierError as exc:
+        log.info("poll of %s at %s failed: %s", request_id, courier_name, type(exc).__name__)
+        raise
+    new_ids, _dupes = store_events(gateway, courier_name, [event], source="poll")
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        record.updated_at = utcnow()  # polled now: not due again for a while
+    return "new report" if new_ids else "no change"
+
+
+def due_for_polling(gateway, limit: int = 200) -> list[str]:
+    """Requests a courier holds whose last change is older than ``poll_after_seconds``."""
+    quiet_since = utcnow() - timedelta(seconds=gateway.settings["dispatch"]["poll_after_seconds"])
+    with gateway.db.read() as session:
+        return list(session.scalars(
+            select(ServiceRequest.id).where(ServiceRequest.status.in_([str(s) for s in TRACKED]),
+                                            ServiceRequest.provider.is_not(None),
+                                            ServiceRequest.updated_at <= quiet_since)
+            .order_by(ServiceRequest.updated_at).limit(limit)))
