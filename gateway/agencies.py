@@ -26,23 +26,32 @@ def _check_services(gateway, services: list[str]) -> None:
                           f"{', '.join(sorted(gateway.services)) or 'none'}")
 
 
+ROLES = ("fleet_dispatch",)
+
+
 def create_agency(gateway, name: str, services: list[str], callback_url: str | None = None,
-                  actor: str = "cli", key_type: str = "live", api_key: str | None = None):
+                  actor: str = "cli", key_type: str = "live", api_key: str | None = None,
+                  roles: list[str] | None = None):
     """Create an agency and its first key.
 
     :param api_key: use this exact key (the demo agency's documented key); normally None
     :return: ``(agency, key_in_clear)``
     """
     _check_services(gateway, services)
+    unknown_roles = sorted(set(roles or []) - set(ROLES))
+    if unknown_roles:
+        raise AgencyError(f"unknown role(s): {', '.join(unknown_roles)}; known: "
+                          f"{', '.join(ROLES)}")
     with gateway.db.write() as session:
         if session.execute(select(Agency).where(Agency.name == name)).scalar_one_or_none():
             raise AgencyError(f"an agency named {name!r} already exists")
         agency = Agency(name=name, services=sorted(set(services)), callback_url=callback_url,
+                        roles=sorted(set(roles or [])),
                         callback_secret_ciphertext=gateway.vault.seal(secrets.token_hex(32)))
         session.add(agency)
         session.flush()
         gateway.track(session, Event("agency.create", actor=actor, target=f"agency:{agency.id}",
-                                     details={"services": agency.services,
+                                     details={"services": agency.services, "roles": agency.roles,
                                               "callback": bool(callback_url)}))
         key = _issue(gateway, session, agency, key_type, actor, api_key)
     return agency, key
@@ -89,3 +98,14 @@ def revoke_key(gateway, prefix: str, actor: str = "cli") -> ApiKey:
                                          target=f"agency:{key.agency_id}",
                                          details={"key_prefix": prefix}))
         return key
+
+
+def reveal_callback_secret(gateway, agency_ident: str, actor: str = "cli") -> str:
+    """The secret an agency verifies our callback signatures with (audited when read)."""
+    with gateway.db.write() as session:
+        agency = find_agency(session, agency_ident)
+        if agency is None:
+            raise AgencyError(f"no agency with id or name {agency_ident!r}")
+        gateway.track(session, Event("agency.callback_secret.read", actor=actor,
+                                     target=f"agency:{agency.id}"))
+        return gateway.vault.open(agency.callback_secret_ciphertext)

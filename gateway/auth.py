@@ -44,6 +44,7 @@ def actor_from_request(gateway, request):
             "id": key.agency_id,
             "name": key.agency.name,
             "services": list(key.agency.services or []),
+            "roles": list(key.agency.roles or []),
             "key_id": key.id,
             "key_prefix": key.prefix,
             "key_type": key.key_type,

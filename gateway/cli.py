@@ -103,19 +103,37 @@ def agencies():
 @click.option("--services", required=True, help="Comma-separated service names.")
 @click.option("--callback-url", default=None, help="Where status changes are POSTed.")
 @click.option("--test", "test_key", is_flag=True, help="Make the first key a test key.")
-def agencies_create(name, services, callback_url, test_key):
+@click.option("--role", "roles", multiple=True, help="Extra role, e.g. fleet_dispatch.")
+def agencies_create(name, services, callback_url, test_key, roles):
     """Create an agency; print its id and its first API key (shown once)."""
-    from .agencies import AgencyError, create_agency
+    from .agencies import AgencyError, create_agency, reveal_callback_secret
 
     try:
         with opened_gateway() as gateway:
             agency, key = create_agency(gateway, name, _services(services), callback_url,
-                                        key_type="test" if test_key else "live")
+                                        key_type="test" if test_key else "live",
+                                        roles=list(roles))
+            secret = reveal_callback_secret(gateway, agency.id) if callback_url else None
     except AgencyError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"agency id: {agency.id}")
     click.echo(f"api key:   {key}")
+    if secret:
+        click.echo(f"callback secret: {secret}")
     click.echo("The key is shown once; store it now.", err=True)
+
+
+@agencies.command("callback-secret")
+@click.argument("agency")
+def agencies_callback_secret(agency):
+    """Print the secret AGENCY verifies callback signatures with (the read is audited)."""
+    from .agencies import AgencyError, reveal_callback_secret
+
+    try:
+        with opened_gateway() as gateway:
+            click.echo(reveal_callback_secret(gateway, agency))
+    except AgencyError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @agencies.command("list")

@@ -80,6 +80,8 @@ class Agency(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     services: Mapped[list] = mapped_column(JSON, default=list)
+    #: extra powers beyond using services, e.g. ``fleet_dispatch`` for the own-fleet office
+    roles: Mapped[list] = mapped_column(JSON, default=list)
     callback_url: Mapped[str | None] = mapped_column(String(500))
     callback_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -15,7 +15,11 @@ AGENCY_ACTIONS = {"services:list", "requests:create", "requests:read", "requests
 
 @hookimpl
 def permission_allowed(actor, action, resource):
-    if not actor or actor.get("type") != "agency" or action not in AGENCY_ACTIONS:
+    if not actor or actor.get("type") != "agency":
+        return None
+    if action == "fleet:dispatch":
+        return "fleet_dispatch" in actor.get("roles", ())
+    if action not in AGENCY_ACTIONS:
         return None
     if action == "requests:create":
         return resource in actor.get("services", ())

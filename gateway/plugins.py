@@ -22,6 +22,8 @@ DEFAULT_PLUGINS = (
     "gateway.permissions",
     "gateway.audit",
     "gateway.routing",
+    "gateway.couriers.gosend",
+    "gateway.couriers.own_fleet",
 )
 
 

@@ -1,5 +1,7 @@
 """The sweep: find work the database says is owed and make sure a job exists for it.
 
+It also starts polling for bookings whose provider reports are late: webhooks get lost.
+
 Redis may lose jobs (a restart without persistence, an enqueue that failed after the request
 was stored, a worker killed mid-job). The database marks each request's owed work
 (``pending_job``) in the same transaction that creates the need, so a periodic pass over
@@ -17,8 +19,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from .events import Event
-from .models import ServiceRequest, utcnow
+from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest, utcnow
 from .queues import enqueue_job
+from .tracking import due_for_polling
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +29,43 @@ LOCK_KEY = "gateway:sweep:lock"
 BATCH = 500
 
 
-def sweep_once(gateway) -> int:
-    """Re-enqueue stale owed work. :return: how many jobs were enqueued."""
+def owed_work(gateway) -> list[tuple[str, object]]:
+    """Every ``(job kind, target id)`` the database says is owed and stale enough to check:
+    requests' pending jobs, unapplied provider reports, undelivered callbacks, and bookings
+    whose reports are late (to poll)."""
     stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
     with gateway.db.read() as session:
-        rows = session.execute(
-            select(ServiceRequest.id, ServiceRequest.pending_job)
+        work = list(session.execute(
+            select(ServiceRequest.pending_job, ServiceRequest.id)
             .where(ServiceRequest.pending_job.is_not(None),
                    ServiceRequest.pending_since <= stale_before)
-            .order_by(ServiceRequest.pending_since).limit(BATCH)
-        ).all()
-    enqueued = []
-    for request_id, kind in rows:
-        if enqueue_job(gateway, kind, request_id):
-            enqueued.append((request_id, kind))
-    if enqueued:
+            .order_by(ServiceRequest.pending_since).limit(BATCH)).all())
+        work += [("event", event_id) for event_id in session.scalars(
+            select(ProviderEventRecord.id)
+            .where(ProviderEventRecord.processed_at.is_(None),
+                   ProviderEventRecord.received_at <= stale_before)
+            .order_by(ProviderEventRecord.id).limit(BATCH))]
+        work += [("callback", delivery_id) for delivery_id in session.scalars(
+            select(CallbackDelivery.id)
+            .where(CallbackDelivery.delivered_at.is_(None),
+                   CallbackDelivery.gave_up_at.is_(None),
+                   CallbackDelivery.created_at <= stale_before)
+            .order_by(CallbackDelivery.created_at).limit(BATCH))]
+    work += [("poll", request_id) for request_id in due_for_polling(gateway, BATCH)]
+    return work
+
+
+def sweep_once(gateway) -> int:
+    """Make sure a job exists for all owed work. :return: how many jobs were enqueued."""
+    enqueued = [(kind, target) for kind, target in owed_work(gateway)
+                if enqueue_job(gateway, kind, target)]
+    requeued = [(kind, target) for kind, target in enqueued if kind != "poll"]
+    if requeued:
         with gateway.db.write() as session:
-            for request_id, kind in enqueued:
-                gateway.track(session, Event("job.requeue", target=f"request:{request_id}",
+            for kind, target in requeued:
+                gateway.track(session, Event("job.requeue", target=f"{kind}:{target}",
                                              details={"job": kind}))
-        log.info("sweep re-enqueued %d job(s)", len(enqueued))
+        log.info("sweep re-enqueued %d job(s)", len(requeued))
     return len(enqueued)
 
 

@@ -90,8 +90,18 @@ def apply_provider_event(gateway, event_id: int) -> str:
         return row.outcome
 
 
+class EventNotMatchedYet(Exception):
+    """A report for a booking whose answer we have not recorded yet (webhooks can overtake
+    the create call's answer): the job runs again later."""
+
+
+MATCH_PATIENCE = timedelta(minutes=15)
+
+
 def _apply(gateway, session, row, attempt, record) -> str:
     if record is None:
+        if utcnow() - row.received_at < MATCH_PATIENCE:
+            raise EventNotMatchedYet(f"provider event {row.id} from {row.courier}")
         log.warning("provider event %s from %s matches no booking", row.id, row.courier)
         return "unmatched"
     source = f"courier:{row.courier}"

@@ -31,6 +31,7 @@ from gateway.redis_server import EmbeddedRedis, redis_binary
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 SERVICE_PLUGINS = [plugins.medicine_delivery, plugins.umkm_pickup, plugins.tourism_transport]
+SERVICE_NAMES = ("medicine_delivery", "umkm_pickup", "tourism_transport")
 
 
 def free_port() -> int:
@@ -105,7 +106,11 @@ def make_app(tmp_path, database_url, redis_url, redis_conn):
     def make(plugins=None, **overrides):
         config = {"config_dir": str(CONFIG_DIR), "data_dir": str(tmp_path / "data"),
                   "database_url": database_url, "redis_url": redis_url,
-                  "jobs": {"intervals": [0, 0], "job_timeout": 30}}
+                  "jobs": {"intervals": [0, 0], "job_timeout": 30},
+                  # No courier unless a test asks for one; routing then tries them by name.
+                  "couriers": {"gosend_sandbox": {"enabled": False},
+                               "own_fleet": {"enabled": False}},
+                  "services": {name: {"couriers": []} for name in SERVICE_NAMES}}
         config.update(overrides)
         app = create_app(config, plugins=SERVICE_PLUGINS if plugins is None else plugins)
         app.testing = True

@@ -52,10 +52,12 @@ def _end_request(response):
 
 
 def init_app(app: Flask) -> None:
-    from . import health, openapi, v1
+    from . import fleet, health, openapi, v1, webhooks
 
     app.before_request(_begin_request)
     app.after_request(_end_request)
     app.register_blueprint(health.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(fleet.bp)

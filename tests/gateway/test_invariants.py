@@ -13,7 +13,7 @@ from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "openapi.openapi_json",
-                    "openapi.api_docs"}
+                    "openapi.api_docs", "webhooks.receive"}
 HOOK_NAMES = sorted(name for name in dir(hookspecs)
                     if hasattr(getattr(hookspecs, name), "gateway_spec"))
 

@@ -287,7 +287,7 @@ def test_a_failing_courier_opens_its_circuit_and_traffic_returns_after_cooldown(
     backup, backup_cls = scripted_courier("backup")
     app = make_app(plugins=[*SERVICE_PLUGINS, sick, backup],
                    services={"medicine_delivery": {"couriers": ["sick", "backup"]}},
-                   couriers={"sick": {"circuit": {"failure_threshold": 2, "cooldown_seconds": 1,
+                   couriers={"sick": {"circuit": {"failure_threshold": 2, "cooldown_seconds": 3,
                                                   "window_seconds": 30}}},
                    dispatch={"temporary_tries_per_courier": 1})
     gateway = app.extensions["gateway"]
@@ -307,7 +307,7 @@ def test_a_failing_courier_opens_its_circuit_and_traffic_returns_after_cooldown(
             AuditRecord.target == f"request:{while_open}")).all()
     assert [d["courier"] for d in tried] == ["backup"]
 
-    time.sleep(1.2)
+    time.sleep(3.2)
     assert gateway.circuits.state("sick") == "half_open"
     medicine_body["prescription_id"] = "RX-recovered"
     recovered = submit(app, key, medicine_body)

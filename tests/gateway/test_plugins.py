@@ -79,7 +79,8 @@ def test_two_services_with_one_name_stop_startup(make_app):
 def test_hook_register_couriers(make_app):
     plugin, courier = scripted_courier("speedy")
     gateway = make_app(plugins=[*SERVICE_PLUGINS, plugin]).extensions["gateway"]
-    assert gateway.courier_classes == {"speedy": courier}
+    assert gateway.courier_classes["speedy"] is courier
+    assert set(gateway.courier_classes) == {"speedy", "gosend", "own_fleet"}
     assert isinstance(gateway.couriers["speedy"], courier)
 
 

@@ -1,0 +1,109 @@
+"""The own-fleet dispatch list: Gancang Aron staff take, pick up and deliver bookings.
+
+Only callers whose agency has the ``fleet_dispatch`` role may use it. Each step is a report
+from the ``own_fleet`` courier, applied to the request like any provider's.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from sqlalchemy import select
+
+from ..couriers.own_fleet import NEXT_STATES, STATUS_MAP, fleet_event
+from ..errors import ApiError
+from ..events import Event, actor_label
+from ..models import FleetJob, utcnow
+from ..tracking import store_events
+from .v1 import validation_error
+
+bp = Blueprint("fleet", __name__, url_prefix="/api/v1/fleet")
+
+
+class FleetStepSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    staff_name = fields.String(validate=validate.Length(min=1, max=120))
+
+
+class FleetJobSchema(Schema):
+    id = fields.String(required=True)
+    courier = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(list(STATUS_MAP)))
+    staff_name = fields.String(allow_none=True)
+    order = fields.Dict(required=True, metadata={"description": "What to carry, and where."})
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class FleetJobListSchema(Schema):
+    jobs = fields.List(fields.Nested(FleetJobSchema), required=True)
+
+
+class FleetListArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    state = fields.String(validate=validate.OneOf(list(STATUS_MAP)))
+
+
+def _gateway():
+    gateway = current_app.extensions["gateway"]
+    if not gateway.allowed(g.actor, "fleet:dispatch"):
+        raise ApiError(403, "forbidden", "Only the own-fleet dispatch office may do this.")
+    return gateway
+
+
+def _dump(gateway, job: FleetJob) -> dict:
+    return FleetJobSchema().dump({
+        "id": job.id, "courier": job.courier, "state": job.state, "staff_name": job.staff_name,
+        "order": gateway.vault.open(job.order_ciphertext),
+        "created_at": job.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": job.updated_at.isoformat().replace("+00:00", "Z")})
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """The dispatch list, oldest first, optionally one state only."""
+    gateway = _gateway()
+    try:
+        args = FleetListArgsSchema().load(request.args.to_dict())
+    except ValidationError as exc:
+        raise validation_error(exc.messages, "The query is not valid.") from None
+    query = select(FleetJob).order_by(FleetJob.created_at)
+    if "state" in args:
+        query = query.where(FleetJob.state == args["state"])
+    with gateway.db.read() as session:
+        return FleetJobListSchema().dump(
+            {"jobs": [_dump(gateway, job) for job in session.scalars(query.limit(500))]})
+
+
+@bp.post("/jobs/<job_id>/<step>")
+def advance(job_id: str, step: str):
+    """Accept, pick up or deliver a job; each step moves its request forward."""
+    gateway = _gateway()
+    if step not in NEXT_STATES:
+        raise ApiError(404, "not_found", "Steps are accept, pickup and deliver.")
+    body = request.get_json(silent=True) if request.data else {}
+    try:
+        args = FleetStepSchema().load(body or {})
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from None
+    before, after = NEXT_STATES[step]
+    with gateway.db.write() as session:
+        job = session.get(FleetJob, job_id)
+        if job is None:
+            raise ApiError(404, "fleet_job_not_found", "No fleet job with this id.")
+        if job.state != before:
+            raise ApiError(409, "fleet_job_state", f"The job is {job.state}; {step} needs it "
+                                                   f"to be {before}.")
+        job.state, job.updated_at = after, utcnow()
+        if step == "accept":
+            job.staff_name = args.get("staff_name") or g.actor.get("name")
+        gateway.track(session, Event(f"fleet.{step}", actor=actor_label(g.actor),
+                                     target=f"fleet_job:{job.id}"))
+        event = fleet_event(job)
+        courier, dumped = job.courier, _dump(gateway, job)
+    store_events(gateway, courier, [event], source="fleet")
+    return dumped

@@ -1,0 +1,153 @@
+"""GO-SEND (GoKilat partner API v10) payloads and statuses: pure functions, no I/O.
+
+Field names, endpoints and statuses follow the public integrations collected in the
+project's courier reference (section 2): ``Client-ID``/``Pass-Key`` headers, ``routes[]``
+with ``originLatLong``/``destinationLatLong`` as ``"lat,lng"`` strings, phones as ``62...``,
+our reference in ``storeOrderId``, order numbers like ``GK-11-170563``, and webhooks keyed by
+``event_id`` with ``event_date`` in epoch milliseconds.
+
+What a driver sees (``item``, the notes) is built only from the neutral order, whose package
+description is already a sealed-package label: never drug names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ..statuses import Status
+from . import Booking, ProviderEvent, Quote
+
+#: Every status GO-SEND is known to send, mapped; ``None`` means "noted, no change".
+STATUS_MAP: dict[str, Status | None] = {
+    "confirmed": Status.BOOKED,             # booking received, finding a driver
+    "allocated": Status.DRIVER_ASSIGNED,    # driver found
+    "out_for_pickup": Status.DRIVER_ASSIGNED,
+    "picked": Status.PICKED_UP,
+    "out_for_delivery": Status.PICKED_UP,
+    "on_hold": None,                        # paused (recipient unreachable, weather)
+    "delivered": Status.DELIVERED,
+    "cancelled": Status.CANCELLED,
+    "rejected": Status.RETURNED,            # drop-off failed; returned to the sender
+    "no_driver": Status.NO_DRIVER,
+}
+
+BOOKING_PATH = "/gokilat/v10/booking"
+PRICE_PATH = "/gokilat/v10/calculate/price"
+CANCEL_PATH = "/gokilat/v10/booking/cancel"
+
+
+def status_path(order_no: str) -> str:
+    return f"{BOOKING_PATH}/orderno/{order_no}"
+
+
+def store_order_path(reference: str) -> str:
+    return f"{BOOKING_PATH}/storeOrderId/{reference}"
+
+
+def map_status(raw: str) -> Status | None:
+    """Our status for a GO-SEND status; unknown names map to None (noted, never dropped)."""
+    return STATUS_MAP.get((raw or "").strip().lower())
+
+
+def gosend_phone(e164: str) -> str:
+    """``+6281234567890`` -> ``6281234567890`` (GO-SEND takes no plus sign)."""
+    return (e164 or "").lstrip("+")
+
+
+def latlong(place) -> str:
+    return f"{place.lat:.6f},{place.lng:.6f}"
+
+
+def booking_payload(order, reference: str, *, shipment_method: str = "Instant",
+                    payment_type: int = 3) -> dict[str, Any]:
+    """The body of ``POST /gokilat/v10/booking`` for a one-drop ``DeliveryOrder``."""
+    pickup, dropoff = order.pickup, order.dropoffs[0]
+    flags = ["SEGEL: jangan dibuka"]
+    if order.cold_chain:
+        flags.append("simpan dingin")
+    return {
+        "paymentType": payment_type,
+        "deviceToken": "",
+        "collection_location": "pickup",
+        "shipment_method": shipment_method,
+        "routes": [{
+            "originName": pickup.contact.name,
+            "originNote": pickup.note or "",
+            "originContactName": pickup.contact.name,
+            "originContactPhone": gosend_phone(pickup.contact.phone),
+            "originLatLong": latlong(pickup),
+            "originAddress": pickup.address,
+            "destinationName": dropoff.contact.name,
+            "destinationNote": dropoff.note or "",
+            "destinationContactName": dropoff.contact.name,
+            "destinationContactPhone": gosend_phone(dropoff.contact.phone),
+            "destinationLatLong": latlong(dropoff),
+            "destinationAddress": dropoff.address,
+            "item": f"{order.package.description} ({', '.join(flags)})",
+            "storeOrderId": reference,
+            "insuranceDetails": {"applied": "false", "fee": "0", "product_description": "",
+                                 "product_price": "0"},
+        }],
+    }
+
+
+def price_query(order, payment_type: int = 3) -> dict[str, str]:
+    return {"origin": latlong(order.pickup), "destination": latlong(order.dropoffs[0]),
+            "paymentType": str(payment_type)}
+
+
+def parse_quote(instance: str, body: Mapping[str, Any], shipment_method: str) -> Quote:
+    entry = body.get(shipment_method) or {}
+    price = (entry.get("price") or {}).get("total_price")
+    return Quote(courier=instance, price=int(price) if price is not None else None,
+                 distance_km=entry.get("distance"),
+                 serviceable=bool(entry.get("serviceable")) and bool(entry.get("active", True)))
+
+
+def parse_booking(instance: str, body: Mapping[str, Any]) -> Booking:
+    """The answer to a create (``orderNo``) or to a lookup by ``storeOrderId``."""
+    raw = str(body.get("status") or "confirmed")
+    status = map_status(raw)
+    return Booking(provider=instance, provider_reference=str(body["orderNo"]), raw_status=raw,
+                   status=status if status in (Status.BOOKED, Status.DRIVER_ASSIGNED,
+                                               Status.PICKED_UP) else Status.BOOKED)
+
+
+def _when(epoch_ms) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(epoch_ms) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
+    """A ``GET .../orderno/<no>`` answer as a report (one key per order and status, so
+    polling the same status twice is a duplicate)."""
+    raw = str(body.get("status") or "")
+    order_no = str(body.get("orderNo") or "")
+    return ProviderEvent(event_key=f"status:{order_no}:{raw}", provider_reference=order_no,
+                         our_reference=body.get("storeOrderId"), raw_status=raw,
+                         status=map_status(raw))
+
+
+def parse_webhook(raw_body: bytes) -> ProviderEvent:
+    """A webhook body as a report.
+
+    :raises ValueError: when it is not a GO-SEND booking event
+    """
+    body = json.loads(raw_body)
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    order_no = body.get("entity_id") or body.get("booking_id")
+    raw = body.get("status") or body.get("booking_status")
+    if not order_no or not raw:
+        raise ValueError("missing entity_id or status")
+    key = body.get("event_id") or hashlib.sha256(raw_body).hexdigest()
+    return ProviderEvent(event_key=str(key)[:128], provider_reference=str(order_no),
+                         our_reference=body.get("store_order_id"), raw_status=str(raw),
+                         status=map_status(str(raw)), occurred_at=_when(body.get("event_date")),
+                         details={"type": body.get("type")})
