@@ -78,7 +78,10 @@ class EmbeddedRedis:
             args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         log_path = self.directory / "redis.log"
         with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            # Its own session: a Ctrl-C in the terminal must not stop Redis before the
+            # workers that use it; whoever started it stops it, last.
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         deadline = time.monotonic() + timeout
         client = Redis.from_url(self.url, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:

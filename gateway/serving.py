@@ -36,4 +36,6 @@ def serve(app, *, workers: int = 2, threads: int = 1) -> None:
         "graceful_timeout": 10,
         "accesslog": "-",
         "loglevel": settings["log_level"].lower(),
+        # gunicorn's control socket lives at one path per user; several gateways would share it.
+        "control_socket_disable": True,
     }).run()

@@ -1,0 +1,101 @@
+"""Helpers for testing the gateway and its plugins against real parts.
+
+Everything here starts real things on 127.0.0.1: HTTP servers in threads (the gateway
+itself, a courier simulator, an agency's callback receiver), and a real rq worker that
+drains the queues in this process. Nothing is monkeypatched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, request
+from redis import Redis
+from rq import Queue, SimpleWorker
+from werkzeug.serving import make_server
+
+from .queues import QueueNames
+
+
+class ServerThread:
+    """A WSGI app served over real HTTP on a free port of 127.0.0.1, in a daemon thread."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        self.server = make_server(host, port, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@dataclass
+class ReceivedCall:
+    headers: dict
+    body: bytes
+
+
+@dataclass
+class CallbackReceiver:
+    """An agency's callback endpoint that records what it receives.
+
+    ``answers`` are HTTP statuses to give, one per call, before answering 200 for good.
+    """
+
+    answers: list[int] = field(default_factory=list)
+    received: list[ReceivedCall] = field(default_factory=list)
+
+    def app(self) -> Flask:
+        app = Flask("callback-receiver")
+
+        @app.post("/callback")
+        def callback():
+            self.received.append(ReceivedCall(dict(request.headers), request.get_data()))
+            status = self.answers.pop(0) if self.answers else 200
+            return {"ok": status < 300}, status
+
+        return app
+
+
+def drain(app) -> None:
+    """Work every queue empty with a real rq ``SimpleWorker`` in this process.
+
+    Retries run too when their interval is 0 (no scheduler is needed then).
+    """
+    with app.app_context():
+        connection = Redis.from_url(app.extensions["gateway"].redis_url)
+        queues = [Queue(name, connection=connection) for name in QueueNames.all()]
+        SimpleWorker(queues, connection=connection).work(burst=True, with_scheduler=False,
+                                                         logging_level="WARNING")
+        connection.close()
+
+
+def wait_for_status(app, request_id: str, wanted: str | set[str], timeout: float = 20.0,
+                    interval: float = 0.1) -> str:
+    """Drain the queues until the request reaches ``wanted``; return the status reached.
+
+    :raises AssertionError: when it has not after ``timeout`` seconds
+    """
+    from .models import ServiceRequest
+
+    wanted = {wanted} if isinstance(wanted, str) else set(wanted)
+    gateway = app.extensions["gateway"]
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        drain(app)
+        with gateway.db.read() as session:
+            status = session.get(ServiceRequest, request_id).status
+        if status in wanted:
+            return status
+        time.sleep(interval)
+    raise AssertionError(f"request {request_id} is {status}, not {sorted(wanted)}, "
+                         f"after {timeout}s")

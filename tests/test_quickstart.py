@@ -1,0 +1,154 @@
+"""The README's run path, end to end: ``gateway up`` on the embedded default.
+
+``python -m gateway up`` runs as a real process tree (migrations, demo agency, embedded Redis,
+gunicorn, rq worker) on a copy of ``config/``, with a private data directory and port and no
+``GATEWAY_REDIS_URL``. The test reads the demo key from the banner, calls the API as the README
+tells a newcomer to, then stops the tree with SIGTERM and checks that nothing is left running.
+
+Run it alone with ``pytest -k quickstart``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from openapi_spec_validator import validate
+from redis import Redis
+from redis.exceptions import RedisError
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+BANNER_URL = re.compile(r"The gateway is up at (http://\S+)")
+BANNER_KEY = re.compile(r"Demo agency key[^:\n]*: (\S+)")
+EMBEDDED_REDIS = re.compile(r"redis: embedded, (unix://\S+|redis://\S+)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_banner(process: subprocess.Popen, log: Path) -> str:
+    """The output up to the demo key line; fail early if ``gateway up`` exits first."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if BANNER_URL.search(text) and BANNER_KEY.search(text):
+            return text
+        if process.poll() is not None:
+            raise AssertionError(f"gateway up exited with status {process.returncode} "
+                                 f"before its banner:\n{text[-4000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"no banner within {START_TIMEOUT} s:\n"
+                         f"{log.read_text(errors='replace')[-4000:]}")
+
+
+def live_processes(pgid: int, marker: str) -> list[str]:
+    """Processes (not zombies) in the process group ``pgid`` or whose command line names
+    ``marker``, as "pid: command line" strings."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace").strip()
+        except OSError:  # exited meanwhile
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may contain spaces, so split after its ")".
+        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if state != "Z" and (int(pgrp) == pgid or marker in cmdline):
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def redis_answers(url: str) -> bool:
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
+    config_dir = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config_dir)
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {**os.environ,
+           "GATEWAY_CONFIG": str(config_dir),
+           "GATEWAY_DATA_DIR": str(data_dir),
+           "GATEWAY_HOST": "127.0.0.1",
+           "GATEWAY_PORT": str(port),
+           # gunicorn puts its control socket in $XDG_RUNTIME_DIR, else in ~/.gunicorn, which
+           # another gateway on this machine would share.
+           "XDG_RUNTIME_DIR": str(tmp_path)}
+    # The embedded default: no Redis and no database from the caller's environment.
+    for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
+        env.pop(name, None)
+    log_path = tmp_path / "gateway-up.log"
+
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gateway", "up"], cwd=tmp_path,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        banner = wait_for_banner(process, log_path)
+        base = BANNER_URL.search(banner).group(1)
+        key = BANNER_KEY.search(banner).group(1)
+        redis_url = EMBEDDED_REDIS.search(banner).group(1)
+        assert base == f"http://127.0.0.1:{port}"
+
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+
+        anonymous = requests.get(f"{base}/api/v1/services", timeout=10)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "unauthenticated"
+
+        services = requests.get(f"{base}/api/v1/services", timeout=10,
+                                headers={"Authorization": f"Bearer {key}"})
+        assert services.status_code == 200, services.text
+        assert "medicine_delivery" in [s["name"] for s in services.json()["services"]]
+
+        spec = requests.get(f"{base}/api/openapi.json", timeout=10)
+        assert spec.status_code == 200
+        validate(spec.json())
+
+        ready = requests.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+
+        # Stop the way Ctrl-C or a service manager does: one signal to `gateway up` only, which
+        # must stop its own children.
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STOP_TIMEOUT) == 0, log_path.read_text(errors="replace")
+
+        assert not redis_answers(redis_url), "the embedded Redis still answers"
+        # Children stop before their parent exits; a short grace for the kernel's bookkeeping.
+        deadline = time.monotonic() + 2
+        while (left := live_processes(process.pid, str(tmp_path))) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, "left running after gateway up exited:\n" + "\n".join(left)
+        output = log_path.read_text(errors="replace")
+        assert "Traceback" not in output, output
+    finally:
+        # Whatever happened above, take the whole tree down (it has its own session/group).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
