@@ -179,7 +179,8 @@ def dispatch(gateway, request_id: str) -> str:
         mine = [a for a in attempts if a.courier == name]
         if any(a.state in FINAL_FOR_COURIER for a in mine):
             continue
-        temporaries = sum(a.state == "temporary" for a in mine)
+        # An unknown outcome that turned out to book nothing counts like a temporary error.
+        temporaries = sum(a.state in ("temporary", "not_found") for a in mine)
         if temporaries >= max_temporary:
             continue
         if gateway.circuits.is_open(name):

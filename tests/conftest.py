@@ -224,3 +224,60 @@ def medicine_body():
     import copy
 
     return copy.deepcopy(MEDICINE_BODY)
+
+
+# -- real HTTP: the GO-SEND simulator, the gateway itself, an agency's callback receiver -------
+SIM_CREDENTIALS = {"client_id": "test-engine", "pass_key": "test-pass-key",
+                   "webhook_token": "test-webhook-token-0123456789"}
+
+
+@pytest.fixture
+def gosend_sim():
+    """The GO-SEND simulator on a free port, its clock stepping every 0.2 s."""
+    from gateway.simulators.gosend import GoSendSimulator, create_simulator_app
+    from gateway.testing import ServerThread
+
+    sim = GoSendSimulator(step_seconds=0.2, slow_seconds=2.0, **SIM_CREDENTIALS)
+    with ServerThread(create_simulator_app(sim)) as server:
+        sim.url = server.url
+        sim.start_clock()
+        yield sim
+        sim.stop_clock()
+
+
+@pytest.fixture
+def callback_receiver():
+    from gateway.testing import CallbackReceiver, ServerThread
+
+    receiver = CallbackReceiver()
+    with ServerThread(receiver.app()) as server:
+        receiver.url = f"{server.url}/callback"
+        yield receiver
+
+
+@pytest.fixture
+def gosend_app(make_app, gosend_sim):
+    """An app whose medicine requests go to the GO-SEND simulator, then the own fleet, served
+    over HTTP so that the simulator's webhooks reach it."""
+    from gateway.testing import ServerThread
+
+    def make(**overrides):
+        config = {
+            "couriers": {"gosend_sandbox": {"base_url": gosend_sim.url, "timeout_seconds": 1,
+                                            **SIM_CREDENTIALS},
+                         "own_fleet": {"enabled": True}},
+            "services": {"medicine_delivery": {"couriers": ["gosend_sandbox", "own_fleet"]},
+                         "umkm_pickup": {"couriers": ["gosend_sandbox", "own_fleet"]}},
+        }
+        config.update(overrides)
+        app = make_app(**config)
+        server = ServerThread(app).__enter__()
+        servers.append(server)
+        gosend_sim.webhook_url = f"{server.url}/webhooks/gosend_sandbox"
+        app.server_url = server.url
+        return app
+
+    servers = []
+    yield make
+    for server in servers:
+        server.__exit__(None, None, None)

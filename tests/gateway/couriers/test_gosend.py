@@ -1,0 +1,231 @@
+"""GO-SEND end to end: the adapter over real HTTP against the simulator, webhooks into the
+gateway over real HTTP, callbacks out to an agency's receiver. Each test watches the
+simulator."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import requests
+from sqlalchemy import func, select
+
+from gateway.agencies import create_agency, reveal_callback_secret
+from gateway.models import ProviderEventRecord, ServiceRequest
+from gateway.statuses import Status
+from gateway.sweep import sweep_once
+from gateway.testing import drain, wait_for_status
+from tests.conftest import SIM_CREDENTIALS, bearer, new_key
+
+CREATE = "/api/v1/services/medicine_delivery/requests"
+
+
+def submit(app, key, body, note=None):
+    if note is not None:
+        body = {**body, "notes_for_courier": note}
+    response = app.test_client().post(CREATE, json=body, headers=bearer(key))
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+def detail(app, key, request_id):
+    return app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
+
+
+def sim_get(sim, path):
+    return requests.get(f"{sim.url}{path}", timeout=5).json()
+
+
+def bookings(sim):
+    return sim_get(sim, "/_sim/bookings")
+
+
+def applied_statuses(body):
+    return [e["status"] for e in body["timeline"] if e["applied"]]
+
+
+def test_a_request_is_booked_at_gosend_delivered_by_webhooks_and_each_status_called_back(
+        gosend_app, gosend_sim, callback_receiver, medicine_body):
+    app = gosend_app()
+    gateway = app.extensions["gateway"]
+    agency, key = create_agency(gateway, "Puskesmas Sobo", ["medicine_delivery"],
+                                callback_url=callback_receiver.url, key_type="test")
+    request_id = submit(app, key, medicine_body)
+    wait_for_status(app, request_id, "delivered")
+    drain(app)
+
+    (booking,) = bookings(gosend_sim)
+    assert booking["storeOrderId"] == f"{request_id}-1"
+    assert booking["history"] == ["confirmed", "allocated", "out_for_pickup", "picked",
+                                  "out_for_delivery", "delivered"]
+    (create_call,) = [r for r in sim_get(gosend_sim, "/_sim/requests")
+                      if r["method"] == "POST"]
+    assert create_call["client_id"] == SIM_CREDENTIALS["client_id"]
+    route = create_call["json"]["routes"][0]
+    assert route["destinationContactName"] == "Siti Aminah"
+    assert "3510011203650002" not in json.dumps(create_call["json"])
+    assert "Amlodipine" not in json.dumps(create_call["json"])
+
+    body = detail(app, key, request_id)
+    assert body["provider"] == "gosend_sandbox"
+    assert body["provider_reference"] == booking["orderNo"]
+    assert applied_statuses(body) == ["received", "dispatching", "booked", "driver_assigned",
+                                      "picked_up", "delivered"]
+
+    secret = reveal_callback_secret(gateway, agency.id)
+    calls = callback_receiver.received
+    statuses = [json.loads(c.body)["status"] for c in calls]
+    assert statuses == ["dispatching", "booked", "driver_assigned", "picked_up", "delivered"]
+    for call in calls:
+        expected = "sha256=" + hmac.new(secret.encode(), call.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(call.headers["X-Gateway-Signature"], expected)
+        assert call.headers["X-Gateway-Event-Id"] == json.loads(call.body)["event_id"]
+    sequences = [json.loads(c.body)["sequence"] for c in calls]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+
+
+def test_no_driver_at_gosend_fails_over_to_the_own_fleet(gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:no_driver]")
+    wait_for_status(app, request_id, "booked")
+
+    def provider():
+        drain(app)
+        return detail(app, key, request_id)["provider"]
+
+    import time
+
+    deadline = time.monotonic() + 10
+    while provider() != "own_fleet" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    body = detail(app, key, request_id)
+    assert body["provider"] == "own_fleet"
+    assert body["status"] == "booked"
+    (booking,) = bookings(gosend_sim)
+    assert booking["status"] == "no_driver"
+    assert any("gosend_sandbox found no driver" in (e["detail"] or "")
+               for e in body["timeline"])
+
+
+def test_a_timeout_after_gosend_committed_does_not_book_twice(
+        gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:timeout]")
+    wait_for_status(app, request_id, "delivered")
+    (booking,) = bookings(gosend_sim)
+    paths = [r["path"] for r in sim_get(gosend_sim, "/_sim/requests")]
+    assert paths.count("/gokilat/v10/booking") == 1
+    assert f"/gokilat/v10/booking/storeOrderId/{request_id}-1" in paths
+    assert detail(app, key, request_id)["provider_reference"] == booking["orderNo"]
+
+
+def test_a_5xx_on_create_is_reconciled_then_booked_once(gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    requests.post(f"{gosend_sim.url}/_sim/faults", json={"create": ["5xx"]}, timeout=5)
+    request_id = submit(app, key, medicine_body)
+    wait_for_status(app, request_id, "delivered")
+    (booking,) = bookings(gosend_sim)
+    assert booking["storeOrderId"] == f"{request_id}-2"
+    paths = [r["path"] for r in sim_get(gosend_sim, "/_sim/requests")]
+    assert f"/gokilat/v10/booking/storeOrderId/{request_id}-1" in paths
+
+
+def test_duplicated_and_reordered_webhooks_leave_a_forward_only_timeline(
+        gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    duplicated = submit(app, key, medicine_body, note="[sim:duplicate_webhooks]")
+    medicine_body["prescription_id"] = "RX-2"
+    reordered = submit(app, key, medicine_body, note="[sim:reorder_webhooks]")
+    for request_id in (duplicated, reordered):
+        wait_for_status(app, request_id, "delivered")
+        body = detail(app, key, request_id)
+        ranks = [Status(s).rank for s in applied_statuses(body)]
+        assert ranks == sorted(ranks) and len(ranks) == len(set(ranks))
+        assert body["status"] == "delivered"
+    with gateway.db.read() as session:
+        stored = session.scalar(select(func.count()).select_from(ProviderEventRecord)
+                                .where(ProviderEventRecord.request_id == duplicated))
+    sent = [w for w in sim_get(gosend_sim, "/_sim/webhooks")
+            if w["body"]["booking_id"] == bookings(gosend_sim)[0]["orderNo"]]
+    assert len(sent) == 12 and stored == 6
+    late = [e for e in detail(app, key, reordered)["timeline"] if not e["applied"]]
+    assert late, "the reordered run must show events that arrived late and changed nothing"
+
+
+def test_a_webhook_with_a_wrong_token_is_refused_and_changes_nothing(
+        gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:stall]")
+    wait_for_status(app, request_id, "booked")
+    order_no = bookings(gosend_sim)[0]["orderNo"]
+    forged = {"entity_id": order_no, "booking_id": order_no, "status": "delivered",
+              "event_id": "forged-1", "event_date": 1700000000000}
+    url = f"{app.server_url}/webhooks/gosend_sandbox"
+    for headers in ({"X-Callback-Token": "not-the-token-we-registered"}, {}):
+        response = requests.post(url, json=forged, headers=headers, timeout=5)
+        assert response.status_code == 401
+        assert response.json()["code"] == "webhook_rejected"
+    drain(app)
+    assert detail(app, key, request_id)["status"] == "booked"
+    with gateway.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(ProviderEventRecord)
+                              .where(ProviderEventRecord.event_key == "forged-1")) == 0
+
+
+def test_dropped_webhooks_are_caught_up_by_polling(gosend_app, gosend_sim, medicine_body):
+    app = gosend_app(dispatch={"poll_after_seconds": 1})
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:drop_webhooks]")
+    wait_for_status(app, request_id, "booked")
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with gateway.db.write() as session:  # quiet long enough: due for a poll
+            record = session.get(ServiceRequest, request_id)
+            record.updated_at = record.updated_at.replace(year=2020)
+        sweep_once(gateway)
+        drain(app)
+        if detail(app, key, request_id)["status"] == "delivered":
+            break
+        time.sleep(0.3)
+    assert detail(app, key, request_id)["status"] == "delivered"
+    assert sim_get(gosend_sim, "/_sim/webhooks") == []
+    polled = [r for r in sim_get(gosend_sim, "/_sim/requests")
+              if r["path"].startswith("/gokilat/v10/booking/orderno/")]
+    assert polled
+
+
+def test_cancelling_a_booked_request_cancels_it_at_gosend(gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:stall]")
+    wait_for_status(app, request_id, "booked")
+    response = app.test_client().post(f"/api/v1/requests/{request_id}/cancel",
+                                      headers=bearer(key))
+    assert response.status_code == 202
+    wait_for_status(app, request_id, "cancelled")
+    assert bookings(gosend_sim)[0]["status"] == "cancelled"
+
+
+def test_wrong_credentials_take_gosend_out_and_the_own_fleet_takes_over(
+        gosend_app, gosend_sim, medicine_body):
+    app = gosend_app(couriers={"gosend_sandbox": {"base_url": gosend_sim.url,
+                                                  **SIM_CREDENTIALS, "pass_key": "wrong"},
+                               "own_fleet": {"enabled": True}})
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body)
+    wait_for_status(app, request_id, "booked")
+    assert detail(app, key, request_id)["provider"] == "own_fleet"
+    assert gateway.circuits.state("gosend_sandbox") == "open"
+    assert bookings(gosend_sim) == []
