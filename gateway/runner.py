@@ -1,8 +1,9 @@
 """``gateway up``: the whole gateway on one machine, started and stopped as one.
 
 Order of start: schema migrations (once, before anything forks), the demo agency, a private
-Redis when none is configured, the API server, the workers. Order of stop, on SIGTERM or
-SIGINT or when any part dies: workers, API server, Redis. The parent owns every child, so
+Redis when none is configured, the API server, the courier simulators of sandbox entries
+that point at this machine (their webhooks go to the API), the workers. Order of stop, on
+SIGTERM or SIGINT or when any part dies: the reverse. The parent owns every child, so
 nothing is left running after it exits.
 """
 
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
@@ -51,6 +53,13 @@ def ensure_demo_agency(gateway) -> str | None:
     return demo["api_key"]
 
 
+def local_simulators(gateway) -> list[str]:
+    """Sandbox GO-SEND entries that point at this machine: ``gateway up`` serves them."""
+    return [name for name, config in gateway.courier_configs.items()
+            if config["enabled"] and config["sandbox"] and config["adapter"] == "gosend"
+            and urlsplit(config["base_url"]).hostname in ("127.0.0.1", "localhost")]
+
+
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -86,12 +95,17 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
             env["GATEWAY_REDIS_URL"] = redis.start()
             print(f"redis: embedded, {env['GATEWAY_REDIS_URL']}", flush=True)
         command = [sys.executable, "-m", "gateway"]
+        base = f"http://{settings['host']}:{settings['port']}"
         children.append(("api", subprocess.Popen(
             [*command, "serve", "--workers", str(web_workers)], env=env)))
+        healthy = _wait_healthy(f"{base}/healthz", children[0][1])
+        for name in local_simulators(gateway):
+            children.append((f"simulator-{name}", subprocess.Popen(
+                [*command, "simulator", "gosend", "--courier", name,
+                 "--webhook-url", f"{base}/webhooks/{name}"], env=env)))
         children.extend((f"worker-{i + 1}", subprocess.Popen([*command, "worker"], env=env))
                         for i in range(workers))
-        base = f"http://{settings['host']}:{settings['port']}"
-        if _wait_healthy(f"{base}/healthz", children[0][1]):
+        if healthy:
             print(f"\nThe gateway is up at {base}  (API docs: {base}/api/docs)", flush=True)
             if demo_key:
                 print(f"Demo agency key (test key, sandbox couriers only): {demo_key}\n"

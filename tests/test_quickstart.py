@@ -1,9 +1,11 @@
 """The README's run path, end to end: ``gateway up`` on the embedded default.
 
 ``python -m gateway up`` runs as a real process tree (migrations, demo agency, embedded Redis,
-gunicorn, rq worker) on a copy of ``config/``, with a private data directory and port and no
-``GATEWAY_REDIS_URL``. The test reads the demo key from the banner, calls the API as the README
-tells a newcomer to, then stops the tree with SIGTERM and checks that nothing is left running.
+gunicorn, the GO-SEND simulator, rq worker) on a copy of ``config/``, with a private data
+directory and ports and no ``GATEWAY_REDIS_URL``. The test reads the demo key from the banner,
+calls the API as the README tells a newcomer to, sends the documented example request and
+watches it booked at the simulator and delivered, then stops the tree with SIGTERM and checks
+that nothing is left running.
 
 Run it alone with ``pytest -k quickstart``.
 """
@@ -29,6 +31,7 @@ from redis.exceptions import RedisError
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
+DELIVERY_TIMEOUT = 30
 
 BANNER_URL = re.compile(r"The gateway is up at (http://\S+)")
 BANNER_KEY = re.compile(r"Demo agency key[^:\n]*: (\S+)")
@@ -96,9 +99,9 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
            "GATEWAY_DATA_DIR": str(data_dir),
            "GATEWAY_HOST": "127.0.0.1",
            "GATEWAY_PORT": str(port),
-           # gunicorn puts its control socket in $XDG_RUNTIME_DIR, else in ~/.gunicorn, which
-           # another gateway on this machine would share.
-           "XDG_RUNTIME_DIR": str(tmp_path)}
+           # The GO-SEND simulator that `up` starts, on a free port and a quick clock.
+           "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_SIMULATOR_STEP_SECONDS": "0.3"}
     # The embedded default: no Redis and no database from the caller's environment.
     for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
         env.pop(name, None)
@@ -132,6 +135,22 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
 
         ready = requests.get(f"{base}/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
+
+        # The example from the API docs goes to the GO-SEND simulator and on to the door.
+        example = spec.json()["paths"]["/api/v1/services/medicine_delivery/requests"]["post"][
+            "requestBody"]["content"]["application/json"]["example"]
+        created = requests.post(f"{base}/api/v1/services/medicine_delivery/requests",
+                                json=example, headers={"Authorization": f"Bearer {key}"},
+                                timeout=10)
+        assert created.status_code == 202, created.text
+        deadline, body = time.monotonic() + DELIVERY_TIMEOUT, {}
+        while time.monotonic() < deadline and body.get("status") != "delivered":
+            time.sleep(0.3)
+            body = requests.get(f"{base}/api/v1/requests/{created.json()['id']}",
+                                headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+        assert body["status"] == "delivered", body
+        assert body["provider"] == "gosend_sandbox"
+        assert body["provider_reference"].startswith("GK-11-")
 
         # Stop the way Ctrl-C or a service manager does: one signal to `gateway up` only, which
         # must stop its own children.

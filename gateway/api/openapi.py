@@ -17,12 +17,14 @@ from flask import Blueprint, current_app, jsonify, render_template
 from ..errors import ErrorSchema
 from ..statuses import Status
 from . import public
+from .fleet import FleetJobListSchema, FleetJobSchema, FleetListArgsSchema, FleetStepSchema
 from .schemas import (
     HealthSchema,
     RequestDetailSchema,
     RequestListArgsSchema,
     RequestListSchema,
     ServiceListSchema,
+    WebhookReceiptSchema,
 )
 
 bp = Blueprint("openapi", __name__, template_folder="../templates")
@@ -118,6 +120,35 @@ def build_spec(gateway) -> dict:
         "responses": {**_ok(200, "RequestDetail", "Cancelled."),
                       **_ok(202, "RequestDetail", "Cancellation asked of the courier."),
                       **_errors(403, 404, 409, *common)}}})
+    spec.components.schema("FleetJob", schema=FleetJobSchema)
+    spec.components.schema("FleetJobList", schema=FleetJobListSchema)
+    spec.components.schema("WebhookReceipt", schema=WebhookReceiptSchema)
+    spec.path(path="/api/v1/fleet/jobs", operations={"get": {
+        "summary": "The own-fleet dispatch list (fleet_dispatch role)", "tags": ["fleet"],
+        "parameters": [{"in": "query", "schema": FleetListArgsSchema}],
+        "responses": {**_ok(200, "FleetJobList", "The jobs, oldest first."),
+                      **_errors(403, 422, *common)}}})
+    spec.path(path="/api/v1/fleet/jobs/{job_id}/{step}", operations={"post": {
+        "summary": "Accept, pick up or deliver a fleet job", "tags": ["fleet"],
+        "parameters": [{"name": "job_id", "in": "path", "required": True,
+                        "schema": {"type": "string"}},
+                       {"name": "step", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": ["accept", "pickup", "deliver"]}}],
+        "requestBody": {"required": False, "content": {"application/json": {
+            "schema": FleetStepSchema}}},
+        "responses": {**_ok(200, "FleetJob", "The job after the step."),
+                      **_errors(400, 403, 404, 409, 422, *common)}}})
+    spec.path(path="/webhooks/{courier}", operations={"post": {
+        "summary": "A courier provider's status report (verified by the courier's adapter)",
+        "tags": ["webhooks"], "security": [],
+        "parameters": [{"name": "courier", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"type": "object"}}}},
+        "responses": {**_ok(200, "WebhookReceipt", "Stored (or a duplicate)."),
+                      "401": {"description": "Not verifiable (`webhook_rejected`).",
+                              "content": {"application/json": {"schema": "Error"}}},
+                      **_errors(404, 413, 503)}}})
     spec.path(path="/api/openapi.json", operations={"get": {
         "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3 document.",

@@ -75,3 +75,8 @@ class ServiceListSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String(required=True)
     checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class WebhookReceiptSchema(Schema):
+    received = fields.Integer(required=True, metadata={"description": "New reports stored."})
+    duplicates = fields.Integer(required=True, metadata={"description": "Already seen."})

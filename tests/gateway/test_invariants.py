@@ -153,3 +153,14 @@ def test_the_core_never_names_or_imports_a_service():
             if word in source:
                 offenders.append(f"{path.relative_to(ROOT)}: {word}")
     assert offenders == []
+
+
+def test_every_courier_adapter_maps_every_status_it_can_receive(gateway):
+    from gateway.couriers.own_fleet import NEXT_STATES
+    from gateway.statuses import Status
+
+    for name, adapter in gateway.courier_classes.items():
+        assert adapter.status_map, f"{name} declares no status map"
+        assert all(v is None or isinstance(v, Status) for v in adapter.status_map.values())
+    fleet_states = {"new", "cancelled"} | {after for _before, after in NEXT_STATES.values()}
+    assert fleet_states == set(gateway.courier_classes["own_fleet"].status_map)
