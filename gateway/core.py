@@ -12,6 +12,8 @@ from functools import cached_property
 
 from redis import Redis
 
+from .context import correlation_id as current_correlation_id
+from .couriers import CallOutcome
 from .couriers.circuit import CircuitBreaker
 from .crypto import Vault, load_or_create_key
 from .db import Database, default_database_url
@@ -67,7 +69,21 @@ class Gateway:
         self.circuits = CircuitBreaker(self.redis, {
             name: config["circuit"] for name, config in self.courier_configs.items()})
         for adapter in self.couriers.values():
-            adapter.observer = self.circuits.record
+            adapter.observer = self._courier_called
+
+    def _courier_called(self, outcome: CallOutcome) -> None:
+        """Every provider call feeds the circuit breaker and leaves an audit record."""
+        self.circuits.record(outcome)
+        try:
+            with self.db.write() as session:
+                self.track(session, Event(
+                    "courier.call", actor="gateway", target=f"courier:{outcome.courier}",
+                    outcome=outcome.outcome,
+                    details={"operation": outcome.operation, "error": outcome.error,
+                             "ms": round(outcome.seconds * 1000, 1)},
+                    correlation_id=current_correlation_id.get()))
+        except Exception:
+            log.exception("could not audit a call to courier %s", outcome.courier)
 
     # -- start-up -------------------------------------------------------------------------
     def _collect(self, hook_name: str, what: str) -> dict:

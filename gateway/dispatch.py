@@ -216,3 +216,32 @@ def dispatch(gateway, request_id: str) -> str:
         transition(gateway, session, record, final, source="worker",
                    detail="no courier could take this request", failure_code=reason)
     return str(final)
+
+
+def cancel_bookings(gateway, request_id: str) -> str:
+    """Cancel the request at the courier that holds it, and release any booking an
+    unresolved attempt may have made; then mark the request cancelled."""
+    with gateway.db.read() as session:
+        record = session.get(ServiceRequest, request_id)
+        if record is None or record.pending_job != "cancel":
+            return "nothing to do"
+        provider, reference = record.provider, record.provider_reference
+        unresolved = session.scalars(select(CourierAttempt).where(
+            CourierAttempt.request_id == request_id,
+            CourierAttempt.state.in_(UNRESOLVED))).all()
+    if provider is not None:
+        gateway.couriers[provider].cancel(reference)
+    for attempt in unresolved:
+        courier = gateway.couriers.get(attempt.courier)
+        booking = courier.find_by_reference(attempt.reference) if courier else None
+        if booking is not None:
+            courier.cancel(booking.provider_reference)
+        _finish_attempt(gateway, attempt.id, "released" if booking else "not_found",
+                        "cancelled with the request" if booking else None, timeline=False)
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        record.pending_job, record.pending_since = None, None
+        transition(gateway, session, record, Status.CANCELLED,
+                   source=f"courier:{provider}" if provider else "worker",
+                   detail="cancelled at the courier on the agency's request")
+    return "cancelled"

@@ -15,7 +15,8 @@ from flask import current_app
 from rq import get_current_job
 
 from .callbacks import CallbackRetry, deliver, give_up
-from .dispatch import dispatch
+from .context import correlation_id
+from .dispatch import cancel_bookings, dispatch
 from .events import Event
 from .models import ServiceRequest
 from .records import transition
@@ -56,6 +57,9 @@ def _job(kind: str):
     def decorate(body):
         def run(request_id: str):
             gateway = current_gateway()
+            with gateway.db.read() as session:
+                record = session.get(ServiceRequest, request_id)
+                correlation_id.set(record.correlation_id if record else None)
             try:
                 result = body(gateway, request_id)
             except Exception as exc:
@@ -83,19 +87,8 @@ def dispatch_request(gateway, request_id: str) -> str:
 
 @_job("cancel")
 def cancel_request(gateway, request_id: str) -> str:
-    """Cancel a booked request at its courier, then mark it cancelled."""
-    with gateway.db.read() as session:
-        record = session.get(ServiceRequest, request_id)
-        if record is None or record.pending_job != "cancel":
-            return "nothing to do"
-        provider, reference = record.provider, record.provider_reference
-    gateway.couriers[provider].cancel(reference)
-    with gateway.db.write() as session:
-        record = session.get(ServiceRequest, request_id)
-        record.pending_job, record.pending_since = None, None
-        transition(gateway, session, record, Status.CANCELLED, source=f"courier:{provider}",
-                   detail="cancelled at the courier on the agency's request")
-    return "cancelled"
+    """Cancel at the courier whatever booking a cancelled request may hold."""
+    return cancel_bookings(gateway, request_id)
 
 
 def poll_request(request_id: str) -> str:

@@ -138,6 +138,20 @@ class CoreConfigSchema(Schema):
     demo = fields.Nested(DemoSchema, load_default=lambda: DemoSchema().load({}))
 
 
+class CourierEntry(fields.Field):
+    """A courier name, or a group ``{name: weight, ...}`` tried in a weighted random order."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and value and all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+                for k, v in value.items()):
+            return dict(value)
+        raise ValidationError("Must be a courier name or a mapping of names to positive "
+                              "integer weights.")
+
+
 class ServiceSettingsSchema(Schema):
     """The part of each ``services.yaml`` entry that the core reads; the rest is the plugin's."""
 
@@ -145,8 +159,9 @@ class ServiceSettingsSchema(Schema):
         unknown = EXCLUDE
 
     enabled = fields.Boolean(load_default=True)
-    couriers = fields.List(fields.String(), load_default=list,
-                           metadata={"description": "Courier names to try, in order."})
+    couriers = fields.List(CourierEntry(), load_default=list, metadata={
+        "description": "Couriers to try, in order; a {name: weight} group is tried in a "
+                       "weighted random order (e.g. to share traffic between providers)."})
 
 
 class CircuitSchema(Schema):

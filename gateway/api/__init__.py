@@ -12,6 +12,7 @@ import uuid
 
 from flask import Flask, current_app, g, request
 
+from ..context import correlation_id
 from ..errors import ApiError
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -32,6 +33,7 @@ def is_public(app: Flask, endpoint: str | None) -> bool:
 def _begin_request():
     supplied = request.headers.get(CORRELATION_HEADER, "")
     g.correlation_id = supplied if _CORRELATION_PATTERN.match(supplied) else uuid.uuid4().hex
+    correlation_id.set(g.correlation_id)
     g.actor = None
     if request.endpoint is None or is_public(current_app, request.endpoint):
         return

@@ -15,9 +15,10 @@ from marshmallow import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from ..dispatch import UNRESOLVED
 from ..errors import ApiError
 from ..events import Event, actor_label
-from ..models import ServiceRequest, utcnow
+from ..models import CourierAttempt, ServiceRequest, utcnow
 from ..queues import enqueue_job
 from ..records import (
     create_request,
@@ -177,7 +178,12 @@ def cancel_request(request_id: str):
         if status in CANCEL_LOCALLY and record.provider is None:
             transition(gateway, session, record, Status.CANCELLED, source=actor_label(g.actor),
                        detail="cancelled by the agency")
-            enqueue_cancel = False
+            # An attempt whose answer never came may have booked: release it at the courier.
+            enqueue_cancel = session.scalar(select(CourierAttempt.id).where(
+                CourierAttempt.request_id == record.id,
+                CourierAttempt.state.in_(UNRESOLVED)).limit(1)) is not None
+            if enqueue_cancel:
+                record.pending_job, record.pending_since = "cancel", utcnow()
         else:
             record.pending_job, record.pending_since = "cancel", utcnow()
             enqueue_cancel = True
@@ -191,5 +197,5 @@ def cancel_request(request_id: str):
         record = session.execute(select(ServiceRequest).where(ServiceRequest.id == request_id)
                                  ).scalar_one()
         response = jsonify(RequestDetailSchema().dump(detail(record)))
-        response.status_code = 202 if enqueue_cancel else 200
+        response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

@@ -315,3 +315,20 @@ def test_a_failing_courier_opens_its_circuit_and_traffic_returns_after_cooldown(
     assert read(app, recovered).provider == "sick"
     assert gateway.circuits.state("sick") == "closed"
     assert len(sick_cls.booked) == 1 and len(backup_cls.booked) == 3
+
+
+def test_cancelling_while_a_booking_answer_is_unknown_releases_that_booking(
+        make_app, medicine_body):
+    plugin, courier = scripted_courier("lossy", outcomes=["book_then_fail"])
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin],
+                   jobs={"intervals": [60]})  # the retry would come much later
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body)
+    drain(app)  # booked at the courier, but our answer was lost: the attempt is unknown
+    assert read(app, request_id).status == "dispatching"
+    response = app.test_client().post(f"/api/v1/requests/{request_id}/cancel",
+                                      headers=bearer(key))
+    assert (response.status_code, response.get_json()["status"]) == (200, "cancelled")
+    drain(app)
+    assert courier.cancelled == [courier.booked[0][1]]
+    assert read(app, request_id).pending_job is None
