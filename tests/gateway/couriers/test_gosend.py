@@ -229,3 +229,35 @@ def test_wrong_credentials_take_gosend_out_and_the_own_fleet_takes_over(
     assert detail(app, key, request_id)["provider"] == "own_fleet"
     assert gateway.circuits.state("gosend_sandbox") == "open"
     assert bookings(gosend_sim) == []
+
+
+def test_gosend_failing_repeatedly_opens_its_circuit_and_traffic_returns_after_cooldown(
+        gosend_app, gosend_sim, medicine_body):
+    import time
+
+    app = gosend_app(couriers={"gosend_sandbox": {
+        "base_url": gosend_sim.url, **SIM_CREDENTIALS,
+        "circuit": {"failure_threshold": 2, "cooldown_seconds": 3, "window_seconds": 60}},
+        "own_fleet": {"enabled": True}}, dispatch={"temporary_tries_per_courier": 1})
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    requests.post(f"{gosend_sim.url}/_sim/faults", json={"create": ["429", "429"]}, timeout=5)
+
+    def send(n):
+        request_id = submit(app, key, {**medicine_body, "prescription_id": f"RX-{n}"},
+                            note="[sim:stall]")
+        wait_for_status(app, request_id, "booked")
+        return detail(app, key, request_id)["provider"]
+
+    def creates():
+        return [r for r in sim_get(gosend_sim, "/_sim/requests") if r["method"] == "POST"]
+
+    assert [send(1), send(2)] == ["own_fleet", "own_fleet"]
+    assert gateway.circuits.state("gosend_sandbox") == "open"
+    assert send(3) == "own_fleet"
+    assert len(creates()) == 2, "an open circuit must keep calls away from GO-SEND"
+    time.sleep(3.2)
+    assert gateway.circuits.state("gosend_sandbox") == "half_open"
+    assert send(4) == "gosend_sandbox"
+    assert gateway.circuits.state("gosend_sandbox") == "closed"
+    assert len(creates()) == 3 and len(bookings(gosend_sim)) == 1
