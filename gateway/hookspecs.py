@@ -101,3 +101,20 @@ def track_event(gateway, event, session):
     :param event: a :class:`gateway.events.Event`
     :param session: the open SQLAlchemy session of the unit of work
     """
+
+
+@hookspec(firstresult=True)
+def eligibility_for(gateway, service, data, config):
+    """Decide whether the person a request serves is eligible for the subsidised service.
+
+    Asked once per request, at intake. Stops at the first non-None result: a connector to
+    a real register (DTSEN, BPJS PBI) answers with ``tryfirst``; a service's own configured
+    rule answers last. Only the decision is stored, never the data behind it.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :param service: the :class:`gateway.services.Service` the request is for
+    :param data: the validated request (personal data: use it, never store or log it)
+    :param config: the service's validated settings
+    :return: ``{"eligible": bool, "source": str}`` plus optionally ``"reason"``, or None
+        when this plugin has no opinion about this service
+    """

@@ -119,6 +119,8 @@ class ServiceRequest(Base):
         UniqueConstraint("agency_id", "idempotency_key", name="uq_service_requests_idempotency"),
         Index("ix_service_requests_agency_created", "agency_id", "created_at", "id"),
         Index("ix_service_requests_pending", "pending_job", "pending_since"),
+        UniqueConstraint("agency_id", "service", "active_reference",
+                         name="uq_service_requests_active_reference"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -135,6 +137,16 @@ class ServiceRequest(Base):
     provider: Mapped[str | None] = mapped_column(String(64))
     provider_reference: Mapped[str | None] = mapped_column(String(128))
     failure_code: Mapped[str | None] = mapped_column(String(64))
+    #: ``external_reference`` while the request is active, for the per-agency uniqueness rule
+    #: of services that ask for it; cleared when the request ends
+    active_reference: Mapped[str | None] = mapped_column(String(128))
+    #: the eligibility decision only: ``{"eligible", "source", "decided_at"}``
+    eligibility: Mapped[dict | None] = mapped_column(JSON)
+    delivery_pin_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    proof_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: when the retention purge removed the personal data (the history stays)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_job: Mapped[str | None] = mapped_column(String(32))
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -57,6 +57,7 @@ def transition(gateway, session: Session, record: ServiceRequest, status: Status
         if Status(status).terminal:
             record.pending_job = None
             record.pending_since = None
+            record.active_reference = None
         queue_callback(gateway, session, record, event)
     gateway.track(session, Event(
         "request.status", actor=source, target=f"request:{record.id}",
@@ -74,25 +75,33 @@ class Intake:
 
 
 def create_request(gateway, actor: dict, service_name: str, data: dict, *, reference: str | None,
-                   idempotency_key: str | None, request_fingerprint: str,
-                   correlation_id: str) -> Intake:
+                   idempotency_key: str | None, request_fingerprint: str, correlation_id: str,
+                   unique_reference_field: str | None = None, eligibility: dict | None = None,
+                   delivery_pin: str | None = None) -> Intake:
     """Store a validated request, or return the one an ``Idempotency-Key`` already made.
 
-    :raises ApiError: 422 ``idempotency_key_reused`` when the key was used for another body
+    :param unique_reference_field: when set, ``reference`` may have only one active request
+        per agency and service; a second is refused naming this field
+    :raises ApiError: 422 ``idempotency_key_reused`` when the key was used for another body;
+        422 ``duplicate_reference`` when the reference already has an active request
     """
-    for _attempt in range(2):
+    for attempt in range(2):
         try:
             return _create_once(gateway, actor, service_name, data, reference, idempotency_key,
-                                request_fingerprint, correlation_id)
+                                request_fingerprint, correlation_id, unique_reference_field,
+                                eligibility, delivery_pin)
         except IntegrityError:
-            # Two identical POSTs raced on the same Idempotency-Key; the loser reads the winner.
-            if idempotency_key is None:
-                raise
-    raise ApiError(409, "conflict", "The request could not be stored; try again.")
+            # Two POSTs raced on one Idempotency-Key or one active reference; the second pass
+            # reads what the winner stored and answers accordingly.
+            if attempt:
+                raise ApiError(409, "conflict", "The request could not be stored; try again.") \
+                    from None
+    raise AssertionError("unreachable")
 
 
 def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
-                 request_fingerprint, correlation_id) -> Intake:
+                 request_fingerprint, correlation_id, unique_reference_field, eligibility,
+                 delivery_pin) -> Intake:
     with gateway.db.write() as session:
         if idempotency_key is not None:
             existing = session.execute(
@@ -107,11 +116,23 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
                         "This Idempotency-Key was already used for a different request. "
                         "Use a new key for a new request.")
                 return Intake(existing, created=False)
+        active_reference = reference if unique_reference_field and reference else None
+        if active_reference is not None and session.scalar(
+                select(ServiceRequest.id).where(
+                    ServiceRequest.agency_id == actor["id"],
+                    ServiceRequest.service == service_name,
+                    ServiceRequest.active_reference == active_reference)) is not None:
+            raise ApiError(422, "duplicate_reference",
+                           f"An active request already has this {unique_reference_field}.",
+                           fields={unique_reference_field: [
+                               "An active request already has this value; cancel it first."]})
         now = utcnow()
         record = ServiceRequest(
             agency_id=actor["id"], api_key_id=actor["key_id"], service=service_name,
             key_type=actor["key_type"], status=str(Status.RECEIVED), external_reference=reference,
+            active_reference=active_reference, eligibility=eligibility,
             payload_ciphertext=gateway.vault.seal(data), idempotency_key=idempotency_key,
+            delivery_pin_ciphertext=gateway.vault.seal(delivery_pin) if delivery_pin else None,
             request_fingerprint=request_fingerprint, correlation_id=correlation_id,
             pending_job="dispatch", pending_since=now, created_at=now, updated_at=now)
         session.add(record)
@@ -121,7 +142,8 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
         gateway.track(session, Event(
             "request.create", actor=actor_label(actor), target=f"request:{record.id}",
             details={"service": service_name, "key_type": actor["key_type"],
-                     "key_prefix": actor["key_prefix"], "reference": reference},
+                     "key_prefix": actor["key_prefix"], "reference": reference,
+                     "eligible": (eligibility or {}).get("eligible")},
             correlation_id=correlation_id))
         session.flush()
         session.refresh(record, attribute_names=["events"])
@@ -208,5 +230,15 @@ def summary(record: ServiceRequest) -> dict:
     }
 
 
-def detail(record: ServiceRequest) -> dict:
-    return {**summary(record), "timeline": [timeline_entry(e) for e in record.events]}
+def detail(record: ServiceRequest, vault) -> dict:
+    """What the agency that made the request sees of it (its own personal data included)."""
+    def opened(ciphertext):
+        return vault.open(ciphertext) if ciphertext else None
+
+    return {**summary(record),
+            "eligibility": record.eligibility,
+            "delivery_pin": opened(record.delivery_pin_ciphertext),
+            "proof": opened(record.proof_ciphertext),
+            "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")
+            if record.purged_at else None,
+            "timeline": [timeline_entry(e) for e in record.events]}

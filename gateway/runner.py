@@ -100,9 +100,13 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
             [*command, "serve", "--workers", str(web_workers)], env=env)))
         healthy = _wait_healthy(f"{base}/healthz", children[0][1])
         for name in local_simulators(gateway):
-            children.append((f"simulator-{name}", subprocess.Popen(
+            simulator = subprocess.Popen(
                 [*command, "simulator", "gosend", "--courier", name,
-                 "--webhook-url", f"{base}/webhooks/{name}"], env=env)))
+                 "--webhook-url", f"{base}/webhooks/{name}"], env=env)
+            children.append((f"simulator-{name}", simulator))
+            # Workers start only once the simulator answers, so no booking meets a closed port.
+            _wait_healthy(f"{gateway.courier_configs[name]['base_url']}/_sim/bookings",
+                          simulator)
         children.extend((f"worker-{i + 1}", subprocess.Popen([*command, "worker"], env=env))
                         for i in range(workers))
         if healthy:

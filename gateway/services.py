@@ -10,11 +10,41 @@ services apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from marshmallow import Schema
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+class RequestRefused(Exception):
+    """A valid-looking request that a service's rules refuse, with a code of its own
+    (``restricted_medicine``, ``counselling_required``, ...). The API answers 422 with the
+    code, the message and the offending field paths."""
+
+    def __init__(self, code: str, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.code, self.message, self.fields = code, message, fields or {}
+
+
+@dataclass(frozen=True)
+class View:
+    """Another representation of a request, served at ``GET /api/v1/requests/<id>/<name>``.
+
+    ``render(request, data, proof)`` gets the request's summary (as the API shows it), the
+    stored request body (None once purged) and the delivery proof (or None); it returns a
+    JSON-able dict. :class:`gateway.services.ViewGone` from it answers 410.
+    """
+
+    summary: str
+    render: Callable[[dict, dict | None, dict | None], dict]
+    media_type: str = "application/json"
+
+
+class ViewGone(Exception):
+    """The view needs personal data that the retention purge has removed."""
 
 
 class Service:
@@ -38,6 +68,10 @@ class Service:
     request_schema: ClassVar[type[Schema]]
     config_schema: ClassVar[type[Schema] | None] = None
     example_request: ClassVar[dict | None] = None
+    #: a field whose value (the :meth:`reference`) may have only one active request per agency
+    unique_reference_field: ClassVar[str | None] = None
+    #: give each request a delivery PIN that the recipient tells the courier
+    delivery_pin: ClassVar[bool] = False
 
     def validate(self, payload: Any, config: dict) -> dict:
         """Validate an agency's body against the schema and this service's settings.
@@ -47,6 +81,16 @@ class Service:
         :raises marshmallow.ValidationError: with messages keyed by field
         """
         return self.request_schema().load(payload)
+
+    def admit(self, data: dict, config: dict, eligibility: dict | None) -> None:
+        """Last word before a validated request is stored, given the eligibility decision.
+
+        :raises RequestRefused: to refuse it with a code of the service's own
+        """
+
+    def views(self) -> dict[str, View]:
+        """Extra representations of this service's requests, by name (e.g. ``fhir``)."""
+        return {}
 
     def stored_form(self, data: dict) -> dict:
         """The JSON form in which a validated request is stored (encrypted) and later handed

@@ -37,6 +37,13 @@ class RequestSummarySchema(Schema):
 
 
 class RequestDetailSchema(RequestSummarySchema):
+    eligibility = fields.Dict(allow_none=True, metadata={
+        "description": "The eligibility decision only: eligible, source, decided_at."})
+    delivery_pin = fields.String(allow_none=True, metadata={
+        "description": "For services that use one: the PIN the recipient tells the courier."})
+    proof = fields.Dict(allow_none=True, metadata={"description": "Proof of delivery."})
+    purged_at = fields.String(allow_none=True, metadata={
+        "description": "When personal data was removed after the retention period."})
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
@@ -29,6 +30,7 @@ from ..records import (
     summary,
     transition,
 )
+from ..services import RequestRefused, ViewGone
 from ..settings import flatten_errors
 from ..statuses import Status
 from .schemas import (
@@ -112,15 +114,22 @@ def create_service_request(service_name: str):
                        f"This agency is not allowed to use {service_name!r}.")
     idempotency_key = _idempotency_key()
     body = _json_body()
+    config = gateway.service_configs.get(service_name, {})
     try:
-        data = service.validate(body, gateway.service_configs.get(service_name, {}))
+        data = service.validate(body, config)
+        eligibility = decide_eligibility(gateway, service, data, config)
+        service.admit(data, config, eligibility)
     except ValidationError as exc:
         raise validation_error(exc.messages, "The request body is not valid.") from None
+    except RequestRefused as exc:
+        raise ApiError(422, exc.code, exc.message, fields=exc.fields) from None
     intake = create_request(
         gateway, g.actor, service_name, service.stored_form(data),
         reference=service.reference(data),
         idempotency_key=idempotency_key, request_fingerprint=fingerprint(service_name, body),
-        correlation_id=g.correlation_id)
+        correlation_id=g.correlation_id,
+        unique_reference_field=service.unique_reference_field, eligibility=eligibility,
+        delivery_pin=f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None)
     if intake.created:
         try:
             enqueue_job(gateway, "dispatch", intake.record.id)
@@ -128,7 +137,7 @@ def create_service_request(service_name: str):
             # Stored and marked as owed: the sweep enqueues it when Redis is back.
             log.warning("enqueue of request %s deferred to the sweep: %s", intake.record.id,
                         type(exc).__name__)
-    response = jsonify(RequestDetailSchema().dump(detail(intake.record)))
+    response = jsonify(RequestDetailSchema().dump(detail(intake.record, gateway.vault)))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{intake.record.id}"
     if not intake.created:
@@ -158,7 +167,46 @@ def get_request(request_id: str):
     with _gateway().db.read() as session:
         record = get_for_agency(session, g.actor["id"], request_id)
         _require("requests:read", record)
-        return RequestDetailSchema().dump(detail(record))
+        return RequestDetailSchema().dump(detail(record, _gateway().vault))
+
+
+def decide_eligibility(gateway, service, data, config) -> dict | None:
+    """Ask the ``eligibility_for`` hook; keep only the decision, its source and time."""
+    answer = gateway.pm.hook.eligibility_for(gateway=gateway, service=service, data=data,
+                                             config=config)
+    if answer is None:
+        return None
+    decision = {"eligible": bool(answer["eligible"]), "source": str(answer["source"]),
+                "decided_at": utcnow().isoformat().replace("+00:00", "Z")}
+    if answer.get("reason"):
+        decision["reason"] = str(answer["reason"])
+    return decision
+
+
+@bp.get("/requests/<request_id>/<view_name>")
+def request_view(request_id: str, view_name: str):
+    """Another representation of a request, offered by its service (e.g. ``fhir``)."""
+    gateway = _gateway()
+    with gateway.db.read() as session:
+        record = get_for_agency(session, g.actor["id"], request_id)
+        _require("requests:read", record)
+        service = gateway.services.get(record.service)
+        view = service.views().get(view_name) if service else None
+        if view is None:
+            raise ApiError(404, "view_not_found", f"Requests of {record.service!r} have no "
+                                                  f"{view_name!r} view.")
+        data = gateway.vault.open(record.payload_ciphertext) if record.payload_ciphertext \
+            else None
+        proof = gateway.vault.open(record.proof_ciphertext) if record.proof_ciphertext \
+            else None
+        try:
+            rendered = view.render(summary(record), data, proof)
+        except ViewGone as exc:
+            raise ApiError(410, "personal_data_purged", str(exc) or "The personal data this "
+                           "view needs was removed after the retention period.") from None
+    response = jsonify(rendered)
+    response.mimetype = view.media_type
+    return response
 
 
 @bp.post("/requests/<request_id>/cancel")
@@ -196,6 +244,6 @@ def cancel_request(request_id: str):
     with gateway.db.read() as session:
         record = session.execute(select(ServiceRequest).where(ServiceRequest.id == request_id)
                                  ).scalar_one()
-        response = jsonify(RequestDetailSchema().dump(detail(record)))
+        response = jsonify(RequestDetailSchema().dump(detail(record, gateway.vault)))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

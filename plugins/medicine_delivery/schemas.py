@@ -34,12 +34,21 @@ class PatientSchema(Schema):
     location = fields.Nested(LocationSchema, required=True)
 
 
+#: Categories BPOM 8/2020 (Pasal 27) forbids distributing online; refused unless allowed.
+RESTRICTED_CATEGORIES = ("narcotic", "psychotropic", "precursor", "injectable")
+CATEGORIES = ("regular", "insulin", *RESTRICTED_CATEGORIES)
+
+
 class ItemSchema(Schema):
     class Meta:
         unknown = RAISE
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
+    category = fields.String(load_default="regular", validate=validate.OneOf(CATEGORIES),
+                             metadata={"description": "regular, insulin (an injectable that "
+                                                      "may be delivered), narcotic, psychotropic,"
+                                                      " precursor or injectable."})
 
 
 class MedicineDeliveryRequestSchema(Schema):
@@ -64,12 +73,32 @@ class MedicineDeliveryRequestSchema(Schema):
                                       validate=validate.Length(max=200))
 
 
+class EligibilitySchema(Schema):
+    """The default eligibility rule; a connector plugin to DTSEN or BPJS PBI overrides it."""
+
+    class Meta:
+        unknown = RAISE
+
+    rule = fields.String(load_default="always",
+                         validate=validate.OneOf(["always", "allow_list", "never"]))
+    #: SHA-256 of eligible NIKs (never the NIKs themselves), for ``allow_list``
+    allow_list_nik_sha256 = fields.List(
+        fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$")), load_default=list)
+    #: refuse ineligible patients (otherwise they are served, unsubsidised)
+    required = fields.Boolean(load_default=False)
+
+
 class MedicineDeliveryConfigSchema(Schema):
     class Meta:
         unknown = RAISE
 
     service_area = fields.Nested(ServiceAreaSchema, load_default=None, allow_none=True)
     pickup_locations = fields.List(fields.Nested(PlaceSchema), load_default=list)
+    allowed_restricted_categories = fields.List(
+        fields.String(validate=validate.OneOf(RESTRICTED_CATEGORIES)), load_default=list,
+        metadata={"description": "Restricted categories this regency allows anyway."})
+    eligibility = fields.Nested(EligibilitySchema,
+                                load_default=lambda: EligibilitySchema().load({}))
 
     @validates_schema
     def _unique_ids(self, data, **kwargs):

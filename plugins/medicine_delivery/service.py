@@ -1,7 +1,13 @@
-"""The medicine delivery service: validation against the registry, and the courier order.
+"""The medicine delivery service: validation, health guards, the courier order, the FHIR view.
 
 The order a courier gets is built here and holds only what UU PDP allows: the patient's
-name, phone, address and location, and a sealed package label. No NIK, no drug names.
+name, phone, address and location, the pickup point, the notes, and a sealed package label
+with a masked prescription number. No NIK, no drug names, no quantities.
+
+Health guards (BPOM 8/2020 Pasal 27, Gancang Aron practice): narcotics, psychotropics,
+precursors and injectables other than insulin are refused unless the service's config allows
+them; cold-chain items go only to couriers that declare cold-chain support; a pharmacist
+must have counselled the patient before dispatch.
 """
 
 from __future__ import annotations
@@ -11,8 +17,14 @@ from marshmallow import ValidationError
 from gateway import Service
 from gateway.fields import inside, place_registry
 from gateway.orders import Contact, DeliveryOrder, Package, Place
+from gateway.services import RequestRefused, View, ViewGone
 
-from .schemas import MedicineDeliveryConfigSchema, MedicineDeliveryRequestSchema
+from .fhir import medication_dispense
+from .schemas import (
+    RESTRICTED_CATEGORIES,
+    MedicineDeliveryConfigSchema,
+    MedicineDeliveryRequestSchema,
+)
 
 EXAMPLE = {
     "prescription_id": "RX-2026-000123",
@@ -31,16 +43,25 @@ EXAMPLE = {
 }
 
 
+def package_label(prescription_id: str) -> str:
+    """``RX-2026-000123`` -> ``Paket obat RX-…123``: enough to match the bag, nothing more."""
+    head = prescription_id.split("-", 1)[0][:4]
+    return f"Paket obat {head}-…{prescription_id[-3:]}"
+
+
 class MedicineDeliveryService(Service):
     name = "medicine_delivery"
     title = "Medicine delivery (Gancang Aron)"
     description = ("A puskesmas or hospital pharmacy asks for a patient's prescription to be "
-                   "carried home. The courier sees a sealed package, never its contents.")
-    version = "0.1.0"
+                   "carried home. The courier sees a sealed package, never its contents. The "
+                   "answer carries a delivery PIN for the patient to tell the courier.")
+    version = "0.2.0"
     order_kind = "delivery"
     request_schema = MedicineDeliveryRequestSchema
     config_schema = MedicineDeliveryConfigSchema
     example_request = EXAMPLE
+    unique_reference_field = "prescription_id"
+    delivery_pin = True
 
     def validate(self, payload, config):
         data = self.request_schema().load(payload)
@@ -52,7 +73,28 @@ class MedicineDeliveryService(Service):
             errors["patient"] = {"location": ["Outside the service area."]}
         if errors:
             raise ValidationError(errors)
+        allowed = set(config.get("allowed_restricted_categories", []))
+        restricted = {f"items.{i}.category": [f"{item['category']} medicine may not be "
+                                              "delivered by courier here."]
+                      for i, item in enumerate(data["items"])
+                      if item["category"] in RESTRICTED_CATEGORIES
+                      and item["category"] not in allowed}
+        if restricted:
+            raise RequestRefused("restricted_medicine", "Some items may not be delivered by "
+                                 "courier (BPOM 8/2020); hand them over at the pharmacy.",
+                                 restricted)
+        if not data["pharmacist_counselled"]:
+            raise RequestRefused("counselling_required", "A pharmacist must counsel the patient "
+                                 "before the medicine is dispatched.",
+                                 {"pharmacist_counselled": ["Must be true before dispatch."]})
         return data
+
+    def admit(self, data, config, eligibility):
+        rule = config.get("eligibility", {})
+        if rule.get("required") and eligibility is not None and not eligibility["eligible"]:
+            raise RequestRefused("not_eligible", "The patient is not eligible for the "
+                                 "subsidised delivery.",
+                                 {"patient.nik": ["Not eligible for the subsidised delivery."]})
 
     def reference(self, data):
         return data["prescription_id"]
@@ -71,7 +113,17 @@ class MedicineDeliveryService(Service):
                             lng=patient["location"]["lng"],
                             contact=Contact(name=patient["name"], phone=patient["phone"]),
                             note=data.get("notes_for_courier")),),
-            package=Package(description=f"Paket obat tersegel #{reference[:8]}"),
+            package=Package(description=package_label(data["prescription_id"])),
             cold_chain=data["cold_chain"],
             requirements=frozenset({"cold_chain"}) if data["cold_chain"] else frozenset(),
         )
+
+    def views(self):
+        def fhir(request, data, proof):
+            if data is None:
+                raise ViewGone("The prescription details were removed after the retention "
+                               "period; the status history remains.")
+            return medication_dispense(request, data, proof)
+
+        return {"fhir": View("A FHIR R4 MedicationDispense of the delivery", fhir,
+                             "application/fhir+json")}

@@ -178,3 +178,20 @@ def test_the_three_services_are_installed_as_entry_points():
     assert entry_points["medicine_delivery"] == "plugins.medicine_delivery"
     assert entry_points["umkm_pickup"] == "plugins.umkm_pickup"
     assert entry_points["tourism_transport"] == "plugins.tourism_transport"
+
+
+def test_hook_eligibility_for(make_app, medicine_body):
+    class Register:
+        @hookimpl(tryfirst=True)
+        def eligibility_for(self, service, data):
+            if service.name != "medicine_delivery":
+                return None
+            return {"eligible": data["patient"]["nik"].endswith("2"), "source": "test-register"}
+
+    app = make_app(plugins=[*SERVICE_PLUGINS, Register()])
+    key = new_key(app)
+    body = app.test_client().post("/api/v1/services/medicine_delivery/requests",
+                                  json=medicine_body, headers=bearer(key)).get_json()
+    assert body["eligibility"]["eligible"] is True
+    assert body["eligibility"]["source"] == "test-register"
+    assert set(body["eligibility"]) == {"eligible", "source", "decided_at"}

@@ -39,7 +39,7 @@ def test_medicine_order_carries_only_what_a_courier_needs(gateway):
     assert order.pickup.address.startswith("Jl. Letjen S. Parman No. 60")
     assert order.dropoffs[0].contact.name == "Siti Aminah"
     assert order.dropoffs[0].note == "Rumah pagar hijau"
-    assert order.package.description == "Paket obat tersegel #req-1234"
+    assert order.package.description == "Paket obat RX-…123"
     assert "Amlodipine" not in repr(order) and "3510011203650002" not in repr(order)
 
 
