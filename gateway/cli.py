@@ -136,6 +136,17 @@ def sweep():
     click.echo(f"re-enqueued {count} job(s)")
 
 
+@main.command()
+def purge():
+    """Remove the personal data of ended requests past their retention (workers do this
+    periodically)."""
+    from .purge import purge_expired
+
+    with opened_gateway() as gateway:
+        count = purge_expired(gateway)
+    click.echo(f"purged personal data of {count} request(s)")
+
+
 @main.group()
 def agencies():
     """Agencies that call the API."""

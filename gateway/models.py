@@ -259,6 +259,8 @@ class ProviderEventRecord(Base):
     request_id: Mapped[str | None] = mapped_column(String(36), index=True)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(32))
+    #: sealed: proof of delivery and the like (a receiver's name is personal data)
+    details_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class CallbackDelivery(Base):

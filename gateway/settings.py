@@ -159,6 +159,9 @@ class ServiceSettingsSchema(Schema):
         unknown = EXCLUDE
 
     enabled = fields.Boolean(load_default=True)
+    retention_days = fields.Integer(strict=True, load_default=90,
+                                    validate=validate.Range(min=1, max=3650), metadata={
+        "description": "Days after a request ends before its personal data is purged."})
     couriers = fields.List(CourierEntry(), load_default=list, metadata={
         "description": "Couriers to try, in order; a {name: weight} group is tried in a "
                        "weighted random order (e.g. to share traffic between providers)."})

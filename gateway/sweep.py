@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from .events import Event
 from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest, utcnow
+from .purge import purge_expired
 from .queues import enqueue_job
 from .tracking import due_for_polling
 
@@ -69,6 +70,12 @@ def sweep_once(gateway) -> int:
     return len(enqueued)
 
 
+def housekeeping(gateway) -> None:
+    """One pass of everything periodic: owed work, then the retention purge."""
+    sweep_once(gateway)
+    purge_expired(gateway)
+
+
 def run_forever(app, stop: threading.Event) -> None:
     """Sweep every ``sweep.interval_seconds`` until ``stop`` is set (a worker's thread)."""
     gateway = app.extensions["gateway"]
@@ -77,7 +84,7 @@ def run_forever(app, stop: threading.Event) -> None:
         try:
             if gateway.redis.set(LOCK_KEY, "1", nx=True, ex=max(interval - 1, 1)):
                 with app.app_context():
-                    sweep_once(gateway)
+                    housekeeping(gateway)
         except RedisError as exc:
             log.warning("sweep skipped: Redis unavailable (%s)", type(exc).__name__)
         except Exception:

@@ -49,7 +49,9 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
                     provider_reference=event.provider_reference,
                     our_reference=event.our_reference, raw_status=event.raw_status,
                     status=str(event.status) if event.status else None,
-                    occurred_at=event.occurred_at)
+                    occurred_at=event.occurred_at,
+                    details_ciphertext=gateway.vault.seal(dict(event.details))
+                    if event.details else None)
                 session.add(row)
                 session.flush()
                 enqueue_after_commit(gateway, session, "event", row.id)
@@ -125,8 +127,15 @@ def _apply(gateway, session, row, attempt, record) -> str:
         record.pending_job, record.pending_since = "dispatch", utcnow()
         enqueue_after_commit(gateway, session, "dispatch", record.id)
         return "failover"
+    details = gateway.vault.open(row.details_ciphertext) if row.details_ciphertext else {}
+    proof = {k: v for k, v in (details.get("proof") or {}).items() if v}
     applied = transition(gateway, session, record, status, source=source,
-                         raw_status=row.raw_status)
+                         raw_status=row.raw_status,
+                         detail="proof of delivery recorded" if proof else None)
+    if proof and status == Status.DELIVERED and record.proof_ciphertext is None:
+        record.proof_ciphertext = gateway.vault.seal(
+            {**proof, "courier": row.courier,
+             "recorded_at": utcnow().isoformat().replace("+00:00", "Z")})
     return "applied" if applied else "ignored"
 
 

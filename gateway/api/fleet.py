@@ -6,6 +6,8 @@ from the ``own_fleet`` courier, applied to the request like any provider's.
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Blueprint, current_app, g, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy import select
@@ -13,11 +15,14 @@ from sqlalchemy import select
 from ..couriers.own_fleet import NEXT_STATES, STATUS_MAP, fleet_event
 from ..errors import ApiError
 from ..events import Event, actor_label
-from ..models import FleetJob, utcnow
+from ..models import CourierAttempt, FleetJob, ServiceRequest, utcnow
 from ..tracking import store_events
 from .v1 import validation_error
 
 bp = Blueprint("fleet", __name__, url_prefix="/api/v1/fleet")
+
+
+MAX_PIN_FAILURES = 5
 
 
 class FleetStepSchema(Schema):
@@ -25,6 +30,8 @@ class FleetStepSchema(Schema):
         unknown = RAISE
 
     staff_name = fields.String(validate=validate.Length(min=1, max=120))
+    pin = fields.String(validate=validate.Regexp(r"^\d{4,8}$"), metadata={
+        "description": "deliver: the PIN the recipient tells the courier."})
 
 
 class FleetJobSchema(Schema):
@@ -91,6 +98,9 @@ def advance(job_id: str, step: str):
     except ValidationError as exc:
         raise validation_error(exc.messages) from None
     before, after = NEXT_STATES[step]
+    proof = None
+    if step == "deliver":
+        proof = _check_pin(gateway, job_id, args.get("pin"), before)
     with gateway.db.write() as session:
         job = session.get(FleetJob, job_id)
         if job is None:
@@ -103,7 +113,46 @@ def advance(job_id: str, step: str):
             job.staff_name = args.get("staff_name") or g.actor.get("name")
         gateway.track(session, Event(f"fleet.{step}", actor=actor_label(g.actor),
                                      target=f"fleet_job:{job.id}"))
-        event = fleet_event(job)
+        if proof is not None:
+            proof["delivered_by"] = job.staff_name
+        event = fleet_event(job, proof)
         courier, dumped = job.courier, _dump(gateway, job)
     store_events(gateway, courier, [event], source="fleet")
     return dumped
+
+
+def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str) -> dict:
+    """For a request that has a delivery PIN, the courier must give it to complete.
+
+    Wrong PINs are counted (in their own transaction, so a refusal still counts); after
+    five the job is locked for the office to sort out. :return: the proof to record
+    """
+    with gateway.db.write() as session:
+        job = session.get(FleetJob, job_id)
+        if job is None:
+            raise ApiError(404, "fleet_job_not_found", "No fleet job with this id.")
+        if job.state != expected_state:
+            return {}  # the step itself is refused (409) before any PIN matters
+        attempt = session.scalars(select(CourierAttempt).where(
+            CourierAttempt.reference == job.reference)).first()
+        record = session.get(ServiceRequest, attempt.request_id) if attempt else None
+        if record is None or record.delivery_pin_ciphertext is None:
+            return {"pin_verified": False}
+        if record.pin_failures >= MAX_PIN_FAILURES:
+            outcome = "locked"
+        elif pin and hmac.compare_digest(pin, gateway.vault.open(
+                record.delivery_pin_ciphertext)):
+            outcome = "ok"
+        else:
+            record.pin_failures += 1
+            outcome = "wrong"
+        gateway.track(session, Event("fleet.pin", actor=actor_label(g.actor),
+                                     target=f"request:{record.id}", outcome=outcome,
+                                     correlation_id=record.correlation_id))
+    if outcome == "locked":
+        raise ApiError(409, "pin_locked", "Too many wrong PINs; the dispatch office must "
+                                          "confirm this delivery.")
+    if outcome == "wrong":
+        raise ApiError(422, "wrong_pin", "The delivery PIN is missing or wrong.",
+                       fields={"pin": ["Ask the recipient for the delivery PIN."]})
+    return {"pin_verified": True}

@@ -114,6 +114,26 @@ def build_spec(gateway) -> dict:
         "parameters": [_request_id_param()],
         "responses": {**_ok(200, "RequestDetail", "The request."),
                       **_errors(403, 404, *common)}}})
+    views = sorted({name for service in gateway.enabled_services().values()
+                    for name in service.views()})
+    if views:
+        spec.path(path="/api/v1/requests/{request_id}/{view}", operations={"get": {
+            "summary": "Another representation of a request, offered by its service",
+            "description": "; ".join(
+                f"`{name}` ({service.name}): {view.summary}"
+                for service in gateway.enabled_services().values()
+                for name, view in service.views().items()),
+            "tags": ["requests"],
+            "parameters": [_request_id_param(),
+                           {"name": "view", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": views}}],
+            "responses": {"200": {"description": "The view.", "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/fhir+json": {"schema": {"type": "object"}}}},
+                **_errors(403, 404, *common),
+                "410": {"description": "The personal data it needs was purged "
+                                       "(`personal_data_purged`).",
+                        "content": {"application/json": {"schema": "Error"}}}}}})
     spec.path(path="/api/v1/requests/{request_id}/cancel", operations={"post": {
         "summary": "Cancel a request", "tags": ["requests"],
         "parameters": [_request_id_param()],

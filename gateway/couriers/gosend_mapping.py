@@ -124,6 +124,14 @@ def _when(epoch_ms) -> datetime | None:
         return None
 
 
+def _proof(raw: str, receiver_name, photo_url) -> dict:
+    """GO-SEND's proof of delivery (receiver name, a photo link when given), kept only for a
+    delivered booking."""
+    if map_status(raw) != Status.DELIVERED or not (receiver_name or photo_url):
+        return {}
+    return {"proof": {"receiver_name": receiver_name or None, "photo_url": photo_url or None}}
+
+
 def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     """A ``GET .../orderno/<no>`` answer as a report (one key per order and status, so
     polling the same status twice is a duplicate)."""
@@ -131,7 +139,9 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     order_no = str(body.get("orderNo") or "")
     return ProviderEvent(event_key=f"status:{order_no}:{raw}", provider_reference=order_no,
                          our_reference=body.get("storeOrderId"), raw_status=raw,
-                         status=map_status(raw))
+                         status=map_status(raw),
+                         details=_proof(raw, body.get("receiverName"),
+                                        (body.get("proofs") or {}).get("pod")))
 
 
 def parse_webhook(raw_body: bytes) -> ProviderEvent:
@@ -150,4 +160,6 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
     return ProviderEvent(event_key=str(key)[:128], provider_reference=str(order_no),
                          our_reference=body.get("store_order_id"), raw_status=str(raw),
                          status=map_status(str(raw)), occurred_at=_when(body.get("event_date")),
-                         details={"type": body.get("type")})
+                         details={"type": body.get("type"),
+                                  **_proof(str(raw), body.get("receiver_name"),
+                                           (body.get("proofs") or {}).get("pod"))})

@@ -41,10 +41,11 @@ def sealed_order(order: DeliveryOrder) -> dict:
             "cash_on_delivery": order.cash_on_delivery}
 
 
-def fleet_event(job: FleetJob) -> ProviderEvent:
+def fleet_event(job: FleetJob, proof: dict | None = None) -> ProviderEvent:
     return ProviderEvent(event_key=f"fleet:{job.id}:{job.state}", provider_reference=job.id,
                          our_reference=job.reference, raw_status=job.state,
-                         status=STATUS_MAP.get(job.state))
+                         status=STATUS_MAP.get(job.state),
+                         details={"proof": proof} if proof else {})
 
 
 class OwnFleetCourier(CourierAdapter):

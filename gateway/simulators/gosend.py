@@ -106,6 +106,8 @@ class GoSendSimulator:
 
     def _set_status(self, booking: dict, status: str) -> None:
         booking["status"] = status
+        if status == "delivered":
+            booking["receiver_name"] = booking["route"].get("destinationContactName", "")
         if status == "allocated" and not booking["driver"]:
             booking["driver"] = random.choice(DRIVERS)
         booking["history"].append(status)
@@ -123,7 +125,7 @@ class GoSendSimulator:
             "booking_id": booking["orderNo"], "status": booking["status"],
             "booking_status": booking["status"], "booking_type": "instant",
             "driver_name": driver[0], "driver_phone": driver[1], "total_distance_in_kms": 2.4,
-            "price": 15000.0, "receiver_name": "",
+            "price": 15000.0, "receiver_name": booking["receiver_name"],
             "live_tracking_url": f"http://sim.invalid/track/{booking['orderNo']}",
         }
 
@@ -179,6 +181,7 @@ class GoSendSimulator:
             booking = {"orderNo": number, "id": len(self.bookings) + 1,
                        "storeOrderId": route.get("storeOrderId"), "status": "confirmed",
                        "history": ["confirmed"], "driver": None, "route": route,
+                       "receiver_name": "",
                        "faults": faults, "next_step_at": time.monotonic() + self.step_seconds}
             self.bookings[number] = booking
             self._queue_webhook(booking)
@@ -197,7 +200,10 @@ def status_body(booking: dict) -> dict:
             "driverPhone": driver[1], "vehicleNumber": driver[2], "bookingType": "Instant",
             "liveTrackingUrl": f"http://sim.invalid/track/{booking['orderNo']}",
             "cancelDescription": "cancelled by partner" if booking["status"] == "cancelled"
-            else None}
+            else None,
+            "receiverName": booking["receiver_name"],
+            "proofs": {"pop": None, "pod": f"http://sim.invalid/pod/{booking['orderNo']}.jpg"
+                       if booking["status"] == "delivered" else None}}
 
 
 def create_simulator_app(sim: GoSendSimulator) -> Flask:

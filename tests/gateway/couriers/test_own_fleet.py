@@ -27,8 +27,9 @@ def test_staff_take_a_booking_from_the_list_to_the_door(make_app, medicine_body)
     app = fleet_app(make_app)
     client = app.test_client()
     pharmacy, staff = new_key(app, key_type="test"), dispatcher_key(app)
-    request_id = client.post(CREATE, json=medicine_body, headers=bearer(pharmacy)
-                             ).get_json()["id"]
+    created = client.post(CREATE, json=medicine_body, headers=bearer(pharmacy)).get_json()
+    request_id, pin = created["id"], created["delivery_pin"]
+    assert len(pin) == 6 and pin.isdigit()
     wait_for_status(app, request_id, "booked")
 
     (job,) = client.get("/api/v1/fleet/jobs?state=new", headers=bearer(staff)).get_json()["jobs"]
@@ -37,8 +38,8 @@ def test_staff_take_a_booking_from_the_list_to_the_door(make_app, medicine_body)
 
     steps = [("accept", "driver_assigned"), ("pickup", "picked_up"), ("deliver", "delivered")]
     for step, status in steps:
-        response = client.post(f"/api/v1/fleet/jobs/{job['id']}/{step}",
-                               json={"staff_name": "Bu Ratna"} if step == "accept" else None,
+        body = {"accept": {"staff_name": "Bu Ratna"}, "deliver": {"pin": pin}}.get(step)
+        response = client.post(f"/api/v1/fleet/jobs/{job['id']}/{step}", json=body,
                                headers=bearer(staff))
         assert response.status_code == 200, response.get_json()
         wait_for_status(app, request_id, status)
@@ -46,6 +47,32 @@ def test_staff_take_a_booking_from_the_list_to_the_door(make_app, medicine_body)
     assert body["provider"] == "own_fleet"
     assert [e["raw_status"] for e in body["timeline"] if e["applied"]][-3:] == [
         "accepted", "picked_up", "delivered"]
+    assert body["proof"]["pin_verified"] is True
+    assert body["proof"]["delivered_by"] == "Bu Ratna"
+
+
+def test_the_delivery_pin_is_required_and_five_wrong_ones_lock_the_job(make_app, medicine_body):
+    app = fleet_app(make_app)
+    client = app.test_client()
+    pharmacy, staff = new_key(app, key_type="test"), dispatcher_key(app)
+    created = client.post(CREATE, json=medicine_body, headers=bearer(pharmacy)).get_json()
+    wait_for_status(app, created["id"], "booked")
+    job_id = client.get("/api/v1/fleet/jobs", headers=bearer(staff)).get_json()["jobs"][0]["id"]
+    for step in ("accept", "pickup"):
+        client.post(f"/api/v1/fleet/jobs/{job_id}/{step}", headers=bearer(staff))
+    wrong = str((int(created["delivery_pin"]) + 1) % 10 ** 6).zfill(6)
+    missing = client.post(f"/api/v1/fleet/jobs/{job_id}/deliver", headers=bearer(staff))
+    assert (missing.status_code, missing.get_json()["code"]) == (422, "wrong_pin")
+    for _ in range(4):
+        response = client.post(f"/api/v1/fleet/jobs/{job_id}/deliver", json={"pin": wrong},
+                               headers=bearer(staff))
+        assert response.get_json()["code"] == "wrong_pin"
+    locked = client.post(f"/api/v1/fleet/jobs/{job_id}/deliver",
+                         json={"pin": created["delivery_pin"]}, headers=bearer(staff))
+    assert (locked.status_code, locked.get_json()["code"]) == (409, "pin_locked")
+    drain(app)
+    body = client.get(f"/api/v1/requests/{created['id']}", headers=bearer(pharmacy)).get_json()
+    assert body["status"] == "picked_up"
 
 
 def test_steps_out_of_order_are_409_and_agencies_without_the_role_are_403(

@@ -1,0 +1,226 @@
+"""Medicine delivery as the health office uses it: each rule of the service, and its privacy,
+tried through the API, with the GO-SEND simulator watching where a courier is involved."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+import requests
+from fhir.resources.R4B.medicationdispense import MedicationDispense
+from sqlalchemy import inspect, select, text
+
+from gateway.audit import verify_chain
+from gateway.crypto import UnreadableSecret
+from gateway.models import AuditRecord, ServiceRequest, utcnow
+from gateway.purge import purge_expired
+from gateway.testing import drain, wait_for_status
+from tests.conftest import bearer, new_key
+
+CREATE = "/api/v1/services/medicine_delivery/requests"
+PERSONAL = ("3510011203650002", "Siti Aminah", "6281234567890", "Letjen S. Parman No. 5",
+            "Amlodipine")
+
+
+def post(app, key, body):
+    return app.test_client().post(CREATE, json=body, headers=bearer(key))
+
+
+def refused(response, status, code, field):
+    body = response.get_json()
+    assert (response.status_code, body["code"]) == (status, code), body
+    assert field in body["fields"], body
+    return body
+
+
+def test_the_example_body_is_accepted_with_a_delivery_pin_and_an_eligibility_decision(
+        app, medicine_body):
+    response = post(app, new_key(app), medicine_body)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert len(body["delivery_pin"]) == 6
+    assert body["eligibility"]["eligible"] is True
+    assert body["eligibility"]["source"] == "config:always"
+
+
+@pytest.mark.parametrize("category", ["narcotic", "psychotropic", "precursor", "injectable"])
+def test_restricted_medicine_is_refused_with_its_own_code(app, medicine_body, category):
+    medicine_body["items"].append({"name": "Something", "quantity": 1, "category": category})
+    refused(post(app, new_key(app), medicine_body), 422, "restricted_medicine",
+            "items.1.category")
+
+
+def test_insulin_is_the_injectable_that_may_travel(app, medicine_body):
+    medicine_body["items"] = [{"name": "Insulin glargine", "quantity": 1, "category": "insulin"}]
+    assert post(app, new_key(app), medicine_body).status_code == 202
+
+
+def test_a_regency_may_allow_a_restricted_category_in_config(make_app, medicine_body):
+    app = make_app(services={"medicine_delivery": {
+        "couriers": [], "allowed_restricted_categories": ["injectable"]}})
+    medicine_body["items"][0]["category"] = "injectable"
+    assert post(app, new_key(app), medicine_body).status_code == 202
+    medicine_body["items"][0]["category"] = "narcotic"
+    refused(post(app, new_key(app), medicine_body), 422, "restricted_medicine",
+            "items.0.category")
+
+
+def test_dispatch_requires_pharmacist_counselling(app, medicine_body):
+    medicine_body["pharmacist_counselled"] = False
+    refused(post(app, new_key(app), medicine_body), 422, "counselling_required",
+            "pharmacist_counselled")
+
+
+def test_a_prescription_has_one_active_request_per_agency(app, medicine_body):
+    key = new_key(app)
+    first = post(app, key, medicine_body).get_json()["id"]
+    refused(post(app, key, medicine_body), 422, "duplicate_reference", "prescription_id")
+    assert post(app, new_key(app), medicine_body).status_code == 202  # another agency
+    app.test_client().post(f"/api/v1/requests/{first}/cancel", headers=bearer(key))
+    assert post(app, key, medicine_body).status_code == 202  # the first one has ended
+
+
+@pytest.mark.parametrize("rule, listed, eligible", [
+    ("allow_list", True, True), ("allow_list", False, False), ("never", False, False)])
+def test_eligibility_follows_the_configured_rule_and_only_the_decision_is_kept(
+        make_app, medicine_body, rule, listed, eligible):
+    digest = hashlib.sha256(medicine_body["patient"]["nik"].encode()).hexdigest()
+    app = make_app(services={"medicine_delivery": {"couriers": [], "eligibility": {
+        "rule": rule, "allow_list_nik_sha256": [digest] if listed else ["0" * 64]}}})
+    body = post(app, new_key(app), medicine_body).get_json()
+    assert body["eligibility"]["eligible"] is eligible
+    assert body["eligibility"]["source"] == f"config:{rule}"
+    with app.extensions["gateway"].db.read() as session:
+        stored = session.get(ServiceRequest, body["id"]).eligibility
+    assert set(stored) == {"eligible", "source", "decided_at"}
+
+
+def test_an_ineligible_patient_is_refused_when_the_rule_is_required(make_app, medicine_body):
+    app = make_app(services={"medicine_delivery": {
+        "couriers": [], "eligibility": {"rule": "never", "required": True}}})
+    refused(post(app, new_key(app), medicine_body), 422, "not_eligible", "patient.nik")
+
+
+def test_gosend_receives_no_nik_no_drug_names_and_no_quantities(
+        gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    medicine_body["items"] = [{"name": "Amlodipine 10 mg", "quantity": 30},
+                              {"name": "Metformin 500 mg", "quantity": 60}]
+    request_id = post(app, key, medicine_body).get_json()["id"]
+    wait_for_status(app, request_id, "delivered")
+    received = json.dumps(requests.get(f"{gosend_sim.url}/_sim/requests", timeout=5).json())
+    for secret in ("3510011203650002", "Amlodipine", "Metformin", '"30"', '"60"', "x30"):
+        assert secret not in received
+    (create,) = [r for r in json.loads(received) if r["method"] == "POST"]
+    assert create["json"]["routes"][0]["item"].startswith("Paket obat RX-…123")
+    assert create["json"]["routes"][0]["destinationNote"] == "Rumah pagar hijau"
+
+
+def test_cold_chain_medicine_never_reaches_gosend(gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    medicine_body["cold_chain"] = True
+    request_id = post(app, key, medicine_body).get_json()["id"]
+    wait_for_status(app, request_id, "booked")
+    detail = app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key))
+    assert detail.get_json()["provider"] == "own_fleet"
+    assert requests.get(f"{gosend_sim.url}/_sim/requests", timeout=5).json() == []
+
+
+def test_a_delivered_request_has_gosend_proof_and_a_valid_fhir_view(
+        gosend_app, medicine_body):
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    request_id = post(app, key, medicine_body).get_json()["id"]
+    wait_for_status(app, request_id, "delivered")
+    client = app.test_client()
+    detail = client.get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
+    assert detail["proof"]["receiver_name"] == "Siti Aminah"
+    assert detail["proof"]["courier"] == "gosend_sandbox"
+    response = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key))
+    assert response.mimetype == "application/fhir+json"
+    dispense = MedicationDispense.model_validate(response.get_json())
+    assert dispense.status == "completed"
+    assert dispense.receiver[0].display == "Siti Aminah"
+    assert dispense.whenHandedOver is not None
+    assert dispense.subject.identifier.value == "3510011203650002"
+    assert dispense.quantity.value == 30
+
+
+def test_the_fhir_view_follows_the_status_and_is_scoped_to_the_agency(app, medicine_body):
+    key = new_key(app)
+    request_id = post(app, key, medicine_body).get_json()["id"]
+    client = app.test_client()
+    dispense = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key)).get_json()
+    assert MedicationDispense.model_validate(dispense).status == "preparation"
+    assert "whenHandedOver" not in dispense
+    stranger = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(new_key(app)))
+    assert (stranger.status_code, stranger.get_json()["code"]) == (404, "request_not_found")
+    unknown = client.get(f"/api/v1/requests/{request_id}/hl7v2", headers=bearer(key))
+    assert (unknown.status_code, unknown.get_json()["code"]) == (404, "view_not_found")
+
+
+def _everything_in_the_database(gateway) -> list:
+    values = []
+    with gateway.db.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            for row in connection.execute(text(f"SELECT * FROM {table}")):  # noqa: S608
+                values.extend(row)
+    opened = []
+    for value in values:
+        if isinstance(value, bytes | memoryview):
+            try:
+                opened.append(json.dumps(gateway.vault.open(bytes(value))))
+            except UnreadableSecret:
+                opened.append(bytes(value).decode(errors="replace"))
+        else:
+            opened.append(json.dumps(value, default=str))
+    return opened
+
+
+def test_the_purge_leaves_no_personal_data_and_keeps_the_history(gosend_app, medicine_body):
+    app = gosend_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    request_id = post(app, key, medicine_body).get_json()["id"]
+    wait_for_status(app, request_id, "delivered")
+    drain(app)
+    before = " ".join(_everything_in_the_database(gateway))
+    assert all(p in before for p in ("3510011203650002", "Siti Aminah"))
+
+    assert purge_expired(gateway, now=utcnow() + timedelta(days=29)) == 0  # within retention
+    assert purge_expired(gateway, now=utcnow() + timedelta(days=31)) == 1
+    after = " ".join(_everything_in_the_database(gateway))
+    leaked = [p for p in PERSONAL if p in after]
+    assert leaked == []
+
+    client = app.test_client()
+    detail = client.get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
+    assert detail["status"] == "delivered" and detail["purged_at"]
+    assert [e["status"] for e in detail["timeline"] if e["applied"]][-1] == "delivered"
+    assert detail["delivery_pin"] is None and detail["proof"] is None
+    gone = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key))
+    assert (gone.status_code, gone.get_json()["code"]) == (410, "personal_data_purged")
+    with gateway.db.read() as session:
+        assert verify_chain(session).ok
+        assert session.scalars(select(AuditRecord.target)
+                               .where(AuditRecord.action == "request.purge")).all() == [
+            f"request:{request_id}"]
+
+
+def test_logs_never_carry_the_nik_the_name_or_the_medicine(gosend_app, medicine_body, caplog):
+    caplog.set_level(logging.DEBUG)
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    request_id = post(app, key, medicine_body).get_json()["id"]
+    wait_for_status(app, request_id, "delivered")
+    medicine_body["patient"]["nik"] = "12"
+    post(app, key, medicine_body)  # a validation error, logged nowhere with its values
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged
+    for secret in ("3510011203650002", "Siti Aminah", "Amlodipine", "6281234567890"):
+        assert secret not in logged
