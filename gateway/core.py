@@ -57,6 +57,11 @@ class Gateway:
 
     def _connect(self) -> None:
         settings = self.settings
+        if settings["mode"] == "live" and not settings["secret_key"]:
+            # A generated key is fine for the embedded default; live personal data needs a
+            # key the operator holds (and backs up), not one lying in the data directory.
+            raise ConfigError([(str(settings.config_dir / "gateway.yaml"), "secret_key",
+                                "mode live needs a secret key: set GATEWAY_SECRET_KEY")])
         self.db = Database(settings["database_url"]
                            or default_database_url(settings["data_dir"]))
         self.vault = Vault(load_or_create_key(settings["secret_key"], settings["data_dir"]))

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import requests
+from fhir.resources.R4B.medicationdispense import MedicationDispense
 from openapi_spec_validator import validate
 from redis import Redis
 from redis.exceptions import RedisError
@@ -151,6 +152,12 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         assert body["status"] == "delivered", body
         assert body["provider"] == "gosend_sandbox"
         assert body["provider_reference"].startswith("GK-11-")
+        applied = [e["status"] for e in body["timeline"] if e["applied"]]
+        assert applied == ["received", "dispatching", "booked", "driver_assigned",
+                           "picked_up", "delivered"]
+        fhir = requests.get(f"{base}/api/v1/requests/{body['id']}/fhir",
+                            headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert MedicationDispense.model_validate(fhir.json()).status == "completed"
 
         # Stop the way Ctrl-C or a service manager does: one signal to `gateway up` only, which
         # must stop its own children.

@@ -13,6 +13,7 @@ from tests.conftest import SERVICE_PLUGINS, bearer, drain, free_port, new_key
 from tests.fixture_plugins.scripted_courier import scripted_courier
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
+LIVE_KEY = "bGl2ZS1tb2RlLXRlc3Qta2V5LW5vdC1hLXNlY3JldCE="  # a Fernet key for tests only
 
 
 def submit(app, key, body) -> str:
@@ -59,7 +60,7 @@ def test_the_courier_gets_the_neutral_order_without_nik_or_drug_names(make_app, 
 
 def test_a_test_key_never_reaches_a_live_courier(make_app, medicine_body):
     live, live_cls = scripted_courier("live_one", sandbox=False)
-    app = make_app(plugins=[*SERVICE_PLUGINS, live], mode="live")
+    app = make_app(plugins=[*SERVICE_PLUGINS, live], mode="live", secret_key=LIVE_KEY)
     request_id = submit(app, new_key(app, key_type="test"), medicine_body)
     drain(app)
     assert live_cls.booked == []

@@ -85,3 +85,13 @@ def test_a_plugins_own_schema_rejects_its_bad_section(make_app):
     paths = {path for _f, path, _r in caught.value.problems}
     assert "tourism_transport.destinations.0.id" in paths
     assert "tourism_transport.destinations.0.name" in paths
+
+
+def test_live_mode_refuses_to_start_without_a_secret_key(make_app, monkeypatch):
+    monkeypatch.delenv("GATEWAY_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        make_app(mode="live")
+    assert [path for _f, path, _r in caught.value.problems] == ["secret_key"]
+    from cryptography.fernet import Fernet
+
+    assert make_app(mode="live", secret_key=Fernet.generate_key().decode())
