@@ -61,7 +61,7 @@ def test_a_request_is_booked_at_gosend_delivered_by_webhooks_and_each_status_cal
                                   "out_for_delivery", "delivered"]
     (create_call,) = [r for r in sim_get(gosend_sim, "/_sim/requests")
                       if r["method"] == "POST"]
-    assert create_call["client_id"] == SIM_CREDENTIALS["client_id"]
+    assert create_call["caller"] == SIM_CREDENTIALS["client_id"]
     route = create_call["json"]["routes"][0]
     assert route["destinationContactName"] == "Siti Aminah"
     assert "3510011203650002" not in json.dumps(create_call["json"])

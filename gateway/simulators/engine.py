@@ -1,0 +1,288 @@
+"""The engine every courier simulator shares: bookings, drivers, an accelerated clock,
+webhooks with faults, and the ``/_sim/*`` inspection and control endpoints.
+
+A provider's simulator is a subclass that speaks only its dialect: paths, authentication,
+payload shape, status names, errors, how its webhooks are signed (``gosend.py`` is the
+model). Faults come from magic words in the booking's text (the way test phone numbers work
+in GOV.UK Notify) or from ``POST /_sim/faults`` (consumed one per create call):
+
+* ``[sim:no_driver]``      the booking is taken, then ends for want of a driver
+* ``[sim:reject]``         the create call is refused (not serviceable)
+* ``[sim:5xx]``            the create call fails with 503, nothing booked
+* ``[sim:429]``            the create call is rate limited (``Retry-After``)
+* ``[sim:timeout]``        the booking is committed, then the answer comes too late
+* ``[sim:stall]``          the booking never advances (only polling sees it end)
+* ``[sim:drop_webhooks]``, ``[sim:duplicate_webhooks]``, ``[sim:reorder_webhooks]``
+* ``[sim:lookup_5xx]``     lookups by our reference fail with 500
+
+Inspection: ``GET /_sim/requests`` (every call received, without credentials),
+``GET /_sim/bookings``, ``GET /_sim/webhooks``; control: ``POST /_sim/bookings/<id>/advance``,
+``POST /_sim/bookings/<id>/status``, ``POST /_sim/faults``, ``POST /_sim/config``,
+``POST /_sim/reset``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import threading
+import time
+from collections import deque
+
+import requests
+from flask import Flask, jsonify, request
+
+MAGIC = re.compile(r"\[sim:([a-z0-9_]+)\]")
+DRIVERS = [("Budi Santoso", "6281200000001", "P 1234 AB"),
+           ("Agus Salim", "6281200000002", "P 4321 CD"),
+           ("Wayan Sudarma", "6281200000003", "P 5678 EF")]
+
+
+class SimulatorEngine:
+    """Dialect-free simulation. Subclasses set the class attributes and implement the
+    ``dialect`` methods at the bottom."""
+
+    #: the provider's statuses from booked to delivered, in order
+    lifecycle: list[str] = []
+    #: the status at which a driver is allocated
+    allocated_status: str = ""
+    no_driver_status: str = ""
+    cancelled_status: str = ""
+    delivered_status: str = ""
+    terminal: set[str] = set()
+    cancellable: set[str] = set()
+    #: the credential-free name of a logged call's caller, for ``/_sim/requests``
+    caller_header: str = ""
+
+    def __init__(self, *, webhook_url: str | None = None, step_seconds: float = 1.0,
+                 slow_seconds: float = 3.0):
+        self.webhook_url = webhook_url
+        self.step_seconds, self.slow_seconds = step_seconds, slow_seconds
+        self.lock = threading.RLock()
+        self._numbers = itertools.count(170563)
+        self.url: str | None = None
+        self.reset()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        with self.lock:
+            self.bookings: dict[str, dict] = {}
+            self.requests: list[dict] = []
+            self.webhooks: list[dict] = []
+            self.faults: deque[str] = deque()
+            self._outbox: list[dict] = []
+
+    def next_number(self) -> int:
+        return next(self._numbers)
+
+    # -- the clock ----------------------------------------------------------------------
+    def start_clock(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sim-clock", daemon=True)
+        self._thread.start()
+
+    def stop_clock(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(self.step_seconds, 0.2)):
+            self.tick()
+
+    def tick(self, now: float | None = None) -> None:
+        """Advance every booking whose next step is due, then send what is owed."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            for booking in self.bookings.values():
+                if booking["status"] in self.terminal or "stall" in booking["faults"]:
+                    continue
+                if now >= booking["next_step_at"]:
+                    self.advance(booking)
+                    booking["next_step_at"] = now + self.step_seconds
+        self.flush_webhooks()
+
+    def advance(self, booking: dict) -> None:
+        if "no_driver" in booking["faults"]:
+            self.set_status(booking, self.no_driver_status)
+            return
+        steps = self.lifecycle
+        position = steps.index(booking["status"]) if booking["status"] in steps else 0
+        self.set_status(booking, steps[min(position + 1, len(steps) - 1)])
+
+    def set_status(self, booking: dict, status: str) -> None:
+        booking["status"] = status
+        if status == self.allocated_status and not booking["driver"]:
+            booking["driver"] = random.choice(DRIVERS)
+        if status == self.delivered_status:
+            booking["receiver_name"] = booking["recipient_name"]
+        booking["history"].append(status)
+        self.queue_webhook(booking)
+
+    # -- bookings ----------------------------------------------------------------------
+    def create(self, provider_id: str, reference: str, recipient_name: str, payload: dict,
+               faults: set[str]) -> dict:
+        with self.lock:
+            booking = {"id": provider_id, "reference": reference,
+                       "status": self.lifecycle[0], "history": [self.lifecycle[0]],
+                       "driver": None, "payload": payload, "faults": faults,
+                       "recipient_name": recipient_name, "receiver_name": "",
+                       "next_step_at": time.monotonic() + self.step_seconds}
+            self.bookings[provider_id] = booking
+            self.queue_webhook(booking)
+            return booking
+
+    def by_reference(self, reference: str) -> dict | None:
+        with self.lock:
+            matches = [b for b in self.bookings.values() if b["reference"] == reference]
+            return matches[-1] if matches else None
+
+    def take_faults(self, text: str) -> set[str]:
+        found = set(MAGIC.findall(text or ""))
+        with self.lock:
+            if self.faults:
+                found.add(self.faults.popleft())
+        return found
+
+    def cancel(self, booking: dict) -> bool:
+        """Cancel if the provider still allows it. :return: whether it did"""
+        with self.lock:
+            if booking["status"] not in self.cancellable:
+                return False
+            self.set_status(booking, self.cancelled_status)
+        self.flush_webhooks()
+        return True
+
+    # -- webhooks ----------------------------------------------------------------------
+    def queue_webhook(self, booking: dict) -> None:
+        if not self.webhook_url or "drop_webhooks" in booking["faults"]:
+            return
+        event = self.webhook_body(booking)
+        copies = 2 if "duplicate_webhooks" in booking["faults"] else 1
+        for _ in range(copies):
+            self._outbox.append({"booking": booking["id"], "body": event,
+                                 "hold": "reorder_webhooks" in booking["faults"]})
+
+    def flush_webhooks(self) -> None:
+        with self.lock:
+            held = [w for w in self._outbox if w["hold"]]
+            ready = [w for w in self._outbox if not w["hold"]]
+            # Reordering: hold a booking's events until two are waiting, then send newest first.
+            for number in {w["booking"] for w in held}:
+                mine = [w for w in held if w["booking"] == number]
+                if len(mine) >= 2 or self.bookings[number]["status"] in self.terminal:
+                    ready.extend(reversed(mine))
+                    held = [w for w in held if w["booking"] != number]
+            self._outbox = held
+        for item in ready:
+            self._send(item["body"])
+
+    def _send(self, body: dict) -> None:
+        headers, data = self.webhook_request(body)
+        try:
+            response = requests.post(self.webhook_url, data=data, timeout=5,
+                                     headers={"Content-Type": "application/json", **headers})
+            status = response.status_code
+        except requests.RequestException as exc:
+            status = type(exc).__name__
+        with self.lock:
+            self.webhooks.append({"body": body, "answer": status})
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def create_app(self) -> Flask:
+        app = Flask(f"{type(self).__name__}")
+        engine = self
+
+        @app.before_request
+        def log_and_authenticate():
+            if request.path.startswith("/_sim/"):
+                return None
+            with engine.lock:
+                engine.requests.append({
+                    "method": request.method, "path": request.path,
+                    "query": request.args.to_dict(), "json": request.get_json(silent=True),
+                    "caller": request.headers.get(engine.caller_header),
+                    "at": time.time()})
+            return engine.authenticate(request)
+
+        self.register_routes(app)
+        self._register_control(app)
+        return app
+
+    def _register_control(self, app: Flask) -> None:
+        engine = self
+
+        @app.get("/_sim/requests")
+        def sim_requests():
+            return jsonify(engine.requests)
+
+        @app.get("/_sim/bookings")
+        def sim_bookings():
+            with engine.lock:
+                return jsonify([engine.describe(b) for b in engine.bookings.values()])
+
+        @app.get("/_sim/webhooks")
+        def sim_webhooks():
+            return jsonify(engine.webhooks)
+
+        @app.post("/_sim/faults")
+        def sim_faults():
+            with engine.lock:
+                engine.faults.extend((request.get_json(silent=True) or {}).get("create", []))
+                return jsonify(pending=list(engine.faults))
+
+        @app.post("/_sim/config")
+        def sim_config():
+            body = request.get_json(silent=True) or {}
+            for key in ("webhook_url", "step_seconds", *engine.configurable):
+                if key in body:
+                    setattr(engine, key, body[key])
+            return jsonify(ok=True)
+
+        @app.post("/_sim/bookings/<provider_id>/advance")
+        def sim_advance(provider_id):
+            booking = engine.bookings.get(provider_id)
+            if booking is None:
+                return jsonify(error="no such booking"), 404
+            with engine.lock:
+                engine.advance(booking)
+            engine.flush_webhooks()
+            return jsonify(status=booking["status"])
+
+        @app.post("/_sim/bookings/<provider_id>/status")
+        def sim_set_status(provider_id):
+            booking = engine.bookings.get(provider_id)
+            if booking is None:
+                return jsonify(error="no such booking"), 404
+            with engine.lock:
+                engine.set_status(booking, (request.get_json(silent=True) or {})["status"])
+            engine.flush_webhooks()
+            return jsonify(status=booking["status"])
+
+        @app.post("/_sim/reset")
+        def sim_reset():
+            engine.reset()
+            return jsonify(ok=True)
+
+    # -- the dialect -----------------------------------------------------------------------
+    #: extra attributes ``POST /_sim/config`` may set
+    configurable: tuple[str, ...] = ()
+
+    def authenticate(self, req):
+        """None to let the call through, or the provider's own error response."""
+        raise NotImplementedError
+
+    def register_routes(self, app: Flask) -> None:
+        raise NotImplementedError
+
+    def webhook_body(self, booking: dict) -> dict:
+        raise NotImplementedError
+
+    def webhook_request(self, body: dict) -> tuple[dict, bytes]:
+        """Headers and raw body of a webhook, signed or tokened as the provider does."""
+        raise NotImplementedError
+
+    def describe(self, booking: dict) -> dict:
+        """A booking as ``GET /_sim/bookings`` shows it."""
+        return {k: (sorted(v) if isinstance(v, set) else v) for k, v in booking.items()}
