@@ -88,35 +88,35 @@ def simulator():
     """Courier simulators, for sandbox mode and tests."""
 
 
-@simulator.command("gosend")
-@click.option("--courier", default="gosend_sandbox", show_default=True,
-              help="The couriers.yaml entry whose base_url and credentials to serve.")
+@simulator.command("run")
+@click.argument("courier")
 @click.option("--webhook-url", default=None, help="Where to send webhooks.")
 @click.option("--step-seconds", default=3.0, show_default=True,
               envvar="GATEWAY_SIMULATOR_STEP_SECONDS",
               help="Simulated time between two statuses of a booking.")
-def simulator_gosend(courier, webhook_url, step_seconds):
-    """Serve the GO-SEND simulator on the host and port of COURIER's base_url."""
+def simulator_run(courier, webhook_url, step_seconds):
+    """Serve the simulator of COURIER (a sandbox couriers.yaml entry) on its base_url."""
+    import importlib
     import signal
     from urllib.parse import urlsplit
 
     from werkzeug.serving import make_server
 
-    from .simulators.gosend import GoSendSimulator, create_simulator_app
-
     with opened_gateway() as gateway:
         config = gateway.courier_configs.get(courier)
-    if not config or config["adapter"] != "gosend" or not config["sandbox"]:
-        raise click.ClickException(f"{courier!r} is not an enabled sandbox GO-SEND entry")
+        adapter = gateway.courier_classes.get(config["adapter"]) if config else None
+    if not config or not config["sandbox"] or adapter is None or not adapter.simulator:
+        raise click.ClickException(f"{courier!r} is not a sandbox entry of an adapter that "
+                                   "has a simulator")
+    module, _, name = adapter.simulator.partition(":")
+    simulator_class = getattr(importlib.import_module(module), name)
+    sim = simulator_class.from_config(config, webhook_url=webhook_url,
+                                      step_seconds=step_seconds)
     address = urlsplit(config["base_url"])
-    sim = GoSendSimulator(client_id=config["client_id"], pass_key=config["pass_key"],
-                          webhook_url=webhook_url, webhook_token=config["webhook_token"],
-                          webhook_header=config["webhook_header"], step_seconds=step_seconds)
-    server = make_server(address.hostname, address.port or 80, create_simulator_app(sim),
-                         threaded=True)
+    server = make_server(address.hostname, address.port or 80, sim.create_app(), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     sim.start_clock()
-    click.echo(f"GO-SEND simulator for {courier} on {config['base_url']}")
+    click.echo(f"{adapter.name} simulator for {courier} on {config['base_url']}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

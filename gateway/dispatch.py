@@ -49,20 +49,32 @@ class DispatchRetry(Exception):
     outcome to reconcile, or every courier's circuit open."""
 
 
-def candidates_for(gateway, order, key_type: str) -> list[str]:
-    """Enabled couriers that can take ``order`` and that this key may reach: test keys and
-    sandbox mode reach simulators only."""
+def candidates_for(gateway, order, key_type: str) -> tuple[list[str], dict[str, str]]:
+    """Enabled couriers that can take ``order`` and that this key may reach (test keys and
+    sandbox mode reach simulators only), and why each other reachable one cannot."""
     live_allowed = key_type == "live" and gateway.settings["mode"] == "live"
-    return [name for name, courier in gateway.couriers.items()
-            if courier.can_take(order) and (courier.sandbox or live_allowed)]
+    candidates, refused = [], {}
+    for name, courier in gateway.couriers.items():
+        if not (courier.sandbox or live_allowed):
+            continue
+        reason = courier.refusal(order)
+        if reason is None:
+            candidates.append(name)
+        else:
+            refused[name] = reason
+    return candidates, refused
 
 
-def route(gateway, service, order, key_type: str) -> list[str]:
-    candidates = candidates_for(gateway, order, key_type)
+def route(gateway, service, order, key_type: str) -> tuple[list[str], dict[str, str]]:
+    """:return: the couriers to try, in order, and the configured ones skipped, with why"""
+    candidates, refused = candidates_for(gateway, order, key_type)
     chosen = gateway.pm.hook.choose_couriers(gateway=gateway, service=service, order=order,
                                              candidates=list(candidates)) or []
+    configured = gateway.service_settings(service.name).get("couriers") or []
+    named = {n for entry in configured for n in ([entry] if isinstance(entry, str) else entry)}
+    skipped = {n: why for n, why in refused.items() if not named or n in named}
     # A routing plugin may reorder and narrow, never widen (a test key stays in the sandbox).
-    return [name for name in dict.fromkeys(chosen) if name in candidates]
+    return [name for name in dict.fromkeys(chosen) if name in candidates], skipped
 
 
 def _audit(gateway, session, record, action, outcome="ok", **details):
@@ -175,7 +187,14 @@ def dispatch(gateway, request_id: str) -> str:
                                 reference=request_id)
     max_temporary = gateway.settings["dispatch"]["temporary_tries_per_courier"]
     reason, waiting_for_circuit = "no_courier_available", False
-    for name in route(gateway, service, order, key_type):
+    chosen, skipped = route(gateway, service, order, key_type)
+    if skipped:
+        with gateway.db.write() as session:
+            record = session.get(ServiceRequest, request_id)
+            for name, why in sorted(skipped.items()):
+                transition(gateway, session, record, Status(record.status), source="routing",
+                           detail=f"skipped {name}: {why}")
+    for name in chosen:
         mine = [a for a in attempts if a.courier == name]
         if any(a.state in FINAL_FOR_COURIER for a in mine):
             continue

@@ -54,10 +54,12 @@ def ensure_demo_agency(gateway) -> str | None:
 
 
 def local_simulators(gateway) -> list[str]:
-    """Sandbox GO-SEND entries that point at this machine: ``gateway up`` serves them."""
+    """Sandbox entries of adapters with a simulator whose base_url is on this machine:
+    ``gateway up`` serves them."""
     return [name for name, config in gateway.courier_configs.items()
-            if config["enabled"] and config["sandbox"] and config["adapter"] == "gosend"
-            and urlsplit(config["base_url"]).hostname in ("127.0.0.1", "localhost")]
+            if config["enabled"] and config["sandbox"]
+            and gateway.courier_classes[config["adapter"]].simulator
+            and urlsplit(config.get("base_url", "")).hostname in ("127.0.0.1", "localhost")]
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30.0) -> bool:
@@ -101,7 +103,7 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
         healthy = _wait_healthy(f"{base}/healthz", children[0][1])
         for name in local_simulators(gateway):
             simulator = subprocess.Popen(
-                [*command, "simulator", "gosend", "--courier", name,
+                [*command, "simulator", "run", name,
                  "--webhook-url", f"{base}/webhooks/{name}"], env=env)
             children.append((f"simulator-{name}", simulator))
             # Workers start only once the simulator answers, so no booking meets a closed port.

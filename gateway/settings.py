@@ -177,6 +177,17 @@ class CircuitSchema(Schema):
                                       validate=validate.Range(min=1))
 
 
+class LimitsSchema(Schema):
+    """What one courier (its vehicles) can carry; routing skips it for bigger orders."""
+
+    class Meta:
+        unknown = RAISE
+
+    max_weight_grams = fields.Integer(strict=True, validate=validate.Range(min=1))
+    max_side_cm = fields.Integer(strict=True, validate=validate.Range(min=1))
+    max_passengers = fields.Integer(strict=True, validate=validate.Range(min=1))
+
+
 class CourierSettingsSchema(Schema):
     """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
 
@@ -190,6 +201,7 @@ class CourierSettingsSchema(Schema):
         "description": "This entry talks to a simulator: the only kind test keys reach."})
     timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
     circuit = fields.Nested(CircuitSchema, load_default=lambda: CircuitSchema().load({}))
+    limits = fields.Nested(LimitsSchema, load_default=dict)
 
 
 @dataclass

@@ -140,6 +140,9 @@ class CourierAdapter:
     default_config: ClassVar[Mapping[str, Any]] = {}
     #: raw provider statuses this adapter can receive, each mapped (an invariant test checks)
     status_map: ClassVar[Mapping[str, Status | None]] = {}
+    #: ``"module:Class"`` of this provider's simulator (a ``SimulatorEngine`` with a
+    #: ``from_config`` constructor), served by ``gateway up`` for sandbox entries on this host
+    simulator: ClassVar[str | None] = None
 
     def __init__(self, instance: str, config: dict, session: requests.Session | None = None):
         self.instance = instance
@@ -154,9 +157,35 @@ class CourierAdapter:
         """Called once by the gateway after start-up (for adapters that need the database)."""
         self.gateway = gateway
 
+    def refusal(self, order) -> str | None:
+        """Why this courier cannot take ``order`` (for the timeline), or None if it can.
+
+        Checks the order's kind and requirements against ``supports``, and the package or
+        party against the entry's ``limits`` (``max_weight_grams``, ``max_side_cm``,
+        ``max_passengers``), so routing skips a courier before calling it.
+        """
+        if order.kind not in self.supports:
+            return f"takes no {order.kind} orders"
+        missing = sorted(set(order.requirements) - set(self.supports))
+        if missing:
+            return f"does not support {', '.join(m.replace('_', ' ') for m in missing)}"
+        limits = self.config.get("limits") or {}
+        package = getattr(order, "package", None)
+        if package is not None:
+            if limits.get("max_weight_grams") and \
+                    (package.weight_grams or 0) > limits["max_weight_grams"]:
+                return f"parcel over {limits['max_weight_grams']} g"
+            sides = [d for d in (package.length_cm, package.width_cm, package.height_cm) if d]
+            if limits.get("max_side_cm") and sides and max(sides) > limits["max_side_cm"]:
+                return f"parcel side over {limits['max_side_cm']} cm"
+        passengers = getattr(order, "passengers", None)
+        if passengers and limits.get("max_passengers") and \
+                passengers > limits["max_passengers"]:
+            return f"more than {limits['max_passengers']} passengers"
+        return None
+
     def can_take(self, order) -> bool:
-        """True when this courier supports the order's kind and every requirement it has."""
-        return order.kind in self.supports and set(order.requirements) <= set(self.supports)
+        return self.refusal(order) is None
 
     # -- template methods ------------------------------------------------------------------
     def quote(self, order) -> Quote:

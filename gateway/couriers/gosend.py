@@ -46,6 +46,7 @@ class GoSendCourier(CourierAdapter):
     supports = frozenset({"delivery"})
     config_schema = GoSendConfigSchema
     status_map = mapping.STATUS_MAP
+    simulator = "gateway.simulators.gosend:GoSendSimulator"
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
@@ -59,9 +60,6 @@ class GoSendCourier(CourierAdapter):
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
-
-    def can_take(self, order) -> bool:
-        return super().can_take(order) and len(order.dropoffs) == 1
 
     def _quote(self, order):
         response = self.http.get(self._url(mapping.PRICE_PATH),

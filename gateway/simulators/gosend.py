@@ -44,6 +44,13 @@ class GoSendSimulator(SimulatorEngine):
         self.client_id, self.pass_key = client_id, pass_key
         self.webhook_token, self.webhook_header = webhook_token, webhook_header
 
+    @classmethod
+    def from_config(cls, config: dict, *, webhook_url: str | None, step_seconds: float):
+        """A simulator that accepts what a ``couriers.yaml`` GO-SEND entry sends."""
+        return cls(client_id=config["client_id"], pass_key=config["pass_key"],
+                   webhook_url=webhook_url, webhook_token=config["webhook_token"],
+                   webhook_header=config["webhook_header"], step_seconds=step_seconds)
+
     # -- dialect ------------------------------------------------------------------------
     def authenticate(self, req):
         if hmac.compare_digest(req.headers.get("Client-ID", ""), self.client_id) and \

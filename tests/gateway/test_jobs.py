@@ -333,3 +333,23 @@ def test_cancelling_while_a_booking_answer_is_unknown_releases_that_booking(
     drain(app)
     assert courier.cancelled == [courier.booked[0][1]]
     assert read(app, request_id).pending_job is None
+
+
+def test_a_parcel_over_a_couriers_limit_is_routed_elsewhere_with_the_reason(
+        make_app, create_agency_client):
+    small, small_cls = scripted_courier("small", supports=("delivery", "cash_on_delivery"))
+    big, big_cls = scripted_courier("big", supports=("delivery", "cash_on_delivery"))
+    app = make_app(plugins=[*SERVICE_PLUGINS, small, big],
+                   services={"umkm_pickup": {"couriers": ["small", "big"]}},
+                   couriers={"small": {"limits": {"max_weight_grams": 5000, "max_side_cm": 40}}})
+    body = app.extensions["gateway"].services["umkm_pickup"].example_request
+    body = {**body, "parcel": {**body["parcel"], "weight_grams": 12000}}
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    response = app.test_client().post("/api/v1/services/umkm_pickup/requests", json=body,
+                                      headers=bearer(key))
+    request_id = response.get_json()["id"]
+    drain(app)
+    record = read(app, request_id)
+    assert record.provider == "big"
+    assert small_cls.booked == [] and len(big_cls.booked) == 1
+    assert "skipped small: parcel over 5000 g" in [e.detail for e in record.events]
