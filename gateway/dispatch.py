@@ -40,7 +40,7 @@ from .statuses import Status
 log = logging.getLogger(__name__)
 
 # Attempt states after which that courier is not tried again for the same request.
-FINAL_FOR_COURIER = {"no_driver", "rejected", "auth", "released"}
+FINAL_FOR_COURIER = {"no_driver", "rejected", "auth", "released", "abandoned"}
 UNRESOLVED = {"pending", "unknown"}
 
 
@@ -135,6 +135,33 @@ def _adopt_booking(gateway, attempt_id: int, booking: Booking, how: str) -> str:
         return "booked"
 
 
+ABANDONED = object()
+
+
+def _look_up(gateway, courier, attempt: CourierAttempt):
+    """The booking an unresolved attempt made, None if there is none, or ABANDONED.
+
+    Providers with a lookup by our reference answer directly (GO-SEND). Providers without
+    one but with a cancel by our reference (Grab) are released: nothing stays live, so a new
+    attempt is safe. A provider with neither may still report the booking by webhook (which
+    then matches the attempt); after ``reconcile_patience_seconds`` the attempt is
+    abandoned and that courier is not tried again for this request.
+    """
+    try:
+        return courier.find_by_reference(attempt.reference)
+    except NotImplementedError:
+        pass
+    try:
+        courier.release_by_reference(attempt.reference)
+        return None
+    except NotImplementedError:
+        pass
+    patience = gateway.settings["dispatch"]["reconcile_patience_seconds"]
+    if (utcnow() - attempt.updated_at).total_seconds() < patience:
+        raise DispatchRetry(f"waiting for {attempt.courier} to report {attempt.reference}")
+    return ABANDONED
+
+
 def _reconcile(gateway, attempts: list[CourierAttempt]) -> str | None:
     """Resolve attempts whose answer never came. :return: a result if one was booked."""
     for attempt in attempts:
@@ -145,11 +172,15 @@ def _reconcile(gateway, attempts: list[CourierAttempt]) -> str | None:
             _finish_attempt(gateway, attempt.id, "rejected", "courier no longer enabled")
             continue
         try:
-            booking = courier.find_by_reference(attempt.reference)
+            booking = _look_up(gateway, courier, attempt)
         except CourierNotFound:
             booking = None
         except CourierError as exc:
             raise DispatchRetry(f"cannot yet reconcile {attempt.reference}: {exc}") from exc
+        if booking is ABANDONED:
+            _finish_attempt(gateway, attempt.id, "abandoned",
+                            "no answer and no way to look it up; trying another courier")
+            continue
         if booking is not None:
             return _adopt_booking(gateway, attempt.id, booking, how="found by our reference")
         _finish_attempt(gateway, attempt.id, "not_found", "no booking under our reference",

@@ -74,6 +74,10 @@ class DispatchSchema(Schema):
     temporary_tries_per_courier = fields.Integer(
         strict=True, load_default=3, validate=validate.Range(min=1),
         metadata={"description": "Temporary errors at one courier before failing over."})
+    reconcile_patience_seconds = fields.Integer(
+        strict=True, load_default=600, validate=validate.Range(min=0),
+        metadata={"description": "How long to wait for a courier with no lookup to report a "
+                                 "booking whose create answer was lost."})
     poll_after_seconds = fields.Integer(
         strict=True, load_default=300, validate=validate.Range(min=1),
         metadata={"description": "Ask the courier when no report came for this long."})

@@ -108,6 +108,15 @@ def _apply(gateway, session, row, attempt, record) -> str:
         return "unmatched"
     source = f"courier:{row.courier}"
     current = attempt.state == "booked" and record.provider == attempt.courier
+    details = gateway.vault.open(row.details_ciphertext) if row.details_ciphertext else {}
+    replacement = details.get("new_provider_reference")
+    if current and replacement and replacement != attempt.provider_reference:
+        previous = attempt.provider_reference
+        attempt.provider_reference = record.provider_reference = replacement
+        transition(gateway, session, record, Status(record.status), source=f"courier:{row.courier}",
+                   raw_status=row.raw_status,
+                   detail=f"the provider replaced booking {previous} by {replacement}")
+        return "replaced"
     if not current:
         transition(gateway, session, record, Status(record.status), source=source,
                    raw_status=row.raw_status, detail="report about a booking this request "
@@ -127,7 +136,6 @@ def _apply(gateway, session, row, attempt, record) -> str:
         record.pending_job, record.pending_since = "dispatch", utcnow()
         enqueue_after_commit(gateway, session, "dispatch", record.id)
         return "failover"
-    details = gateway.vault.open(row.details_ciphertext) if row.details_ciphertext else {}
     proof = {k: v for k, v in (details.get("proof") or {}).items() if v}
     applied = transition(gateway, session, record, status, source=source,
                          raw_status=row.raw_status,

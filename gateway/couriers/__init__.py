@@ -98,7 +98,9 @@ class ProviderEvent:
     """One status report from a provider, by webhook or by polling.
 
     ``event_key`` deduplicates (the provider's event id, or a digest of the report);
-    ``provider_reference`` and/or ``our_reference`` find the request.
+    ``provider_reference`` and/or ``our_reference`` find the request. ``details`` may carry
+    ``proof`` (proof of delivery) and ``new_provider_reference`` (the provider replaced the
+    booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id).
     """
 
     event_key: str
@@ -211,6 +213,11 @@ class CourierAdapter:
     def cancel(self, provider_reference: str) -> None:
         return self._call("cancel", self._cancel, provider_reference)
 
+    def release_by_reference(self, reference: str) -> None:
+        """Cancel whatever the provider holds under our ``reference`` (Grab's cancel by
+        merchant order id): the way out of an unknown create for providers with no lookup."""
+        return self._call("release", self._release_by_reference, reference)
+
     def health_check(self) -> None:
         return self._call("health", self._health_check)
 
@@ -237,6 +244,9 @@ class CourierAdapter:
         raise NotImplementedError
 
     def _cancel(self, provider_reference: str) -> None:
+        raise NotImplementedError
+
+    def _release_by_reference(self, reference: str) -> None:
         raise NotImplementedError
 
     def _health_check(self) -> None:

@@ -43,19 +43,29 @@ class ScriptedCourier(CourierAdapter):
                        raw_status="confirmed")
 
     def _find_by_reference(self, reference):
+        if not self.can_look_up:
+            raise NotImplementedError
         self.lookups.append(reference)
         return self.held.get(reference)
+
+    def _release_by_reference(self, reference):
+        if not self.can_release:
+            raise NotImplementedError
+        booking = self.held.pop(reference, None)
+        self.released.append((reference, booking.provider_reference if booking else None))
 
     def _cancel(self, provider_reference):
         self.cancelled.append(provider_reference)
 
 
-def scripted_courier(name: str, *, sandbox: bool = True, supports=("delivery",), outcomes=()):
+def scripted_courier(name: str, *, sandbox: bool = True, supports=("delivery",), outcomes=(),
+                     can_look_up: bool = True, can_release: bool = False):
     """:return: ``(plugin, courier_class)``; the class records what it was asked."""
     courier = type(f"Scripted_{name}", (ScriptedCourier,), {
         "name": name, "default_config": {"sandbox": sandbox},
         "supports": frozenset(supports), "outcomes": list(outcomes), "booked": [],
-        "cancelled": [], "lookups": [], "held": {}})
+        "cancelled": [], "lookups": [], "released": [], "held": {},
+        "can_look_up": can_look_up, "can_release": can_release})
 
     class Plugin:
         @hookimpl

@@ -353,3 +353,34 @@ def test_a_parcel_over_a_couriers_limit_is_routed_elsewhere_with_the_reason(
     assert record.provider == "big"
     assert small_cls.booked == [] and len(big_cls.booked) == 1
     assert "skipped small: parcel over 5000 g" in [e.detail for e in record.events]
+
+
+def test_without_a_lookup_an_unknown_booking_is_released_by_our_reference_then_rebooked(
+        make_app, medicine_body):
+    plugin, courier = scripted_courier("grabish", outcomes=["book_then_fail"],
+                                       can_look_up=False, can_release=True)
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert record.status == "booked"
+    first, second = courier.booked
+    assert courier.released == [(f"{request_id}-1", first[1])]
+    assert list(courier.held) == [f"{request_id}-2"]
+    assert record.provider_reference == second[1]
+
+
+def test_with_neither_lookup_nor_release_the_courier_is_abandoned_after_patience(
+        make_app, medicine_body):
+    blind, blind_cls = scripted_courier("blind", outcomes=["book_then_fail"],
+                                        can_look_up=False)
+    other, other_cls = scripted_courier("other")
+    app = make_app(plugins=[*SERVICE_PLUGINS, blind, other],
+                   services={"medicine_delivery": {"couriers": ["blind", "other"]}},
+                   dispatch={"reconcile_patience_seconds": 0})
+    request_id = submit(app, new_key(app, key_type="test"), medicine_body)
+    drain(app)
+    record = read(app, request_id)
+    assert record.provider == "other"
+    assert len(blind_cls.booked) == 1 and len(other_cls.booked) == 1
+    assert any("no way to look it up" in (e.detail or "") for e in record.events)
