@@ -7,7 +7,8 @@ Every error a caller sees is JSON::
      "fields": {"patient.nik": ["Must be exactly 16 digits."]}}
 
 ``code`` is stable and machine-readable; ``message`` is for people; ``fields`` (validation
-only) maps dotted field paths to messages. No HTML page and no stack trace ever reaches a
+only) maps dotted field paths to messages; ``details`` (some codes only) carries structured
+help, such as the next departures that have seats. No HTML page and no stack trace ever reaches a
 caller: unexpected exceptions are logged with the correlation id and answered with
 ``internal_error``.
 """
@@ -53,10 +54,10 @@ class ApiError(Exception):
     """An error for the caller, named by a stable code."""
 
     def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
-                 headers: dict | None = None):
+                 headers: dict | None = None, details: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.fields, self.headers = fields, headers or {}
+        self.fields, self.headers, self.details = fields, headers or {}, details
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None,
@@ -80,6 +81,8 @@ class ErrorSchema(Schema):
     status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
     correlation_id = fields.String(allow_none=True,
                                    metadata={"description": "Quote it when asking for help."})
+    details = fields.Dict(allow_none=True, metadata={
+        "description": "Some codes only: structured help (e.g. alternatives)."})
     fields_ = fields.Dict(
         keys=fields.String(), values=fields.List(fields.String()), data_key="fields",
         metadata={"description": "Validation only: dotted field path -> messages."})
@@ -114,7 +117,8 @@ def _unexpected(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, lambda e: error_response(
-        e.status, e.code, e.message, e.fields, e.headers))
+        e.status, e.code, e.message, e.fields, e.headers,
+        **({"details": e.details} if e.details is not None else {})))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseUnavailable, _unavailable)
     app.register_error_handler(DBAPIError, _database_error)

@@ -140,6 +140,9 @@ class ServiceRequest(Base):
     #: ``external_reference`` while the request is active, for the per-agency uniqueness rule
     #: of services that ask for it; cleared when the request ends
     active_reference: Mapped[str | None] = mapped_column(String(128))
+    #: a limited resource this request holds while active (seats on a departure)
+    capacity_key: Mapped[str | None] = mapped_column(String(160), index=True)
+    capacity_units: Mapped[int | None] = mapped_column(Integer)
     #: the eligibility decision only: ``{"eligible", "source", "decided_at"}``
     eligibility: Mapped[dict | None] = mapped_column(JSON)
     delivery_pin_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)

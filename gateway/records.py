@@ -15,10 +15,11 @@ import base64
 import binascii
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -26,7 +27,7 @@ from .callbacks import queue_callback
 from .errors import ApiError
 from .events import Event, actor_label
 from .models import ServiceRequest, StatusEvent, utcnow
-from .statuses import Status, moves_forward
+from .statuses import TERMINAL, Status, moves_forward
 
 
 def fingerprint(service: str, body) -> str:
@@ -77,19 +78,23 @@ class Intake:
 def create_request(gateway, actor: dict, service_name: str, data: dict, *, reference: str | None,
                    idempotency_key: str | None, request_fingerprint: str, correlation_id: str,
                    unique_reference_field: str | None = None, eligibility: dict | None = None,
-                   delivery_pin: str | None = None) -> Intake:
+                   delivery_pin: str | None = None, capacity=None,
+                   alternatives=None) -> Intake:
     """Store a validated request, or return the one an ``Idempotency-Key`` already made.
 
     :param unique_reference_field: when set, ``reference`` may have only one active request
         per agency and service; a second is refused naming this field
+    :param capacity: a :class:`gateway.services.Capacity` the request takes, checked and
+        taken in the same transaction; ``alternatives(taken)`` lists other options when full
     :raises ApiError: 422 ``idempotency_key_reused`` when the key was used for another body;
-        422 ``duplicate_reference`` when the reference already has an active request
+        422 ``duplicate_reference`` when the reference already has an active request;
+        422 ``capacity_full`` when the capacity has no room left
     """
     for attempt in range(2):
         try:
             return _create_once(gateway, actor, service_name, data, reference, idempotency_key,
                                 request_fingerprint, correlation_id, unique_reference_field,
-                                eligibility, delivery_pin)
+                                eligibility, delivery_pin, capacity, alternatives)
         except IntegrityError:
             # Two POSTs raced on one Idempotency-Key or one active reference; the second pass
             # reads what the winner stored and answers accordingly.
@@ -101,7 +106,7 @@ def create_request(gateway, actor: dict, service_name: str, data: dict, *, refer
 
 def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
                  request_fingerprint, correlation_id, unique_reference_field, eligibility,
-                 delivery_pin) -> Intake:
+                 delivery_pin, capacity, alternatives) -> Intake:
     with gateway.db.write() as session:
         if idempotency_key is not None:
             existing = session.execute(
@@ -126,6 +131,8 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
                            f"An active request already has this {unique_reference_field}.",
                            fields={unique_reference_field: [
                                "An active request already has this value; cancel it first."]})
+        if capacity is not None:
+            _take_capacity(session, service_name, capacity, alternatives)
         now = utcnow()
         record = ServiceRequest(
             agency_id=actor["id"], api_key_id=actor["key_id"], service=service_name,
@@ -134,6 +141,8 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
             payload_ciphertext=gateway.vault.seal(data), idempotency_key=idempotency_key,
             delivery_pin_ciphertext=gateway.vault.seal(delivery_pin) if delivery_pin else None,
             request_fingerprint=request_fingerprint, correlation_id=correlation_id,
+            capacity_key=capacity.key if capacity else None,
+            capacity_units=capacity.units if capacity else None,
             pending_job="dispatch", pending_since=now, created_at=now, updated_at=now)
         session.add(record)
         session.flush()
@@ -148,6 +157,32 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
         session.flush()
         session.refresh(record, attribute_names=["events"])
         return Intake(record, created=True)
+
+
+def _take_capacity(session: Session, service_name: str, capacity, alternatives) -> None:
+    """Check room for ``capacity`` among active requests, in the caller's transaction.
+
+    SQLite write transactions are already serialised; on PostgreSQL an advisory lock per
+    key keeps two requests from taking the last seat together.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": zlib.crc32(f"{service_name}:{capacity.key}".encode())})
+
+    def taken(key: str) -> int:
+        return session.scalar(
+            select(func.coalesce(func.sum(ServiceRequest.capacity_units), 0)).where(
+                ServiceRequest.service == service_name, ServiceRequest.capacity_key == key,
+                ServiceRequest.status.not_in([str(s) for s in TERMINAL]))) or 0
+
+    left = capacity.limit - taken(capacity.key)
+    if capacity.units > left:
+        field = capacity.field or "_body"
+        raise ApiError(422, "capacity_full",
+                       f"Only {max(left, 0)} left of {capacity.limit}; this needs "
+                       f"{capacity.units}.",
+                       fields={field: ["No room left for this request."]},
+                       details={"alternatives": alternatives(taken) if alternatives else []})
 
 
 def get_for_agency(session: Session, agency_id: str, request_id: str) -> ServiceRequest:

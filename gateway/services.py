@@ -43,6 +43,18 @@ class View:
     media_type: str = "application/json"
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """A request takes ``units`` of something limited to ``limit`` per ``key`` (seats on one
+    shuttle departure). Active requests with the same key share the limit."""
+
+    key: str
+    units: int
+    limit: int
+    #: the request field to name when the resource is full
+    field: str | None = None
+
+
 class ViewGone(Exception):
     """The view needs personal data that the retention purge has removed."""
 
@@ -87,6 +99,16 @@ class Service:
 
         :raises RequestRefused: to refuse it with a code of the service's own
         """
+
+    def capacity(self, data: dict, config: dict) -> Capacity | None:
+        """What limited resource this request takes, if any (checked at intake, atomically
+        with storing it: a full resource refuses the request with ``capacity_full``)."""
+        return None
+
+    def alternatives(self, data: dict, config: dict, taken) -> list[dict]:
+        """When the capacity is full: other options to offer, e.g. the next departures with
+        seats. ``taken(key)`` says how many units active requests hold for a key."""
+        return []
 
     def views(self) -> dict[str, View]:
         """Extra representations of this service's requests, by name (e.g. ``fhir``)."""

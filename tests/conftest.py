@@ -109,7 +109,8 @@ def make_app(tmp_path, database_url, redis_url, redis_conn):
                   "jobs": {"intervals": [0, 0], "job_timeout": 30},
                   # No courier unless a test asks for one; routing then tries them by name.
                   "couriers": {"gosend_sandbox": {"enabled": False},
-                               "own_fleet": {"enabled": False}},
+                               "own_fleet": {"enabled": False},
+                               "shuttle": {"enabled": False}},
                   "services": {name: {"couriers": []} for name in SERVICE_NAMES}}
         config.update(overrides)
         app = create_app(config, plugins=SERVICE_PLUGINS if plugins is None else plugins)

@@ -129,7 +129,9 @@ def create_service_request(service_name: str):
         idempotency_key=idempotency_key, request_fingerprint=fingerprint(service_name, body),
         correlation_id=g.correlation_id,
         unique_reference_field=service.unique_reference_field, eligibility=eligibility,
-        delivery_pin=f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None)
+        delivery_pin=f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None,
+        capacity=service.capacity(data, config),
+        alternatives=lambda taken: service.alternatives(data, config, taken))
     if intake.created:
         try:
             enqueue_job(gateway, "dispatch", intake.record.id)

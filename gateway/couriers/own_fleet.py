@@ -30,15 +30,20 @@ NEXT_STATES = {"accept": ("new", "accepted"), "pickup": ("accepted", "picked_up"
                "deliver": ("picked_up", "delivered")}
 
 
-def sealed_order(order: DeliveryOrder) -> dict:
+def sealed_order(order) -> dict:
     """What staff see: the same minimised order a commercial courier gets."""
     def place(p):
         return {"address": p.address, "lat": p.lat, "lng": p.lng, "name": p.contact.name,
                 "phone": p.contact.phone, "note": p.note}
 
-    return {"pickup": place(order.pickup), "dropoffs": [place(d) for d in order.dropoffs],
-            "package": order.package.description, "cold_chain": order.cold_chain,
-            "cash_on_delivery": order.cash_on_delivery}
+    if isinstance(order, DeliveryOrder):
+        return {"kind": "delivery", "pickup": place(order.pickup),
+                "dropoffs": [place(d) for d in order.dropoffs],
+                "package": order.package.description, "cold_chain": order.cold_chain,
+                "cash_on_delivery": order.cash_on_delivery}
+    return {"kind": "ride", "pickup": place(order.pickup), "dropoff": place(order.dropoff),
+            "passengers": order.passengers,
+            "scheduled_at": order.scheduled_at.isoformat() if order.scheduled_at else None}
 
 
 def fleet_event(job: FleetJob, proof: dict | None = None) -> ProviderEvent:
@@ -87,6 +92,21 @@ class OwnFleetCourier(CourierAdapter):
             job.state, job.updated_at = "cancelled", utcnow()
 
 
+class ShuttleFleetCourier(OwnFleetCourier):
+    """The regency's tourist shuttles: group rides on scheduled departures, run by staff
+    through the same dispatch list (accept = vehicle assigned, pickup = boarded, deliver =
+    arrived). Seats are counted by the service at intake, not here."""
+
+    name = "shuttle_fleet"
+    supports = frozenset({"ride", "shuttle"})
+    default_instance = False
+
+    def refusal(self, order):
+        if "shuttle" not in order.requirements:
+            return "runs only scheduled group departures"
+        return super().refusal(order)
+
+
 @hookimpl
 def register_couriers():
-    return [OwnFleetCourier]
+    return [OwnFleetCourier, ShuttleFleetCourier]

@@ -1,7 +1,6 @@
-"""Tourism transport: visitors book rides between configured pickup points and destinations.
-
-Run with the regency's tourism office (Dinas Pariwisata). Only the hook implementations live
-here.
+"""Tourism transport: visitors and tour groups travel between configured pickup points and
+destinations, run with the regency's tourism office (Dinas Pariwisata). Only the hook
+implementations live here.
 """
 
 from gateway import hookimpl

@@ -1,67 +1,71 @@
-"""The tourism transport service: a ride from a pickup point to a destination.
+"""The tourism transport service: rides for visitors, the regency's shuttle for groups.
 
-Only what a ride needs is collected: the lead visitor's name and phone, not a NIK.
+A small party becomes a ``RideOrder`` for a ride provider. A group (from
+``group_min_passengers``) travels on the regency's shuttle, whose departures and seats per
+departure are configured; its order carries the ``shuttle`` requirement so only the shuttle
+fleet takes it, and its seats are taken at intake: a full departure is refused with
+``capacity_full`` and the next departures that still have seats.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError
 
 from gateway import Service
-from gateway.fields import IndonesianPhone, PlaceSchema, place_registry
+from gateway.fields import place_registry
 from gateway.orders import Contact, Place, RideOrder
+from gateway.services import Capacity, RequestRefused
+
+from .schemas import TourismTransportConfigSchema, TourismTransportRequestSchema
 
 BOOKING_HORIZON = timedelta(days=30)
+MAX_ALTERNATIVES = 3
 
 
-class VisitorSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True)
+def _local(config) -> timezone:
+    return timezone(timedelta(hours=config.get("utc_offset_hours", 7)))
 
 
-class TourismTransportRequestSchema(Schema):
-    """A ride for a visitor or a small party."""
-
-    class Meta:
-        unknown = RAISE
-
-    booking_id = fields.String(required=True, validate=validate.Regexp(
-        r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"))
-    visitor = fields.Nested(VisitorSchema, required=True)
-    pickup_point_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    destination_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    passengers = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=60))
-    departure_at = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
-        "description": "ISO 8601 with a zone; empty for now; at most 30 days ahead."})
+def route_departures(config, pickup: str, destination: str) -> dict | None:
+    for departure in config.get("shuttle_departures", []):
+        if (departure["pickup_point_id"], departure["destination_id"]) == (pickup, destination):
+            return departure
+    return None
 
 
-class TourismTransportConfigSchema(Schema):
-    class Meta:
-        unknown = RAISE
+def departure_key(pickup: str, destination: str, when: datetime) -> str:
+    return f"{pickup}>{destination}@{when.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}"
 
-    pickup_points = fields.List(fields.Nested(PlaceSchema), load_default=list)
-    destinations = fields.List(fields.Nested(PlaceSchema), load_default=list)
 
-    @validates_schema
-    def _unique_ids(self, data, **kwargs):
-        place_registry(data.get("pickup_points", []), "pickup_points")
-        place_registry(data.get("destinations", []), "destinations")
+def upcoming(config, departure: dict, after: datetime, until: datetime):
+    """Every departure time of a route between ``after`` and ``until``, in order."""
+    zone = _local(config)
+    day = after.astimezone(zone).date()
+    while True:
+        for clock in sorted(departure["times"]):
+            hour, minute = map(int, clock.split(":"))
+            when = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+            if when > until:
+                return
+            if when > after:
+                yield when
+        day += timedelta(days=1)
 
 
 class TourismTransportService(Service):
     name = "tourism_transport"
     title = "Tourist transport"
     description = ("A visitor or tour group books transport between a pickup point (terminal, "
-                   "airport, hotel, Taman Sritanjung) and a destination (Ijen, Pulau Merah...).")
-    version = "0.1.0"
+                   "airport, hotel, Taman Sritanjung) and a destination (Ijen, Pulau Merah...), "
+                   "now or up to 30 days ahead. Groups ride the regency's shuttle; a full "
+                   "departure answers with the next ones that have seats.")
+    version = "0.2.0"
     order_kind = "ride"
     request_schema = TourismTransportRequestSchema
     config_schema = TourismTransportConfigSchema
+    unique_reference_field = "booking_id"
     example_request = {
         "booking_id": "TRIP-2026-0007",
         "visitor": {"name": "Anna Schmidt", "phone": "+6281398765432"},
@@ -69,6 +73,9 @@ class TourismTransportService(Service):
         "destination_id": "pulau-merah",
         "passengers": 2,
     }
+
+    def is_group(self, data, config) -> bool:
+        return data["passengers"] >= config.get("group_min_passengers", 5)
 
     def validate(self, payload, config):
         data = self.request_schema().load(payload)
@@ -84,7 +91,44 @@ class TourismTransportService(Service):
             errors["departure_at"] = ["Must be between now and 30 days ahead."]
         if errors:
             raise ValidationError(errors)
+        if self.is_group(data, config):
+            self._check_shuttle_departure(data, config, now)
         return data
+
+    def _check_shuttle_departure(self, data, config, now):
+        route = route_departures(config, data["pickup_point_id"], data["destination_id"])
+        if route is None:
+            raise RequestRefused("no_shuttle_route", "The regency's shuttle does not run "
+                                 "between these places; book smaller parties as rides.",
+                                 {"destination_id": ["No shuttle on this route."]})
+        when = data.get("departure_at")
+        times = [w for w in upcoming(config, route, now, now + BOOKING_HORIZON)]
+        if when is None or when not in times:
+            soon = [w.isoformat() for w in times[:MAX_ALTERNATIVES]]
+            raise RequestRefused("no_such_departure", "Groups travel on a scheduled shuttle "
+                                 f"departure; the next are {', '.join(soon)}.",
+                                 {"departure_at": ["Choose one of the shuttle's departures."]})
+
+    def capacity(self, data, config):
+        if not self.is_group(data, config):
+            return None
+        route = route_departures(config, data["pickup_point_id"], data["destination_id"])
+        return Capacity(key=departure_key(data["pickup_point_id"], data["destination_id"],
+                                          data["departure_at"]),
+                        units=data["passengers"], limit=route["capacity"], field="departure_at")
+
+    def alternatives(self, data, config, taken):
+        route = route_departures(config, data["pickup_point_id"], data["destination_id"])
+        now = datetime.now(UTC)
+        found = []
+        for when in upcoming(config, route, now, now + BOOKING_HORIZON):
+            key = departure_key(data["pickup_point_id"], data["destination_id"], when)
+            left = route["capacity"] - taken(key)
+            if left >= data["passengers"]:
+                found.append({"departure_at": when.isoformat(), "seats_left": left})
+                if len(found) == MAX_ALTERNATIVES:
+                    break
+        return found
 
     def reference(self, data):
         return data["booking_id"]
@@ -94,13 +138,16 @@ class TourismTransportService(Service):
         destinations = place_registry(config.get("destinations", []), "destinations")
         origin, target = points[data["pickup_point_id"]], destinations[data["destination_id"]]
         visitor = Contact(name=data["visitor"]["name"], phone=data["visitor"]["phone"])
+        group = self.is_group(data, config)
         return RideOrder(
             reference=reference,
             pickup=Place(address=origin["address"], lat=origin["location"]["lat"],
-                         lng=origin["location"]["lng"], contact=visitor),
+                         lng=origin["location"]["lng"], contact=visitor,
+                         note=data.get("group_name")),
             dropoff=Place(address=target["address"], lat=target["location"]["lat"],
                           lng=target["location"]["lng"], contact=visitor),
             passengers=data["passengers"],
             scheduled_at=(datetime.fromisoformat(data["departure_at"])
                           if data.get("departure_at") else None),
+            requirements=frozenset({"shuttle"}) if group else frozenset(),
         )

@@ -21,7 +21,8 @@ HOOK_NAMES = sorted(name for name in dir(hookspecs)
 def assert_error_shape(response, status=None):
     assert response.mimetype == "application/json", response.data[:200]
     body = response.get_json()
-    assert set(body) <= {"code", "message", "status", "correlation_id", "fields", "checks"}
+    assert set(body) <= {"code", "message", "status", "correlation_id", "fields", "checks",
+                         "details"}
     assert isinstance(body["code"], str) and re.fullmatch(r"[a-z][a-z_]+", body["code"])
     assert isinstance(body["message"], str) and body["message"]
     assert body["status"] == response.status_code
