@@ -81,6 +81,8 @@ class ErrorSchema(Schema):
     status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
     correlation_id = fields.String(allow_none=True,
                                    metadata={"description": "Quote it when asking for help."})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "Readiness only: each dependency and its state."})
     details = fields.Dict(allow_none=True, metadata={
         "description": "Some codes only: structured help (e.g. alternatives)."})
     fields_ = fields.Dict(

@@ -11,13 +11,12 @@ The rules that must always hold live here, once:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
+import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
@@ -86,9 +85,10 @@ def create_request(gateway, actor: dict, service_name: str, data: dict, *, refer
         per agency and service; a second is refused naming this field
     :param capacity: a :class:`gateway.services.Capacity` the request takes, checked and
         taken in the same transaction; ``alternatives(taken)`` lists other options when full
-    :raises ApiError: 422 ``idempotency_key_reused`` when the key was used for another body;
-        422 ``duplicate_reference`` when the reference already has an active request;
-        422 ``capacity_full`` when the capacity has no room left
+    :raises ApiError: 409 (the request conflicts with what is stored, not with the schema):
+        ``idempotency_key_reused`` when the key was used for another body,
+        ``duplicate_reference`` when the reference already has an active request,
+        ``capacity_full`` when the capacity has no room left
     """
     for attempt in range(2):
         try:
@@ -117,7 +117,7 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
             if existing is not None:
                 if existing.request_fingerprint != request_fingerprint:
                     raise ApiError(
-                        422, "idempotency_key_reused",
+                        409, "idempotency_key_reused",
                         "This Idempotency-Key was already used for a different request. "
                         "Use a new key for a new request.")
                 return Intake(existing, created=False)
@@ -127,7 +127,7 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
                     ServiceRequest.agency_id == actor["id"],
                     ServiceRequest.service == service_name,
                     ServiceRequest.active_reference == active_reference)) is not None:
-            raise ApiError(422, "duplicate_reference",
+            raise ApiError(409, "duplicate_reference",
                            f"An active request already has this {unique_reference_field}.",
                            fields={unique_reference_field: [
                                "An active request already has this value; cancel it first."]})
@@ -178,7 +178,7 @@ def _take_capacity(session: Session, service_name: str, capacity, alternatives) 
     left = capacity.limit - taken(capacity.key)
     if capacity.units > left:
         field = capacity.field or "_body"
-        raise ApiError(422, "capacity_full",
+        raise ApiError(409, "capacity_full",
                        f"Only {max(left, 0)} left of {capacity.limit}; this needs "
                        f"{capacity.units}.",
                        fields={field: ["No room left for this request."]},
@@ -195,22 +195,22 @@ def get_for_agency(session: Session, agency_id: str, request_id: str) -> Service
     return record
 
 
+CURSOR_PATTERN = r"^\d{1,16}\.[0-9a-f-]{1,36}$"
+
+
 def encode_cursor(record: ServiceRequest) -> str:
-    raw = f"{record.created_at.isoformat()}|{record.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """A keyset position: creation time in epoch microseconds and the id. Any value of this
+    shape is a valid position, so a forged cursor can only move the page, never break it."""
+    micros = int(record.created_at.timestamp() * 1_000_000)
+    return f"{micros}.{record.id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, request_id = raw.partition("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not request_id:
-            raise ValueError
-        return when, request_id
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
         raise ApiError(422, "validation_failed", "The cursor is not valid.",
-                       fields={"cursor": ["Not a cursor returned by this API."]}) from exc
+                       fields={"cursor": ["Not a cursor returned by this API."]})
+    micros, _, request_id = cursor.partition(".")
+    return datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), request_id
 
 
 def list_for_agency(session: Session, agency_id: str, *, service=None, status=None,

@@ -34,10 +34,12 @@ ERROR_DESCRIPTIONS = {
     401: "No valid API key (`unauthenticated`).",
     403: "The key may not do this (`forbidden`, `service_not_allowed`).",
     404: "No such resource (`not_found`, `request_not_found`, `service_not_found`).",
-    409: "The request is in a state that does not allow this (`request_not_cancellable`).",
+    409: "Conflicts with what is stored (`request_not_cancellable`, `idempotency_key_reused`, "
+         "`duplicate_reference`, `capacity_full` with `details.alternatives`).",
     413: "The body is too large (`payload_too_large`).",
     415: "The body is not JSON (`unsupported_media_type`).",
-    422: "Validation failed (`validation_failed`, `idempotency_key_reused`); see `fields`.",
+    422: "Validation failed (`validation_failed`, or a service rule such as "
+         "`restricted_medicine`); see `fields`.",
     503: "A dependency is unavailable; nothing was stored (`service_unavailable`).",
 }
 
@@ -103,7 +105,7 @@ def build_spec(gateway) -> dict:
                                            "request instead of making a second one."}],
             "requestBody": {"required": True, "content": {"application/json": content}},
             "responses": {**_ok(202, "RequestDetail", "Accepted: stored and queued."),
-                          **_errors(400, 403, 404, 413, 415, 422, *common)}}})
+                          **_errors(400, 403, 404, 409, 413, 415, 422, *common)}}})
     spec.path(path="/api/v1/requests", operations={"get": {
         "summary": "This agency's requests, newest first", "tags": ["requests"],
         "parameters": [{"in": "query", "schema": RequestListArgsSchema}],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from ..records import CURSOR_PATTERN
 from ..statuses import Status
 
 
@@ -62,7 +63,8 @@ class RequestListArgsSchema(Schema):
     created_after = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
     created_before = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
     limit = fields.Integer(validate=validate.Range(min=1, max=200))
-    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    cursor = fields.String(validate=validate.Regexp(CURSOR_PATTERN), metadata={
+        "description": "The `next_cursor` of the previous page."})
 
 
 class ServiceInfoSchema(Schema):

@@ -172,6 +172,15 @@ def get_request(request_id: str):
         return RequestDetailSchema().dump(detail(record, _gateway().vault))
 
 
+def register_views(app, gateway) -> None:
+    """Route ``/api/v1/requests/<id>/<view>`` for exactly the views the services offer, so
+    no other path answers there (``.../cancel`` stays POST-only)."""
+    names = sorted({name for service in gateway.services.values() for name in service.views()})
+    if names:
+        app.add_url_rule(f"{bp.url_prefix}/requests/<request_id>/<any({', '.join(names)}):"
+                         "view_name>", "api_v1.request_view", request_view, methods=["GET"])
+
+
 def decide_eligibility(gateway, service, data, config) -> dict | None:
     """Ask the ``eligibility_for`` hook; keep only the decision, its source and time."""
     answer = gateway.pm.hook.eligibility_for(gateway=gateway, service=service, data=data,
@@ -185,7 +194,6 @@ def decide_eligibility(gateway, service, data, config) -> dict | None:
     return decision
 
 
-@bp.get("/requests/<request_id>/<view_name>")
 def request_view(request_id: str, view_name: str):
     """Another representation of a request, offered by its service (e.g. ``fhir``)."""
     gateway = _gateway()

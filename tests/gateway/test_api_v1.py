@@ -154,7 +154,7 @@ def test_the_same_idempotency_key_with_another_body_is_refused(agency, medicine_
     agency.post(CREATE, json=medicine_body, headers=headers)
     medicine_body["items"][0]["quantity"] = 60
     response = agency.post(CREATE, json=medicine_body, headers=headers)
-    assert (response.status_code, response.get_json()["code"]) == (422, "idempotency_key_reused")
+    assert (response.status_code, response.get_json()["code"]) == (409, "idempotency_key_reused")
     assert count_requests(gateway) == 1
 
 
@@ -213,7 +213,8 @@ def test_listing_filters_and_pages_through_every_request_once(
 def test_bad_list_queries_are_422_naming_the_parameter(agency):
     for query, field in (("status=lost", "status"), ("limit=0", "limit"),
                          ("created_after=yesterday", "created_after"),
-                         ("cursor=%25%25%25", "cursor"), ("colour=red", "colour")):
+                         ("cursor=%25%25%25", "cursor"), ("cursor=12.zz", "cursor"),
+                         ("colour=red", "colour")):
         response = agency.get(f"/api/v1/requests?{query}")
         assert response.status_code == 422, query
         assert field in response.get_json()["fields"], query

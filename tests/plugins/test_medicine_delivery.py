@@ -77,7 +77,7 @@ def test_dispatch_requires_pharmacist_counselling(app, medicine_body):
 def test_a_prescription_has_one_active_request_per_agency(app, medicine_body):
     key = new_key(app)
     first = post(app, key, medicine_body).get_json()["id"]
-    refused(post(app, key, medicine_body), 422, "duplicate_reference", "prescription_id")
+    refused(post(app, key, medicine_body), 409, "duplicate_reference", "prescription_id")
     assert post(app, new_key(app), medicine_body).status_code == 202  # another agency
     app.test_client().post(f"/api/v1/requests/{first}/cancel", headers=bearer(key))
     assert post(app, key, medicine_body).status_code == 202  # the first one has ended
@@ -161,7 +161,7 @@ def test_the_fhir_view_follows_the_status_and_is_scoped_to_the_agency(app, medic
     stranger = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(new_key(app)))
     assert (stranger.status_code, stranger.get_json()["code"]) == (404, "request_not_found")
     unknown = client.get(f"/api/v1/requests/{request_id}/hl7v2", headers=bearer(key))
-    assert (unknown.status_code, unknown.get_json()["code"]) == (404, "view_not_found")
+    assert (unknown.status_code, unknown.get_json()["code"]) == (404, "not_found")
 
 
 def _everything_in_the_database(gateway) -> list:

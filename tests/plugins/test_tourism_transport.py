@@ -51,7 +51,7 @@ def test_a_full_departure_is_refused_with_the_next_departures_that_have_seats(sh
     assert client.post(CREATE, json=group(1, 10, when), headers=bearer(key)).status_code == 202
     full = client.post(CREATE, json=group(2, 5, when), headers=bearer(key))
     body = full.get_json()
-    assert (full.status_code, body["code"]) == (422, "capacity_full")
+    assert (full.status_code, body["code"]) == (409, "capacity_full")
     assert "departure_at" in body["fields"]
     alternatives = body["details"]["alternatives"]
     assert alternatives and alternatives[0]["departure_at"] != when.isoformat()
@@ -65,7 +65,7 @@ def test_cancelling_a_group_frees_its_seats(shuttle_app):
     client = shuttle_app.test_client()
     when = next_departure(22, 0, days_ahead=2)
     first = client.post(CREATE, json=group(1, 14, when), headers=bearer(key)).get_json()["id"]
-    assert client.post(CREATE, json=group(2, 6, when), headers=bearer(key)).status_code == 422
+    assert client.post(CREATE, json=group(2, 6, when), headers=bearer(key)).status_code == 409
     client.post(f"/api/v1/requests/{first}/cancel", headers=bearer(key))
     drain(shuttle_app)
     assert client.post(CREATE, json=group(2, 6, when), headers=bearer(key)).status_code == 202
@@ -86,7 +86,7 @@ def test_two_groups_racing_for_the_last_seats_do_not_both_get_them(shuttle_app):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(answers) == [202, 422, 422, 422]
+    assert sorted(answers) == [202, 409, 409, 409]
 
 
 @pytest.mark.parametrize("when, code", [
