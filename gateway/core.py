@@ -20,6 +20,7 @@ from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
 from .plugins import make_plugin_manager
+from .ratelimit import RateLimiter
 from .services import NAME_PATTERN
 from .settings import (
     ConfigError,
@@ -71,6 +72,7 @@ class Gateway:
                 adapter = self.courier_classes[config["adapter"]](instance, config)
                 adapter.bind(self)
                 self.couriers[instance] = adapter
+        self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
         self.circuits = CircuitBreaker(self.redis, {
             name: config["circuit"] for name, config in self.courier_configs.items()})
         for adapter in self.couriers.values():

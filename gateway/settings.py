@@ -92,9 +92,26 @@ class SweepSchema(Schema):
                                          validate=validate.Range(min=1))
 
 
+class BucketSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    rate = fields.Float(required=True, validate=validate.Range(min=0.01),
+                        metadata={"description": "Calls per second, sustained."})
+    burst = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                           metadata={"description": "Calls allowed at once."})
+
+
 class ApiSchema(Schema):
     class Meta:
         unknown = RAISE
+
+    rate_limits = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["live", "test"])),
+        values=fields.Nested(BucketSchema),
+        load_default=lambda: {"live": {"rate": 50.0, "burst": 200},
+                              "test": {"rate": 10.0, "burst": 50}},
+        metadata={"description": "Per agency and key type, a token bucket."})
 
     max_body_bytes = fields.Integer(strict=True, load_default=256 * 1024,
                                     validate=validate.Range(min=1024))

@@ -14,6 +14,7 @@ from flask import Flask, current_app, g, request
 
 from ..context import correlation_id
 from ..errors import ApiError
+from ..ratelimit import retry_after_header
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -44,6 +45,12 @@ def _begin_request():
                        "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.",
                        headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
     g.actor = actor
+    if actor.get("type") == "agency":
+        wait = gateway.rate_limiter.check(actor["id"], actor.get("key_type", "live"))
+        if wait is not None:
+            raise ApiError(429, "rate_limited", "Too many calls for this agency's keys; "
+                           "slow down and retry after the time in Retry-After.",
+                           headers={"Retry-After": retry_after_header(wait)})
 
 
 def _end_request(response):

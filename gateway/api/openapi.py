@@ -40,6 +40,7 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not JSON (`unsupported_media_type`).",
     422: "Validation failed (`validation_failed`, or a service rule such as "
          "`restricted_medicine`); see `fields`.",
+    429: "Too many calls for this agency and key type (`rate_limited`); see Retry-After.",
     503: "A dependency is unavailable; nothing was stored (`service_unavailable`).",
 }
 
@@ -78,7 +79,7 @@ def build_spec(gateway) -> dict:
     spec.components.schema("RequestList", schema=RequestListSchema)
     spec.components.schema("ServiceList", schema=ServiceListSchema)
     spec.components.schema("Health", schema=HealthSchema)
-    common = (401, 503)
+    common = (401, 429, 503)
     spec.path(path="/healthz", operations={"get": {
         "summary": "Liveness", "security": [], "responses": _ok(200, "Health", "Up.")}})
     spec.path(path="/readyz", operations={"get": {
