@@ -283,11 +283,22 @@ def cancel_bookings(gateway, request_id: str) -> str:
         gateway.couriers[provider].cancel(reference)
     for attempt in unresolved:
         courier = gateway.couriers.get(attempt.courier)
-        booking = courier.find_by_reference(attempt.reference) if courier else None
+        booking, released = None, False
+        if courier is not None:
+            try:
+                booking = courier.find_by_reference(attempt.reference)
+            except NotImplementedError:
+                # No lookup (Grab): cancel whatever the provider holds under our reference.
+                try:
+                    courier.release_by_reference(attempt.reference)
+                    released = True
+                except NotImplementedError:
+                    pass
         if booking is not None:
             courier.cancel(booking.provider_reference)
-        _finish_attempt(gateway, attempt.id, "released" if booking else "not_found",
-                        "cancelled with the request" if booking else None, timeline=False)
+        released = released or booking is not None
+        _finish_attempt(gateway, attempt.id, "released" if released else "not_found",
+                        "cancelled with the request" if released else None, timeline=False)
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)
         record.pending_job, record.pending_since = None, None

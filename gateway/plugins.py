@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "gateway.audit",
     "gateway.routing",
     "gateway.couriers.gosend",
+    "gateway.couriers.goride",
     "gateway.couriers.grabexpress",
     "gateway.couriers.lalamove",
     "gateway.couriers.own_fleet",

@@ -101,9 +101,12 @@ MATCH_PATIENCE = timedelta(minutes=15)
 
 
 def _apply(gateway, session, row, attempt, record) -> str:
+    # A report may overtake the create call's answer, or come while that answer is still
+    # being reconciled (providers that echo our reference): wait for the attempt to resolve.
+    unresolved = record is None or attempt.state in ("pending", "unknown")
+    if unresolved and utcnow() - row.received_at < MATCH_PATIENCE:
+        raise EventNotMatchedYet(f"provider event {row.id} from {row.courier}")
     if record is None:
-        if utcnow() - row.received_at < MATCH_PATIENCE:
-            raise EventNotMatchedYet(f"provider event {row.id} from {row.courier}")
         log.warning("provider event %s from %s matches no booking", row.id, row.courier)
         return "unmatched"
     source = f"courier:{row.courier}"

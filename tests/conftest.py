@@ -110,6 +110,8 @@ def make_app(tmp_path, database_url, redis_url, redis_conn):
                   # No courier unless a test asks for one; routing then tries them by name.
                   "couriers": {"gosend_sandbox": {"enabled": False},
                                "own_fleet": {"enabled": False},
+                               "goride_sandbox": {"enabled": False},
+                               "grab_sandbox": {"enabled": False},
                                "shuttle": {"enabled": False}},
                   "services": {name: {"couriers": []} for name in SERVICE_NAMES}}
         config.update(overrides)

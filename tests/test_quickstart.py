@@ -45,6 +45,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def grab_urls(port: int) -> dict:
+    return {"GATEWAY_GRAB_SIMULATOR_URL": f"http://127.0.0.1:{port}/grab-express-sandbox",
+            "GATEWAY_GRAB_TOKEN_URL": f"http://127.0.0.1:{port}/grabid/v1/oauth2/token"}
+
+
 def wait_for_banner(process: subprocess.Popen, log: Path) -> str:
     """The output up to the demo key line; fail early if ``gateway up`` exits first."""
     deadline = time.monotonic() + START_TIMEOUT
@@ -102,6 +107,8 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
            "GATEWAY_PORT": str(port),
            # The GO-SEND simulator that `up` starts, on a free port and a quick clock.
            "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           **grab_urls(free_port()),
            "GATEWAY_SIMULATOR_STEP_SECONDS": "0.3"}
     # The embedded default: no Redis and no database from the caller's environment.
     for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):

@@ -267,6 +267,9 @@ class CourierAdapter:
         except CourierError as exc:
             outcome, error = _outcome_of(exc), type(exc).__name__
             raise
+        except NotImplementedError:
+            outcome = "unsupported"  # not a call to the provider: neither success nor failure
+            raise
         except requests.RequestException as exc:
             mapped = map_transport_error(exc, creating=creating)
             outcome, error = _outcome_of(mapped), type(exc).__name__
