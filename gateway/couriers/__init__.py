@@ -16,6 +16,7 @@ keep their payload mapping in pure functions beside them.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -300,6 +301,20 @@ class CourierAdapter:
         if status == 404:
             raise CourierNotFound(f"not found: {text}")
         raise CourierRejected(f"rejected ({status}): {text}")
+
+
+#: hosts a ``sandbox`` entry may always talk to: simulators on this machine
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_static_secret(headers: Mapping[str, str], name: str, expected: str) -> None:
+    """Webhook authentication by a secret we registered with the provider, sent back in a
+    header: compared in constant time; missing or different is refused (fail closed)."""
+    supplied = headers.get(name)
+    if not supplied:
+        raise WebhookRejected(f"no {name} header")
+    if not hmac.compare_digest(supplied.encode(), expected.encode()):
+        raise WebhookRejected(f"wrong {name}")
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -19,7 +19,6 @@ the live service.
 
 from __future__ import annotations
 
-import hmac
 import json
 from urllib.parse import urlsplit
 
@@ -27,10 +26,17 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import StartupError
 from ..hookspecs import hookimpl
-from . import CourierAdapter, CourierOutcomeUnknown, CourierTemporaryError, WebhookRejected
+from . import (
+    LOOPBACK_HOSTS,
+    CourierAdapter,
+    CourierOutcomeUnknown,
+    CourierTemporaryError,
+    WebhookRejected,
+    check_static_secret,
+)
 from . import goride_mapping as mapping
 
-SANDBOX_HOSTS = {"127.0.0.1", "localhost", "::1"}
+SANDBOX_HOSTS = LOOPBACK_HOSTS
 
 
 class GoRideConfigSchema(Schema):
@@ -102,11 +108,7 @@ class GoRideCourier(CourierAdapter):
         self.raise_for_status(response)
 
     def _verify_webhook(self, headers, raw_body):
-        supplied = headers.get(self.config["webhook_header"])
-        if not supplied:
-            raise WebhookRejected("no webhook token")
-        if not hmac.compare_digest(supplied.encode(), self.config["webhook_token"].encode()):
-            raise WebhookRejected("wrong webhook token")
+        check_static_secret(headers, self.config["webhook_header"], self.config["webhook_token"])
 
     def _parse_webhook(self, headers, raw_body):
         try:

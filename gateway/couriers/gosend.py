@@ -11,7 +11,6 @@ host, so a test key can never reach the live service.
 
 from __future__ import annotations
 
-import hmac
 import json
 from urllib.parse import urlsplit
 
@@ -19,10 +18,16 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import StartupError
 from ..hookspecs import hookimpl
-from . import CourierAdapter, CourierRejected, WebhookRejected
+from . import (
+    LOOPBACK_HOSTS,
+    CourierAdapter,
+    CourierRejected,
+    WebhookRejected,
+    check_static_secret,
+)
 from . import gosend_mapping as mapping
 
-SANDBOX_HOSTS = {"127.0.0.1", "localhost", "::1", "integration-kilat-api.gojekapi.com"}
+SANDBOX_HOSTS = LOOPBACK_HOSTS | {"integration-kilat-api.gojekapi.com"}
 
 
 class GoSendConfigSchema(Schema):
@@ -107,11 +112,7 @@ class GoSendCourier(CourierAdapter):
         self.raise_for_status(response)
 
     def _verify_webhook(self, headers, raw_body):
-        supplied = headers.get(self.config["webhook_header"])
-        if not supplied:
-            raise WebhookRejected("no webhook token")
-        if not hmac.compare_digest(supplied.encode(), self.config["webhook_token"].encode()):
-            raise WebhookRejected("wrong webhook token")
+        check_static_secret(headers, self.config["webhook_header"], self.config["webhook_token"])
 
     def _parse_webhook(self, headers, raw_body):
         try:

@@ -19,7 +19,6 @@ a test key can never reach the live service.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -32,18 +31,19 @@ from marshmallow import RAISE, Schema, fields, validate
 from ..errors import StartupError
 from ..hookspecs import hookimpl
 from . import (
+    LOOPBACK_HOSTS,
     CourierAdapter,
     CourierAuthError,
     CourierOutcomeUnknown,
     CourierRejected,
     CourierTemporaryError,
     WebhookRejected,
+    check_static_secret,
     map_transport_error,
 )
 from . import grabexpress_mapping as mapping
 
 log = logging.getLogger(__name__)
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 GRAB_API_HOST = "partner-api.grab.com"
 SANDBOX_PATH = "/grab-express-sandbox"
 #: where a sandbox entry may fetch its tokens besides this machine (GrabID, and its staging)
@@ -84,9 +84,9 @@ def _sandbox_problem(base_url: str, token_url: str) -> str | None:
     base, token = urlsplit(base_url), urlsplit(token_url)
     grab_sandbox = base.hostname == GRAB_API_HOST and (
         base.path.rstrip("/") == SANDBOX_PATH or base.path.startswith(f"{SANDBOX_PATH}/"))
-    if base.hostname not in LOCAL_HOSTS and not grab_sandbox:
+    if base.hostname not in LOOPBACK_HOSTS and not grab_sandbox:
         return "its base_url is neither a simulator on this machine nor Grab's sandbox path"
-    if token.hostname not in LOCAL_HOSTS | GRAB_TOKEN_HOSTS:
+    if token.hostname not in LOOPBACK_HOSTS | GRAB_TOKEN_HOSTS:
         return "its token_url is neither on this machine nor GrabID's"
     return None
 
@@ -227,17 +227,9 @@ class GrabExpressCourier(CourierAdapter):
 
     # -- webhooks ------------------------------------------------------------------------
     def _verify_webhook(self, headers, raw_body):
-        supplied = headers.get("Authorization")
-        if not supplied:
-            raise WebhookRejected("no Authorization header")
-        matches = hmac.compare_digest(supplied.encode(), self.config["webhook_auth"].encode())
-        expected_id = self.config.get("webhook_auth_id")
-        if expected_id is not None:
-            supplied_id = headers.get("Authorization-Id") or ""
-            matches = hmac.compare_digest(supplied_id.encode(), expected_id.encode()) \
-                and matches
-        if not matches:
-            raise WebhookRejected("wrong Authorization")
+        check_static_secret(headers, "Authorization", self.config["webhook_auth"])
+        if self.config.get("webhook_auth_id") is not None:
+            check_static_secret(headers, "Authorization-Id", self.config["webhook_auth_id"])
 
     def _parse_webhook(self, headers, raw_body):
         try:

@@ -16,7 +16,7 @@ from gateway.couriers.grabexpress import GrabExpressConfigSchema, GrabExpressCou
 from gateway.errors import StartupError
 from gateway.models import ProviderEventRecord, ServiceRequest
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.simulators.grabexpress import TERMINAL, GrabExpressSimulator, create_simulator_app
+from gateway.simulators.grabexpress import GrabExpressSimulator, create_simulator_app
 from gateway.statuses import Status
 from gateway.sweep import sweep_once
 from gateway.testing import ServerThread, drain, wait_for_status
@@ -369,10 +369,11 @@ def test_an_unknown_create_outcome_is_released_by_merchant_order_id_and_booked_o
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     sim_post(grab_sim, "/_sim/faults", {"create": ["timeout"]})
     request_id = submit(app, key, umkm_body(app))
-    wait_for_status(app, request_id, "booked")
+    # The simulator's clock may carry the booking on before we look: anything from booked on.
+    wait_for_status(app, request_id, {"booked", "driver_assigned", "picked_up", "delivered"})
 
-    live = [b for b in bookings(grab_sim) if b["status"] not in TERMINAL]
-    assert len(live) == 1, "exactly one live delivery at Grab"
+    live = [b for b in bookings(grab_sim) if b["status"] != "CANCELED"]
+    assert len(live) == 1, "exactly one delivery at Grab that was not released"
     assert calls(grab_sim, "DELETE", f"{API}/v1/merchant/deliveries/{request_id}-1")
     by_reference = {b["merchantOrderID"]: b for b in bookings(grab_sim)}
     assert set(by_reference) == {f"{request_id}-1", f"{request_id}-2"}
