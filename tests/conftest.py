@@ -259,10 +259,29 @@ def callback_receiver():
 
 
 @pytest.fixture
-def gosend_app(make_app, gosend_sim):
+def serve_app():
+    """Serve apps over real HTTP for one test, so a simulator's webhooks reach them."""
+    from gateway.testing import ServerThread
+
+    servers = []
+
+    def serve(app, sim=None, courier=None):
+        server = ServerThread(app).__enter__()
+        servers.append(server)
+        app.server_url = server.url
+        if sim is not None:
+            sim.webhook_url = f"{server.url}/webhooks/{courier}"
+        return app
+
+    yield serve
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gosend_app(make_app, gosend_sim, serve_app):
     """An app whose medicine requests go to the GO-SEND simulator, then the own fleet, served
     over HTTP so that the simulator's webhooks reach it."""
-    from gateway.testing import ServerThread
 
     def make(**overrides):
         config = {
@@ -273,14 +292,6 @@ def gosend_app(make_app, gosend_sim):
                          "umkm_pickup": {"couriers": ["gosend_sandbox", "own_fleet"]}},
         }
         config.update(overrides)
-        app = make_app(**config)
-        server = ServerThread(app).__enter__()
-        servers.append(server)
-        gosend_sim.webhook_url = f"{server.url}/webhooks/gosend_sandbox"
-        app.server_url = server.url
-        return app
+        return serve_app(make_app(**config), gosend_sim, "gosend_sandbox")
 
-    servers = []
-    yield make
-    for server in servers:
-        server.__exit__(None, None, None)
+    return make

@@ -56,7 +56,7 @@ def sandbox_entry(sim, **overrides) -> dict:
 
 
 @pytest.fixture
-def goride_app(make_app, goride_sim):
+def goride_app(make_app, goride_sim, serve_app):
     """An app whose tourism rides go to the GoRide simulator and nowhere else, served over
     HTTP so that the simulator's webhooks reach it."""
 
@@ -67,17 +67,9 @@ def goride_app(make_app, goride_sim):
             "services": {"tourism_transport": {"couriers": ["goride_sandbox"]}},
         }
         config.update(overrides)
-        app = make_app(plugins=PLUGINS, **config)
-        server = ServerThread(app).__enter__()
-        servers.append(server)
-        goride_sim.webhook_url = f"{server.url}/webhooks/goride_sandbox"
-        app.server_url = server.url
-        return app
+        return serve_app(make_app(plugins=PLUGINS, **config), goride_sim, "goride_sandbox")
 
-    servers = []
-    yield make
-    for server in servers:
-        server.__exit__(None, None, None)
+    return make
 
 
 def ride_body(app, **changes) -> dict:

@@ -51,7 +51,7 @@ def grab_entry(sim, **changes) -> dict:
 
 
 @pytest.fixture
-def grab_app(make_app, grab_sim):
+def grab_app(make_app, grab_sim, serve_app):
     """An app whose UMKM parcels go to the GrabExpress simulator, then the own fleet, served
     over HTTP so that the simulator's webhooks reach it."""
 
@@ -64,17 +64,9 @@ def grab_app(make_app, grab_sim):
             "services": {"umkm_pickup": {"couriers": ["grab_sandbox", "own_fleet"]}},
         }
         config.update(overrides)
-        app = make_app(**config)
-        server = ServerThread(app).__enter__()
-        servers.append(server)
-        grab_sim.webhook_url = f"{server.url}/webhooks/grab_sandbox"
-        app.server_url = server.url
-        return app
+        return serve_app(make_app(**config), grab_sim, "grab_sandbox")
 
-    servers = []
-    yield make
-    for server in servers:
-        server.__exit__(None, None, None)
+    return make
 
 
 # -- helpers -------------------------------------------------------------------------------
