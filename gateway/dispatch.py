@@ -280,7 +280,21 @@ def cancel_bookings(gateway, request_id: str) -> str:
             CourierAttempt.request_id == request_id,
             CourierAttempt.state.in_(UNRESOLVED))).all()
     if provider is not None:
-        gateway.couriers[provider].cancel(reference)
+        try:
+            gateway.couriers[provider].cancel(reference)
+        except CourierNotFound:
+            raise
+        except CourierRejected as exc:
+            # Refused for good (Lalamove once a driver is on it): the delivery goes on and the
+            # request keeps following it; the agency reads why on the timeline.
+            with gateway.db.write() as session:
+                record = session.get(ServiceRequest, request_id)
+                record.pending_job, record.pending_since = None, None
+                transition(gateway, session, record, Status(record.status),
+                           source=f"courier:{provider}",
+                           detail=f"{provider} refused the cancellation ({str(exc)[:160]}); "
+                                  "the delivery goes on")
+            return "refused"
     for attempt in unresolved:
         courier = gateway.couriers.get(attempt.courier)
         booking, released = None, False
@@ -293,7 +307,9 @@ def cancel_bookings(gateway, request_id: str) -> str:
                     courier.release_by_reference(attempt.reference)
                     released = True
                 except NotImplementedError:
-                    pass
+                    # Neither (Lalamove): the attempt stays unresolved; when the provider
+                    # reports the booking under our reference, tracking adopts and cancels it.
+                    continue
         if booking is not None:
             courier.cancel(booking.provider_reference)
         released = released or booking is not None

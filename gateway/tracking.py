@@ -101,6 +101,13 @@ MATCH_PATIENCE = timedelta(minutes=15)
 
 
 def _apply(gateway, session, row, attempt, record) -> str:
+    courier = gateway.couriers.get(row.courier)
+    if record is not None and attempt.state == "unknown" and row.provider_reference \
+            and record.provider is None \
+            and getattr(courier, "adopts_reported_bookings", False):
+        outcome = _adopt_reported_booking(gateway, session, row, attempt, record)
+        if outcome == "cancelled":
+            return "adopted"
     # A report may overtake the create call's answer, or come while that answer is still
     # being reconciled (providers that echo our reference): wait for the attempt to resolve.
     unresolved = record is None or attempt.state in ("pending", "unknown")
@@ -148,6 +155,26 @@ def _apply(gateway, session, row, attempt, record) -> str:
             {**proof, "courier": row.courier,
              "recorded_at": utcnow().isoformat().replace("+00:00", "Z")})
     return "applied" if applied else "ignored"
+
+
+def _adopt_reported_booking(gateway, session, row, attempt, record) -> str:
+    """A report names, under our reference, the booking an attempt made whose create answer
+    was lost (a courier with no lookup and no cancel by our reference: Lalamove): the
+    attempt is resolved by it and the request holds it. A request that ended meanwhile
+    (cancelled, failed) has it cancelled at the courier."""
+    attempt.state, attempt.updated_at = "booked", utcnow()
+    attempt.provider_reference = row.provider_reference
+    record.provider, record.provider_reference = attempt.courier, row.provider_reference
+    ended_meanwhile = Status(record.status).terminal
+    transition(gateway, session, record, Status.BOOKED, source=f"courier:{row.courier}",
+               raw_status=row.raw_status,
+               detail=f"booked at {row.courier} ({row.provider_reference}), found by its report")
+    if ended_meanwhile:
+        record.pending_job, record.pending_since = "cancel", utcnow()
+        enqueue_after_commit(gateway, session, "cancel", record.id)
+        return "cancelled"
+    record.pending_job, record.pending_since = None, None
+    return "booked"
 
 
 def poll(gateway, request_id: str) -> str:

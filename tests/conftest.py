@@ -112,6 +112,7 @@ def make_app(tmp_path, database_url, redis_url, redis_conn):
                                "own_fleet": {"enabled": False},
                                "goride_sandbox": {"enabled": False},
                                "grab_sandbox": {"enabled": False},
+                               "lalamove_sandbox": {"enabled": False},
                                "shuttle": {"enabled": False}},
                   "services": {name: {"couriers": []} for name in SERVICE_NAMES}}
         config.update(overrides)

@@ -109,6 +109,7 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
            "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
            "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
            **grab_urls(free_port()),
+           "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
            "GATEWAY_SIMULATOR_STEP_SECONDS": "0.3"}
     # The embedded default: no Redis and no database from the caller's environment.
     for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):

@@ -146,6 +146,9 @@ class CourierAdapter:
     #: ``"module:Class"`` of this provider's simulator (a ``SimulatorEngine`` with a
     #: ``from_config`` constructor), served by ``gateway up`` for sandbox entries on this host
     simulator: ClassVar[str | None] = None
+    #: a create answer lost at this provider is resolved by its report of the booking under
+    #: our reference (it has no lookup and no cancel by our reference: Lalamove)
+    adopts_reported_bookings: ClassVar[bool] = False
 
     def __init__(self, instance: str, config: dict, session: requests.Session | None = None):
         self.instance = instance

@@ -1,8 +1,245 @@
-"""The lalamove adapter (being written)."""
+"""The Lalamove adapter: on-demand couriers booked through Lalamove's API v3.
 
+Transport only; every payload, signature and status translation is in ``lalamove_mapping``.
+Credentials (``api_key``, ``api_secret``) come from ``couriers.yaml``, normally as
+``{$env: ...}`` references. Each call is signed with the secret over the exact body it sends
+(serialised once), names its ``Market`` and carries a fresh ``Request-ID``.
+
+A booking is a quotation, then an order naming it. A quotation lasts about five minutes: one
+that expires within ``quotation_margin_seconds``, or that the order call calls stale
+(``ERR_INVALID_QUOTATION_ID``), is replaced once by a fresh one; a stale one is never ordered
+with knowingly. A timeout or a 5xx on the order call is an unknown outcome (the wallet may
+have been debited); on the quotation call it is only a temporary error.
+
+Lalamove has no lookup and no cancel by our reference, so this adapter implements neither:
+an unknown outcome waits for a webhook that carries our reference in ``metadata`` (see
+``gateway.dispatch``). Webhooks are verified in the body: ``apiKey`` must be ours, the
+timestamp recent, and the signature must match the raw ``data`` text signed with our secret
+and the registered ``webhook_path``; anything else is refused.
+
+A ``sandbox`` entry must point at a simulator on this machine or at Lalamove's sandbox host,
+so a test key can never reach the live service.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import requests
+from marshmallow import RAISE, Schema, fields, validate
+
+from ..errors import StartupError
 from ..hookspecs import hookimpl
+from . import (
+    LOOPBACK_HOSTS,
+    CourierAdapter,
+    CourierOutcomeUnknown,
+    CourierRejected,
+    CourierTemporaryError,
+    Quote,
+    WebhookRejected,
+    map_transport_error,
+)
+from . import lalamove_mapping as mapping
+
+SANDBOX_HOSTS = LOOPBACK_HOSTS | {"rest.sandbox.lalamove.com"}
+#: answers to a quotation that mean "not from here, not to there" rather than "try later"
+NOT_SERVICEABLE = {"ERR_OUT_OF_SERVICE_AREA", "ERR_REVERSE_GEOCODE_FAILURE"}
+
+
+class LalamoveConfigSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    api_key = fields.String(required=True, validate=validate.Length(min=1))
+    api_secret = fields.String(required=True, validate=validate.Length(min=1),
+                               metadata={"secret": True})
+    market = fields.String(load_default="ID", validate=validate.Length(min=2),
+                           metadata={"description": "The Market header (country code)."})
+    service_type = fields.String(load_default="MOTORCYCLE", validate=validate.Length(min=1))
+    language = fields.String(load_default="id_ID", validate=validate.Length(min=2))
+    webhook_path = fields.String(
+        load_default="/webhooks/lalamove_sandbox", validate=validate.Regexp(r"^/\S*$"),
+        metadata={"description": "The path of the webhook URL registered with Lalamove "
+                                 "(/webhooks/<this entry's name>): it is part of what "
+                                 "Lalamove signs."})
+    webhook_tolerance_seconds = fields.Integer(
+        strict=True, load_default=300, validate=validate.Range(min=1),
+        metadata={"description": "Webhooks whose timestamp is further off are refused."})
+    quotation_margin_seconds = fields.Integer(
+        strict=True, load_default=15, validate=validate.Range(min=0),
+        metadata={"description": "A quotation expiring sooner than this is replaced."})
+    pod_enabled = fields.Boolean(load_default=True,
+                                 metadata={"description": "Ask drivers for a proof photo."})
+
+
+class LalamoveCourier(CourierAdapter):
+    name = "lalamove"
+    # Cash on delivery is not settled for API v3 (reference section 9): not declared.
+    supports = frozenset({"delivery", "multi_drop"})
+    config_schema = LalamoveConfigSchema
+    status_map = mapping.STATUS_MAP
+    simulator = "gateway.simulators.lalamove:LalamoveSimulator"
+    adopts_reported_bookings = True
+
+    def __init__(self, instance, config, session=None):
+        super().__init__(instance, config, session)
+        self.base_url = config["base_url"].rstrip("/")
+        if self.sandbox and urlsplit(self.base_url).hostname not in SANDBOX_HOSTS:
+            raise StartupError(f"courier {instance!r} is marked sandbox but its base_url is "
+                               "not a simulator on this machine nor Lalamove's sandbox host")
+        # What Lalamove signs is the path as it receives it, prefix included.
+        self._path_prefix = urlsplit(self.base_url).path.rstrip("/")
+        self.http.headers.update({"Accept": "application/json"})
+
+    def refusal(self, order):
+        reason = super().refusal(order)
+        if reason is None and len(getattr(order, "dropoffs", ())) > mapping.MAX_DROPOFFS:
+            return f"more than {mapping.MAX_DROPOFFS} drop-offs"
+        return reason
+
+    # -- transport ---------------------------------------------------------------------
+    def _send(self, method: str, path: str, payload=None) -> requests.Response:
+        """One signed call: the body is serialised once, and those bytes are both signed and
+        sent."""
+        body = mapping.encode(payload) if payload is not None else ""
+        signed_path = f"{self._path_prefix}{path}"
+        headers = mapping.request_headers(
+            api_key=self.config["api_key"], secret=self.config["api_secret"],
+            market=self.config["market"], method=method, path=signed_path, body_text=body,
+            timestamp_ms=int(time.time() * 1000), request_id=str(uuid.uuid4()))
+        return self.http.request(method, f"{self.base_url}{path}", headers=headers,
+                                 data=body.encode() if body else None, timeout=self.timeout)
+
+    @staticmethod
+    def _error_of(response: requests.Response) -> tuple[str | None, str | None]:
+        """The provider's error code and ``"CODE: message"`` text of an answer."""
+        try:
+            body = response.json()
+        except ValueError:
+            return None, response.text[:200] or None
+        return mapping.first_error(body)[0], mapping.error_text(body)
+
+    def _check(self, response: requests.Response, *, creating: bool = False) -> None:
+        """Map an error answer, keeping Lalamove's error code in the message."""
+        if response.status_code < 400:
+            return
+        _code, text = self._error_of(response)
+        self.raise_for_status(response, creating=creating, message=text)
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    # -- operations --------------------------------------------------------------------
+    def _quotation(self, order) -> mapping.Quotation:
+        """A fresh quotation. Nothing is booked by it, so every failure is temporary or a
+        refusal, never an unknown outcome.
+
+        :raises CourierRejected: the order cannot be quoted (out of the service area, ...)
+        :raises CourierTemporaryError: the call failed or the answer cannot be read
+        """
+        payload = mapping.quotation_payload(order, service_type=self.config["service_type"],
+                                            language=self.config["language"])
+        try:
+            response = self._send("POST", mapping.QUOTATIONS_PATH, payload)
+            self._check(response)
+            return mapping.parse_quotation(response.json(), received_at=self._now(),
+                                           stops=1 + len(order.dropoffs))
+        except requests.RequestException as exc:
+            raise map_transport_error(exc, creating=False) from exc
+        except ValueError as exc:
+            raise CourierTemporaryError(f"unreadable quotation: {exc}") from None
+
+    def _quote(self, order):
+        try:
+            quotation = self._quotation(order)
+        except CourierRejected as exc:
+            if any(code in str(exc) for code in NOT_SERVICEABLE):
+                return Quote(courier=self.instance, price=None, serviceable=False)
+            raise
+        return mapping.parse_quote(self.instance, quotation)
+
+    def _book(self, order, reference):
+        margin = self.config["quotation_margin_seconds"]
+        quotation, requoted = self._quotation(order), False
+        while True:
+            if mapping.is_stale(quotation, self._now(), margin):
+                if requoted:
+                    raise CourierTemporaryError("every quotation expired before it could be "
+                                                "used")
+                quotation, requoted = self._quotation(order), True
+                continue
+            payload = mapping.order_payload(quotation, order, reference,
+                                            pod_enabled=self.config["pod_enabled"])
+            response = self._send("POST", mapping.ORDERS_PATH, payload)
+            if response.status_code >= 400 and \
+                    self._error_of(response)[0] == mapping.STALE_QUOTATION:
+                # Nothing was booked: the provider refused the quotation, not the order.
+                if requoted:
+                    raise CourierTemporaryError(f"{mapping.STALE_QUOTATION} for a fresh "
+                                                "quotation too")
+                quotation, requoted = self._quotation(order), True
+                continue
+            self._check(response, creating=True)
+            try:
+                return mapping.parse_booking(self.instance, response.json())
+            except ValueError as exc:
+                # Accepted, but we cannot tell which order was made: reconcile, never rebook.
+                raise CourierOutcomeUnknown(f"unreadable order answer: {exc}") from None
+
+    def _get_status(self, provider_reference):
+        response = self._send("GET", mapping.order_path(provider_reference))
+        self._check(response)
+        try:
+            return mapping.parse_order(response.json())
+        except ValueError as exc:
+            raise CourierTemporaryError(f"unreadable order: {exc}") from None
+
+    def _cancel(self, provider_reference):
+        """:raises CourierRejected: ``ERR_CANCELLATION_FORBIDDEN`` once a driver is on it"""
+        response = self._send("DELETE", mapping.order_path(provider_reference))
+        self._check(response)
+
+    def _health_check(self):
+        self._check(self._send("GET", mapping.CITIES_PATH))
+
+    # -- webhooks ----------------------------------------------------------------------
+    def _envelope(self, raw_body) -> mapping.WebhookEnvelope:
+        try:
+            return mapping.read_webhook(raw_body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise WebhookRejected(f"not a Lalamove webhook: {exc}") from None
+
+    def _verify_webhook(self, headers, raw_body):
+        envelope = self._envelope(raw_body)
+        body = envelope.body
+        api_key, supplied = body.get("apiKey"), body.get("signature")
+        if not isinstance(api_key, str) or not hmac.compare_digest(
+                api_key.encode(), self.config["api_key"].encode()):
+            raise WebhookRejected("not our API key")
+        if not isinstance(supplied, str) or not supplied:
+            raise WebhookRejected("no signature")
+        sent_at = mapping.webhook_time(body.get("timestamp"))
+        tolerance = timedelta(seconds=self.config["webhook_tolerance_seconds"])
+        if sent_at is None or abs(self._now() - sent_at) > tolerance:
+            raise WebhookRejected("timestamp missing or outside the tolerance window")
+        expected = mapping.webhook_signature(self.config["api_secret"], body["timestamp"],
+                                             self.config["webhook_path"], envelope.raw_data)
+        if not hmac.compare_digest(supplied.lower().encode(), expected.encode()):
+            raise WebhookRejected("wrong signature")
+
+    def _parse_webhook(self, headers, raw_body):
+        try:
+            return mapping.parse_webhook(self._envelope(raw_body))
+        except ValueError as exc:
+            raise WebhookRejected(f"not a Lalamove order event: {exc}") from None
 
 
 @hookimpl
 def register_couriers():
-    return []
+    return [LalamoveCourier]
