@@ -45,6 +45,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_delivered(base: str, key: str, request_id: str) -> dict:
+    deadline, body = time.monotonic() + DELIVERY_TIMEOUT, {}
+    while time.monotonic() < deadline and body.get("status") != "delivered":
+        time.sleep(0.3)
+        body = requests.get(f"{base}/api/v1/requests/{request_id}",
+                            headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+    assert body["status"] == "delivered", body
+    return body
+
+
 def grab_urls(port: int) -> dict:
     return {"GATEWAY_GRAB_SIMULATOR_URL": f"http://127.0.0.1:{port}/grab-express-sandbox",
             "GATEWAY_GRAB_TOKEN_URL": f"http://127.0.0.1:{port}/grabid/v1/oauth2/token"}
@@ -136,7 +146,8 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         services = requests.get(f"{base}/api/v1/services", timeout=10,
                                 headers={"Authorization": f"Bearer {key}"})
         assert services.status_code == 200, services.text
-        assert "medicine_delivery" in [s["name"] for s in services.json()["services"]]
+        assert [s["name"] for s in services.json()["services"]] == [
+            "medicine_delivery", "tourism_transport", "umkm_pickup"]
 
         spec = requests.get(f"{base}/api/openapi.json", timeout=10)
         assert spec.status_code == 200
@@ -152,12 +163,7 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
                                 json=example, headers={"Authorization": f"Bearer {key}"},
                                 timeout=10)
         assert created.status_code == 202, created.text
-        deadline, body = time.monotonic() + DELIVERY_TIMEOUT, {}
-        while time.monotonic() < deadline and body.get("status") != "delivered":
-            time.sleep(0.3)
-            body = requests.get(f"{base}/api/v1/requests/{created.json()['id']}",
-                                headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
-        assert body["status"] == "delivered", body
+        body = wait_delivered(base, key, created.json()["id"])
         assert body["provider"] == "gosend_sandbox"
         assert body["provider_reference"].startswith("GK-11-")
         applied = [e["status"] for e in body["timeline"] if e["applied"]]
@@ -166,6 +172,18 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         fhir = requests.get(f"{base}/api/v1/requests/{body['id']}/fhir",
                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert MedicationDispense.model_validate(fhir.json()).status == "completed"
+
+        # The other two services' documented examples complete on their own simulators.
+        providers = {"umkm_pickup": {"grab_sandbox", "lalamove_sandbox"},
+                     "tourism_transport": {"goride_sandbox"}}
+        for service, expected in providers.items():
+            example = spec.json()["paths"][f"/api/v1/services/{service}/requests"]["post"][
+                "requestBody"]["content"]["application/json"]["example"]
+            created = requests.post(f"{base}/api/v1/services/{service}/requests", json=example,
+                                    headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            assert created.status_code == 202, created.text
+            body = wait_delivered(base, key, created.json()["id"])
+            assert body["provider"] in expected, body
 
         # Stop the way Ctrl-C or a service manager does: one signal to `gateway up` only, which
         # must stop its own children.
