@@ -22,12 +22,14 @@ class QueueNames:
         return [cls.DISPATCH, cls.DEFAULT]
 
 
-# job kind -> (queue, dotted path of the job function, settings key of its retry intervals)
+# job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or
+# the seconds themselves)
 JOBS = {
     "dispatch": (QueueNames.DISPATCH, "gateway.jobs.dispatch_request", "jobs"),
     "cancel": (QueueNames.DEFAULT, "gateway.jobs.cancel_request", "jobs"),
     "poll": (QueueNames.DEFAULT, "gateway.jobs.poll_request", "jobs"),
-    "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", "jobs"),
+    # A report that overtook its create answer is matched a second or two later: retry soon.
+    "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
     "callback": (QueueNames.DEFAULT, "gateway.jobs.deliver_callback", "callbacks"),
 }
 
@@ -58,7 +60,8 @@ def enqueue_job(gateway, kind: str, target_id) -> bool:
         if existing.get_status(refresh=False) in LIVE_STATES:
             return False
         existing.delete()
-    intervals = gateway.settings[retry_key]["intervals"]
+    intervals = list(retry_key) if isinstance(retry_key, tuple) else \
+        gateway.settings[retry_key]["intervals"]
     Queue(queue_name, connection=connection).enqueue(
         func, target_id, job_id=jid,
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
