@@ -8,6 +8,7 @@ re-enqueue everything the database says is owed, as often as it likes, without d
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -41,6 +42,14 @@ def job_id(kind: str, target_id) -> str:
     return f"{kind}-{target_id}"
 
 
+def _orphaned(job: Job) -> bool:
+    """A job marked started by a worker that no longer exists (killed: its registration key
+    expired with its heartbeat) will never finish: it is lost, not live."""
+    if job.get_status(refresh=False) != JobStatus.STARTED or not job.worker_name:
+        return False
+    return not job.connection.exists(f"rq:worker:{job.worker_name}")
+
+
 def enqueue_job(gateway, kind: str, target_id) -> bool:
     """Enqueue the ``kind`` job of a target (a request, an event, a callback) unless one is
     already queued or running.
@@ -57,9 +66,14 @@ def enqueue_job(gateway, kind: str, target_id) -> bool:
     except NoSuchJobError:
         existing = None
     if existing is not None:
-        if existing.get_status(refresh=False) in LIVE_STATES:
+        if existing.get_status(refresh=False) in LIVE_STATES and not _orphaned(existing):
             return False
-        existing.delete()
+        try:
+            existing.delete()
+        except (ValueError, RedisError):
+            # rq cannot unregister a job whose execution record expired with a killed worker;
+            # dropping its hash is enough for a fresh job to take the id.
+            connection.delete(existing.key)
     intervals = list(retry_key) if isinstance(retry_key, tuple) else \
         gateway.settings[retry_key]["intervals"]
     Queue(queue_name, connection=connection).enqueue(

@@ -54,6 +54,10 @@ class RetrySchema(Schema):
                             load_default=[5, 30, 120, 600],
                             metadata={"description": "Seconds between retries of a job."})
     job_timeout = fields.Integer(strict=True, load_default=60, validate=validate.Range(min=1))
+    worker_ttl = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=20),
+                                metadata={"description": "Seconds after a worker's last "
+                                                         "heartbeat before its jobs count as "
+                                                         "lost (the sweep requeues them)."})
 
 
 class CallbackSchema(Schema):

@@ -58,8 +58,15 @@ def owed_work(gateway) -> list[tuple[str, object]]:
 
 def sweep_once(gateway) -> int:
     """Make sure a job exists for all owed work. :return: how many jobs were enqueued."""
-    enqueued = [(kind, target) for kind, target in owed_work(gateway)
-                if enqueue_job(gateway, kind, target)]
+    enqueued = []
+    for kind, target in owed_work(gateway):
+        try:
+            if enqueue_job(gateway, kind, target):
+                enqueued.append((kind, target))
+        except RedisError:
+            raise
+        except Exception:  # one job rq cannot handle must not stop the rest of the pass
+            log.exception("sweep could not enqueue %s %s", kind, target)
     requeued = [(kind, target) for kind, target in enqueued if kind != "poll"]
     if requeued:
         with gateway.db.write() as session:

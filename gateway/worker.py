@@ -36,7 +36,8 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
     try:
         with app.app_context():
             worker = worker_class([Queue(n, connection=connection) for n in names],
-                                  connection=connection)
+                                  connection=connection,
+                                  worker_ttl=gateway.settings["jobs"]["worker_ttl"])
             return worker.work(burst=burst, with_scheduler=with_scheduler,
                                logging_level=gateway.settings["log_level"])
     finally:
