@@ -12,47 +12,22 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import requests
-import yaml
 from sqlalchemy import select
 
 from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.migrate import upgrade
 from gateway.models import ServiceRequest
-from tests.conftest import CONFIG_DIR, MEDICINE_BODY, SERVICE_PLUGINS, SIM_CREDENTIALS, bearer
+from tests.conftest import MEDICINE_BODY, SERVICE_PLUGINS, bearer
+from tests.reliability.harness import bookings_per_request, start_worker, write_config
 
 REQUESTS = int(os.environ.get("GATEWAY_CRASH_REQUESTS", "30"))
 KILL_FOR_SECONDS = 10
 FINISH_WITHIN = 120
-
-
-def write_config(target, sim_url):
-    shutil.copytree(CONFIG_DIR, target)
-    (target / "gateway.yaml").write_text(yaml.safe_dump({
-        "jobs": {"intervals": [1, 2, 4, 8], "job_timeout": 20, "worker_ttl": 20},
-        "sweep": {"interval_seconds": 1, "stale_after_seconds": 2},
-        "dispatch": {"poll_after_seconds": 5},
-        "api": {"rate_limits": {"test": {"rate": 1000.0, "burst": 1000}}},
-        "demo": {"enabled": False}}))
-    couriers = {"gosend_sandbox": {"adapter": "gosend", "sandbox": True, "base_url": sim_url,
-                                   "timeout_seconds": 2, **SIM_CREDENTIALS},
-                "own_fleet": {"enabled": False}}
-    (target / "couriers.yaml").write_text(yaml.safe_dump(couriers))
-    services = yaml.safe_load((target / "services.yaml").read_text())
-    services["medicine_delivery"]["couriers"] = ["gosend_sandbox"]
-    (target / "services.yaml").write_text(yaml.safe_dump(services))
-
-
-def start_worker(env, log):
-    return subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def test_killing_workers_loses_nothing_and_books_nothing_twice(
@@ -111,11 +86,8 @@ def test_killing_workers_loses_nothing_and_books_nothing_twice(
     assert kills >= 5
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}
     assert stuck == {}, f"{len(stuck)} request(s) did not finish: {sorted(set(stuck.values()))}"
-    bookings = requests.get(f"{gosend_sim.url}/_sim/bookings", timeout=5).json()
-    per_request: dict[str, int] = {}
-    for booking in bookings:
-        request_id = booking["storeOrderId"].rsplit("-", 1)[0]
-        per_request[request_id] = per_request.get(request_id, 0) + 1
+    per_request = bookings_per_request(
+        requests.get(f"{gosend_sim.url}/_sim/bookings", timeout=5).json())
     assert set(per_request) == set(ids)
     doubled = {i: n for i, n in per_request.items() if n > 1}
     assert doubled == {}, f"booked more than once: {doubled}"
