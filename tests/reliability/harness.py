@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -42,3 +44,61 @@ def bookings_per_request(bookings: list[dict]) -> dict[str, int]:
         request_id = booking["storeOrderId"].rsplit("-", 1)[0]
         counts[request_id] = counts.get(request_id, 0) + 1
     return counts
+
+
+class Scenario:
+    """The test's own app (served for webhooks) and the environment of its worker processes,
+    sharing one config directory, database, data directory (the same data key) and Redis."""
+
+    def __init__(self, tmp_path, sim, database_url: str, redis_url: str, serve_app):
+        from gateway import create_app
+        from gateway.agencies import create_agency
+        from gateway.migrate import upgrade
+        from tests.conftest import SERVICE_PLUGINS
+
+        config, data = tmp_path / "config", tmp_path / "data"
+        write_config(config, sim.url)
+        self.env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(data),
+                    "GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url}
+        self.app = create_app({"config_dir": str(config), "data_dir": str(data),
+                               "database_url": database_url, "redis_url": redis_url},
+                              plugins=SERVICE_PLUGINS)
+        self.gateway = self.app.extensions["gateway"]
+        upgrade(self.gateway.db)
+        serve_app(self.app, sim, "gosend_sandbox")
+        _agency, self.key = create_agency(self.gateway, "Scenario office",
+                                          ["medicine_delivery"], key_type="test", actor="test")
+        self.ids: list[str] = []
+
+    def submit(self, label: str, count: int) -> None:
+        from tests.conftest import MEDICINE_BODY, bearer
+
+        client = self.app.test_client()
+        for n in range(count):
+            response = client.post("/api/v1/services/medicine_delivery/requests",
+                                   json={**MEDICINE_BODY, "prescription_id": f"RX-{label}-{n}"},
+                                   headers=bearer(self.key))
+            assert response.status_code == 202, response.get_json()
+            self.ids.append(response.get_json()["id"])
+
+    def statuses(self) -> dict[str, str]:
+        from sqlalchemy import select
+
+        from gateway.models import ServiceRequest
+
+        with self.gateway.db.read() as session:
+            return dict(session.execute(select(ServiceRequest.id, ServiceRequest.status)
+                                        .where(ServiceRequest.id.in_(self.ids))).all())
+
+    def wait_all_delivered(self, within: float, every_second=None) -> dict[str, str]:
+        """Poll until every request is delivered or ``within`` seconds pass; return the
+        statuses last seen. ``every_second`` runs between polls (to restart workers)."""
+        deadline = time.monotonic() + within
+        statuses = self.statuses()
+        while time.monotonic() < deadline and \
+                not all(s == "delivered" for s in statuses.values()):
+            if every_second:
+                every_second()
+            time.sleep(1)
+            statuses = self.statuses()
+        return statuses
