@@ -9,9 +9,11 @@ request waits forever on work that will never happen.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import current_app
+from redis.exceptions import LockError, RedisError
 from rq import get_current_job
 
 from .callbacks import CallbackRetry, deliver, give_up
@@ -51,8 +53,15 @@ def _record_outcome(gateway, request_id: str, kind: str, outcome: str, *, give_u
 
 
 def _job(kind: str):
-    """Wrap a job body: find the gateway, audit the outcome, and on the last failed attempt
-    give up cleanly (the request is marked failed, the job stays in rq's failed registry)."""
+    """Wrap a job body: find the gateway, run it alone, audit the outcome, and on the last
+    failed attempt give up cleanly (the request is marked failed, the job stays in rq's
+    failed registry).
+
+    Alone: a job the sweep re-enqueued because its first run looked lost (a killed worker,
+    a job dropped mid-dequeue) may meet that first run still going. A Redis lock per job
+    kind and request lets one run work; the other ends at once with "busy", and the
+    work stays marked as owed in the database until it is done.
+    """
 
     def decorate(body):
         def run(request_id: str):
@@ -60,6 +69,10 @@ def _job(kind: str):
             with gateway.db.read() as session:
                 record = session.get(ServiceRequest, request_id)
                 correlation_id.set(record.correlation_id if record else None)
+            lock = gateway.redis.lock(f"gateway:job-lock:{kind}:{request_id}",
+                                      timeout=gateway.settings["jobs"]["job_timeout"] + 10)
+            if not lock.acquire(blocking=False):
+                return "busy"
             try:
                 result = body(gateway, request_id)
             except Exception as exc:
@@ -69,6 +82,9 @@ def _job(kind: str):
                 _record_outcome(gateway, request_id, kind, "failed" if last else "retry",
                                 give_up=last, error=exc)
                 raise
+            finally:
+                with contextlib.suppress(LockError, RedisError):
+                    lock.release()
             _record_outcome(gateway, request_id, kind, result)
             return result
 

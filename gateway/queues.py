@@ -43,11 +43,23 @@ def job_id(kind: str, target_id) -> str:
 
 
 def _orphaned(job: Job) -> bool:
-    """A job marked started by a worker that no longer exists (killed: its registration key
-    expired with its heartbeat) will never finish: it is lost, not live."""
-    if job.get_status(refresh=False) != JobStatus.STARTED or not job.worker_name:
-        return False
-    return not job.connection.exists(f"rq:worker:{job.worker_name}")
+    """Is this "live" job in fact lost, so that it will never run or finish?
+
+    * started by a worker that no longer exists (killed: its registration key expired with
+      its heartbeat);
+    * queued but in no queue: taken off the queue by a worker killed before it marked the
+      job started (rq parks it in an intermediate list that only its periodic maintenance,
+      every ten minutes, puts back).
+
+    Re-enqueueing such a job is safe: jobs run alone (``gateway.jobs``) and are idempotent.
+    """
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        return bool(job.worker_name) and \
+            not job.connection.exists(f"rq:worker:{job.worker_name}")
+    if status == JobStatus.QUEUED:
+        return job.connection.lpos(f"rq:queue:{job.origin}", job.id) is None
+    return False
 
 
 def enqueue_job(gateway, kind: str, target_id) -> bool:

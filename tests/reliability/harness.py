@@ -70,6 +70,9 @@ class Scenario:
                                           ["medicine_delivery"], key_type="test", actor="test")
         self.ids: list[str] = []
 
+    def close(self) -> None:
+        self.gateway.db.dispose()
+
     def submit(self, label: str, count: int) -> None:
         from tests.conftest import MEDICINE_BODY, bearer
 

@@ -50,6 +50,7 @@ def test_redis_restarted_empty_mid_load_loses_nothing_and_doubles_nothing(
                 worker.kill()
                 worker.wait()
         log.close()
+        scenario.close()
         redis.stop()
 
     assert len(scenario.ids) == 3 * PER_PHASE

@@ -48,6 +48,7 @@ def test_killing_workers_loses_nothing_and_books_nothing_twice(
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait()
         log.close()
+        scenario.close()
 
     assert kills >= 5
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}
