@@ -75,7 +75,8 @@ def _find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
 
 def apply_provider_event(gateway, event_id: int) -> str:
     with gateway.db.write() as session:
-        row = session.get(ProviderEventRecord, event_id)
+        # Locked: two runs of one event job (a re-enqueue) must not both apply it.
+        row = session.get(ProviderEventRecord, event_id, with_for_update=True)
         if row is None or row.processed_at is not None:
             return "nothing to do"
         attempt = _find_attempt(session, row)
