@@ -261,3 +261,32 @@ def test_gosend_failing_repeatedly_opens_its_circuit_and_traffic_returns_after_c
     assert send(4) == "gosend_sandbox"
     assert gateway.circuits.state("gosend_sandbox") == "closed"
     assert len(creates()) == 3 and len(bookings(gosend_sim)) == 1
+
+
+def test_oversized_and_replayed_webhooks_change_nothing(gosend_app, gosend_sim, medicine_body):
+    app = gosend_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:stall]")
+    wait_for_status(app, request_id, "booked")
+    order_no = bookings(gosend_sim)[0]["orderNo"]
+    url = f"{app.server_url}/webhooks/gosend_sandbox"
+    token = {"X-Callback-Token": SIM_CREDENTIALS["webhook_token"]}
+
+    huge = {"entity_id": order_no, "status": "delivered", "event_id": "huge-1",
+            "padding": "x" * 400_000}
+    response = requests.post(url, json=huge, headers=token, timeout=10)
+    assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
+
+    picked = {"entity_id": order_no, "status": "picked", "event_id": "replayed-1",
+              "event_date": 1700000000000}
+    first = requests.post(url, json=picked, headers=token, timeout=5).json()
+    again = requests.post(url, json=picked, headers=token, timeout=5).json()
+    assert (first, again) == ({"received": 1, "duplicates": 0}, {"received": 0, "duplicates": 1})
+    drain(app)
+    body = detail(app, key, request_id)
+    assert body["status"] == "picked_up"
+    assert [e["raw_status"] for e in body["timeline"]].count("picked") == 1
+    with gateway.db.read() as session:
+        keys = session.scalars(select(ProviderEventRecord.event_key)).all()
+    assert "huge-1" not in keys and keys.count("replayed-1") == 1
