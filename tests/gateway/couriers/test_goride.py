@@ -29,6 +29,7 @@ from gateway.simulators.goride import GoRideSimulator, create_simulator_app
 from gateway.statuses import Status
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import SERVICE_PLUGINS, bearer, new_key
+from tests.gateway.couriers.helpers import bookings, detail, sim_get, sim_post
 
 CREATE = "/api/v1/services/tourism_transport/requests"
 GORIDE_CREDENTIALS = {"client_id": "test-goride", "pass_key": "test-goride-pass-key",
@@ -81,22 +82,6 @@ def submit(app, key, body):
     response = app.test_client().post(CREATE, json=body, headers=bearer(key))
     assert response.status_code == 202, response.get_json()
     return response.get_json()["id"]
-
-
-def detail(app, key, request_id):
-    return app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
-
-
-def sim_get(sim, path):
-    return requests.get(f"{sim.url}{path}", timeout=5).json()
-
-
-def sim_post(sim, path, body=None):
-    return requests.post(f"{sim.url}{path}", json=body or {}, timeout=5).json()
-
-
-def bookings(sim):
-    return sim_get(sim, "/_sim/bookings")
 
 
 def calls(sim, method=None, path=None):

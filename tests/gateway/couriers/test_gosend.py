@@ -17,6 +17,7 @@ from gateway.statuses import Status
 from gateway.sweep import sweep_once
 from gateway.testing import drain, wait_for_status
 from tests.conftest import SIM_CREDENTIALS, bearer, new_key
+from tests.gateway.couriers.helpers import bookings, detail, sim_get
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
 
@@ -27,18 +28,6 @@ def submit(app, key, body, note=None):
     response = app.test_client().post(CREATE, json=body, headers=bearer(key))
     assert response.status_code == 202, response.get_json()
     return response.get_json()["id"]
-
-
-def detail(app, key, request_id):
-    return app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
-
-
-def sim_get(sim, path):
-    return requests.get(f"{sim.url}{path}", timeout=5).json()
-
-
-def bookings(sim):
-    return sim_get(sim, "/_sim/bookings")
 
 
 def applied_statuses(body):

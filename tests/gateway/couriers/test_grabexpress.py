@@ -21,6 +21,7 @@ from gateway.statuses import Status
 from gateway.sweep import sweep_once
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import bearer, free_port, new_key
+from tests.gateway.couriers.helpers import bookings, detail, sim_get, sim_post
 
 CREATE = "/api/v1/services/umkm_pickup/requests"
 API = "/grab-express-sandbox"
@@ -83,22 +84,6 @@ def submit(app, key, body):
     response = app.test_client().post(CREATE, json=body, headers=bearer(key))
     assert response.status_code == 202, response.get_json()
     return response.get_json()["id"]
-
-
-def detail(app, key, request_id):
-    return app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
-
-
-def sim_get(sim, path):
-    return requests.get(f"{sim.url}{path}", timeout=5).json()
-
-
-def sim_post(sim, path, body=None):
-    return requests.post(f"{sim.url}{path}", json=body or {}, timeout=5).json()
-
-
-def bookings(sim):
-    return sim_get(sim, "/_sim/bookings")
 
 
 def calls(sim, method, path):

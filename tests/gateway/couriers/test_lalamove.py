@@ -25,6 +25,7 @@ from gateway.simulators.lalamove import LIFECYCLE, LalamoveSimulator, create_sim
 from gateway.statuses import Status
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import bearer, new_key
+from tests.gateway.couriers.helpers import bookings, detail, sim_get
 
 CREDENTIALS = {"api_key": "pk_test_engine", "api_secret": "sk_test_engine-secret-0123456789"}
 CREATE = "/api/v1/services/umkm_pickup/requests"
@@ -91,18 +92,6 @@ def submit(app, key, body) -> str:
     response = app.test_client().post(CREATE, json=body, headers=bearer(key))
     assert response.status_code == 202, response.get_json()
     return response.get_json()["id"]
-
-
-def detail(app, key, request_id) -> dict:
-    return app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
-
-
-def sim_get(sim, path):
-    return requests.get(f"{sim.url}{path}", timeout=5).json()
-
-
-def bookings(sim) -> list[dict]:
-    return sim_get(sim, "/_sim/bookings")
 
 
 def calls(sim, method, path) -> list[dict]:
