@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from . import api, errors
+from . import api, console, errors
 from .core import Gateway
 from .settings import load_settings
 
@@ -30,4 +30,5 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     app.extensions["gateway"] = Gateway(settings, plugins)
     errors.init_app(app)
     api.init_app(app)
+    console.init_app(app)
     return app

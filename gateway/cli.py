@@ -10,6 +10,7 @@ printed except the key that a command has just created, once.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 
@@ -202,6 +203,47 @@ def agencies_list():
             keys = [f"{k.prefix} ({k.key_type})" for k in agency.keys if k.revoked_at is None]
             click.echo(f"{agency.id}  {agency.name}  services={','.join(agency.services)}  "
                        f"keys={', '.join(keys) or 'none'}")
+
+
+@main.group()
+def admins():
+    """People who sign in to the console."""
+
+
+@admins.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["admin", "operator", "auditor"]),
+              help="admin: everything; operator: requests and fleet; auditor: read only.")
+@click.option("--password-env", default="GATEWAY_ADMIN_PASSWORD", show_default=True,
+              help="Environment variable to read the password from (for automation); "
+                   "when it is not set the password is asked for.")
+@click.option("--language", default="id", type=click.Choice(["id", "en"]), show_default=True)
+def admins_create(username, role, password_env, language):
+    """Create a console user USERNAME with a role."""
+    from .console.users import AdminUserError, create_admin
+
+    password = os.environ.get(password_env)
+    if not password:
+        if not sys.stdin.isatty():
+            raise click.ClickException(f"no password: set {password_env} or run in a terminal")
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with opened_gateway() as gateway:
+            create_admin(gateway, username, password, role, language=language)
+    except AdminUserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"console user {username} created with role {role}")
+
+
+@admins.command("list")
+def admins_list():
+    """List console users and their roles."""
+    from .console.users import list_admins
+
+    with opened_gateway() as gateway:
+        for user in list_admins(gateway):
+            state = "active" if user.active else "disabled"
+            click.echo(f"{user.username}  {user.role}  {state}")
 
 
 @main.group()

@@ -7,6 +7,7 @@ settings with its own schema, and refuses to start when anything disagrees.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from functools import cached_property
 
@@ -65,7 +66,11 @@ class Gateway:
                                 "mode live needs a secret key: set GATEWAY_SECRET_KEY")])
         self.db = Database(settings["database_url"]
                            or default_database_url(settings["data_dir"]))
-        self.vault = Vault(load_or_create_key(settings["secret_key"], settings["data_dir"]))
+        key = load_or_create_key(settings["secret_key"], settings["data_dir"])
+        self.vault = Vault(key)
+        #: signs console cookies; derived, so the data key itself never signs anything public
+        self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
+                                            ).hexdigest()
         self.couriers = {}
         for instance, config in self.courier_configs.items():
             if config["enabled"]:

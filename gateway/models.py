@@ -307,3 +307,40 @@ class FleetJob(Base):
     staff_name: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AdminUser(Base):
+    """A person who runs the gateway from the console (``admin``, ``operator``, ``auditor``).
+
+    Only a salted, slow hash of the password is kept (werkzeug's scrypt).
+    """
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8), default="id")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConfigVersion(Base):
+    """One saved version of a service's or courier's settings, made in the console.
+
+    ``target`` is ``service:<name>`` or ``courier:<instance>``; ``data`` is the whole section
+    as the admin saved it, secret references (``{"$env": ...}``) unresolved. The newest
+    version of a target replaces its section of the YAML files on every node; a rollback is
+    a new version holding an older one's data, so history only grows.
+    """
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(140), index=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(140))
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -22,6 +22,8 @@ DEFAULT_PLUGINS = (
     "gateway.permissions",
     "gateway.audit",
     "gateway.routing",
+    "gateway.console.auth",
+    "gateway.console.roles",
     "gateway.couriers.gosend",
     "gateway.couriers.goride",
     "gateway.couriers.grabexpress",

@@ -138,6 +138,14 @@ class DemoSchema(Schema):
                             metadata={"description": "A clearly marked demo test key."})
 
 
+class ConsoleSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    secure_cookies = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "Send the console cookie over HTTPS only. Default: on in mode live."})
+
+
 class CoreConfigSchema(Schema):
     """``gateway.yaml``."""
 
@@ -161,6 +169,7 @@ class CoreConfigSchema(Schema):
     sweep = fields.Nested(SweepSchema, load_default=lambda: SweepSchema().load({}))
     api = fields.Nested(ApiSchema, load_default=lambda: ApiSchema().load({}))
     demo = fields.Nested(DemoSchema, load_default=lambda: DemoSchema().load({}))
+    console = fields.Nested(ConsoleSchema, load_default=lambda: ConsoleSchema().load({}))
 
 
 class CourierEntry(fields.Field):

@@ -13,7 +13,8 @@ from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "openapi.openapi_json",
-                    "openapi.api_docs", "webhooks.receive"}
+                    "openapi.api_docs", "webhooks.receive", "console.sign_in",
+                    "console.choose_language", "console.static"}
 HOOK_NAMES = sorted(name for name in dir(hookspecs)
                     if hasattr(getattr(hookspecs, name), "gateway_spec"))
 
@@ -55,6 +56,10 @@ def test_every_route_requires_authentication_unless_marked_public(app, client):
             if getattr(app.view_functions[rule.endpoint], "gateway_public", False):
                 public.add(rule.endpoint)
                 assert response.status_code != 401, rule.rule
+            elif rule.endpoint.startswith("console."):
+                # console pages send people to the sign-in form instead of answering 401
+                assert response.status_code == 302, rule.rule
+                assert response.headers["Location"].startswith("/console/sign-in"), rule.rule
             else:
                 assert_error_shape(response, 401)
                 assert response.get_json()["code"] == "unauthenticated", rule.rule
