@@ -16,10 +16,10 @@ from marshmallow import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from ..dispatch import UNRESOLVED
 from ..errors import ApiError
-from ..events import Event, actor_label
-from ..models import CourierAttempt, ServiceRequest, utcnow
+from ..events import actor_label
+from ..models import ServiceRequest, utcnow
+from ..operations import cancel_request as cancel
 from ..queues import enqueue_job
 from ..records import (
     create_request,
@@ -28,7 +28,6 @@ from ..records import (
     get_for_agency,
     list_for_agency,
     summary,
-    transition,
 )
 from ..services import RequestRefused, ViewGone
 from ..settings import flatten_errors
@@ -45,8 +44,6 @@ bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
-# Before a courier holds the request, cancelling is immediate; after, it is asked of the courier.
-CANCEL_LOCALLY = {Status.RECEIVED, Status.DISPATCHING}
 
 
 def _gateway():
@@ -223,34 +220,9 @@ def request_view(request_id: str, view_name: str):
 def cancel_request(request_id: str):
     """Cancel a request: at once if no courier holds it yet, otherwise at the courier."""
     gateway = _gateway()
-    with gateway.db.write() as session:
-        record = get_for_agency(session, g.actor["id"], request_id)
-        _require("requests:cancel", record)
-        status = Status(record.status)
-        if status.terminal:
-            raise ApiError(409, "request_not_cancellable",
-                           f"The request is already {status.value}.")
-        gateway.track(session, Event("request.cancel", actor=actor_label(g.actor),
-                                     target=f"request:{record.id}",
-                                     correlation_id=g.correlation_id))
-        if status in CANCEL_LOCALLY and record.provider is None:
-            transition(gateway, session, record, Status.CANCELLED, source=actor_label(g.actor),
-                       detail="cancelled by the agency")
-            # An attempt whose answer never came may have booked: release it at the courier.
-            enqueue_cancel = session.scalar(select(CourierAttempt.id).where(
-                CourierAttempt.request_id == record.id,
-                CourierAttempt.state.in_(UNRESOLVED)).limit(1)) is not None
-            if enqueue_cancel:
-                record.pending_job, record.pending_since = "cancel", utcnow()
-        else:
-            record.pending_job, record.pending_since = "cancel", utcnow()
-            enqueue_cancel = True
-    if enqueue_cancel:
-        try:
-            enqueue_job(gateway, "cancel", request_id)
-        except RedisError as exc:
-            log.warning("enqueue of cancel %s deferred to the sweep: %s", request_id,
-                        type(exc).__name__)
+    cancel(gateway, request_id, actor_label(g.actor), g.correlation_id,
+           find=lambda session: get_for_agency(session, g.actor["id"], request_id),
+           authorize=lambda record: _require("requests:cancel", record))
     with gateway.db.read() as session:
         record = session.execute(select(ServiceRequest).where(ServiceRequest.id == request_id)
                                  ).scalar_one()
