@@ -1,6 +1,6 @@
-"""Agencies and their API keys: creation, key issue and revocation, each audited.
+"""Agencies and their API keys: creation, changes, key issue and revocation, each audited.
 
-Used by the CLI now and by the console later; one home for the rules so both behave alike.
+Used by the CLI and the console; one home for the rules so both behave alike.
 A key's clear text is returned once, to be shown once, and never stored.
 """
 
@@ -38,10 +38,10 @@ def create_agency(gateway, name: str, services: list[str], callback_url: str | N
     :return: ``(agency, key_in_clear)``
     """
     _check_services(gateway, services)
-    unknown_roles = sorted(set(roles or []) - set(ROLES))
-    if unknown_roles:
-        raise AgencyError(f"unknown role(s): {', '.join(unknown_roles)}; known: "
-                          f"{', '.join(ROLES)}")
+    _check_roles(roles)
+    check_callback_url(callback_url)
+    if not (name or "").strip() or len(name) > 200:
+        raise AgencyError("an agency needs a name of 1 to 200 characters")
     with gateway.db.write() as session:
         if session.execute(select(Agency).where(Agency.name == name)).scalar_one_or_none():
             raise AgencyError(f"an agency named {name!r} already exists")
@@ -55,6 +55,48 @@ def create_agency(gateway, name: str, services: list[str], callback_url: str | N
                                               "callback": bool(callback_url)}))
         key = _issue(gateway, session, agency, key_type, actor, api_key)
     return agency, key
+
+
+def _check_roles(roles) -> None:
+    unknown_roles = sorted(set(roles or []) - set(ROLES))
+    if unknown_roles:
+        raise AgencyError(f"unknown role(s): {', '.join(unknown_roles)}; known: "
+                          f"{', '.join(ROLES)}")
+
+
+def check_callback_url(url: str | None) -> None:
+    if url and not url.startswith(("https://", "http://")):
+        raise AgencyError("a callback URL starts with https:// (or http:// for testing)")
+
+
+def update_agency(gateway, agency_id: str, *, services: list[str], roles: list[str],
+                  callback_url: str | None, active: bool, actor: str) -> Agency:
+    """Change what an agency may use and where its callbacks go; the change is audited
+    with what changed (names of services and roles, never secrets)."""
+    _check_services(gateway, services)
+    _check_roles(roles)
+    check_callback_url(callback_url)
+    with gateway.db.write() as session:
+        agency = session.get(Agency, agency_id)
+        if agency is None:
+            raise AgencyError("no such agency")
+        before = {"services": list(agency.services or []), "roles": list(agency.roles or []),
+                  "callback": agency.callback_url, "active": agency.active}
+        agency.services, agency.roles = sorted(set(services)), sorted(set(roles))
+        agency.callback_url, agency.active = callback_url or None, active
+        after = {"services": agency.services, "roles": agency.roles,
+                 "callback": agency.callback_url, "active": agency.active}
+        changed = sorted(k for k in before if before[k] != after[k])
+        if changed:
+            gateway.track(session, Event("agency.update", actor=actor,
+                                         target=f"agency:{agency.id}",
+                                         details={"changed": changed,
+                                                  "services": agency.services,
+                                                  "roles": agency.roles,
+                                                  "active": agency.active}))
+        session.flush()
+        session.expunge(agency)
+        return agency
 
 
 def _issue(gateway, session, agency: Agency, key_type: str, actor: str,

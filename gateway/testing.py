@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from flask import Flask, request
 from redis import Redis
 from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 from werkzeug.serving import make_server
 
 from .queues import QueueNames
@@ -65,6 +66,17 @@ class CallbackReceiver:
         return app
 
 
+class ThreadSafeWorker(SimpleWorker):
+    """A ``SimpleWorker`` that can run in any thread: it installs no signal handlers and
+    times jobs out with a timer instead of SIGALRM (Python allows signals only in the main
+    thread), so tests can drain from a background thread."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
 def drain(app) -> None:
     """Work every queue empty with a real rq ``SimpleWorker`` in this process.
 
@@ -73,7 +85,7 @@ def drain(app) -> None:
     with app.app_context():
         connection = Redis.from_url(app.extensions["gateway"].redis_url)
         queues = [Queue(name, connection=connection) for name in QueueNames.all()]
-        SimpleWorker(queues, connection=connection).work(burst=True, with_scheduler=False,
+        ThreadSafeWorker(queues, connection=connection).work(burst=True, with_scheduler=False,
                                                          logging_level="WARNING")
         connection.close()
 

@@ -26,8 +26,12 @@ from flask import (
     send_from_directory,
     session,
 )
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from ..api import public
+from ..db import DatabaseUnavailable
 from ..errors import ApiError
 from ..events import Event
 from . import i18n
@@ -139,8 +143,6 @@ def _error_page(error):
     status = getattr(error, "status", None) or getattr(error, "code", 500) or 500
     if status == 401:
         return to_sign_in()
-    if status >= 500:
-        current_app.logger.exception("console page failed")
     reason = {400: "The form has expired or did not come from this console. Reload the page "
                    "and try again." if getattr(error, "description", "") == "csrf"
                    else "The request is not valid.",
@@ -168,9 +170,20 @@ bp.before_request(_check_csrf)
 bp.after_request(_security_headers)
 bp.context_processor(_template_context)
 bp.app_template_filter("local_time")(i18n.local_time)
-for _status in (400, 401, 403, 404, 405, 413, 429, 500, 503):
-    bp.register_error_handler(_status, _error_page)
-bp.register_error_handler(ApiError, _error_page)
+def _failure_page(error: Exception):
+    """Anything a console page raised: a page, never JSON and never a traceback."""
+    if isinstance(error, HTTPException | ApiError):
+        return _error_page(error)
+    if isinstance(error, RedisError | DBAPIError | DatabaseUnavailable):
+        current_app.logger.error("console page: dependency unavailable: %s",
+                                 type(error).__name__)
+        return _error_page(ServiceUnavailable())
+    current_app.logger.exception("console page failed (correlation %s)",
+                                 g.get("correlation_id"))
+    return _error_page(InternalServerError())
+
+
+bp.register_error_handler(Exception, _failure_page)
 for _name in VIEW_MODULES:
     importlib.import_module(f"{__name__}.views.{_name}")
 

@@ -1,1 +1,47 @@
-"""The console's fleet pages."""
+"""The own-fleet dispatch board for the Gancang Aron staff, usable on a phone.
+
+New bookings are assigned to a staff courier, marked picked up, and completed with the
+recipient's delivery PIN; the rules are ``gateway.fleet``'s, as for the staff API.
+"""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, request, url_for
+
+from ... import fleet as fleet_rules
+from ...errors import ApiError
+from ...events import actor_label
+from .. import bp, can, gateway, render, requires
+from ..i18n import gettext as _
+from ..masking import masked
+
+ACTIVE_STATES = ("new", "accepted", "picked_up")
+STEP_DONE = {"accept": "Assigned.", "pickup": "Marked picked up.", "deliver": "Delivered."}
+
+
+@bp.route("/fleet")
+@requires("console:fleet:read")
+def fleet():
+    jobs = fleet_rules.list_jobs(gateway(), states=ACTIVE_STATES)
+    if not can("console:fleet:act"):
+        jobs = [{**job, "order": masked(job["order"])} for job in jobs]
+    columns = {state: [job for job in jobs if job["state"] == state] for state in ACTIVE_STATES}
+    staff = sorted({job["staff_name"] for job in jobs if job["staff_name"]})
+    return render("console/fleet.html", columns=columns, staff=staff)
+
+
+@bp.route("/fleet/<job_id>/<step>", methods=["POST"])
+@requires("console:fleet:act")
+def fleet_step(job_id: str, step: str):
+    staff_name = request.form.get("staff_name", "").strip()[:120] or None
+    if step == "accept" and not staff_name:
+        flash(_("Name the staff courier who takes this booking."), "error")
+        return redirect(url_for("console.fleet"))
+    try:
+        fleet_rules.advance(gateway(), job_id, step, actor_label(g.actor),
+                            staff_name=staff_name, pin=request.form.get("pin", "").strip())
+    except ApiError as exc:
+        flash(_(exc.message), "error")
+    else:
+        flash(_(STEP_DONE.get(step, "Done.")), "success")
+    return redirect(url_for("console.fleet"))

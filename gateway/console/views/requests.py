@@ -1,1 +1,157 @@
-"""The console's requests pages."""
+"""Requests: search and filter, one request's whole timeline, cancel and retry dispatch."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from flask import flash, g, redirect, request, url_for
+from sqlalchemy import and_, or_, select
+
+from ...errors import ApiError
+from ...events import actor_label
+from ...models import (
+    Agency,
+    AuditRecord,
+    CallbackDelivery,
+    CourierAttempt,
+    ServiceRequest,
+    StatusEvent,
+)
+from ...operations import RETRYABLE, cancel_request, retry_dispatch
+from ...records import decode_cursor, encode_cursor
+from ...statuses import Status
+from .. import audit, bp, can, gateway, render, requires, timeline
+from ..i18n import TIME_ZONE
+from ..i18n import gettext as _
+from ..masking import flatten, masked
+
+PAGE_SIZE = 50
+FILTERS = ("service", "status", "agency", "provider", "reference", "since", "until")
+
+
+def _day_start(text: str | None) -> datetime | None:
+    """A ``YYYY-MM-DD`` date, read as the start of that day in WIB."""
+    try:
+        day = date.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=TIME_ZONE)
+
+
+def _search(args, cursor: str | None):
+    query = select(ServiceRequest, Agency.name).join(Agency,
+                                                     Agency.id == ServiceRequest.agency_id)
+    if args.get("service"):
+        query = query.where(ServiceRequest.service == args["service"])
+    if args.get("status"):
+        query = query.where(ServiceRequest.status == args["status"])
+    if args.get("agency"):
+        query = query.where(ServiceRequest.agency_id == args["agency"])
+    if args.get("provider"):
+        query = query.where(ServiceRequest.provider == args["provider"])
+    if args.get("reference"):
+        text = args["reference"].strip()
+        query = query.where(or_(ServiceRequest.external_reference == text,
+                                ServiceRequest.id == text,
+                                ServiceRequest.provider_reference == text))
+    since, until = _day_start(args.get("since")), _day_start(args.get("until"))
+    if since:
+        query = query.where(ServiceRequest.created_at >= since)
+    if until:
+        query = query.where(ServiceRequest.created_at < until + timedelta(days=1))
+    if cursor:
+        try:
+            when, last_id = decode_cursor(cursor)
+        except ApiError:
+            when, last_id = None, None
+        if when:
+            query = query.where(or_(ServiceRequest.created_at < when,
+                                    and_(ServiceRequest.created_at == when,
+                                         ServiceRequest.id < last_id)))
+    query = query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+    with gateway().db.read() as session:
+        rows = session.execute(query.limit(PAGE_SIZE + 1)).all()
+        session.expunge_all()
+    next_cursor = encode_cursor(rows[PAGE_SIZE - 1][0]) if len(rows) > PAGE_SIZE else None
+    return rows[:PAGE_SIZE], next_cursor
+
+
+@bp.route("/requests")
+@requires("console:requests:read")
+def requests():
+    args = {name: request.args.get(name, "").strip() for name in FILTERS}
+    rows, next_cursor = _search(args, request.args.get("cursor"))
+    with gateway().db.read() as session:
+        agencies = session.execute(select(Agency.id, Agency.name).order_by(Agency.name)).all()
+    return render("console/requests.html", rows=rows, args=args, next_cursor=next_cursor,
+                  agencies=agencies, services=sorted(gateway().services),
+                  providers=sorted(gateway().courier_configs),
+                  statuses=[status.value for status in Status])
+
+
+def _story(session, record: ServiceRequest):
+    events = session.scalars(select(StatusEvent).where(StatusEvent.request_id == record.id)
+                             .order_by(StatusEvent.id)).all()
+    attempts = session.scalars(select(CourierAttempt)
+                               .where(CourierAttempt.request_id == record.id)).all()
+    callbacks = session.scalars(select(CallbackDelivery)
+                                .where(CallbackDelivery.request_id == record.id)).all()
+    records = session.scalars(select(AuditRecord)
+                              .where(AuditRecord.target == f"request:{record.id}")
+                              .order_by(AuditRecord.seq).limit(500)).all()
+    return timeline.build(events, attempts, callbacks, records), attempts
+
+
+@bp.route("/requests/<request_id>")
+@requires("console:requests:read")
+def request_detail(request_id: str):
+    gw = gateway()
+    show_personal = request.args.get("personal") == "1" and can("console:requests:personal")
+    with gw.db.read() as session:
+        record = session.get(ServiceRequest, request_id)
+        if record is None:
+            return render("console/error.html", 404, status=404,
+                          reason="There is nothing here.")
+        agency = session.get(Agency, record.agency_id)
+        story, attempts = _story(session, record)
+        payload = gw.vault.open(record.payload_ciphertext) if record.payload_ciphertext \
+            else None
+        session.expunge_all()
+    if payload is not None and show_personal:
+        with gw.db.write() as session:   # reading personal data is itself a fact to audit
+            audit(session, "request.personal_data.read", f"request:{record.id}")
+    shown = flatten(payload if show_personal else masked(payload)) if payload else []
+    status = Status(record.status)
+    return render("console/request_detail.html", record=record, agency=agency,
+                  story=story, attempts=attempts, personal=shown,
+                  show_personal=show_personal, purged=record.purged_at is not None,
+                  may_cancel=not status.terminal and can("console:requests:act"),
+                  may_retry=(status in RETRYABLE and record.provider is None
+                             and record.pending_job in (None, "dispatch")
+                             and can("console:requests:act")),
+                  live=not status.terminal)
+
+
+def _act(request_id: str, operation, done_message: str):
+    try:
+        operation(gateway(), request_id, actor_label(g.actor), g.get("correlation_id"))
+    except ApiError as exc:
+        flash(_(exc.message), "error")
+    else:
+        flash(_(done_message), "success")
+    return redirect(url_for("console.request_detail", request_id=request_id))
+
+
+@bp.route("/requests/<request_id>/cancel", methods=["POST"])
+@requires("console:requests:act")
+def cancel(request_id: str):
+    def operation(gw, rid, actor, correlation_id):
+        cancel_request(gw, rid, actor, correlation_id, reason="cancelled by an operator")
+
+    return _act(request_id, operation, "Cancellation requested.")
+
+
+@bp.route("/requests/<request_id>/retry", methods=["POST"])
+@requires("console:requests:act")
+def retry(request_id: str):
+    return _act(request_id, retry_dispatch, "Dispatch asked for again.")
