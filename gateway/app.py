@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, current_app
 
 from . import api, console, errors
 from .core import Gateway
 from .settings import load_settings
+
+
+def _refresh_config() -> None:
+    """Settings changed in the console reach this node before its next request (cheap: see
+    ``Gateway.refresh_config``)."""
+    current_app.extensions["gateway"].refresh_config()
 
 
 def create_app(config: dict | None = None, plugins=None) -> Flask:
@@ -28,6 +34,7 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["api"]["max_body_bytes"]
     app.json.sort_keys = False
     app.extensions["gateway"] = Gateway(settings, plugins)
+    app.before_request(_refresh_config)
     errors.init_app(app)
     api.init_app(app)
     console.init_app(app)

@@ -2,17 +2,22 @@
 
 Built by ``create_app`` and kept in ``app.extensions["gateway"]``; hooks receive it as
 ``gateway``. Start-up asks the plugins for their services and couriers, validates each one's
-settings with its own schema, and refuses to start when anything disagrees.
+settings with its own schema, and refuses to start when anything disagrees. Settings changed
+later in the console (``gateway.liveconfig``) are rebuilt the same way by
+:meth:`Gateway.refresh_config`, before each request and job, without a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from functools import cached_property
 
 from redis import Redis
 
+from . import liveconfig
 from .context import correlation_id as current_correlation_id
 from .couriers import CallOutcome
 from .couriers.circuit import CircuitBreaker
@@ -23,17 +28,13 @@ from .events import Event
 from .plugins import make_plugin_manager
 from .ratelimit import RateLimiter
 from .services import NAME_PATTERN
-from .settings import (
-    ConfigError,
-    CourierSettingsSchema,
-    ServiceSettingsSchema,
-    Settings,
-    validate_section,
-)
+from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: how often a process looks for settings changed in the console
+CONFIG_CHECK_SECONDS = 1.0
 
 
 class Gateway:
@@ -45,9 +46,14 @@ class Gateway:
         self._service_settings: dict[str, dict] = {}
         self.service_configs: dict[str, dict] = {}
         self.courier_configs: dict[str, dict] = {}
-        self._validate_owned_config()
+        #: the newest console version installed (0: the files alone), and when we last looked
+        self._config_version = 0
+        self._config_checked_at = float("-inf")
+        self._config_lock = threading.Lock()
+        owned = self._validate_owned_config()
+        self._install(owned)
         if connect:
-            self._connect()
+            self._connect(owned)
 
     @classmethod
     def validate_only(cls, settings: Settings) -> None:
@@ -57,7 +63,7 @@ class Gateway:
         """
         cls(settings, connect=False)
 
-    def _connect(self) -> None:
+    def _connect(self, owned: OwnedConfig) -> None:
         settings = self.settings
         if settings["mode"] == "live" and not settings["secret_key"]:
             # A generated key is fine for the embedded default; live personal data needs a
@@ -71,17 +77,8 @@ class Gateway:
         #: signs console cookies; derived, so the data key itself never signs anything public
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
-        self.couriers = {}
-        for instance, config in self.courier_configs.items():
-            if config["enabled"]:
-                adapter = self.courier_classes[config["adapter"]](instance, config)
-                adapter.bind(self)
-                self.couriers[instance] = adapter
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
-        self.circuits = CircuitBreaker(self.redis, {
-            name: config["circuit"] for name, config in self.courier_configs.items()})
-        for adapter in self.couriers.values():
-            adapter.observer = self._courier_called
+        self._install(owned, self._make_couriers(owned.courier_configs))
 
     def _courier_called(self, outcome: CallOutcome) -> None:
         """Every provider call feeds the circuit breaker and leaves an audit record."""
@@ -110,50 +107,91 @@ class Gateway:
                 found[name] = item
         return found
 
-    def _validate_owned_config(self) -> None:
-        problems: list[tuple[str, str, str]] = []
+    def _validate_owned_config(self) -> OwnedConfig:
         config_dir = self.settings.config_dir
-        services_file = str(config_dir / "services.yaml")
-        for name, service in self.services.items():
-            raw = dict(self.settings.services.get(name, {}))
-            core = validate_section(services_file, name, ServiceSettingsSchema(), raw, problems)
-            own_raw = {k: v for k, v in raw.items()
-                       if k not in ServiceSettingsSchema().fields}
-            own = {}
-            if service.config_schema is not None:
-                own = validate_section(services_file, name, service.config_schema(), own_raw,
-                                       problems)
-            self._service_settings[name] = core or {}
-            self.service_configs[name] = own or {}
-        couriers_file = str(config_dir / "couriers.yaml")
-        entries = dict(self.settings.couriers)
-        for name, cls in self.courier_classes.items():
-            if cls.default_instance and name not in entries:
-                entries[name] = {}
-        core_keys = set(CourierSettingsSchema().fields)
-        for instance, raw in entries.items():
-            raw = {**getattr(self.courier_classes.get(raw.get("adapter") or instance),
-                             "default_config", {}), **raw}
-            core = validate_section(couriers_file, instance, CourierSettingsSchema(), raw,
-                                    problems)
-            if core is None:
-                continue
-            cls = self.courier_classes.get(core["adapter"] or instance)
-            if cls is None:
-                log.warning("%s: %s: no installed courier adapter named %r; ignored",
-                            couriers_file, instance, core["adapter"] or instance)
-                continue
-            own_raw = {k: v for k, v in raw.items() if k not in core_keys}
-            own = validate_section(couriers_file, instance, cls.config_schema(), own_raw,
-                                   problems) if cls.config_schema else own_raw
-            if own is not None:
-                self.courier_configs[instance] = {**own, **core, "adapter": cls.name}
+        files = (str(config_dir / "services.yaml"), str(config_dir / "couriers.yaml"))
+        owned, problems = build_owned_config(self.services, self.courier_classes,
+                                             self.settings.services, self.settings.couriers,
+                                             files)
         for name in self.settings.services:
             if name not in self.services:
                 log.warning("%s: %s: no installed service has this name; ignored",
-                            services_file, name)
+                            files[0], name)
         if problems:
             raise ConfigError(problems)
+        return owned
+
+    def _install(self, owned: OwnedConfig, couriers: dict | None = None) -> None:
+        """Put validated settings (and, once connected, their adapters) in place. Each
+        attribute is replaced whole, so a request running meanwhile sees old or new."""
+        self._service_settings = owned.service_settings
+        self.service_configs = owned.service_configs
+        self.courier_configs = owned.courier_configs
+        if couriers is not None:
+            self.couriers = couriers
+            self.circuits = CircuitBreaker(self.redis, {
+                name: config["circuit"] for name, config in owned.courier_configs.items()})
+
+    def _make_couriers(self, configs: dict[str, dict]) -> dict:
+        """An adapter per enabled instance, bound and observed; one whose settings did not
+        change is kept (its connections and cached tokens with it).
+
+        :raises StartupError: an adapter refuses its settings
+        """
+        current = getattr(self, "couriers", {})
+        couriers = {}
+        for instance, config in configs.items():
+            if not config["enabled"]:
+                continue
+            adapter = current.get(instance)
+            if adapter is None or adapter.config != config:
+                adapter = self.courier_classes[config["adapter"]](instance, config)
+                adapter.bind(self)
+                adapter.observer = self._courier_called
+            couriers[instance] = adapter
+        return couriers
+
+    # -- live configuration ---------------------------------------------------------------
+    def refresh_config(self, force: bool = False) -> bool:
+        """Pick up settings changed in the console since the last look, without a restart.
+
+        Called before every HTTP request and every job: it looks at most once a second
+        (``force`` looks now), with one ``SELECT max(id)``, and rebuilds only when a new
+        version exists. It never raises: a version that cannot be applied here (it should
+        not happen, saving validates) is logged and the settings in use are kept.
+
+        :return: whether new settings were installed
+        """
+        now = time.monotonic()
+        if not force and now - self._config_checked_at < CONFIG_CHECK_SECONDS:
+            return False
+        self._config_checked_at = now
+        try:
+            newest = liveconfig.newest_version_id(self)
+        except Exception as exc:
+            log.warning("could not look for configuration changes: %s", type(exc).__name__)
+            return False
+        if newest == self._config_version:
+            return False
+        with self._config_lock:
+            if newest == self._config_version:
+                return False
+            try:
+                owned, newest = liveconfig.load_owned_config(self)
+                couriers = self._make_couriers(owned.courier_configs)
+            except (ConfigError, StartupError) as exc:   # final for this version: say it once
+                log.error("configuration version %s not applied, keeping the settings in "
+                          "use:\n%s", newest, exc)
+                self._config_version = newest
+                return False
+            except Exception:                             # the database, say: look again later
+                log.exception("configuration version %s not applied, keeping the settings "
+                              "in use", newest)
+                return False
+            self._install(owned, couriers)
+            self._config_version = newest
+        log.info("configuration version %s applied", newest)
+        return True
 
     # -- lookups --------------------------------------------------------------------------
     def service_settings(self, name: str) -> dict:

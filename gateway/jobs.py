@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def current_gateway():
-    return current_app.extensions["gateway"]
+    """The worker's gateway, its settings brought up to date with the console's (cheap)."""
+    gateway = current_app.extensions["gateway"]
+    gateway.refresh_config()
+    return gateway
 
 
 def _last_attempt() -> bool:

@@ -16,6 +16,8 @@ opens a database or a network connection, so ``gateway config check`` can run an
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,8 @@ from typing import Any
 
 import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILES = ("gateway.yaml", "services.yaml", "couriers.yaml")
 
@@ -136,6 +140,10 @@ class DemoSchema(Schema):
     services = fields.List(fields.String(), load_default=list)
     api_key = fields.String(load_default=None, allow_none=True,
                             metadata={"description": "A clearly marked demo test key."})
+    admin_username = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "A console admin created on the embedded default (sandbox only)."})
+    admin_password = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "Its password: a public demo value, never for a real deployment."})
 
 
 class ConsoleSchema(Schema):
@@ -196,6 +204,12 @@ class ServiceSettingsSchema(Schema):
     retention_days = fields.Integer(strict=True, load_default=90,
                                     validate=validate.Range(min=1, max=3650), metadata={
         "description": "Days after a request ends before its personal data is purged."})
+    target_minutes = fields.Integer(
+        strict=True, load_default=120, allow_none=True,
+        validate=validate.Range(min=1, max=30 * 24 * 60), metadata={
+            "description": "Minutes from acceptance to delivery that count as on time on the "
+                           "console's dashboard; null: not measured (e.g. rides booked "
+                           "ahead)."})
     couriers = fields.List(CourierEntry(), load_default=list, metadata={
         "description": "Couriers to try, in order; a {name: weight} group is tried in a "
                        "weighted random order (e.g. to share traffic between providers)."})
@@ -242,14 +256,19 @@ class CourierSettingsSchema(Schema):
 class Settings:
     """Loaded, resolved and core-validated configuration.
 
-    ``services`` and ``couriers`` are still raw mappings here: their owners' schemas are
-    applied by :func:`validate_owned_sections` once the plugins are known.
+    ``services`` and ``couriers`` are resolved but not yet validated here: their owners'
+    schemas are applied by the gateway once the plugins are known. ``raw_services`` and
+    ``raw_couriers`` are the same sections (overrides included) with their secret references
+    unresolved: what the console shows and saves, so a secret's value never leaves the
+    process that uses it.
     """
 
     config_dir: Path
     core: dict[str, Any]
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     couriers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw_services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw_couriers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __getitem__(self, key):
         return self.core[key]
@@ -322,6 +341,14 @@ def _read_yaml(path: Path, problems: list) -> dict:
     return data
 
 
+def _merge_overrides(data: dict, overrides: dict) -> None:
+    """Lay ``create_app``'s section overrides over a file's sections, one level deep."""
+    for key, value in copy.deepcopy(overrides).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            value = {**data[key], **value}
+        data[key] = value
+
+
 def load_settings(config_dir: Path | str | None = None,
                   overrides: dict[str, Any] | None = None) -> Settings:
     """Read, resolve and validate the core configuration.
@@ -336,6 +363,8 @@ def load_settings(config_dir: Path | str | None = None,
     if not config_dir.is_dir():
         raise ConfigError([(str(config_dir), "", "configuration directory does not exist")])
     raw = {name: _read_yaml(config_dir / name, problems) for name in CONFIG_FILES}
+    for name in ("services", "couriers"):
+        _merge_overrides(raw[f"{name}.yaml"], (overrides or {}).get(name) or {})
     resolved = {name: resolve_references(data, "", str(config_dir / name), problems)
                 for name, data in raw.items()}
     core_raw = dict(resolved["gateway.yaml"])
@@ -354,12 +383,12 @@ def load_settings(config_dir: Path | str | None = None,
     sections = {}
     for name in ("services", "couriers"):
         data = resolved[f"{name}.yaml"]
-        for key, value in ((overrides or {}).get(name) or {}).items():
-            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
         for key, value in data.items():
             if not isinstance(value, dict):
                 problems.append((str(config_dir / f"{name}.yaml"), key, "must be a mapping"))
         sections[name] = {k: v for k, v in data.items() if isinstance(v, dict)}
+        sections[f"raw_{name}"] = {k: v for k, v in raw[f"{name}.yaml"].items()
+                                   if isinstance(data.get(k), dict)}
     settings = Settings(config_dir=config_dir, core=core, **sections)
     if problems:
         raise ConfigError(problems, settings)
@@ -374,3 +403,100 @@ def validate_section(file: str, key: str, schema: Schema, data: dict,
     except ValidationError as exc:
         problems.extend((file, _join(key, p), m) for p, m in flatten_errors(exc.messages))
         return None
+
+
+@dataclass
+class OwnedConfig:
+    """Every service's and courier's validated settings: what start-up and a reload install.
+
+    ``service_settings`` is the core's part of each service (``enabled``, ``couriers``, ...),
+    ``service_configs`` the plugin's own part; ``courier_configs`` is each courier instance's
+    whole validated entry (core part, adapter's part, and the ``adapter`` type).
+    """
+
+    service_settings: dict[str, dict] = field(default_factory=dict)
+    service_configs: dict[str, dict] = field(default_factory=dict)
+    courier_configs: dict[str, dict] = field(default_factory=dict)
+
+
+def check_service(service, section: dict, file: str, key: str,
+                  problems: list) -> tuple[dict, dict] | None:
+    """Validate one resolved ``services.yaml`` entry: the core's part, then the plugin's.
+
+    :return: ``(core settings, plugin settings)``, or None when ``problems`` got entries
+    """
+    core_schema = ServiceSettingsSchema()
+    core = validate_section(file, key, core_schema, section, problems)
+    own: dict | None = {}
+    if service.config_schema is not None:
+        own_raw = {k: v for k, v in section.items() if k not in core_schema.fields}
+        own = validate_section(file, key, service.config_schema(), own_raw, problems)
+    if core is None or own is None:
+        return None
+    return core, own
+
+
+def courier_adapter(courier_classes: dict, instance: str, section: dict):
+    """The adapter class an entry names (``adapter``, default: the entry's name), or None."""
+    name = section.get("adapter") if isinstance(section.get("adapter"), str) else None
+    return courier_classes.get(name or instance)
+
+
+def check_courier(courier_classes: dict, instance: str, section: dict, file: str, key: str,
+                  problems: list) -> dict | None:
+    """Validate one resolved ``couriers.yaml`` entry over its adapter's ``default_config``.
+
+    :return: the instance's whole settings, or None when ``problems`` got entries or the
+        entry names no installed adapter (logged: such entries are ignored, as at start-up)
+    """
+    section = {**getattr(courier_adapter(courier_classes, instance, section),
+                         "default_config", {}), **section}
+    core_schema = CourierSettingsSchema()
+    core = validate_section(file, key, core_schema, section, problems)
+    if core is None:
+        return None
+    cls = courier_classes.get(core["adapter"] or instance)
+    if cls is None:
+        log.warning("%s: %s: no installed courier adapter named %r; ignored",
+                    file, instance, core["adapter"] or instance)
+        return None
+    own_raw = {k: v for k, v in section.items() if k not in core_schema.fields}
+    own = validate_section(file, key, cls.config_schema(), own_raw, problems) \
+        if cls.config_schema else own_raw
+    return None if own is None else {**own, **core, "adapter": cls.name}
+
+
+def courier_entries(courier_classes: dict, sections: dict[str, dict]) -> dict[str, dict]:
+    """The courier entries of the files, plus an empty one for each adapter that runs even
+    without an entry (``default_instance``: the own fleet)."""
+    entries = dict(sections)
+    for name, cls in courier_classes.items():
+        if cls.default_instance and name not in entries:
+            entries[name] = {}
+    return entries
+
+
+def build_owned_config(services: dict, courier_classes: dict, service_sections: dict,
+                       courier_sections: dict, files: tuple[str, str]
+                       ) -> tuple[OwnedConfig, list[tuple[str, str, str]]]:
+    """Validate every service's and courier's resolved section with its owner's schema.
+
+    The one way settings are built from sections: at start-up from the files, and when a
+    console change is picked up (``Gateway.refresh_config``). It never raises for bad
+    settings; the caller decides what problems mean (start-up refuses, a reload keeps the
+    settings it has).
+
+    :param files: the names to report problems under: ``(services file, couriers file)``
+    :return: the settings, and ``(file, key path, reason)`` for each problem
+    """
+    problems: list[tuple[str, str, str]] = []
+    owned = OwnedConfig()
+    for name, service in services.items():
+        checked = check_service(service, service_sections.get(name, {}), files[0], name,
+                                problems)
+        owned.service_settings[name], owned.service_configs[name] = checked or ({}, {})
+    for instance, section in courier_entries(courier_classes, courier_sections).items():
+        config = check_courier(courier_classes, instance, section, files[1], instance, problems)
+        if config is not None:
+            owned.courier_configs[instance] = config
+    return owned, problems
