@@ -152,7 +152,8 @@ class ServiceRequest(Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_job: Mapped[str | None] = mapped_column(String(32))
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: indexed alone for the console, which counts and searches across agencies by time
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     events: Mapped[list[StatusEvent]] = relationship(

@@ -1,0 +1,265 @@
+"""The dashboard's figures: today's requests, how fast they went out and arrived, the
+providers' health and the queues.
+
+Every figure is an SQL aggregate (``GROUP BY``, ``COUNT``, ``SUM`` over ``CASE``) or a Redis
+counter: the dashboard stays open all day over tables that only grow, so nothing here loads
+rows one by one into Python. The functions take a session (or Redis, or the circuit breaker)
+and the moment to count at, and return plain data; the view only renders it.
+
+"Today" is the regency's day, midnight to midnight WIB (Asia/Jakarta), whatever the server's
+zone. Only ids, services, statuses, couriers and times are read here, never personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from sqlalchemy import Float, and_, case, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
+
+from ..couriers.circuit import FAILURES
+from ..models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
+from ..queues import QueueNames
+from ..statuses import RANKS, Status
+from .audit_search import first_seq_at, recorded_time
+from .i18n import TIME_ZONE
+
+#: a request counts as dispatched quickly when a courier booked it this soon after we
+#: accepted it (answered 202)
+DISPATCH_WITHIN = timedelta(seconds=10)
+#: how far back the provider health looks for failed calls
+HEALTH_WINDOW = timedelta(hours=1)
+#: statuses that end a request without a delivery: past its target at once
+ENDED_UNDELIVERED = (Status.FAILED, Status.NO_DRIVER, Status.RETURNED)
+
+
+class seconds_between(FunctionElement):  # noqa: N801 - an SQL function, named like one
+    """``later - earlier`` in seconds, on both engines (timestamps are naive UTC)."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between_postgresql(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def today(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Start and end (exclusive) of the current WIB day, in UTC."""
+    local = (now or utcnow()).astimezone(TIME_ZONE)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def _created_in(start: datetime, end: datetime):
+    return and_(ServiceRequest.created_at >= start, ServiceRequest.created_at < end)
+
+
+@dataclass
+class Share:
+    """``part`` of ``whole``; ``percent`` is None when there is nothing to measure yet."""
+
+    part: int
+    whole: int
+
+    @property
+    def percent(self) -> int | None:
+        return round(100 * self.part / self.whole) if self.whole else None
+
+
+@dataclass
+class TodayCounts:
+    total: int
+    by_service: list[tuple[str, int]]
+    #: in lifecycle order
+    by_status: list[tuple[str, int]]
+    #: the courier that booked it; None: no courier holds it (yet)
+    by_provider: list[tuple[str | None, int]]
+
+
+def _count_by(session: Session, column, start: datetime, end: datetime) -> list[tuple]:
+    rows = session.execute(select(column, func.count()).where(_created_in(start, end))
+                           .group_by(column)).all()
+    return [(value, count) for value, count in rows]
+
+
+def today_counts(session: Session, start: datetime, end: datetime) -> TodayCounts:
+    by_service = sorted(_count_by(session, ServiceRequest.service, start, end),
+                        key=lambda row: (-row[1], row[0]))
+    by_status = sorted(_count_by(session, ServiceRequest.status, start, end),
+                       key=lambda row: (RANKS.get(row[0], 999), row[0]))
+    by_provider = sorted(_count_by(session, ServiceRequest.provider, start, end),
+                         key=lambda row: (row[0] is None, -row[1], row[0] or ""))
+    return TodayCounts(sum(count for _, count in by_service), by_service, by_status,
+                       by_provider)
+
+
+def dispatch_speed(session: Session, start: datetime, end: datetime,
+                   now: datetime | None = None) -> Share:
+    """Of today's requests, how many a courier booked within :data:`DISPATCH_WITHIN`.
+
+    Counted: every request booked, and every other one older than the limit, except those
+    cancelled before a courier held them (the agency's choice, not our speed). A request
+    still inside its first seconds is not counted until it is booked or late.
+    """
+    now = now or utcnow()
+    booked = (select(CourierAttempt.request_id.label("request_id"),
+                     func.min(CourierAttempt.updated_at).label("at"))
+              .join(ServiceRequest, ServiceRequest.id == CourierAttempt.request_id)
+              .where(_created_in(start, end), CourierAttempt.state == "booked")
+              .group_by(CourierAttempt.request_id).subquery())
+    fast = and_(booked.c.at.is_not(None),
+                seconds_between(booked.c.at, ServiceRequest.created_at)
+                <= DISPATCH_WITHIN.total_seconds())
+    counted = or_(booked.c.at.is_not(None),
+                  and_(ServiceRequest.created_at <= now - DISPATCH_WITHIN,
+                       ServiceRequest.status != Status.CANCELLED.value))
+    part, whole = session.execute(
+        select(func.coalesce(func.sum(case((fast, 1), else_=0)), 0), func.count())
+        .select_from(ServiceRequest).outerjoin(booked, booked.c.request_id == ServiceRequest.id)
+        .where(_created_in(start, end), counted)).one()
+    return Share(int(part), int(whole))
+
+
+@dataclass
+class OnTime:
+    service: str
+    #: minutes from acceptance to delivery; None: this service is not measured
+    target_minutes: int | None
+    share: Share
+
+
+def delivery_on_time(session: Session, start: datetime, end: datetime,
+                     targets: dict[str, int | None], now: datetime | None = None
+                     ) -> list[OnTime]:
+    """Per service, of today's requests that are due, how many were delivered in time.
+
+    Due: delivered, ended without a delivery (failed, no driver, returned), or older than
+    the target; a request still on its way within its target is not judged yet, and one the
+    agency cancelled is not judged at all. One aggregate per service (there are a handful).
+    """
+    now = now or utcnow()
+    delivered = (select(StatusEvent.request_id.label("request_id"),
+                        func.min(StatusEvent.created_at).label("at"))
+                 .join(ServiceRequest, ServiceRequest.id == StatusEvent.request_id)
+                 .where(_created_in(start, end), StatusEvent.status == Status.DELIVERED.value,
+                        StatusEvent.applied.is_(True))
+                 .group_by(StatusEvent.request_id).subquery())
+    results = []
+    for service, minutes in sorted(targets.items()):
+        if minutes is None:
+            results.append(OnTime(service, None, Share(0, 0)))
+            continue
+        in_time = and_(delivered.c.at.is_not(None),
+                       seconds_between(delivered.c.at, ServiceRequest.created_at)
+                       <= minutes * 60)
+        due = and_(ServiceRequest.status != Status.CANCELLED.value,
+                   or_(delivered.c.at.is_not(None),
+                       ServiceRequest.status.in_([s.value for s in ENDED_UNDELIVERED]),
+                       ServiceRequest.created_at <= now - timedelta(minutes=minutes)))
+        part, whole = session.execute(
+            select(func.coalesce(func.sum(case((in_time, 1), else_=0)), 0), func.count())
+            .select_from(ServiceRequest)
+            .outerjoin(delivered, delivered.c.request_id == ServiceRequest.id)
+            .where(_created_in(start, end), ServiceRequest.service == service, due)).one()
+        results.append(OnTime(service, minutes, Share(int(part), int(whole))))
+    return results
+
+
+@dataclass
+class ProviderHealth:
+    courier: str
+    #: ``closed`` (working), ``open`` (skipped by routing) or ``half_open`` (on trial)
+    circuit: str
+    calls: int
+    errors: int
+    last_error_at: datetime | None = None
+    #: the error's class name, as audited (never a provider's message)
+    last_error: str | None = None
+
+
+def provider_health(session: Session, circuits, couriers: Iterable[str],
+                    now: datetime | None = None) -> list[ProviderHealth]:
+    """Circuit state and the last hour's calls and failed calls, per courier instance.
+
+    Provider calls are audited as ``courier.call`` with the breaker's outcomes; failures are
+    the outcomes the breaker counts (timeouts, 5xx, 429, unknown outcomes, refused keys).
+    """
+    now = now or utcnow()
+    since = first_seq_at(session, now - HEALTH_WINDOW)
+    is_error = AuditRecord.outcome.in_(sorted(FAILURES))
+    rows = session.execute(
+        select(AuditRecord.target, func.count(),
+               func.coalesce(func.sum(case((is_error, 1), else_=0)), 0),
+               func.max(case((is_error, AuditRecord.seq), else_=None)))
+        .where(AuditRecord.seq >= since, AuditRecord.action == "courier.call",
+               AuditRecord.outcome != "unsupported")
+        .group_by(AuditRecord.target)).all()
+    by_courier = {target.removeprefix("courier:"): (calls, errors, last)
+                  for target, calls, errors, last in rows if target}
+    last_seqs = [last for _calls, _errors, last in by_courier.values() if last is not None]
+    last_errors = {record.seq: record for record in session.scalars(
+        select(AuditRecord).where(AuditRecord.seq.in_(last_seqs)))} if last_seqs else {}
+    health = []
+    for courier in sorted(set(couriers)):
+        calls, errors, last = by_courier.get(courier, (0, 0, None))
+        record = last_errors.get(last)
+        health.append(ProviderHealth(
+            courier, circuits.state(courier), int(calls), int(errors),
+            last_error_at=recorded_time(record.recorded_at) if record else None,
+            last_error=((record.details or {}).get("error") or record.outcome)
+            if record else None))
+    return health
+
+
+@dataclass
+class QueueFigures:
+    name: str
+    #: waiting to be picked up by a worker
+    depth: int
+    started: int
+    #: waiting for their retry time
+    scheduled: int
+    failed: int
+
+
+def queue_figures(redis) -> list[QueueFigures]:
+    """Per queue, what rq's own counters say.
+
+    :raises redis.exceptions.RedisError: when Redis is unreachable (the page says so)
+    """
+    figures = []
+    for name in QueueNames.all():
+        queue = Queue(name, connection=redis)
+        # No clean-up of the started registry here: that would fail jobs, and a page that
+        # reads must not change what the workers see.
+        figures.append(QueueFigures(
+            name, queue.count,
+            StartedJobRegistry(name, connection=redis).get_job_count(cleanup=False),
+            ScheduledJobRegistry(name, connection=redis).get_job_count(cleanup=False),
+            FailedJobRegistry(name, connection=redis).count))
+    return figures
+
+
+def queue_figures_or_none(redis) -> list[QueueFigures] | None:
+    """:func:`queue_figures`, or None when Redis cannot be reached (the dashboard still
+    shows what the database knows)."""
+    try:
+        return queue_figures(redis)
+    except RedisError:
+        return None
