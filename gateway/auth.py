@@ -26,6 +26,8 @@ def bearer_token(request) -> str | None:
 
 @hookimpl
 def actor_from_request(gateway, request):
+    if request.blueprint == "console":
+        return None   # console pages are for people signed in, never for API keys
     token = bearer_token(request)
     parsed = parse_key(token) if token else None
     if not parsed:

@@ -21,6 +21,7 @@ import requests
 from sqlalchemy import select
 
 from .agencies import AgencyError, create_agency
+from .console.users import AdminUserError, create_admin, list_admins
 from .keys import parse_key
 from .migrate import upgrade
 from .models import ApiKey
@@ -53,6 +54,27 @@ def ensure_demo_agency(gateway) -> str | None:
     return demo["api_key"]
 
 
+def ensure_demo_admin(gateway) -> str | None:
+    """Create the demo console admin with its documented password, once (sandbox only).
+
+    :return: the username, or None when there is no demo admin
+    """
+    demo = gateway.settings["demo"]
+    username, password = demo["admin_username"], demo["admin_password"]
+    if not demo["enabled"] or not username or not password:
+        return None
+    if gateway.settings["mode"] != "sandbox":
+        print("demo admin skipped: mode is not sandbox", file=sys.stderr)
+        return None
+    if not any(user.username == username for user in list_admins(gateway)):
+        try:
+            create_admin(gateway, username, password, "admin", actor="gateway-up")
+        except AdminUserError as exc:
+            print(f"demo admin skipped: {exc}", file=sys.stderr)
+            return None
+    return username
+
+
 def local_simulators(gateway) -> list[str]:
     """Sandbox entries of adapters with a simulator whose base_url is on this machine:
     ``gateway up`` serves them."""
@@ -79,6 +101,7 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
     settings = gateway.settings
     upgrade(gateway.db)
     demo_key = ensure_demo_agency(gateway)
+    demo_admin = ensure_demo_admin(gateway)
     env = dict(os.environ)
     redis = None
     stopping = False
@@ -117,6 +140,9 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
                 print(f"Demo agency key (test key, sandbox couriers only): {demo_key}\n"
                       f"Try: curl -H 'Authorization: Bearer {demo_key}' "
                       f"{base}/api/v1/services", flush=True)
+            if demo_admin:
+                print(f"Console: {base}/console/  (demo admin {demo_admin!r}, password in "
+                      f"config/gateway.yaml: demo values, sandbox only)", flush=True)
             print("Stop with Ctrl-C.", flush=True)
         while not stopping:
             for name, process in children:

@@ -185,6 +185,18 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
             body = wait_delivered(base, key, created.json()["id"])
             assert body["provider"] in expected, body
 
+        # The console: the demo admin from the banner signs in and finds the request.
+        assert f"Console: {base}/console/" in log_path.read_text(errors="replace")
+        console = requests.Session()
+        form = console.get(f"{base}/console/sign-in", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        signed_in = console.post(f"{base}/console/sign-in", timeout=10, data={
+            "csrf_token": token, "username": "demo-admin",
+            "password": "demo-password-NOT-A-SECRET"})
+        assert signed_in.url == f"{base}/console/dashboard", signed_in.text[:500]
+        listing = console.get(f"{base}/console/requests", timeout=10).text
+        assert f'id="request-{body["id"]}"' in listing
+
         # Stop the way Ctrl-C or a service manager does: one signal to `gateway up` only, which
         # must stop its own children.
         process.send_signal(signal.SIGTERM)

@@ -169,3 +169,81 @@ def test_the_language_is_chosen_by_the_user_and_remembered(gosend_app, new_page)
     expect(again.locator("html")).to_have_attribute("lang", "id")
     expect(again.locator("header nav")).to_contain_text("Dasbor")
     assert re.search(r"\d{2}-\d{2}-\d{4} \d{2}:\d{2} WIB|WIB", again.content())
+
+
+def test_an_admin_changes_a_setting_sees_the_diff_and_rolls_it_back(gosend_app, new_page):
+    app = gosend_app()
+    url = app.server_url
+    gateway = app.extensions["gateway"]
+    page = new_page()
+    sign_in(page, url, add_user(app, "sari", "admin"))
+    page.get_by_role("link", name="Services and providers").click()
+    screenshot(page, "services-desktop")
+    page.goto(f"{url}/console/services/service/medicine_delivery")
+    field = page.locator("#settings-form [name='retention_days']")
+    before = int(field.input_value())
+    assert before == gateway.service_settings("medicine_delivery")["retention_days"]
+    field.fill(str(before + 15))
+    page.locator("#settings-form").get_by_role("button", name="Save").click()
+    expect(page.locator("#history")).to_contain_text(f"+retention_days: {before + 15}")
+    expect(page.locator("#history")).to_contain_text(f"-retention_days: {before}")
+    screenshot(page, "service-history-desktop")
+    gateway.refresh_config(force=True)
+    assert gateway.service_settings("medicine_delivery")["retention_days"] == before + 15
+
+    # A value the start-up rules refuse is refused here too, next to its field.
+    page.goto(f"{url}/console/services/service/medicine_delivery")
+    page.locator("#settings-form [name='retention_days']").fill("0")
+    page.locator("#settings-form").get_by_role("button", name="Save").click()
+    expect(page.locator("#form-errors")).to_be_visible()
+    expect(page.locator("#error-retention_days")).to_contain_text("greater than or equal to 1")
+    expect(page.locator("#input-retention_days")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "service-settings-error-desktop")
+
+    page.goto(f"{url}/console/services/service/medicine_delivery/history")
+    versions = page.locator("#history tbody tr").count()
+    page.locator("form.rollback[data-version='0'] button").click()
+    expect(page.locator("#history tbody tr")).to_have_count(versions + 1)
+    gateway.refresh_config(force=True)
+    assert gateway.service_settings("medicine_delivery")["retention_days"] == before
+
+
+def test_the_audit_chain_is_verified_from_the_page(gosend_app, new_page):
+    app = gosend_app()
+    url = app.server_url
+    page = new_page()
+    sign_in(page, url, add_user(app, "tri", "auditor"))
+    page.get_by_role("link", name="Audit").click()
+    expect(page.locator("#audit-records")).to_contain_text("admin.sign_in")
+    page.locator("#verify-chain button").click()
+    expect(page.locator("#verify-result")).to_have_attribute("data-ok", "true")
+    expect(page.locator("#verify-result")).to_contain_text("intact")
+    screenshot(page, "audit-desktop")
+
+
+def test_screenshots_of_the_main_pages_at_desktop_and_phone_widths(
+        gosend_app, new_page, background_worker):
+    """For the README and for review; each page must also fit a phone without sideways
+    scrolling of the page itself (wide tables scroll inside their own box)."""
+    app = gosend_app()
+    url = app.server_url
+    background_worker(app)
+    key = new_key(app, key_type="test")
+    for number in range(3):
+        requests.post(url + CREATE, json={**MEDICINE_BODY, "prescription_id": f"RX-S-{number}"},
+                      headers=bearer(key), timeout=10)
+    username = add_user(app, "layar", "admin")
+    pages = {"dashboard": "/console/dashboard", "requests": "/console/requests",
+             "agencies": "/console/agencies", "services": "/console/services",
+             "service-settings": "/console/services/courier/gosend_sandbox",
+             "audit": "/console/audit", "queues": "/console/queues",
+             "sign-in": "/console/sign-in"}
+    for phone in (False, True):
+        page = new_page(phone=phone)
+        sign_in(page, url, username)
+        for name, path in pages.items():
+            page.goto(url + path)
+            screenshot(page, f"{name}-{'phone' if phone else 'desktop'}")
+            if phone:
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390 + 1, f"{path} scrolls sideways on a phone ({width}px)"

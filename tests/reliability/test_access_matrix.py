@@ -1,9 +1,13 @@
 """The access matrix: every route, tried by every kind of caller, answers as the table says.
 
 Callers: nobody, a malformed key, a revoked key, another agency's key, the owner's test key,
-the owner's live key, and an agency with the fleet_dispatch role. A route added to the app
-without a row here fails ``test_every_route_has_a_row``. (Console roles join the table when
-the console exists.)
+the owner's live key, an agency with the fleet_dispatch role, and a signed-in console user
+of each role (admin, operator, auditor). A route added to the app without a row here fails
+``test_every_route_has_a_row``.
+
+Console answers: ``login`` is a redirect to the sign-in page (no console session: API keys
+never open the console, and a console cookie never opens the API); 302 is a redirect after a
+form did its work (or reported why it could not); 403 is a role that may not do it.
 """
 
 from __future__ import annotations
@@ -13,18 +17,39 @@ import pytest
 from gateway.agencies import create_agency, issue_key, revoke_key
 from gateway.testing import drain
 from tests.conftest import MEDICINE_BODY, bearer
+from tests.console.conftest import sign_in
 
-CALLERS = ("nobody", "malformed", "revoked", "stranger", "owner_test", "owner_live", "fleet")
-PUBLIC = dict.fromkeys(CALLERS)
+AGENCY_CALLERS = ("nobody", "malformed", "revoked", "stranger", "owner_test", "owner_live",
+                  "fleet")
+CONSOLE_CALLERS = ("admin", "operator", "auditor")
+CALLERS = AGENCY_CALLERS + CONSOLE_CALLERS
+
+DENIED = {"nobody": 401, "malformed": 401, "revoked": 401, "admin": 401, "operator": 401,
+          "auditor": 401}
+LOGIN = dict.fromkeys(AGENCY_CALLERS, "login")
+
+
+def everyone(status):
+    return dict.fromkeys(CALLERS, status)
+
+
+def console(admin, operator, auditor):
+    """A console route: agency callers are sent to sign in; each role gets its answer."""
+    return {**LOGIN, "admin": admin, "operator": operator, "auditor": auditor}
+
+
+def readable(status=200):
+    return console(status, status, status)
+
 
 # endpoint -> (method, path template, body, {caller: expected status})
-DENIED = {"nobody": 401, "malformed": 401, "revoked": 401}
+# In paths: {own} a fresh request of the owner, {agency} the owner agency's id.
 ROWS = {
-    "health.healthz": ("GET", "/healthz", None, {c: 200 for c in CALLERS}),
-    "health.readyz": ("GET", "/readyz", None, {c: 200 for c in CALLERS}),
-    "openapi.openapi_json": ("GET", "/api/openapi.json", None, {c: 200 for c in CALLERS}),
-    "openapi.api_docs": ("GET", "/api/docs", None, {c: 200 for c in CALLERS}),
-    "webhooks.receive": ("POST", "/webhooks/nosuchcourier", {}, {c: 404 for c in CALLERS}),
+    "health.healthz": ("GET", "/healthz", None, everyone(200)),
+    "health.readyz": ("GET", "/readyz", None, everyone(200)),
+    "openapi.openapi_json": ("GET", "/api/openapi.json", None, everyone(200)),
+    "openapi.api_docs": ("GET", "/api/docs", None, everyone(200)),
+    "webhooks.receive": ("POST", "/webhooks/nosuchcourier", {}, everyone(404)),
     "api_v1.list_services": ("GET", "/api/v1/services", None, {
         **DENIED, "stranger": 200, "owner_test": 200, "owner_live": 200, "fleet": 200}),
     "api_v1.create_service_request": (
@@ -42,13 +67,64 @@ ROWS = {
         **DENIED, "stranger": 403, "owner_test": 403, "owner_live": 403, "fleet": 200}),
     "fleet.advance": ("POST", "/api/v1/fleet/jobs/nosuchjob/accept", None, {
         **DENIED, "stranger": 403, "owner_test": 403, "owner_live": 403, "fleet": 404}),
+    # -- the console: public parts ---------------------------------------------------------
+    "console.static": ("GET", "/console/static/console.css", None, everyone(200)),
+    "console.sign_in": ("GET", "/console/sign-in", None, everyone(200)),
+    "console.choose_language": ("POST", "/console/language", {"language": "en"}, {
+        **dict.fromkeys(AGENCY_CALLERS, 400), **dict.fromkeys(CONSOLE_CALLERS, 302)}),
+    "console.index": ("GET", "/console/", None, readable(302)),
+    "console.sign_out": ("POST", "/console/sign-out", {}, everyone("login")),
+    # -- reading: every role ----------------------------------------------------------------
+    "console.dashboard": ("GET", "/console/dashboard", None, readable()),
+    "console.requests": ("GET", "/console/requests", None, readable()),
+    "console.request_detail": ("GET", "/console/requests/{own}", None, readable()),
+    "console.fleet": ("GET", "/console/fleet", None, readable()),
+    "console.agencies": ("GET", "/console/agencies", None, readable()),
+    "console.agency_detail": ("GET", "/console/agencies/{agency}", None, readable()),
+    "console.services": ("GET", "/console/services", None, readable()),
+    "console.services_settings": ("GET", "/console/services/service/medicine_delivery", None,
+                                  readable()),
+    "console.services_history": ("GET", "/console/services/service/medicine_delivery/history",
+                                 None, readable()),
+    "console.audit": ("GET", "/console/audit", None, readable()),
+    "console.audit_verify": ("POST", "/console/audit/verify", {}, readable()),
+    "console.audit_export_csv": ("GET", "/console/audit/export.csv", None, readable()),
+    "console.audit_export_jsonl": ("GET", "/console/audit/export.jsonl", None, readable()),
+    "console.queues": ("GET", "/console/queues", None, readable()),
+    # -- handling requests and the fleet: admin and operator --------------------------------
+    "console.cancel": ("POST", "/console/requests/{own}/cancel", {}, console(302, 302, 403)),
+    "console.retry": ("POST", "/console/requests/{own}/retry", {}, console(302, 302, 403)),
+    "console.fleet_step": ("POST", "/console/fleet/nosuchjob/accept", {"staff_name": "Ratna"},
+                           console(302, 302, 403)),
+    # -- running the gateway: admin only ------------------------------------------------------
+    "console.create_agency_view": ("POST", "/console/agencies",
+                                   {"name": "Agency of {caller}",
+                                    "services": "medicine_delivery"}, console(201, 403, 403)),
+    "console.update_agency_view": ("POST", "/console/agencies/{agency}",
+                                   {"services": "medicine_delivery", "active": "on"},
+                                   console(302, 403, 403)),
+    "console.issue_key_view": ("POST", "/console/agencies/{agency}/keys", {"key_type": "test"},
+                               console(201, 403, 403)),
+    "console.revoke_key_view": ("POST", "/console/agencies/{agency}/keys/gw_live_nosuch/revoke",
+                                {}, console(404, 403, 403)),
+    "console.services_enabled": ("POST", "/console/services/service/medicine_delivery/enabled",
+                                 {"enabled": "true"}, console(302, 403, 403)),
+    "console.services_save": ("POST", "/console/services/service/medicine_delivery", {},
+                              console(302, 403, 403)),
+    "console.services_rollback": ("POST",
+                                  "/console/services/service/medicine_delivery/rollback",
+                                  {"version": "0"}, console(302, 403, 403)),
+    "console.queue_job_retry": ("POST", "/console/queues/dispatch/failed/nosuchjob/retry", {},
+                                console(302, 403, 403)),
+    "console.queue_job_discard": ("POST", "/console/queues/dispatch/failed/nosuchjob/discard",
+                                  {}, console(302, 403, 403)),
 }
 
 
 @pytest.fixture
 def callers(app):
     gateway = app.extensions["gateway"]
-    _owner, live = create_agency(gateway, "Owner", ["medicine_delivery"], actor="test")
+    owner, live = create_agency(gateway, "Owner", ["medicine_delivery"], actor="test")
     test = issue_key(gateway, "Owner", "test", actor="test")
     _stranger, stranger = create_agency(gateway, "Stranger", ["medicine_delivery"], actor="test")
     _fleet, fleet = create_agency(gateway, "Fleet office", [], roles=["fleet_dispatch"],
@@ -57,9 +133,18 @@ def callers(app):
     revoke_key(gateway, "_".join(revoked.split("_")[:3]), actor="test")
     keys = {"malformed": "Bearer not-a-key", "revoked": revoked, "stranger": stranger,
             "owner_test": test, "owner_live": live, "fleet": fleet}
-    return {name: ({} if name == "nobody" else
-                   {"Authorization": value} if name == "malformed" else bearer(value))
-            for name, value in [("nobody", None), *keys.items()]}
+    headers = {name: ({} if name == "nobody" else
+                      {"Authorization": value} if name == "malformed" else bearer(value))
+               for name, value in [("nobody", None), *keys.items()]}
+    return {"headers": headers, "agency": owner.id,
+            "console": {role: sign_in(app, role) for role in CONSOLE_CALLERS}}
+
+
+def _answer(response):
+    location = response.headers.get("Location", "")
+    if response.status_code == 302 and location.startswith("/console/sign-in"):
+        return "login"
+    return response.status_code
 
 
 def test_every_route_has_a_row(app):
@@ -71,17 +156,32 @@ def test_every_route_has_a_row(app):
 def test_each_caller_gets_what_the_matrix_says(app, callers, endpoint):
     method, template, body, expected = ROWS[endpoint]
     client = app.test_client()
+    owner = callers["headers"]["owner_test"]
     seen = {}
     for caller in CALLERS:
         own = client.post("/api/v1/services/medicine_delivery/requests",
                           json={**MEDICINE_BODY, "prescription_id": f"RX-{caller}"},
-                          headers=callers["owner_test"]).get_json()["id"]
+                          headers=owner).get_json()["id"]
         if caller == "owner_live":  # a request that has ended cannot be cancelled again
-            client.post(f"/api/v1/requests/{own}/cancel", headers=callers["owner_test"])
+            client.post(f"/api/v1/requests/{own}/cancel", headers=owner)
+        path = template.format(own=own, agency=callers["agency"])
         payload = {**MEDICINE_BODY, "prescription_id": f"RX-new-{caller}"} \
             if body == "medicine" else body
-        response = client.open(template.format(own=own), method=method, json=payload,
-                               headers=callers[caller])
-        seen[caller] = response.status_code
+        if endpoint.startswith("console."):
+            if caller in CONSOLE_CALLERS:
+                user = callers["console"][caller]
+                form = {k: v.format(caller=caller) for k, v in (body or {}).items()}
+                response = user.post(path, form) if method == "POST" else user.client.get(path)
+            else:
+                response = client.open(path, method=method, data=body or None,
+                                       headers=callers["headers"][caller])
+        elif caller in CONSOLE_CALLERS:   # the console cookie goes along, and opens nothing
+            response = callers["console"][caller].client.open(path, method=method,
+                                                               json=payload)
+        else:
+            response = client.open(path, method=method, json=payload,
+                                   headers=callers["headers"][caller])
+        seen[caller] = _answer(response)
+        response.close()
     drain(app)
     assert seen == expected
