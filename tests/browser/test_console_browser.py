@@ -12,6 +12,13 @@ from tests.browser.conftest import add_user, screenshot, sign_in
 from tests.conftest import MEDICINE_BODY, bearer, new_key
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
+#: form controls a screen reader could not name (no <label>, aria-label or aria-labelledby)
+UNLABELLED_CONTROLS = """
+[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+               && !e.getAttribute("aria-labelledby"))
+  .map(e => e.name || e.id || e.outerHTML.slice(0, 60))
+"""
 MENU = {
     "admin": ["Dashboard", "Requests", "Fleet dispatch", "Agencies", "Services and providers",
               "Audit", "Queues"],
@@ -244,6 +251,9 @@ def test_screenshots_of_the_main_pages_at_desktop_and_phone_widths(
         for name, path in pages.items():
             page.goto(url + path)
             screenshot(page, f"{name}-{'phone' if phone else 'desktop'}")
+            assert page.locator("h1").count() == 1, f"{path} needs one main heading"
+            unlabelled = page.evaluate(UNLABELLED_CONTROLS)
+            assert not unlabelled, f"{path}: form controls without a label: {unlabelled}"
             if phone:
                 width = page.evaluate("document.documentElement.scrollWidth")
                 assert width <= 390 + 1, f"{path} scrolls sideways on a phone ({width}px)"

@@ -173,3 +173,32 @@ def test_sweep_command_reports_what_it_requeued(cli_env):
     run("db", "upgrade")
     code, output = run("sweep")
     assert code == 0 and "re-enqueued 0 job(s)" in output
+
+
+def test_admins_create_takes_the_password_from_the_environment_and_it_signs_in(
+        cli_env, app_for, monkeypatch):
+    run("db", "upgrade")
+    monkeypatch.setenv("GATEWAY_ADMIN_PASSWORD", "a-long-enough-password")
+    code, output = run("admins", "create", "nur", "--role", "operator")
+    assert code == 0 and "nur" in output, output
+    code, output = run("admins", "create", "nur", "--role", "admin")
+    assert code != 0 and "already exists" in output
+    monkeypatch.setenv("GATEWAY_ADMIN_PASSWORD", "short")
+    code, output = run("admins", "create", "eko", "--role", "admin")
+    assert code != 0 and "at least 10 characters" in output
+    code, output = run("admins", "list")
+    assert re.search(r"^nur\s+operator\s+active$", output, re.M) and "eko" not in output
+    app, _gateway = app_for(cli_env)
+    client = app.test_client()
+    form = client.get("/console/sign-in").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    signed_in = client.post("/console/sign-in", data={
+        "csrf_token": token, "username": "nur", "password": "a-long-enough-password"})
+    assert signed_in.status_code == 302 and signed_in.headers["Location"].endswith("/dashboard")
+
+
+def test_admins_create_without_a_password_or_a_terminal_says_so(cli_env, monkeypatch):
+    run("db", "upgrade")
+    monkeypatch.delenv("GATEWAY_ADMIN_PASSWORD", raising=False)
+    code, output = run("admins", "create", "ani", "--role", "auditor")
+    assert code != 0 and "GATEWAY_ADMIN_PASSWORD" in output
