@@ -4,8 +4,11 @@ After ``failure_threshold`` failed calls (timeouts, 5xx, 429, unknown outcomes) 
 ``window_seconds``, or one credential refusal, the circuit opens: routing skips that courier
 for ``cooldown_seconds``. Then it is half-open: calls go through again, one success closes it,
 one failure opens it again at once. "No driver" and "rejected" are answers, not failures, and
-do not count. If Redis itself is unreachable the breaker says "closed": it must never be the
-reason a request is not dispatched.
+do not count. Only a successful booking closes the circuit: a provider whose lookups answer
+while its bookings fail is still down for us (a failed create is followed by a lookup by our
+reference, and that lookup's success must not reset the count, or the circuit never opens).
+If Redis itself is unreachable the breaker says "closed": it must never be the reason a
+request is not dispatched.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from . import CallOutcome
 log = logging.getLogger(__name__)
 
 FAILURES = {"temporary", "unknown", "auth", "error"}
+#: operations whose success shows the provider works again
+CLOSING_OPERATIONS = {"book"}
 PREFIX = "gateway:circuit"
 
 
@@ -39,7 +44,7 @@ class CircuitBreaker:
         rules = self.settings.get(outcome.courier, {})
         try:
             if outcome.outcome not in FAILURES:
-                if outcome.outcome == "ok":
+                if outcome.outcome == "ok" and outcome.operation in CLOSING_OPERATIONS:
                     self.redis.delete(failures, tripped)
                 return
             count = self.redis.incr(failures)

@@ -17,8 +17,9 @@ in GOV.UK Notify) or from ``POST /_sim/faults`` (consumed one per create call):
 
 Inspection: ``GET /_sim/requests`` (every call received, without credentials),
 ``GET /_sim/bookings``, ``GET /_sim/webhooks``; control: ``POST /_sim/bookings/<id>/advance``,
-``POST /_sim/bookings/<id>/status``, ``POST /_sim/faults``, ``POST /_sim/config``,
-``POST /_sim/reset``.
+``POST /_sim/bookings/<id>/status``, ``POST /_sim/faults``, ``POST /_sim/outage``
+(``{"kind": "5xx", "seconds": 60}``: every create meets that fault for a while),
+``POST /_sim/config``, ``POST /_sim/reset``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class SimulatorEngine:
             self.requests: list[dict] = []
             self.webhooks: list[dict] = []
             self.faults: deque[str] = deque()
+            #: a fault every create meets until a time (monotonic): a provider outage
+            self.outage: tuple[str, float] | None = None
             self._outbox: list[dict] = []
 
     def next_number(self) -> int:
@@ -143,7 +146,15 @@ class SimulatorEngine:
         with self.lock:
             if self.faults:
                 found.add(self.faults.popleft())
+            if self.outage and time.monotonic() < self.outage[1]:
+                found.add(self.outage[0])
         return found
+
+    def start_outage(self, kind: str | None, seconds: float) -> None:
+        """Every create meets fault ``kind`` (``5xx``, ``429``, ``timeout``, ``no_driver``,
+        ...) for ``seconds``; ``kind=None`` ends an outage now."""
+        with self.lock:
+            self.outage = (kind, time.monotonic() + seconds) if kind else None
 
     def cancel(self, booking: dict) -> bool:
         """Cancel if the provider still allows it. :return: whether it did"""
@@ -231,6 +242,12 @@ class SimulatorEngine:
             with engine.lock:
                 engine.faults.extend((request.get_json(silent=True) or {}).get("create", []))
                 return jsonify(pending=list(engine.faults))
+
+        @app.post("/_sim/outage")
+        def sim_outage():
+            body = request.get_json(silent=True) or {}
+            engine.start_outage(body.get("kind"), float(body.get("seconds", 60)))
+            return jsonify(ok=True)
 
         @app.post("/_sim/config")
         def sim_config():
