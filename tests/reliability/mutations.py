@@ -1,0 +1,156 @@
+"""Turn each protection off, one at a time, and check that the test guarding it then fails.
+
+A test that still passes with its protection removed proves nothing; this runs every
+mutation below in a throwaway copy of the tree and reports which ones the suite caught::
+
+    .venv/bin/python -m tests.reliability.mutations            # all of them
+    .venv/bin/python -m tests.reliability.mutations csrf audit # some, by name
+
+Exit status 0 only if every mutation made its tests fail. Not part of CI (each mutation
+runs pytest once, a few minutes in all); the last results are in docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    protection: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = (
+    Mutation("csrf", "CSRF token on every console form", "gateway/console/__init__.py",
+             "bp.before_request(_check_csrf)", "pass",
+             ("tests/console/test_sign_in.py::"
+              "test_a_form_posted_without_its_csrf_token_is_refused",)),
+    Mutation("console-roles", "a console role may only do what it is allowed",
+             "gateway/console/__init__.py", "            if not can(action):",
+             "            if False:",
+             ("tests/reliability/test_access_matrix.py::"
+              "test_each_caller_gets_what_the_matrix_says[console.create_agency_view]",)),
+    Mutation("agency-scope", "an agency reads only its own requests",
+             "gateway/records.py",
+             "ServiceRequest.id == request_id, ServiceRequest.agency_id == agency_id)",
+             "ServiceRequest.id == request_id)",
+             ("tests/reliability/test_access_matrix.py::"
+              "test_each_caller_gets_what_the_matrix_says[api_v1.get_request]",)),
+    Mutation("session-renewal", "sign-in ends the session that came before",
+             "gateway/console/auth.py", "    sessions.end(gateway.redis, old_sid)\n", "",
+             ("tests/console/test_sign_in.py::"
+              "test_sign_in_starts_a_new_session_whatever_cookie_came_before",)),
+    Mutation("login-throttle", "sign-in attempts are throttled", "gateway/console/throttle.py",
+             '    """Seconds to wait before another attempt, or None if one may be made now."""',
+             '    """Mutated."""\n    return None',
+             ("tests/console/test_sign_in.py::"
+              "test_wrong_passwords_are_throttled_even_before_the_right_one",)),
+    Mutation("security-headers", "console security headers", "gateway/console/__init__.py",
+             '    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY',
+             "    return response",
+             ("tests/console/test_sign_in.py::test_console_pages_carry_the_security_headers",)),
+    Mutation("rate-limit", "token bucket per agency and key type", "gateway/ratelimit.py",
+             '        """Take a token. :return: None when allowed, else seconds to wait."""',
+             '        """Mutated."""\n        return None',
+             ("tests/gateway/test_ratelimit.py",)),
+    Mutation("body-limit", "413 for oversized bodies", "gateway/app.py",
+             '    app.config["MAX_CONTENT_LENGTH"] = settings["api"]["max_body_bytes"]', "",
+             ("tests/gateway/test_api_v1.py::test_an_oversized_body_is_refused_with_413",)),
+    Mutation("webhook-auth", "webhooks verified before they are stored",
+             "gateway/couriers/gosend.py",
+             '        check_static_secret(headers, self.config["webhook_header"], '
+             'self.config["webhook_token"])', "        pass",
+             ("tests/gateway/couriers/test_gosend.py::"
+              "test_a_webhook_with_a_wrong_token_is_refused_and_changes_nothing",)),
+    Mutation("audit-chain", "an edited audit record is named by verify", "gateway/audit.py",
+             "        if link_hash(prev_hash, record_fields(record)) != record.hash:",
+             "        if False:",
+             ("tests/gateway/test_audit.py::test_an_edited_record_is_caught_at_that_record",)),
+    Mutation("db-503", "a database outage answers 503, not 500", "gateway/errors.py",
+             "    if exc.connection_invalidated or _is_unavailable(exc):", "    if False:",
+             ("tests/reliability/test_database_outage.py",)),
+    Mutation("encryption", "personal data encrypted at rest", "gateway/crypto.py",
+             '        return self._fernet.encrypt(json.dumps(document, separators=(",", ":"))'
+             '.encode())',
+             '        return self._fernet.encrypt(json.dumps(document).encode()) + b"|" + '
+             'json.dumps(document).encode()',
+             ("tests/reliability/test_personal_data.py",)),
+    Mutation("masking", "personal data masked for roles that may not read it",
+             "gateway/console/masking.py", "def masked(value: Any) -> Any:\n",
+             "def masked(value: Any) -> Any:\n    return value\n",
+             ("tests/console/test_requests_pages.py::"
+              "test_personal_data_is_masked_for_an_auditor_and_shown_on_demand_to_an_operator",)),
+    Mutation("reconcile", "a booking whose answer was lost is looked up, never rebooked",
+             "gateway/dispatch.py",
+             '    """Resolve attempts whose answer never came. :return: a result if one was '
+             'booked."""',
+             '    """Mutated."""\n    return None',
+             ("tests/reliability/test_provider_outages.py::"
+              "test_requests_keep_moving_through_a_provider_outage_and_come_back_after[timeout]",)),
+    Mutation("circuit", "the circuit opens on a failing provider", "gateway/couriers/circuit.py",
+             "                if outcome.outcome == \"ok\" and outcome.operation in "
+             "CLOSING_OPERATIONS:", "                if outcome.outcome == \"ok\":",
+             ("tests/reliability/test_provider_outages.py::"
+              "test_requests_keep_moving_through_a_provider_outage_and_come_back_after[5xx]",)),
+    Mutation("sweep", "the sweep re-enqueues owed work Redis lost", "gateway/sweep.py",
+             "            if enqueue_job(gateway, kind, target):", "            if False:",
+             ("tests/reliability/test_redis_lost.py",)),
+)
+
+
+def _copy_tree(target: Path) -> None:
+    ignore = shutil.ignore_patterns(".venv", ".git", "data", "build", "__pycache__",
+                                    ".pytest_cache", ".ruff_cache", "*.egg-info")
+    shutil.copytree(ROOT, target, ignore=ignore)
+
+
+def run(mutation: Mutation) -> tuple[bool, float, str]:
+    """:return: (caught, seconds, last line of pytest's output)"""
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        tree = Path(tmp) / "tree"
+        _copy_tree(tree)
+        path = tree / mutation.file
+        source = path.read_text()
+        if source.count(mutation.old) != 1:
+            raise SystemExit(f"{mutation.name}: the code to mutate is not found once in "
+                             f"{mutation.file}; update this mutation")
+        path.write_text(source.replace(mutation.old, mutation.new))
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p",
+                                 "no:cacheprovider", *mutation.tests], cwd=tree, env=env,
+                                capture_output=True, text=True, timeout=900, check=False)
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        return result.returncode == 1, time.monotonic() - started, lines[-1] if lines else ""
+
+
+def main(names: list[str]) -> int:
+    chosen = [m for m in MUTATIONS if not names or m.name in names]
+    missed = 0
+    print(f"{'mutation':18} {'protection':62} result")
+    for mutation in chosen:
+        caught, seconds, last = run(mutation)
+        missed += not caught
+        verdict = "caught" if caught else "MISSED"
+        print(f"{mutation.name:18} {mutation.protection[:62]:62} {verdict} "
+              f"({seconds:.0f} s: {last[:60]})", flush=True)
+    print(f"\n{len(chosen) - missed} of {len(chosen)} mutations caught")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
