@@ -85,9 +85,11 @@ MUTATIONS = (
              ("tests/reliability/test_database_outage.py",)),
     Mutation("encryption", "personal data encrypted at rest", "gateway/crypto.py",
              '        return self._fernet.encrypt(json.dumps(document, separators=(",", ":"))'
-             '.encode())',
-             '        return self._fernet.encrypt(json.dumps(document).encode()) + b"|" + '
-             'json.dumps(document).encode()',
+             '.encode())\n\n    def open(self, token: bytes) -> Any:\n        try:\n'
+             '            return json.loads(self._fernet.decrypt(token))',
+             "        return json.dumps(document).encode()\n\n"
+             "    def open(self, token: bytes) -> Any:\n        try:\n"
+             "            return json.loads(token)",
              ("tests/reliability/test_personal_data.py",)),
     Mutation("masking", "personal data masked for roles that may not read it",
              "gateway/console/masking.py", "def masked(value: Any) -> Any:\n",
@@ -106,6 +108,13 @@ MUTATIONS = (
              "CLOSING_OPERATIONS:", "                if outcome.outcome == \"ok\":",
              ("tests/reliability/test_provider_outages.py::"
               "test_requests_keep_moving_through_a_provider_outage_and_come_back_after[5xx]",)),
+    Mutation("lost-jobs", "a job a killed worker held is run again", "gateway/queues.py",
+             "    status = job.get_status(refresh=False)\n",
+             "    return False\n",
+             ("tests/reliability/test_worker_crashes.py",)),
+    Mutation("error-shape", "every error is the documented JSON shape", "gateway/errors.py",
+             "    app.register_error_handler(HTTPException, _http_error)\n", "",
+             ("tests/reliability/test_api_fuzz.py",)),
     Mutation("sweep", "the sweep re-enqueues owed work Redis lost", "gateway/sweep.py",
              "            if enqueue_job(gateway, kind, target):", "            if False:",
              ("tests/reliability/test_redis_lost.py",)),
