@@ -113,7 +113,9 @@ MUTATIONS = (
              "    return False\n",
              ("tests/reliability/test_worker_crashes.py",)),
     Mutation("error-shape", "every error is the documented JSON shape", "gateway/errors.py",
-             "    app.register_error_handler(HTTPException, _http_error)\n", "",
+             '    return error_response(status, HTTP_CODES.get(status, f"http_{status}"), '
+             "message,\n                          headers=headers)\n",
+             "    return exc  # werkzeug's own HTML page\n",
              ("tests/reliability/test_api_fuzz.py",)),
     Mutation("sweep", "the sweep re-enqueues owed work Redis lost", "gateway/sweep.py",
              "            if enqueue_job(gateway, kind, target):", "            if False:",
