@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, current_app
 
-from . import api, console, errors
+from . import api, console, errors, logs, metrics
 from .core import Gateway
 from .settings import load_settings
 
@@ -29,11 +27,12 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     """
     config = dict(config or {})
     settings = load_settings(config.pop("config_dir", None), overrides=config)
-    logging.getLogger("gateway").setLevel(settings["log_level"])
     app = Flask("gateway", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings["api"]["max_body_bytes"]
     app.json.sort_keys = False
+    logs.init_app(app, settings)
     app.extensions["gateway"] = Gateway(settings, plugins)
+    metrics.init_app(app)
     app.before_request(_refresh_config)
     errors.init_app(app)
     api.init_app(app)

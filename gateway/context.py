@@ -1,9 +1,15 @@
 """What the current unit of work is about, for records written far from where it started.
 
 The correlation id follows a request from the API through its jobs to each provider call,
-so the audit records of one request can be found together whatever wrote them.
+so the audit records and the log lines of one request can be found together whatever wrote
+them. Jobs also say which request and which kind of job they are (``gateway.jobs``); the log
+lines carry all three (``gateway.logs``). Ids only: nothing here may hold personal data.
 """
 
 from contextvars import ContextVar
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+#: the service request a job works for, when it works for one
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+#: the kind of the running job (``dispatch``, ``event``, ...; see ``gateway.queues.JOBS``)
+job_kind: ContextVar[str | None] = ContextVar("job_kind", default=None)

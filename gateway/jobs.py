@@ -5,25 +5,31 @@ is still owed (``pending_job``), does it, and clears the mark in the same transa
 records the outcome, so a job run twice does nothing the second time. A job that fails for
 the last time (rq's retries spent) marks its request ``failed`` before giving up, so no
 request waits forever on work that will never happen.
+
+Every job runs as the unit of work of the request it serves (``gateway.context``): its log
+lines, audit records and provider calls carry that request's correlation id, the one the
+API took from the agency's ``X-Correlation-ID``. Its outcome is counted
+(``gateway_jobs_total``) and logged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from flask import current_app
 from redis.exceptions import LockError, RedisError
 from rq import get_current_job
 
+from . import context
 from .callbacks import CallbackRetry, deliver, give_up
-from .context import correlation_id
 from .dispatch import cancel_bookings, dispatch
 from .events import Event
-from .models import ServiceRequest
+from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest
 from .records import transition
 from .statuses import Status
-from .tracking import apply_provider_event, poll
+from .tracking import _find_attempt, apply_provider_event, poll
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,40 @@ def current_gateway():
 def _last_attempt() -> bool:
     job = get_current_job()
     return job is None or not job.retries_left
+
+
+def _request_of(session, kind: str, target_id) -> ServiceRequest | None:
+    """The request a job works for: its target, or what its target (a provider report, a
+    callback) belongs to. None for a report that matches no booking (yet)."""
+    if kind == "event":
+        row = session.get(ProviderEventRecord, target_id)
+        if row is None:
+            return None
+        if row.request_id is None:
+            attempt = _find_attempt(session, row)
+            return session.get(ServiceRequest, attempt.request_id) if attempt else None
+        return session.get(ServiceRequest, row.request_id)
+    if kind == "callback":
+        delivery = session.get(CallbackDelivery, target_id)
+        return session.get(ServiceRequest, delivery.request_id) if delivery else None
+    return session.get(ServiceRequest, target_id)
+
+
+@contextlib.contextmanager
+def _unit_of_work(gateway, kind: str, target_id):
+    """Run as the request's unit of work, and put the previous one back afterwards (a
+    ``SimpleWorker`` runs job after job in one thread)."""
+    with gateway.db.read() as session:
+        record = _request_of(session, kind, target_id)
+        found = (record.id, record.correlation_id) if record is not None else (None, None)
+    tokens = [(context.request_id, context.request_id.set(found[0])),
+              (context.correlation_id, context.correlation_id.set(found[1])),
+              (context.job_kind, context.job_kind.set(kind))]
+    try:
+        yield
+    finally:
+        for variable, token in reversed(tokens):
+            variable.reset(token)
 
 
 def _record_outcome(gateway, request_id: str, kind: str, outcome: str, *, give_up=False,
@@ -55,74 +95,101 @@ def _record_outcome(gateway, request_id: str, kind: str, outcome: str, *, give_u
                                      correlation_id=record.correlation_id if record else None))
 
 
-def _job(kind: str):
-    """Wrap a job body: find the gateway, run it alone, audit the outcome, and on the last
-    failed attempt give up cleanly (the request is marked failed, the job stays in rq's
-    failed registry).
+def _alone_and_audited(gateway, kind: str, request_id: str, body) -> str:
+    """Run a request's job alone, audit its outcome, and on the last failed attempt give up
+    cleanly (the request is marked failed, the job stays in rq's failed registry).
 
     Alone: a job the sweep re-enqueued because its first run looked lost (a killed worker,
     a job dropped mid-dequeue) may meet that first run still going. A Redis lock per job
     kind and request lets one run work; the other ends at once with "busy", and the
     work stays marked as owed in the database until it is done.
     """
+    lock = gateway.redis.lock(f"gateway:job-lock:{kind}:{request_id}",
+                              timeout=gateway.settings["jobs"]["job_timeout"] + 10)
+    if not lock.acquire(blocking=False):
+        return "busy"
+    try:
+        result = body(gateway, request_id)
+    except Exception as exc:  # logged and counted by the caller, ``_job``
+        last = _last_attempt()
+        _record_outcome(gateway, request_id, kind, "failed" if last else "retry",
+                        give_up=last, error=exc)
+        raise
+    finally:
+        with contextlib.suppress(LockError, RedisError):
+            lock.release()
+    _record_outcome(gateway, request_id, kind, result)
+    return result
+
+
+def _job(kind: str, *, alone: bool = False):
+    """Wrap a job body ``(gateway, target id) -> outcome`` into the function rq runs.
+
+    Every job: the gateway found and refreshed, the unit of work set for the logs and the
+    audit, the outcome counted and logged (``retry``/``failed`` when it raises). With
+    ``alone`` (the request's own jobs: dispatch, cancel), see :func:`_alone_and_audited`.
+    """
 
     def decorate(body):
-        def run(request_id: str):
+        def run(target_id):
             gateway = current_gateway()
-            with gateway.db.read() as session:
-                record = session.get(ServiceRequest, request_id)
-                correlation_id.set(record.correlation_id if record else None)
-            lock = gateway.redis.lock(f"gateway:job-lock:{kind}:{request_id}",
-                                      timeout=gateway.settings["jobs"]["job_timeout"] + 10)
-            if not lock.acquire(blocking=False):
-                return "busy"
-            try:
-                result = body(gateway, request_id)
-            except Exception as exc:
-                last = _last_attempt()
-                log.warning("%s job for request %s failed (%s): %s", kind, request_id,
-                            "giving up" if last else "will retry", type(exc).__name__)
-                _record_outcome(gateway, request_id, kind, "failed" if last else "retry",
-                                give_up=last, error=exc)
-                raise
-            finally:
-                with contextlib.suppress(LockError, RedisError):
-                    lock.release()
-            _record_outcome(gateway, request_id, kind, result)
-            return result
+            with _unit_of_work(gateway, kind, target_id):
+                started = time.monotonic()
+                try:
+                    outcome = _alone_and_audited(gateway, kind, target_id, body) if alone \
+                        else body(gateway, target_id)
+                except Exception as exc:
+                    outcome = "failed" if _last_attempt() else "retry"
+                    _finished(gateway, kind, target_id, outcome, started, exc)
+                    raise
+                _finished(gateway, kind, target_id, outcome, started)
+                return outcome
 
         run.__name__ = body.__name__
+        run.__qualname__ = body.__qualname__
         run.__doc__ = body.__doc__
         return run
 
     return decorate
 
 
-@_job("dispatch")
+def _finished(gateway, kind: str, target_id, outcome: str, started: float,
+              error: Exception | None = None) -> None:
+    gateway.metrics.count_job(kind, outcome)
+    duration_ms = round((time.monotonic() - started) * 1000, 1)
+    log.log(logging.WARNING if error is not None else logging.INFO,
+            "%s job %s: %s%s", kind, target_id, outcome,
+            f" ({type(error).__name__})" if error is not None else "",
+            extra={"outcome": outcome, "duration_ms": duration_ms})
+
+
+@_job("dispatch", alone=True)
 def dispatch_request(gateway, request_id: str) -> str:
     """Turn a received request into one booking (see ``gateway.dispatch``)."""
     return dispatch(gateway, request_id)
 
 
-@_job("cancel")
+@_job("cancel", alone=True)
 def cancel_request(gateway, request_id: str) -> str:
     """Cancel at the courier whatever booking a cancelled request may hold."""
     return cancel_bookings(gateway, request_id)
 
 
-def poll_request(request_id: str) -> str:
+@_job("poll")
+def poll_request(gateway, request_id: str) -> str:
     """Ask the courier for a booking's status when its reports are late."""
-    return poll(current_gateway(), request_id)
+    return poll(gateway, request_id)
 
 
-def apply_event(event_id: int) -> str:
+@_job("event")
+def apply_event(gateway, event_id: int) -> str:
     """Apply one stored provider report to its request."""
-    return apply_provider_event(current_gateway(), event_id)
+    return apply_provider_event(gateway, event_id)
 
 
-def deliver_callback(delivery_id: str) -> str:
+@_job("callback")
+def deliver_callback(gateway, delivery_id: str) -> str:
     """POST one status change to the agency's callback URL, signed (``gateway.callbacks``)."""
-    gateway = current_gateway()
     try:
         return deliver(gateway, delivery_id)
     except CallbackRetry:

@@ -4,6 +4,10 @@ The default is rq's ``SimpleWorker`` (jobs run in the worker process: about thre
 throughput of forking a child per job on this hardware); ``--fork`` gives rq's forking
 ``Worker`` for isolation. Scale by running more ``gateway worker`` processes, here or on other
 machines: they share only Redis and the database.
+
+A worker process sends its log lines, rq's included, through the gateway's format
+(``gateway.logs``) and counts its jobs and provider calls in the machine's metrics directory,
+where the ``/metrics`` of an API node on the same machine adds them up (``gateway.metrics``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import threading
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
 
+from .logs import configure_logging
+from .metrics import use_multiprocess_dir
 from .queues import QueueNames
 from .sweep import run_forever
 
@@ -26,6 +32,8 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
                queues: list[str] | None = None, with_scheduler: bool = True) -> bool:
     """Work the queues until stopped (or, with ``burst``, until they are empty)."""
     gateway = app.extensions["gateway"]
+    configure_logging(gateway.settings, process=True)
+    use_multiprocess_dir(gateway.settings["data_dir"])
     connection = worker_connection(gateway)
     names = queues or QueueNames.all()
     stop = threading.Event()

@@ -1,12 +1,14 @@
-"""Liveness and readiness, for load balancers and orchestrators (public, no credentials)."""
+"""Liveness and readiness, for load balancers and orchestrators (public, no credentials);
+Prometheus metrics, for a scraper (no API key, but a token of its own or loopback only)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import error_response
+from ..errors import ApiError, error_response
+from ..metrics import exposition, scrape_allowed
 from . import public
 
 bp = Blueprint("health", __name__)
@@ -39,3 +41,16 @@ def readyz():
         return jsonify(status="ready", checks=checks)
     return error_response(503, "not_ready", "A dependency of the gateway is unavailable.",
                           checks=checks)
+
+
+@bp.get("/metrics")
+@public
+def metrics():
+    """Prometheus text format (see ``gateway.metrics``). Not an agency's route: API keys
+    open nothing here; ``metrics.token`` does, or, with none set, a loopback caller."""
+    gateway = current_app.extensions["gateway"]
+    if not scrape_allowed(gateway.settings["metrics"]["token"]):
+        raise ApiError(403, "forbidden", "Metrics need 'Authorization: Bearer <metrics token>'"
+                       ", or a loopback caller when no metrics token is configured.")
+    body, content_type = exposition(gateway, request.headers.get("Accept"))
+    return Response(body, content_type=content_type)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import Float, and_, case, func, or_, select
+from sqlalchemy import Float, and_, case, func, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -110,14 +110,16 @@ def today_counts(session: Session, start: datetime, end: datetime) -> TodayCount
 
 
 def dispatch_speed(session: Session, start: datetime, end: datetime,
-                   now: datetime | None = None) -> Share:
-    """Of today's requests, how many a courier booked within :data:`DISPATCH_WITHIN`.
+                   now: datetime | None = None, service: str | None = None) -> Share:
+    """Of today's requests (of one ``service``, or all), how many a courier booked within
+    :data:`DISPATCH_WITHIN`.
 
     Counted: every request booked, and every other one older than the limit, except those
     cancelled before a courier held them (the agency's choice, not our speed). A request
     still inside its first seconds is not counted until it is booked or late.
     """
     now = now or utcnow()
+    of_service = ServiceRequest.service == service if service is not None else true()
     booked = (select(CourierAttempt.request_id.label("request_id"),
                      func.min(CourierAttempt.updated_at).label("at"))
               .join(ServiceRequest, ServiceRequest.id == CourierAttempt.request_id)
@@ -132,7 +134,7 @@ def dispatch_speed(session: Session, start: datetime, end: datetime,
     part, whole = session.execute(
         select(func.coalesce(func.sum(case((fast, 1), else_=0)), 0), func.count())
         .select_from(ServiceRequest).outerjoin(booked, booked.c.request_id == ServiceRequest.id)
-        .where(_created_in(start, end), counted)).one()
+        .where(_created_in(start, end), of_service, counted)).one()
     return Share(int(part), int(whole))
 
 

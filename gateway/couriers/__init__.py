@@ -281,7 +281,9 @@ class CourierAdapter:
         finally:
             seconds = time.monotonic() - started
             log.info("courier call courier=%s operation=%s outcome=%s ms=%.1f", self.instance,
-                     operation, outcome, seconds * 1000)
+                     operation, outcome, seconds * 1000,
+                     extra={"courier": self.instance, "operation": operation,
+                            "outcome": outcome, "duration_ms": round(seconds * 1000, 1)})
             if self.observer is not None:
                 self.observer(CallOutcome(self.instance, operation, outcome, seconds, error))
 

@@ -12,7 +12,7 @@ from gateway import create_app, hookspecs
 from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "openapi.openapi_json",
+PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics", "openapi.openapi_json",
                     "openapi.api_docs", "webhooks.receive", "console.sign_in",
                     "console.choose_language", "console.static"}
 HOOK_NAMES = sorted(name for name in dir(hookspecs)

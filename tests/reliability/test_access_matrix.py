@@ -47,6 +47,8 @@ def readable(status=200):
 ROWS = {
     "health.healthz": ("GET", "/healthz", None, everyone(200)),
     "health.readyz": ("GET", "/readyz", None, everyone(200)),
+    # no metrics token in the test config: loopback callers (the test client) may scrape
+    "health.metrics": ("GET", "/metrics", None, everyone(200)),
     "openapi.openapi_json": ("GET", "/api/openapi.json", None, everyone(200)),
     "openapi.api_docs": ("GET", "/api/docs", None, everyone(200)),
     "webhooks.receive": ("POST", "/webhooks/nosuchcourier", {}, everyone(404)),
