@@ -332,10 +332,13 @@ def config_check():
     click.echo(f"configuration in {config_dir} is valid")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json):
-    """Installed plugins with their versions and hooks."""
+@click.pass_context
+def plugins(ctx, as_json):
+    """Installed plugins with their versions and hooks; `plugins new` starts a new one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .plugins import describe_plugins
 
     with opened_gateway() as gateway:
@@ -350,6 +353,30 @@ def plugins(as_json):
                    f"hooks: {', '.join(plugin['hooks'])}")
     click.echo(f"services: {', '.join(services) or 'none'}")
     click.echo(f"couriers: {', '.join(couriers) or 'none'}")
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option("--directory", type=click.Path(file_okay=False), default=None,
+              help="Where to write it (default: ./gateway-NAME, with dashes).")
+@click.option("--title", default=None, help="The service's title, shown to agencies.")
+@click.option("--description", default=None, help="One sentence on what the service does.")
+def plugins_new(name, directory, title, description):
+    """Start a service plugin NAME: a package with its entry point, service, schemas, README
+    and tests that pass as generated. Needs no configuration and builds no app."""
+    from .scaffold import ScaffoldError, create_plugin
+
+    try:
+        created = create_plugin(name, directory, title=title, description=description)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {created.directory}/ with:")
+    for path in created.files:
+        click.echo(f"  {path}")
+    click.echo("next:\n"
+               f"  cd {created.directory}\n"
+               "  pip install -e .      # in the gateway's environment\n"
+               "  python -m pytest      # the tests use the gateway's pytest plugin")
 
 
 @main.group()

@@ -5,17 +5,29 @@ audit trail, routing) register through the same hooks as any plugin. Installed p
 from the ``gateway`` entry-point group; tests and embedders pass ``plugins=[...]`` to
 ``create_app`` instead, and then entry points are not read at all. A plugin manager is made
 per app, never kept in a module global, so one process can build many apps.
+
+A plugin that cannot be imported, that pluggy refuses, or whose start-up hook raises stops
+start-up with a :class:`PluginError` that names the plugin, its distribution and the hook,
+and says how to disable it (``plugins: {disabled: [name]}`` in ``gateway.yaml`` or
+``GATEWAY_DISABLED_PLUGINS``): one broken optional plugin must never need a code change, nor
+be guessed at from a traceback inside pluggy. The traceback is logged at DEBUG
+(``log_level: DEBUG``) for the plugin's author; the operator gets one line.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
+from collections.abc import Iterable
 
 import pluggy
 
 from . import hookspecs
+from .errors import StartupError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS = (
     "gateway.auth",
@@ -31,21 +43,129 @@ DEFAULT_PLUGINS = (
     "gateway.couriers.own_fleet",
 )
 
+DISABLE_ENV = "GATEWAY_DISABLED_PLUGINS"
 
-def make_plugin_manager(plugins=None) -> pluggy.PluginManager:
+
+class PluginError(StartupError):
+    """One plugin stops start-up: ``plugin`` is its name, ``hook`` the hook it failed in
+    (None when it failed before any hook ran: its import, or pluggy's checks)."""
+
+    def __init__(self, plugin: str, problem: str, hook: str | None = None,
+                 distribution: str | None = None):
+        self.plugin, self.hook, self.distribution = plugin, hook, distribution
+        origin = f" ({distribution})" if distribution else ""
+        where = f" in hook {hook}" if hook else ""
+        super().__init__(
+            f"plugin {plugin!r}{origin} failed{where}: {problem}. If it is optional, disable "
+            f"it with `plugins: {{disabled: [{plugin}]}}` in gateway.yaml or "
+            f"{DISABLE_ENV}={plugin}")
+
+
+def disabled_plugins(configured: Iterable[str] = ()) -> list[str]:
+    """Names blocked by ``gateway.yaml`` (``configured``) and by ``$GATEWAY_DISABLED_PLUGINS``."""
+    from_env = (name.strip() for name in os.environ.get(DISABLE_ENV, "").split(","))
+    return sorted({name for name in (*configured, *from_env) if name})
+
+
+def _label(impl) -> str:
+    """A plugin's name as people know it: an object registered without a name gets its id
+    from pluggy, so say its class instead."""
+    name = impl.plugin_name
+    return f"{type(impl.plugin).__name__} object" if name.isdigit() else name
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _distribution_of(entry_point) -> str | None:
+    dist = getattr(entry_point, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else None
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """``load_setuptools_entrypoints``, one plugin at a time, so a failure names its plugin."""
+    entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
+    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
+        if pm.is_blocked(entry_point.name) or pm.has_plugin(entry_point.name):
+            continue
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=entry_point.name)
+        except Exception as exc:
+            log.debug("plugin %s could not be loaded", entry_point.name, exc_info=True)
+            raise PluginError(entry_point.name, f"it could not be loaded ({_describe(exc)})",
+                              distribution=_distribution_of(entry_point)) from exc
+
+
+def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.PluginManager:
+    """The plugin manager of one app.
+
+    :param plugins: plugin objects to register instead of the installed entry points
+    :param disabled: installed plugins not to load (``plugins.disabled`` of gateway.yaml);
+        ``$GATEWAY_DISABLED_PLUGINS`` adds to them. Only installed plugins can be disabled.
+    :raises PluginError: a plugin cannot be imported or does not fit the hook specs
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     if plugins is None:
-        for name in filter(None, os.environ.get("GATEWAY_DISABLED_PLUGINS", "").split(",")):
-            pm.set_blocked(name.strip())
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        for name in disabled_plugins(disabled):
+            pm.set_blocked(name)
+        _load_entry_points(pm)
     else:
         for plugin in plugins:
-            pm.register(plugin)
+            try:
+                pm.register(plugin)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(pm.get_canonical_name(plugin), str(exc)) from exc
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-    pm.check_pending()
+    _check_pending(pm)
     return pm
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """pluggy's ``check_pending``, saying which plugin implements which unknown hook."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    for name, caller in sorted(vars(pm.hook).items()):
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                dist = dists.get(id(impl.plugin))
+                raise PluginError(_label(impl), f"it implements {name!r}, which is not a hook "
+                                  "of the gateway (misspelt?)",
+                                  distribution=f"{dist.project_name} {dist.version}"
+                                  if dist else None)
+
+
+def collect(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[str, object]]:
+    """Call a ``register_<things>`` hook and say which plugin returned each item.
+
+    Each implementation is called on its own, in pluggy's order, with the arguments it asks
+    for, so that an exception, or a result that is not a list, is blamed on its plugin.
+
+    :return: ``(plugin name, item)`` for every item of every list
+    :raises PluginError: an implementation raised or returned something other than a list
+    """
+    hook = getattr(pm.hook, hook_name)
+    found: list[tuple[str, object]] = []
+    for impl in reversed(hook.get_hookimpls()):
+        plugin = _label(impl)
+        if impl.hookwrapper or impl.wrapper:
+            raise PluginError(plugin, "a wrapper cannot wrap a register hook",
+                              hook=hook_name)
+        try:
+            items = impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception as exc:
+            log.debug("plugin %s failed in hook %s", plugin, hook_name, exc_info=True)
+            raise PluginError(plugin, _describe(exc), hook=hook_name) from exc
+        if items is None:
+            continue
+        if isinstance(items, str | bytes | dict) or not isinstance(items, Iterable):
+            raise PluginError(plugin, f"it returned {type(items).__name__}, not a "
+                              "list", hook=hook_name)
+        found.extend((plugin, item) for item in items)
+    return found
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:

@@ -2,11 +2,14 @@
 
 Everything here starts real things on 127.0.0.1: HTTP servers in threads (the gateway
 itself, a courier simulator, an agency's callback receiver), and a real rq worker that
-drains the queues in this process. Nothing is monkeypatched.
+drains the queues in this process. Nothing is monkeypatched. Plugin authors get these as
+pytest fixtures from :mod:`gateway.pytest_plugin`.
 """
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -111,3 +114,80 @@ def wait_for_status(app, request_id: str, wanted: str | set[str], timeout: float
         time.sleep(interval)
     raise AssertionError(f"request {request_id} is {status}, not {sorted(wanted)}, "
                          f"after {timeout}s")
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AgencyClient:
+    """A Flask test client that sends one agency's API key with every call.
+
+    :ivar key: the key (``gw_test_...`` or ``gw_live_...``)
+    :ivar agency: the :class:`gateway.models.Agency`
+    """
+
+    def __init__(self, client, key: str, agency):
+        self.client, self.key, self.agency = client, key, agency
+
+    def _headers(self, headers):
+        return {"Authorization": f"Bearer {self.key}", **(headers or {})}
+
+    def get(self, url, headers=None, **kw):
+        return self.client.get(url, headers=self._headers(headers), **kw)
+
+    def post(self, url, headers=None, **kw):
+        return self.client.post(url, headers=self._headers(headers), **kw)
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class ConsoleClient:
+    """A Flask test client signed in to the console through its real sign-in form; it
+    sends the page's CSRF token with every form it posts."""
+
+    def __init__(self, client):
+        self.client = client
+        self.csrf: str | None = None
+
+    def get(self, url, **kw):
+        response = self.client.get(url, **kw)
+        found = _CSRF.search(response.get_data(as_text=True))
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    def post(self, url, data=None, **kw):
+        if self.csrf is None:
+            self.get("/console/sign-in")
+        return self.client.post(url, data={"csrf_token": self.csrf, **(data or {})}, **kw)
+
+    @classmethod
+    def sign_in(cls, app, username: str, password: str) -> ConsoleClient:
+        """Sign in as an existing console user; :raises AssertionError: if refused."""
+        console = cls(app.test_client())
+        console.get("/console/sign-in")
+        response = console.post("/console/sign-in", {"username": username,
+                                                      "password": password})
+        assert response.status_code == 302, f"sign-in refused ({response.status_code})"
+        console.get("/console/dashboard")
+        return console
+
+
+class Worker:
+    """The queues of one app, worked in this process: ``drain()`` runs every job that is
+    due, ``wait_for_status()`` keeps draining until a request gets somewhere."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def drain(self) -> None:
+        drain(self.app)
+
+    def wait_for_status(self, request_id: str, wanted: str | set[str],
+                        timeout: float = 20.0) -> str:
+        return wait_for_status(self.app, request_id, wanted, timeout=timeout)

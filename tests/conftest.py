@@ -34,6 +34,11 @@ SERVICE_PLUGINS = [plugins.medicine_delivery, plugins.umkm_pickup, plugins.touri
 SERVICE_NAMES = ("medicine_delivery", "umkm_pickup", "tourism_transport")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "plugin_kit: installs plugins into a fresh virtual "
+                                       "environment with pip (under a minute; -m plugin_kit)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,0 +1,195 @@
+"""Pytest fixtures for plugin authors: a real gateway around the plugin under test.
+
+Installed with the gateway as the ``gateway`` entry point of ``pytest11``, so any test suite
+in the gateway's environment has them without a ``conftest.py`` import (turn them off with
+``-p no:gateway``). Every name starts with ``gateway_``, so a project's own fixtures (the
+gateway's own ``make_app``, ``redis_url``, ...) never collide with them.
+
+Nothing is faked: a real Redis server (``$GATEWAY_TEST_REDIS_URL`` or a private
+``redis-server`` started once per session), a migrated SQLite file per app, the GO-SEND
+simulator on a free port, the app served over HTTP so that the simulator's webhooks reach
+it, and a real rq worker that drains the queues in the test's process.
+
+Which plugins the app is built with is the ``gateway_plugins`` fixture: ``None`` (the
+default) loads the installed entry points, as production does; a plugin's ``conftest.py``
+usually overrides it with exactly its own module::
+
+    @pytest.fixture
+    def gateway_plugins():
+        return [my_plugin]
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+#: What the GO-SEND simulator accepts and the ``gosend_sandbox`` courier sends (test-only).
+GOSEND_TEST_CREDENTIALS = {"client_id": "plugin-tests", "pass_key": "plugin-tests-pass-key",
+                           "webhook_token": "plugin-tests-webhook-token-0000"}
+#: The courier instance wired to the simulator; requests of test keys go there.
+GOSEND_COURIER = "gosend_sandbox"
+CONSOLE_PASSWORD = "plugin-tests-console-password"  # noqa: S105 (a throwaway test user)
+
+
+@pytest.fixture(scope="session")
+def gateway_redis_url(tmp_path_factory):
+    """A Redis server for the session: ``$GATEWAY_TEST_REDIS_URL`` or a private one."""
+    url = os.environ.get("GATEWAY_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from gateway.redis_server import EmbeddedRedis, redis_binary
+    from gateway.testing import free_port
+
+    server = EmbeddedRedis(tmp_path_factory.mktemp("gateway-redis"), port=free_port(),
+                           binary=redis_binary())
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def gateway_redis(gateway_redis_url):
+    """A connection to that Redis, its database flushed before and after the test."""
+    from redis import Redis
+
+    conn = Redis.from_url(gateway_redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def gateway_plugins():
+    """The plugins apps are built with; None means the installed ``gateway`` entry points.
+    Override it in your ``conftest.py`` to test exactly your plugin."""
+    return None
+
+
+@pytest.fixture
+def gateway_config_dir(tmp_path):
+    """The configuration directory apps read: empty by default, so every setting has its
+    default and every service its ``config_schema`` defaults. Override it to test your
+    plugin with a ``services.yaml`` of your own."""
+    path = tmp_path / "gateway-config"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def gateway_gosend():
+    """The GO-SEND simulator on a free port, its clock stepping every 0.2 s.
+
+    ``.bookings`` (by order number) and ``.requests`` (every call received) show what the
+    courier was told; ``.url`` is where it listens.
+    """
+    from gateway.simulators.gosend import GoSendSimulator
+    from gateway.testing import ServerThread
+
+    sim = GoSendSimulator(step_seconds=0.2, slow_seconds=2.0, **GOSEND_TEST_CREDENTIALS)
+    with ServerThread(sim.create_app()) as server:
+        sim.url = server.url
+        sim.start_clock()
+        yield sim
+        sim.stop_clock()
+
+
+@pytest.fixture
+def gateway_make_app(tmp_path, gateway_config_dir, gateway_redis_url, gateway_redis,
+                     gateway_plugins, gateway_gosend):
+    """Build apps: ``gateway_make_app(plugins=None, services=None, couriers=None, **core)``.
+
+    Each app gets its own migrated SQLite file, the session's Redis, jobs retried at once,
+    the ``gosend_sandbox`` courier on the simulator, and is served over HTTP
+    (``app.server_url``) so the simulator's webhooks reach it. ``services`` and
+    ``couriers`` are laid over the config files' sections; ``core`` overrides
+    ``gateway.yaml`` keys. ``plugins`` defaults to the ``gateway_plugins`` fixture.
+    """
+    from gateway import create_app
+    from gateway.migrate import upgrade
+    from gateway.testing import ServerThread
+
+    built, numbers = [], itertools.count(1)
+
+    def make(plugins=None, services=None, couriers=None, **core):
+        number = next(numbers)
+        config = {"config_dir": str(gateway_config_dir),
+                  "data_dir": str(tmp_path / f"gateway-data-{number}"),
+                  "database_url": f"sqlite:///{tmp_path / f'gateway-{number}.db'}",
+                  "redis_url": gateway_redis_url,
+                  "jobs": {"intervals": [0, 0], "job_timeout": 30},
+                  "couriers": {GOSEND_COURIER: {"adapter": "gosend", "sandbox": True,
+                                                "base_url": gateway_gosend.url,
+                                                "timeout_seconds": 2,
+                                                **GOSEND_TEST_CREDENTIALS},
+                               **(couriers or {})},
+                  "services": services or {}, **core}
+        app = create_app(config, plugins=gateway_plugins if plugins is None else plugins)
+        app.testing = True
+        upgrade(app.extensions["gateway"].db)
+        server = ServerThread(app).__enter__()
+        built.append((app, server))
+        app.server_url = server.url
+        gateway_gosend.webhook_url = f"{server.url}/webhooks/{GOSEND_COURIER}"
+        return app
+
+    yield make
+    for app, server in built:
+        server.__exit__(None, None, None)
+        app.extensions["gateway"].db.dispose()
+
+
+@pytest.fixture
+def gateway_app(gateway_make_app):
+    """An app built with ``gateway_plugins`` (see :func:`gateway_make_app`)."""
+    return gateway_make_app()
+
+
+@pytest.fixture
+def gateway_make_agency(request):
+    """Create agencies: ``gateway_make_agency(services=None, key_type="test", name=None,
+    callback_url=None, app=None)`` returns a client that sends its key (``.key``,
+    ``.agency``). ``app`` defaults to ``gateway_app``; ``services`` to all of its services."""
+    from gateway.agencies import create_agency
+    from gateway.testing import AgencyClient
+
+    numbers = itertools.count(1)
+
+    def make(services=None, key_type="test", name=None, callback_url=None, app=None):
+        app = app or request.getfixturevalue("gateway_app")
+        gateway = app.extensions["gateway"]
+        agency, key = create_agency(gateway, name or f"Test agency {next(numbers)}",
+                                    sorted(services or gateway.services), callback_url,
+                                    actor="test", key_type=key_type)
+        return AgencyClient(app.test_client(), key, agency)
+
+    return make
+
+
+@pytest.fixture
+def gateway_agency(gateway_make_agency):
+    """An agency allowed every service of ``gateway_app``, with a test key."""
+    return gateway_make_agency()
+
+
+@pytest.fixture
+def gateway_worker(gateway_app):
+    """``gateway_worker.drain()`` runs the queued jobs; ``.wait_for_status(id, "delivered")``
+    drains until the request gets there (or fails the test after ``timeout`` seconds)."""
+    from gateway.testing import Worker
+
+    return Worker(gateway_app)
+
+
+@pytest.fixture
+def gateway_console(gateway_app):
+    """The console of ``gateway_app``, signed in as a new admin."""
+    from gateway.console.users import create_admin
+    from gateway.testing import ConsoleClient
+
+    create_admin(gateway_app.extensions["gateway"], "plugin-tests-admin", CONSOLE_PASSWORD,
+                 "admin", language="en")
+    return ConsoleClient.sign_in(gateway_app, "plugin-tests-admin", CONSOLE_PASSWORD)
