@@ -25,7 +25,8 @@ from .crypto import Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
-from .plugins import make_plugin_manager
+from .metrics import GatewayMetrics
+from .plugins import PluginError, collect, make_plugin_manager
 from .ratelimit import RateLimiter
 from .services import NAME_PATTERN
 from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
@@ -40,7 +41,9 @@ CONFIG_CHECK_SECONDS = 1.0
 class Gateway:
     def __init__(self, settings: Settings, plugins=None, connect: bool = True):
         self.settings = settings
-        self.pm = make_plugin_manager(plugins)
+        #: counters and histograms (``gateway.metrics``); states are read at scrape time
+        self.metrics = GatewayMetrics()
+        self.pm = make_plugin_manager(plugins, disabled=settings["plugins"]["disabled"])
         self.services = self._collect("register_services", "service")
         self.courier_classes = self._collect("register_couriers", "courier")
         self._service_settings: dict[str, dict] = {}
@@ -81,8 +84,10 @@ class Gateway:
         self._install(owned, self._make_couriers(owned.courier_configs))
 
     def _courier_called(self, outcome: CallOutcome) -> None:
-        """Every provider call feeds the circuit breaker and leaves an audit record."""
+        """Every provider call feeds the circuit breaker and the provider metrics, and leaves
+        an audit record."""
         self.circuits.record(outcome)
+        self.metrics.observe_provider_call(outcome)
         try:
             with self.db.write() as session:
                 self.track(session, Event(
@@ -96,15 +101,18 @@ class Gateway:
 
     # -- start-up -------------------------------------------------------------------------
     def _collect(self, hook_name: str, what: str) -> dict:
+        """Every plugin's registrations of one kind, by name; a problem names its plugin."""
         found: dict = {}
-        for items in getattr(self.pm.hook, hook_name)(gateway=self):
-            for item in items or ():
-                name = getattr(item, "name", None)
-                if not isinstance(name, str) or not NAME_PATTERN.match(name):
-                    raise StartupError(f"a {what} has an invalid name: {name!r}")
-                if name in found:
-                    raise StartupError(f"two plugins register a {what} named {name!r}")
-                found[name] = item
+        owners: dict = {}
+        for plugin, item in collect(self.pm, hook_name, gateway=self):
+            name = getattr(item, "name", None)
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+                raise PluginError(plugin, f"a {what} has an invalid name: {name!r}",
+                                  hook=hook_name)
+            if name in found:
+                raise StartupError(f"two plugins register a {what} named {name!r}: "
+                                   f"{owners[name]!r} and {plugin!r}")
+            found[name], owners[name] = item, plugin
         return found
 
     def _validate_owned_config(self) -> OwnedConfig:

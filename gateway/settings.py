@@ -36,6 +36,7 @@ ENV_OVERRIDES = {
     "GATEWAY_HOST": "host",
     "GATEWAY_PORT": "port",
     "GATEWAY_DATA_DIR": "data_dir",
+    "GATEWAY_LOG_FORMAT": "log_format",
 }
 
 
@@ -154,6 +155,30 @@ class ConsoleSchema(Schema):
         "description": "Send the console cookie over HTTPS only. Default: on in mode live."})
 
 
+class MetricsSchema(Schema):
+    """``GET /metrics``: who may scrape it (see ``gateway.metrics``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    token = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=16),
+                          metadata={"description": "A secret reference ({$env: NAME}): "
+                                                   "scrapers send 'Authorization: Bearer "
+                                                   "<token>'. Unset: loopback callers only."})
+
+
+class PluginsSchema(Schema):
+    """Which installed plugins to leave out: a broken optional plugin is switched off here,
+    without a code change (``$GATEWAY_DISABLED_PLUGINS`` adds names too)."""
+
+    class Meta:
+        unknown = RAISE
+
+    disabled = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list,
+                           metadata={"description": "Entry-point names of installed plugins "
+                                                    "not to load (see `gateway plugins`)."})
+
+
 class CoreConfigSchema(Schema):
     """``gateway.yaml``."""
 
@@ -171,6 +196,10 @@ class CoreConfigSchema(Schema):
                                metadata={"description": "Key for personal data at rest."})
     log_level = fields.String(load_default="INFO",
                               validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
+    log_format = fields.String(load_default="text", validate=validate.OneOf(["json", "text"]),
+                               metadata={"description": "json: one object per line, for a log "
+                                                        "collector (production); text: for "
+                                                        "people at a terminal."})
     jobs = fields.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
     callbacks = fields.Nested(CallbackSchema, load_default=lambda: CallbackSchema().load({}))
     dispatch = fields.Nested(DispatchSchema, load_default=lambda: DispatchSchema().load({}))
@@ -178,6 +207,8 @@ class CoreConfigSchema(Schema):
     api = fields.Nested(ApiSchema, load_default=lambda: ApiSchema().load({}))
     demo = fields.Nested(DemoSchema, load_default=lambda: DemoSchema().load({}))
     console = fields.Nested(ConsoleSchema, load_default=lambda: ConsoleSchema().load({}))
+    plugins = fields.Nested(PluginsSchema, load_default=lambda: PluginsSchema().load({}))
+    metrics = fields.Nested(MetricsSchema, load_default=lambda: MetricsSchema().load({}))
 
 
 class CourierEntry(fields.Field):
