@@ -20,6 +20,8 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import time
+from collections import deque
 from collections.abc import Iterable
 
 import pluggy
@@ -120,7 +122,36 @@ def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.Pl
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     _check_pending(pm)
+    pm.add_hookcall_monitoring(_before_hook, _blame_failed_hook)
     return pm
+
+
+#: the last hook failures in this process, newest last: ``(when, plugin, hook, error)``
+HOOK_FAILURES: deque[tuple[float, str, str, str]] = deque(maxlen=50)
+
+
+def _before_hook(hook_name, hook_impls, kwargs) -> None:
+    pass
+
+
+def _blame_failed_hook(outcome, hook_name, hook_impls, kwargs) -> None:
+    """A hook that raised while the gateway runs (during a request or a job) is logged with
+    the plugin it came from, found by walking the traceback to the implementation's code, and
+    kept for the console's services page; the exception itself propagates unchanged."""
+    exc = outcome.exception
+    if exc is None:
+        return
+    codes = {getattr(impl.function, "__code__", None): impl for impl in hook_impls}
+    culprit = None
+    frame = exc.__traceback__
+    while frame is not None:
+        impl = codes.get(frame.tb_frame.f_code)
+        if impl is not None:
+            culprit = impl
+        frame = frame.tb_next
+    plugin = _label(culprit) if culprit is not None else "unknown plugin"
+    HOOK_FAILURES.append((time.time(), plugin, hook_name, type(exc).__name__))
+    log.error("plugin %s failed in hook %s: %s", plugin, hook_name, type(exc).__name__)
 
 
 def _check_pending(pm: pluggy.PluginManager) -> None:

@@ -257,3 +257,32 @@ def test_duplicate_names_say_which_plugins(make_app):
                                            "'medicine_delivery': 'Again object' and "
                                            "'plugins.medicine_delivery'"):
         make_app(plugins=[*SERVICE_PLUGINS, Again()])
+
+
+class RaisesWhenAsked:
+    """A plugin whose permission hook breaks while the gateway runs."""
+
+    @hookimpl
+    def permission_allowed(self, actor, action, resource):
+        if action == "services:list":
+            raise RuntimeError("this plugin is broken")
+
+
+def test_a_hook_that_raises_during_a_request_is_blamed_on_its_plugin(make_app, caplog):
+    from gateway.plugins import HOOK_FAILURES
+    from tests.conftest import SERVICE_PLUGINS, bearer, new_key
+    from tests.console.conftest import sign_in
+
+    broken = RaisesWhenAsked()
+    app = make_app(plugins=[*SERVICE_PLUGINS, broken])
+    key = new_key(app)
+    response = app.test_client().get("/api/v1/services", headers=bearer(key))
+    assert response.status_code == 500 and response.get_json()["code"] == "internal_error"
+    assert "this plugin is broken" not in response.get_data(as_text=True)
+    assert any("plugin RaisesWhenAsked" in r.getMessage()
+               and "failed in hook permission_allowed" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert "RaisesWhenAsked" in HOOK_FAILURES[-1][1]
+    assert HOOK_FAILURES[-1][2] == "permission_allowed"
+    page = sign_in(app, "admin").get("/console/services").get_data(as_text=True)
+    assert 'id="hook-failures"' in page and "permission_allowed" in page

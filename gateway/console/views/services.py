@@ -11,13 +11,14 @@ never put in a page: references are shown as references.
 from __future__ import annotations
 
 import importlib.metadata
+from datetime import UTC, datetime
 from functools import cache
 
 from flask import abort, flash, g, redirect, request, url_for
 
 from ... import liveconfig
 from ...liveconfig import ChangeRefused, UnknownTarget, target_of
-from ...plugins import describe_plugins
+from ...plugins import HOOK_FAILURES, describe_plugins
 from ...settings import CourierSettingsSchema, ServiceSettingsSchema, courier_adapter
 from .. import bp, can, gateway, render, requires
 from ..forms import errors_by_field, form_data, form_fields
@@ -41,7 +42,10 @@ def services():
                  "enabled": config["enabled"], "sandbox": config["sandbox"],
                  "circuit": gw.circuits.state(name)}
                 for name, config in sorted(gw.courier_configs.items())]
-    return render("console/services.html", services=rows, couriers=couriers)
+    failures = [{"at": datetime.fromtimestamp(when, UTC), "plugin": plugin, "hook": hook,
+                 "error": error} for when, plugin, hook, error in reversed(HOOK_FAILURES)]
+    return render("console/services.html", services=rows, couriers=couriers,
+                  hook_failures=failures)
 
 
 @bp.route("/services/<kind>/<name>/enabled", methods=["POST"])
