@@ -1,0 +1,107 @@
+"""Run the benchmarks and print the ratio table: ``bench/run [ingest dispatch latency growth]``.
+
+Every figure is compared with a baseline measured in the same run on the same machine
+(these machines are shared and noisy; absolute times mislead). The run starts its own
+Redis, PostgreSQL cluster (when the server binaries are installed; otherwise SQLite, and the
+growth benchmark is skipped), GO-SEND simulator, API nodes and workers on 127.0.0.1, and
+stops them all. The table is printed and written to ``bench/RESULTS.md``.
+
+Environment: ``BENCH_SECONDS`` (wrk duration, default 10), ``BENCH_LATENCY_SECONDS``
+(default 60), ``BENCH_ROWS`` (growth, default 1000000).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import dispatch, growth, ingest, latency
+from .servers import Gateway, Postgres, Simulator, free_port
+
+ALL = ("ingest", "dispatch", "latency", "growth")
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| benchmark | measured | baseline (same run) | ratio | target | met |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}×" if not row["name"].startswith("latency") \
+            else f"{row['ratio']:.1%}"
+        lines.append(f"| {row['name']} | {row['value']} | {row['baseline']} | {ratio} | "
+                     f"{row['target']} | {'yes' if row['met'] else '**no**'} |")
+    notes = [f"* {row['name'].split(':')[0]}: {row['notes']}" for row in rows if row["notes"]]
+    return "\n".join(lines + [""] + notes)
+
+
+def main(chosen: list[str]) -> int:
+    from gateway.redis_server import EmbeddedRedis, redis_binary
+
+    chosen = chosen or list(ALL)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # the simulator's access log
+    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
+    rows: list[dict] = []
+    started = time.monotonic()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        redis = EmbeddedRedis(workdir / "redis", port=free_port(), binary=redis_binary())
+        redis_url = redis.start()
+        stack.callback(redis.stop)
+        database = "SQLite"
+        if Postgres._bin_dir() is not None:
+            postgres = Postgres(workdir)
+            database_url = postgres.start()
+            stack.callback(postgres.stop)
+            database = "PostgreSQL"
+        else:
+            database_url = f"sqlite:///{workdir / 'bench.db'}"
+        sim = Simulator()
+        stack.callback(sim.stop)
+        setup = Gateway(workdir, database_url, redis_url, sim.url, stack)
+        print(f"benchmarks on {os.cpu_count()} cores, {database}, Redis {redis_url}",
+              flush=True)
+        node = None
+        for name in chosen:
+            print(f"==> {name}", flush=True)
+            if name == "ingest":
+                rows += ingest.run(setup, stack, seconds)
+            elif name in ("dispatch", "latency", "growth"):
+                node = node or setup.serve(workers=2)
+                if name == "dispatch":
+                    rows += dispatch.run(setup, node, sim, redis_url)
+                elif name == "latency":
+                    rows += latency.run(setup, node,
+                                        int(os.environ.get("BENCH_LATENCY_SECONDS", "60")))
+                elif database == "PostgreSQL":
+                    rows += growth.run(setup, node, int(os.environ.get("BENCH_ROWS",
+                                                                       "1000000")))
+                else:
+                    print("growth skipped: it needs PostgreSQL", flush=True)
+            else:
+                raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(ALL)}")
+            print(table(rows[-1:]).splitlines()[-1] if rows else "", flush=True)
+    report = table(rows)
+    header = (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
+              f"({platform.machine()}, Python {platform.python_version()}), {database}, "
+              f"in {time.monotonic() - started:.0f} s: `bench/run {' '.join(chosen)}`.")
+    print("\n" + header + "\n\n" + report)
+    RESULTS.write_text(RESULTS_INTRO + header + "\n\n" + report + "\n")
+    return 0
+
+
+RESULTS_INTRO = """# Benchmark results
+
+The last run of `bench/run` (written by it). Every figure is set against a baseline measured
+in the same run on the same machine; the ratio is what to compare between runs and machines.
+
+"""
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
