@@ -138,4 +138,7 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(s in text for s in ("database is locked", "unable to open", "could not connect",
                                    "connection refused", "server closed", "terminating",
-                                   "disk i/o error"))
+                                   "disk i/o error", "connection failed",
+                                   "not currently accepting connections",
+                                   "the database system is starting up",
+                                   "the database system is shutting down"))

@@ -148,7 +148,13 @@ def test_the_dashboard_asks_the_database_the_same_few_questions_however_many_req
 
     def statements_for_one_page() -> int:
         seen = []
-        listener = lambda *args: seen.append(1)  # noqa: E731
+
+        def listener(_conn, _cursor, statement, *args):
+            # The once-a-second look for console setting changes may or may not fall in
+            # this page's time: it is not the dashboard's question.
+            if "config_versions" not in statement:
+                seen.append(1)
+
         event.listen(gateway.db.engine, "before_cursor_execute", listener)
         try:
             assert console.get("/console/dashboard").status_code == 200
