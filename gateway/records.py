@@ -213,6 +213,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), request_id
 
 
+def newest_first_after(query, cursor: str | None):
+    """Order ``query`` (over requests) newest first and start it after ``cursor``.
+
+    :raises ApiError: the cursor is not one this API returned
+    """
+    if cursor:
+        when, last_id = decode_cursor(cursor)
+        query = query.where(or_(ServiceRequest.created_at < when,
+                                and_(ServiceRequest.created_at == when,
+                                     ServiceRequest.id < last_id)))
+    return query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+
+
 def list_for_agency(session: Session, agency_id: str, *, service=None, status=None,
                     created_after=None, created_before=None, cursor=None, limit=50):
     """Newest first, keyset-paginated so deep pages cost the same as the first.
@@ -228,12 +241,7 @@ def list_for_agency(session: Session, agency_id: str, *, service=None, status=No
         query = query.where(ServiceRequest.created_at >= created_after)
     if created_before:
         query = query.where(ServiceRequest.created_at < created_before)
-    if cursor:
-        when, last_id = decode_cursor(cursor)
-        query = query.where(or_(ServiceRequest.created_at < when,
-                                and_(ServiceRequest.created_at == when,
-                                     ServiceRequest.id < last_id)))
-    query = query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+    query = newest_first_after(query, cursor)
     rows = session.execute(query.limit(limit + 1)).scalars().all()
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor

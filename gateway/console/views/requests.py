@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import flash, g, redirect, request, url_for
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 
 from ...errors import ApiError
 from ...events import actor_label
@@ -18,7 +18,7 @@ from ...models import (
     StatusEvent,
 )
 from ...operations import RETRYABLE, cancel_request, retry_dispatch
-from ...records import decode_cursor, encode_cursor
+from ...records import encode_cursor, newest_first_after
 from ...statuses import Status
 from .. import audit, bp, can, gateway, render, requires, timeline
 from ..i18n import TIME_ZONE
@@ -59,16 +59,10 @@ def _search(args, cursor: str | None):
         query = query.where(ServiceRequest.created_at >= since)
     if until:
         query = query.where(ServiceRequest.created_at < until + timedelta(days=1))
-    if cursor:
-        try:
-            when, last_id = decode_cursor(cursor)
-        except ApiError:
-            when, last_id = None, None
-        if when:
-            query = query.where(or_(ServiceRequest.created_at < when,
-                                    and_(ServiceRequest.created_at == when,
-                                         ServiceRequest.id < last_id)))
-    query = query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+    try:
+        query = newest_first_after(query, cursor)
+    except ApiError:            # a mangled cursor in a link: start from the newest
+        query = newest_first_after(query, None)
     with gateway().db.read() as session:
         rows = session.execute(query.limit(PAGE_SIZE + 1)).all()
         session.expunge_all()
