@@ -6,7 +6,9 @@ deleting or reordering any record breaks the chain from that point on; :func:`ve
 names the first record that does not match. The single ``audit_head`` row is locked by each
 append (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write transactions are already
 serialised), which keeps the chain linear under concurrent writers, and remembers the last
-link so a deleted tail is noticed too.
+link so a deleted tail is noticed too. The head is read and locked once per transaction:
+further appends in the same transaction reuse it, and their rows reach the database with the
+transaction's next flush (batched), not one round trip per link.
 
 This module is also the core's default ``track_event`` plugin: the audit trail is a listener
 of events like any other. It must never receive personal data or secrets; callers put
@@ -55,6 +57,11 @@ def link_hash(prev_hash: str, fields: dict) -> str:
 
 
 def _locked_head(session: Session) -> AuditHead:
+    """The head row, locked by this transaction (read and locked once per transaction)."""
+    transaction = session.get_transaction()
+    held = session.info.get("audit_head")
+    if held is not None and held[0] is transaction:
+        return held[1]
     head = session.execute(
         select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
     ).scalar_one_or_none()
@@ -62,6 +69,7 @@ def _locked_head(session: Session) -> AuditHead:
         head = AuditHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
         session.add(head)
         session.flush()
+    session.info["audit_head"] = (transaction, head)
     return head
 
 
@@ -83,7 +91,6 @@ def append(session: Session, event: Event) -> AuditRecord:
     session.add(record)
     head.last_seq = record.seq
     head.last_hash = record.hash
-    session.flush()
     return record
 
 

@@ -4,16 +4,82 @@ Registered through ``actor_from_request``. A key is found by its prefix and chec
 the stored SHA-256 in constant time; revoked keys and inactive agencies are not recognised.
 The actor carries the key's type: requests made with a ``test`` key only ever reach sandbox
 couriers.
+
+Looking a key up costs a database session on every API call, so recognised keys are kept in
+a small per-process cache (:class:`KeyCache`). Revocation stays immediate: every committed
+change to a key or an agency, from any process, bumps a version number in Redis
+(:func:`watch_key_changes`), and a cached entry counts only while that number is the one it
+was read under. Without Redis the cache is bypassed and every call reads the database.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import logging
+import threading
+import time
+
+from redis.exceptions import RedisError
+from sqlalchemy import event, select
 from sqlalchemy.orm import joinedload
 
 from .hookspecs import hookimpl
 from .keys import key_matches, parse_key
-from .models import ApiKey
+from .models import Agency, ApiKey
+
+VERSION_KEY = "gateway:auth:version"
+log = logging.getLogger(__name__)
+
+
+class KeyCache:
+    """Recognised keys by prefix: ``prefix -> (version, stored hash, actor, read at)``.
+
+    Bounded in size and age; an entry is used only under the Redis version it was read at.
+    """
+
+    def __init__(self, max_entries: int = 4096, max_age_seconds: float = 300.0):
+        self.max_entries, self.max_age = max_entries, max_age_seconds
+        self._entries: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def get(self, prefix: str, version) -> tuple[str, dict] | None:
+        entry = self._entries.get(prefix)
+        if entry is None or entry[0] != version or time.monotonic() - entry[3] > self.max_age:
+            return None
+        return entry[1], entry[2]
+
+    def put(self, prefix: str, version, key_hash: str, actor: dict) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[prefix] = (version, key_hash, actor, time.monotonic())
+
+
+def _version(gateway):
+    """The current key version, or None when Redis cannot say (then: no caching)."""
+    try:
+        return gateway.redis.get(VERSION_KEY) or b"0"
+    except RedisError:
+        return None
+
+
+def watch_key_changes(database, redis) -> None:
+    """Bump the key version after every commit that changed a key or an agency."""
+
+    @event.listens_for(database.session_factory, "before_flush")
+    def _note(session, _context, _instances):
+        changed = (*session.new, *session.dirty, *session.deleted)
+        if any(isinstance(obj, ApiKey | Agency) for obj in changed):
+            session.info["auth_changed"] = True
+
+    @event.listens_for(database.session_factory, "after_commit")
+    def _bump(session):
+        if session.info.pop("auth_changed", False):
+            try:
+                redis.incr(VERSION_KEY)
+            except RedisError:
+                # Other processes may keep a revoked key for up to the cache's maximum age.
+                log.warning(
+                    "could not publish a key change to other processes (Redis unavailable)")
 
 
 def bearer_token(request) -> str | None:
@@ -33,6 +99,11 @@ def actor_from_request(gateway, request):
     if not parsed:
         return None
     prefix, _key_type = parsed
+    version = _version(gateway)
+    cached = gateway.key_cache.get(prefix, version) if version is not None else None
+    if cached is not None:
+        key_hash, actor = cached
+        return dict(actor) if key_matches(token, key_hash) else None
     with gateway.db.read() as session:
         key = session.execute(
             select(ApiKey).options(joinedload(ApiKey.agency)).where(ApiKey.prefix == prefix)
@@ -41,7 +112,7 @@ def actor_from_request(gateway, request):
             return None
         if not key_matches(token, key.key_hash):
             return None
-        return {
+        actor = {
             "type": "agency",
             "id": key.agency_id,
             "name": key.agency.name,
@@ -51,3 +122,6 @@ def actor_from_request(gateway, request):
             "key_prefix": key.prefix,
             "key_type": key.key_type,
         }
+        if version is not None:
+            gateway.key_cache.put(prefix, version, key.key_hash, actor)
+        return dict(actor)

@@ -18,6 +18,7 @@ from functools import cached_property
 from redis import Redis
 
 from . import liveconfig
+from .auth import KeyCache, watch_key_changes
 from .context import correlation_id as current_correlation_id
 from .couriers import CallOutcome
 from .couriers.circuit import CircuitBreaker
@@ -81,6 +82,9 @@ class Gateway:
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
+        #: API keys recognised recently (``gateway.auth``); changes anywhere invalidate it
+        self.key_cache = KeyCache()
+        watch_key_changes(self.db, self.redis)
         self._install(owned, self._make_couriers(owned.courier_configs))
 
     def _courier_called(self, outcome: CallOutcome) -> None:

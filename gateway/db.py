@@ -72,7 +72,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         # A forked child (gunicorn worker, rq's forking Worker) must not share the parent's
         # connections; it opens its own.
         ref = weakref.ref(self)
@@ -83,7 +83,7 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        with self.session_factory() as session:
             yield session
 
     @contextmanager
@@ -94,7 +94,7 @@ class Database:
         enqueue jobs for what was just stored); their failures are logged, not raised: the
         database already holds the work and the sweep will find it.
         """
-        with self._sessions() as session:
+        with self.session_factory() as session:
             session.connection(execution_options={WRITE_OPTION: True})
             try:
                 yield session
