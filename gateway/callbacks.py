@@ -23,6 +23,7 @@ import logging
 import time
 
 import requests
+from sqlalchemy import select
 
 from .events import Event
 from .models import Agency, CallbackDelivery, ServiceRequest, StatusEvent, utcnow
@@ -43,12 +44,23 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _callback_url(session, agency_id: str) -> str | None:
+    """The agency's callback URL, read once per session (a batch moves many requests of one
+    agency; reading it must not flush their pending rows one by one)."""
+    known = session.info.setdefault("callback_urls", {})
+    if agency_id not in known:
+        with session.no_autoflush:
+            known[agency_id] = session.scalar(select(Agency.callback_url)
+                                              .where(Agency.id == agency_id))
+    return known[agency_id]
+
+
 def queue_callback(gateway, session, record: ServiceRequest, event: StatusEvent) -> None:
     """Add the outbox row for a status change, if the agency wants callbacks."""
-    agency = session.get(Agency, record.agency_id)
-    if agency is None or not agency.callback_url:
+    if not _callback_url(session, record.agency_id):
         return
-    delivery = CallbackDelivery(request_id=record.id, agency_id=agency.id,
+    session.flush()     # the event's id is the callback's sequence number
+    delivery = CallbackDelivery(request_id=record.id, agency_id=record.agency_id,
                                 sequence=event.id, status=event.status)
     session.add(delivery)
     session.flush()

@@ -13,3 +13,6 @@ correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=No
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 #: the kind of the running job (``dispatch``, ``event``, ...; see ``gateway.queues.JOBS``)
 job_kind: ContextVar[str | None] = ContextVar("job_kind", default=None)
+#: where provider-call audit records go instead of a transaction of their own, when the unit
+#: of work writes them itself with what the call answered (``gateway.batch``)
+pending_call_audits: ContextVar[list | None] = ContextVar("pending_call_audits", default=None)

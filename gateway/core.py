@@ -20,6 +20,7 @@ from redis import Redis
 from . import liveconfig
 from .auth import KeyCache, watch_key_changes
 from .context import correlation_id as current_correlation_id
+from .context import pending_call_audits
 from .couriers import CallOutcome
 from .couriers.circuit import CircuitBreaker
 from .crypto import Vault, load_or_create_key
@@ -92,14 +93,18 @@ class Gateway:
         an audit record."""
         self.circuits.record(outcome)
         self.metrics.observe_provider_call(outcome)
+        event = Event("courier.call", actor="gateway", target=f"courier:{outcome.courier}",
+                      outcome=outcome.outcome,
+                      details={"operation": outcome.operation, "error": outcome.error,
+                               "ms": round(outcome.seconds * 1000, 1)},
+                      correlation_id=current_correlation_id.get())
+        collected = pending_call_audits.get()
+        if collected is not None:
+            collected.append(event)     # a batch writes it with the call's answer
+            return
         try:
             with self.db.write() as session:
-                self.track(session, Event(
-                    "courier.call", actor="gateway", target=f"courier:{outcome.courier}",
-                    outcome=outcome.outcome,
-                    details={"operation": outcome.operation, "error": outcome.error,
-                             "ms": round(outcome.seconds * 1000, 1)},
-                    correlation_id=current_correlation_id.get()))
+                self.track(session, event)
         except Exception:
             log.exception("could not audit a call to courier %s", outcome.courier)
 

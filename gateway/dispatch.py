@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # Attempt states after which that courier is not tried again for the same request.
 FINAL_FOR_COURIER = {"no_driver", "rejected", "auth", "released", "abandoned"}
 UNRESOLVED = {"pending", "unknown"}
+# (An attempt ``skipped`` was written but never sent: a batch found the courier's circuit open
+# when its turn came, ``gateway.batch``. It counts for nothing.)
 
 
 class DispatchRetry(Exception):
@@ -83,18 +85,53 @@ def _audit(gateway, session, record, action, outcome="ok", **details):
                                  correlation_id=record.correlation_id))
 
 
+def new_attempt(gateway, session, record: ServiceRequest, courier: str,
+                number: int) -> CourierAttempt:
+    """Write attempt ``number`` at ``courier`` (committed before the provider is called)."""
+    attempt = CourierAttempt(request_id=record.id, courier=courier, attempt_no=number,
+                             reference=f"{record.id}-{number}", state="pending")
+    session.add(attempt)
+    _audit(gateway, session, record, "courier.attempt", courier=courier,
+           attempt=number, reference=attempt.reference)
+    return attempt
+
+
 def _start_attempt(gateway, request_id: str, courier: str) -> CourierAttempt:
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)
         number = (session.scalar(select(func.count()).select_from(CourierAttempt)
                                  .where(CourierAttempt.request_id == request_id)) or 0) + 1
-        attempt = CourierAttempt(request_id=request_id, courier=courier, attempt_no=number,
-                                 reference=f"{request_id}-{number}", state="pending")
-        session.add(attempt)
+        attempt = new_attempt(gateway, session, record, courier, number)
         session.flush()
-        _audit(gateway, session, record, "courier.attempt", courier=courier,
-               attempt=number, reference=attempt.reference)
         return attempt
+
+
+def attempt_failed(exc: Exception) -> tuple[str, str | None]:
+    """The attempt state and detail a provider's refusal or error leaves. An error that is
+    not a courier's (a bug, a broken connection mid-answer) leaves the outcome unknown: the
+    booking may exist, so it is looked up before anything else is tried."""
+    if isinstance(exc, NoDriverAvailable):
+        return "no_driver", str(exc) or None
+    if isinstance(exc, CourierAuthError):
+        return "auth", "credentials refused"
+    if isinstance(exc, CourierRejected):
+        return "rejected", str(exc)[:200]
+    if isinstance(exc, CourierTemporaryError):
+        return "temporary", str(exc)[:200]
+    return "unknown", str(exc)[:200] or type(exc).__name__
+
+
+def finish_attempt(gateway, session, attempt: CourierAttempt, record: ServiceRequest,
+                   state: str, detail: str | None = None, timeline: bool = True) -> None:
+    """Record how an attempt ended without a booking, in the caller's transaction."""
+    attempt.state, attempt.detail, attempt.updated_at = state, detail, utcnow()
+    _audit(gateway, session, record, "courier.book", outcome=state,
+           courier=attempt.courier, attempt=attempt.attempt_no)
+    if timeline:
+        transition(gateway, session, record, Status(record.status),
+                   source=f"courier:{attempt.courier}",
+                   detail=f"{attempt.courier}: {state.replace('_', ' ')}"
+                          + (f" ({detail})" if detail else ""))
 
 
 def _finish_attempt(gateway, attempt_id: int, state: str, detail: str | None = None,
@@ -102,37 +139,36 @@ def _finish_attempt(gateway, attempt_id: int, state: str, detail: str | None = N
     with gateway.db.write() as session:
         attempt = session.get(CourierAttempt, attempt_id)
         record = session.get(ServiceRequest, attempt.request_id)
-        attempt.state, attempt.detail, attempt.updated_at = state, detail, utcnow()
-        _audit(gateway, session, record, "courier.book", outcome=state,
-               courier=attempt.courier, attempt=attempt.attempt_no)
-        if timeline:
-            transition(gateway, session, record, Status(record.status),
-                       source=f"courier:{attempt.courier}",
-                       detail=f"{attempt.courier}: {state.replace('_', ' ')}"
-                              + (f" ({detail})" if detail else ""))
+        finish_attempt(gateway, session, attempt, record, state, detail, timeline)
+
+
+def adopt_booking(gateway, session, attempt: CourierAttempt, record: ServiceRequest,
+                  booking: Booking, how: str) -> str:
+    """Make ``booking`` the request's, in the caller's transaction. :return: the outcome"""
+    attempt.state, attempt.updated_at = "booked", utcnow()
+    attempt.provider_reference = booking.provider_reference
+    record.provider, record.provider_reference = attempt.courier, booking.provider_reference
+    _audit(gateway, session, record, "courier.book", outcome="booked", how=how,
+           courier=attempt.courier, attempt=attempt.attempt_no,
+           provider_reference=booking.provider_reference)
+    cancelled_meanwhile = Status(record.status).terminal
+    transition(gateway, session, record, booking.status, source=f"courier:{attempt.courier}",
+               raw_status=booking.raw_status,
+               detail=f"booked at {attempt.courier} ({booking.provider_reference})")
+    if cancelled_meanwhile:
+        # The agency cancelled while we were booking: the booking must not stay live.
+        record.pending_job, record.pending_since = "cancel", utcnow()
+        enqueue_after_commit(gateway, session, "cancel", record.id)
+        return "cancelled"
+    record.pending_job, record.pending_since = None, None
+    return "booked"
 
 
 def _adopt_booking(gateway, attempt_id: int, booking: Booking, how: str) -> str:
     with gateway.db.write() as session:
         attempt = session.get(CourierAttempt, attempt_id)
         record = session.get(ServiceRequest, attempt.request_id)
-        attempt.state, attempt.updated_at = "booked", utcnow()
-        attempt.provider_reference = booking.provider_reference
-        record.provider, record.provider_reference = attempt.courier, booking.provider_reference
-        _audit(gateway, session, record, "courier.book", outcome="booked", how=how,
-               courier=attempt.courier, attempt=attempt.attempt_no,
-               provider_reference=booking.provider_reference)
-        cancelled_meanwhile = Status(record.status).terminal
-        transition(gateway, session, record, booking.status, source=f"courier:{attempt.courier}",
-                   raw_status=booking.raw_status,
-                   detail=f"booked at {attempt.courier} ({booking.provider_reference})")
-        if cancelled_meanwhile:
-            # The agency cancelled while we were booking: the booking must not stay live.
-            record.pending_job, record.pending_since = "cancel", utcnow()
-            enqueue_after_commit(gateway, session, "cancel", record.id)
-            return "cancelled"
-        record.pending_job, record.pending_since = None, None
-        return "booked"
+        return adopt_booking(gateway, session, attempt, record, booking, how)
 
 
 ABANDONED = object()
@@ -188,6 +224,20 @@ def _reconcile(gateway, attempts: list[CourierAttempt]) -> str | None:
     return None
 
 
+#: why a request failed, from how its last finished attempt ended
+FAILURE_REASONS = {"no_driver": "no_driver", "rejected": "rejected",
+                   "auth": "courier_unavailable", "temporary": "courier_unavailable"}
+
+
+def _reason_so_far(attempts: list[CourierAttempt]) -> str:
+    """The failure code if no courier is left: the last attempt's (a batch or an earlier run
+    of this job may have made it), or none tried."""
+    for attempt in sorted(attempts, key=lambda a: a.attempt_no, reverse=True):
+        if attempt.state in FAILURE_REASONS:
+            return FAILURE_REASONS[attempt.state]
+    return "no_courier_available"
+
+
 def dispatch(gateway, request_id: str) -> str:
     """Book the request with the first courier that takes it. :return: the outcome."""
     with gateway.db.write() as session:
@@ -217,7 +267,7 @@ def dispatch(gateway, request_id: str) -> str:
     order = service.build_order(data, gateway.service_configs.get(service.name, {}),
                                 reference=request_id)
     max_temporary = gateway.settings["dispatch"]["temporary_tries_per_courier"]
-    reason, waiting_for_circuit = "no_courier_available", False
+    reason, waiting_for_circuit = _reason_so_far(attempts), False
     chosen, skipped = route(gateway, service, order, key_type)
     if skipped:
         with gateway.db.write() as session:

@@ -23,10 +23,12 @@ from redis.exceptions import LockError, RedisError
 from rq import get_current_job
 
 from . import context
+from .batch import work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest
+from .queues import request_lock
 from .records import transition
 from .statuses import Status
 from .tracking import _find_attempt, apply_provider_event, poll
@@ -104,8 +106,7 @@ def _alone_and_audited(gateway, kind: str, request_id: str, body) -> str:
     kind and request lets one run work; the other ends at once with "busy", and the
     work stays marked as owed in the database until it is done.
     """
-    lock = gateway.redis.lock(f"gateway:job-lock:{kind}:{request_id}",
-                              timeout=gateway.settings["jobs"]["job_timeout"] + 10)
+    lock = request_lock(gateway, kind, request_id)
     if not lock.acquire(blocking=False):
         return "busy"
     try:
@@ -167,6 +168,17 @@ def _finished(gateway, kind: str, target_id, outcome: str, started: float,
 def dispatch_request(gateway, request_id: str) -> str:
     """Turn a received request into one booking (see ``gateway.dispatch``)."""
     return dispatch(gateway, request_id)
+
+
+def dispatch_batch() -> dict:
+    """Book the requests waiting in the dispatch list, in batches (see ``gateway.batch``)."""
+    gateway = current_gateway()
+    started = time.monotonic()
+    outcomes = work_the_list(gateway)
+    log.info("dispatch batch job: %s", ", ".join(f"{n} {o}" for o, n in outcomes.items())
+             or "nothing waiting", extra={"duration_ms": round((time.monotonic() - started)
+                                                               * 1000, 1)})
+    return outcomes
 
 
 @_job("cancel", alone=True)

@@ -81,8 +81,8 @@ class GatewayMetrics:
         self.http_duration.labels(method if method in HTTP_METHODS else "other",
                                   rule or "unmatched", f"{status // 100}xx").observe(seconds)
 
-    def count_job(self, kind: str, outcome: str) -> None:
-        self.jobs.labels(kind, str(outcome).replace(" ", "_")).inc()
+    def count_job(self, kind: str, outcome: str, n: int = 1) -> None:
+        self.jobs.labels(kind, str(outcome).replace(" ", "_")).inc(n)
 
     def observe_provider_call(self, outcome) -> None:
         """:param outcome: a ``gateway.couriers.CallOutcome``"""

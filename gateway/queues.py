@@ -8,6 +8,8 @@ re-enqueue everything the database says is owed, as often as it likes, without d
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -42,6 +44,13 @@ def job_id(kind: str, target_id) -> str:
     return f"{kind}-{target_id}"
 
 
+def request_lock(gateway, kind: str, request_id: str):
+    """The Redis lock under which one request's ``kind`` work runs, whichever job runs it
+    (its own job, or a batch: ``gateway.batch``)."""
+    return gateway.redis.lock(f"gateway:job-lock:{kind}:{request_id}",
+                              timeout=gateway.settings["jobs"]["job_timeout"] + 10)
+
+
 def _orphaned(job: Job) -> bool:
     """Is this "live" job in fact lost, so that it will never run or finish?
 
@@ -62,9 +71,10 @@ def _orphaned(job: Job) -> bool:
     return False
 
 
-def enqueue_job(gateway, kind: str, target_id) -> bool:
+def enqueue_job(gateway, kind: str, target_id, delay: float = 0) -> bool:
     """Enqueue the ``kind`` job of a target (a request, an event, a callback) unless one is
-    already queued or running.
+    already queued or running; with ``delay``, to run that many seconds from now (rq's
+    scheduler, which ``gateway worker`` runs, moves it to its queue then).
 
     :return: True when a job was enqueued
     :raises redis.exceptions.RedisError: when Redis is unreachable (the database still holds
@@ -88,11 +98,14 @@ def enqueue_job(gateway, kind: str, target_id) -> bool:
             connection.delete(existing.key)
     intervals = list(retry_key) if isinstance(retry_key, tuple) else \
         gateway.settings[retry_key]["intervals"]
-    Queue(queue_name, connection=connection).enqueue(
-        func, target_id, job_id=jid,
-        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-        job_timeout=gateway.settings["jobs"]["job_timeout"],
-        result_ttl=3600, failure_ttl=FAILURE_TTL)
+    queue = Queue(queue_name, connection=connection)
+    options = {"job_id": jid, "job_timeout": gateway.settings["jobs"]["job_timeout"],
+               "retry": Retry(max=len(intervals), interval=intervals) if intervals else None,
+               "result_ttl": 3600, "failure_ttl": FAILURE_TTL}
+    if delay > 0:
+        queue.enqueue_in(timedelta(seconds=delay), func, target_id, **options)
+    else:
+        queue.enqueue(func, target_id, **options)
     return True
 
 

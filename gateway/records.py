@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from .callbacks import queue_callback
 from .errors import ApiError
 from .events import Event, actor_label
-from .models import ServiceRequest, StatusEvent, utcnow
+from .models import ServiceRequest, StatusEvent, new_id, utcnow
 from .statuses import TERMINAL, Status, moves_forward
 
 
@@ -48,7 +48,6 @@ def transition(gateway, session: Session, record: ServiceRequest, status: Status
     event = StatusEvent(request_id=record.id, status=str(status), raw_status=raw_status,
                         source=source, detail=detail, applied=applied)
     session.add(event)
-    session.flush()
     if applied:
         record.status = str(status)
         record.updated_at = utcnow()
@@ -134,8 +133,9 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
         if capacity is not None:
             _take_capacity(session, service_name, capacity, alternatives)
         now = utcnow()
+        # Everything below reaches the database in the commit's one flush (batched).
         record = ServiceRequest(
-            agency_id=actor["id"], api_key_id=actor["key_id"], service=service_name,
+            id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"], service=service_name,
             key_type=actor["key_type"], status=str(Status.RECEIVED), external_reference=reference,
             active_reference=active_reference, eligibility=eligibility,
             payload_ciphertext=gateway.vault.seal(data), idempotency_key=idempotency_key,
@@ -143,19 +143,16 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
             request_fingerprint=request_fingerprint, correlation_id=correlation_id,
             capacity_key=capacity.key if capacity else None,
             capacity_units=capacity.units if capacity else None,
-            pending_job="dispatch", pending_since=now, created_at=now, updated_at=now)
+            pending_job="dispatch", pending_since=now, created_at=now, updated_at=now,
+            events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
+                                created_at=now)])
         session.add(record)
-        session.flush()
-        session.add(StatusEvent(request_id=record.id, status=str(Status.RECEIVED),
-                                source=actor_label(actor), created_at=now))
         gateway.track(session, Event(
             "request.create", actor=actor_label(actor), target=f"request:{record.id}",
             details={"service": service_name, "key_type": actor["key_type"],
                      "key_prefix": actor["key_prefix"], "reference": reference,
                      "eligible": (eligibility or {}).get("eligible")},
             correlation_id=correlation_id))
-        session.flush()
-        session.refresh(record, attribute_names=["events"])
         return Intake(record, created=True)
 
 

@@ -90,6 +90,13 @@ class DispatchSchema(Schema):
     poll_after_seconds = fields.Integer(
         strict=True, load_default=300, validate=validate.Range(min=1),
         metadata={"description": "Ask the courier when no report came for this long."})
+    batch_size = fields.Integer(
+        strict=True, load_default=25, validate=validate.Range(min=0, max=500),
+        metadata={"description": "Requests a dispatch job books at once on their first try "
+                                 "(gateway.batch); 0: one job per request."})
+    batch_concurrency = fields.Integer(
+        strict=True, load_default=8, validate=validate.Range(min=1, max=64),
+        metadata={"description": "Provider calls one batch makes at the same time."})
 
 
 class SweepSchema(Schema):

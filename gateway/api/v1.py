@@ -16,11 +16,11 @@ from marshmallow import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from ..batch import submit as submit_for_dispatch
 from ..errors import ApiError
 from ..events import actor_label
 from ..models import ServiceRequest, utcnow
 from ..operations import cancel_request as cancel
-from ..queues import enqueue_job
 from ..records import (
     create_request,
     detail,
@@ -131,7 +131,7 @@ def create_service_request(service_name: str):
         alternatives=lambda taken: service.alternatives(data, config, taken))
     if intake.created:
         try:
-            enqueue_job(gateway, "dispatch", intake.record.id)
+            submit_for_dispatch(gateway, intake.record.id)
         except RedisError as exc:
             # Stored and marked as owed: the sweep enqueues it when Redis is back.
             log.warning("enqueue of request %s deferred to the sweep: %s", intake.record.id,

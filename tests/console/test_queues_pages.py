@@ -19,7 +19,8 @@ MEDICINE = "/api/v1/services/medicine_delivery/requests"
 @pytest.fixture
 def failed_dispatch(gosend_app, medicine_body):
     """An app whose one request's dispatch job failed for good; :return: (app, job id)."""
-    app = gosend_app()
+    # Patient with GO-SEND: the job's retries run out before repeated 503s fail over.
+    app = gosend_app(dispatch={"temporary_tries_per_courier": 10})
     body = {**medicine_body, "notes_for_courier": "[sim:5xx]"}
     response = app.test_client().post(MEDICINE, json=body,
                                       headers=bearer(new_key(app, key_type="test")))

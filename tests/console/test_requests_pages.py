@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from rq.job import Job
+from rq import Queue
 
-from gateway.queues import job_id
+from gateway.batch import READY_KEY
 from gateway.testing import drain
 from tests.conftest import MEDICINE_BODY
 
@@ -84,7 +84,8 @@ def test_retry_dispatch_requeues_a_request_no_courier_holds(app, agency, console
     assert "only a request no courier holds" in refused.get_data(as_text=True)
 
     waiting = _submit(agency, prescription_id="RX-WAIT-1")
-    Job.fetch(job_id("dispatch", waiting), connection=redis_conn).delete()   # job lost
+    redis_conn.delete(READY_KEY)                                  # its batch was lost
+    Queue("dispatch", connection=redis_conn).empty()
     assert "Retry dispatch" in operator.get(f"/console/requests/{waiting}").get_data(
         as_text=True)
     assert operator.post(f"/console/requests/{waiting}/retry").status_code == 302

@@ -9,6 +9,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import func, select
 
+from gateway.batch import READY_KEY
 from gateway.models import AuditRecord, ServiceRequest, StatusEvent
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
@@ -37,10 +38,12 @@ def test_a_valid_request_is_stored_audited_and_queued_with_its_id_only(
         actions = session.scalars(select(AuditRecord.action)).all()
     assert "request.create" in actions
 
+    # Waiting for a batch job (gateway.batch): the list holds its id, the job no arguments.
+    assert redis_conn.lrange(READY_KEY, 0, -1) == [body["id"].encode()]
     queue = Queue("dispatch", connection=redis_conn)
-    assert queue.job_ids == [f"dispatch-{body['id']}"]
+    assert len(queue.job_ids) == 1
     job = Job.fetch(queue.job_ids[0], connection=redis_conn)
-    assert job.args == (body["id"],)
+    assert job.func_name == "gateway.jobs.dispatch_batch" and job.args == ()
 
 
 def test_personal_data_is_encrypted_at_rest_and_kept_out_of_redis(
@@ -146,7 +149,7 @@ def test_a_retried_post_with_the_same_idempotency_key_returns_the_same_request(
     assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert count_requests(gateway) == 1
-    assert len(Queue("dispatch", connection=redis_conn).job_ids) == 1
+    assert redis_conn.lrange(READY_KEY, 0, -1) == [first.get_json()["id"].encode()]
 
 
 def test_the_same_idempotency_key_with_another_body_is_refused(agency, medicine_body, gateway):

@@ -224,7 +224,8 @@ def test_cancelling_a_booked_request_asks_the_courier(make_app, medicine_body):
 
 
 def test_every_job_outcome_is_audited_with_the_requests_correlation_id(make_app, medicine_body):
-    flaky, _cls = scripted_courier("flaky", outcomes=[CourierTemporaryError("502")])
+    # The first try is a batch's (gateway.batch); its own job then retries, and books.
+    flaky, _cls = scripted_courier("flaky", outcomes=[CourierTemporaryError("502")] * 2)
     app = make_app(plugins=[*SERVICE_PLUGINS, flaky])
     response = app.test_client().post(CREATE, json=medicine_body,
                                       headers={**bearer(new_key(app, key_type="test")),
@@ -236,7 +237,13 @@ def test_every_job_outcome_is_audited_with_the_requests_correlation_id(make_app,
                                .where(AuditRecord.action == "job.dispatch",
                                       AuditRecord.target == f"request:{request_id}")
                                .order_by(AuditRecord.seq)).all()
+        tries = session.execute(select(AuditRecord.outcome, AuditRecord.correlation_id)
+                                .where(AuditRecord.action == "courier.book",
+                                       AuditRecord.target == f"request:{request_id}")
+                                .order_by(AuditRecord.seq)).all()
     assert rows == [("retry", "pharmacy-trace-42"), ("booked", "pharmacy-trace-42")]
+    assert tries == [("temporary", "pharmacy-trace-42"), ("temporary", "pharmacy-trace-42"),
+                     ("booked", "pharmacy-trace-42")]
 
 
 def test_repeated_temporary_errors_fail_over_to_the_next_courier(make_app, medicine_body):

@@ -1,0 +1,277 @@
+"""Dispatch in batches: the fast path from accepted requests to their first bookings.
+
+rq spends a few milliseconds of its own on every job (its bookkeeping in Redis), more than a
+booking costs once the database work around it is shared. So the API does not enqueue one job
+per request: :func:`submit` appends the request's id to a Redis list and makes sure a batch
+job is queued. A batch job takes up to ``dispatch.batch_size`` ids at a time and, for every
+request that is simply waiting for its first booking:
+
+1. in one transaction, moves it to ``dispatching`` and writes its first attempt (written
+   before the provider is called, as always: ``gateway.dispatch``);
+2. calls the couriers at the same time (``dispatch.batch_concurrency`` threads);
+3. in one transaction, records every answer; a booking is adopted exactly as the one-by-one
+   path adopts it.
+
+Everything else is handed to the request's own ``dispatch`` job, the careful path of
+``gateway.dispatch``: a request with attempts already, a courier that refused or failed, an
+answer that never came (looked up by our reference before anything else is tried). Each
+request is worked on under the lock its own job takes (``queues.request_lock``), so the two
+paths never book one request at once. The database stays the source of truth: a request taken
+off the list and never booked (a killed worker, a Redis that lost the list) is still marked as
+owed, and the sweep enqueues its own job.
+
+Several workers share the list: a batch job that leaves ids behind queues another, so idle
+workers join in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from flask import current_app
+from redis.exceptions import LockError, RedisError
+from rq import Queue
+from sqlalchemy import select
+
+from . import context
+from .dispatch import adopt_booking, attempt_failed, finish_attempt, new_attempt, route
+from .events import Event
+from .models import CourierAttempt, ServiceRequest
+from .queues import FAILURE_TTL, QueueNames, enqueue_job, request_lock
+from .records import transition
+from .statuses import Status
+
+log = logging.getLogger(__name__)
+
+READY_KEY = "gateway:dispatch:ready"
+SCHEDULED_KEY = "gateway:dispatch:batch-scheduled"
+BATCH_JOB = "gateway.jobs.dispatch_batch"
+UNSETTLED = {"temporary", "unknown"}
+
+
+def submit(gateway, request_id: str) -> None:
+    """Have a stored request dispatched (called once its transaction has committed).
+
+    :raises redis.exceptions.RedisError: when Redis is unreachable (the request is still
+        marked as owed; the sweep enqueues it later)
+    """
+    if not gateway.settings["dispatch"]["batch_size"]:
+        enqueue_job(gateway, "dispatch", request_id)
+        return
+    pipe = gateway.redis.pipeline(transaction=False)
+    pipe.rpush(READY_KEY, request_id)
+    _mark(gateway, pipe)
+    if pipe.execute()[-1]:
+        _enqueue_batch_job(gateway)
+
+
+def _mark(gateway, redis):
+    """Mark a batch job as queued unless one is queued and not started yet. The mark expires:
+    a batch job lost before it started cannot hold the list up for long."""
+    return redis.set(SCHEDULED_KEY, "1", nx=True, ex=gateway.settings["jobs"]["job_timeout"])
+
+
+def schedule(gateway) -> bool:
+    """Queue a batch job unless one is queued and not started yet. :return: True if queued"""
+    if not _mark(gateway, gateway.redis):
+        return False
+    _enqueue_batch_job(gateway)
+    return True
+
+
+def _enqueue_batch_job(gateway) -> None:
+    timeout = gateway.settings["jobs"]["job_timeout"]
+    Queue(QueueNames.DISPATCH, connection=gateway.redis).enqueue(
+        BATCH_JOB, job_id=f"dispatch-batch-{uuid.uuid4()}", job_timeout=timeout,
+        result_ttl=60, failure_ttl=FAILURE_TTL)
+
+
+def work_the_list(gateway) -> dict[str, int]:
+    """The batch job: book what the list holds, a batch at a time, until it is empty (or the
+    job has used half its time; then another job carries on). :return: outcomes counted"""
+    redis, settings = gateway.redis, gateway.settings
+    redis.delete(SCHEDULED_KEY)         # from now on, new ids need (and get) a new job
+    size = settings["dispatch"]["batch_size"] or 1
+    budget = time.monotonic() + settings["jobs"]["job_timeout"] / 2
+    counted: dict[str, int] = {}
+    while True:
+        ids = [i.decode() for i in redis.lpop(READY_KEY, size) or []]
+        if not ids:
+            return counted
+        if redis.llen(READY_KEY) or time.monotonic() > budget:
+            schedule(gateway)           # more waiting: let another worker join in
+        for outcome, n in dispatch_batch(gateway, ids).items():
+            counted[outcome] = counted.get(outcome, 0) + n
+        if time.monotonic() > budget:
+            return counted
+
+
+class CircuitOpenedMeanwhile(Exception):
+    """The courier's circuit opened between planning a call and making it: not called."""
+
+
+@dataclass
+class _Planned:
+    request_id: str
+    correlation_id: str | None
+    attempt: CourierAttempt
+    order: object
+    answer: object = None
+    error: Exception | None = None
+    call_audits: list = field(default_factory=list)
+
+
+def dispatch_batch(gateway, request_ids: list[str]) -> dict[str, int]:
+    """Book the first try of each request, together. :return: outcomes counted"""
+    locks = {}
+    for request_id in dict.fromkeys(request_ids):
+        lock = request_lock(gateway, "dispatch", request_id)
+        if lock.acquire(blocking=False):
+            locks[request_id] = lock
+        # else: its own job is working on it right now
+    handed_over: list[tuple[str, float]] = []      # (request id, after how many seconds)
+    outcomes: dict[str, int] = {}
+    try:
+        planned = _plan(gateway, list(locks), handed_over)
+        _call_couriers(gateway, planned)
+        for outcome in _record(gateway, planned, handed_over):
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    finally:
+        for lock in locks.values():
+            with contextlib.suppress(LockError, RedisError):
+                lock.release()
+    for request_id, delay in handed_over:
+        with contextlib.suppress(RedisError):   # still marked as owed: the sweep enqueues it
+            enqueue_job(gateway, "dispatch", request_id, delay=delay)
+    for outcome, n in outcomes.items():
+        gateway.metrics.count_job("dispatch", outcome, n)
+    if handed_over:
+        outcomes["handed over"] = len(handed_over)
+    return outcomes
+
+
+def _plan(gateway, request_ids: list[str], handed_over: list) -> list[_Planned]:
+    """Step 1: in one transaction, the first attempt of each request that only waits for it."""
+    if not request_ids:
+        return []
+    planned = []
+    open_circuit: dict[str, bool] = {}
+    with gateway.db.write() as session:
+        records = session.scalars(select(ServiceRequest).where(
+            ServiceRequest.id.in_(request_ids))).all()
+        tried = set(session.scalars(select(CourierAttempt.request_id).where(
+            CourierAttempt.request_id.in_(request_ids))))
+        for record in records:
+            if record.pending_job != "dispatch":
+                continue                                    # done or cancelled meanwhile
+            service = gateway.services.get(record.service)
+            if service is None or record.status != Status.RECEIVED or record.id in tried:
+                handed_over.append((record.id, 0))
+                continue
+            data = gateway.vault.open(record.payload_ciphertext)
+            order = service.build_order(data, gateway.service_configs.get(service.name, {}),
+                                        reference=record.id)
+            chosen, skipped = route(gateway, service, order, record.key_type)
+            for name in chosen:
+                if name not in open_circuit:
+                    open_circuit[name] = gateway.circuits.is_open(name)
+            courier = next((name for name in chosen if not open_circuit[name]), None)
+            if courier is None:
+                handed_over.append((record.id, 0))          # it knows how to wait or fail
+                continue
+            transition(gateway, session, record, Status.DISPATCHING, source="worker")
+            for name, why in sorted(skipped.items()):
+                transition(gateway, session, record, Status.DISPATCHING, source="routing",
+                           detail=f"skipped {name}: {why}")
+            attempt = new_attempt(gateway, session, record, courier, 1)
+            planned.append(_Planned(record.id, record.correlation_id, attempt, order))
+    return planned
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor(size: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != size:
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dispatch")
+        return _pool
+
+
+def _call_couriers(gateway, planned: list[_Planned]) -> None:
+    """Step 2: the provider calls, at the same time. Nothing here writes to the database: the
+    audit record each call leaves is kept for step 3."""
+    if not planned:
+        return
+    app = current_app._get_current_object()
+
+    def book(item: _Planned) -> None:
+        with app.app_context():
+            tokens = [(context.request_id, context.request_id.set(item.request_id)),
+                      (context.correlation_id, context.correlation_id.set(item.correlation_id)),
+                      (context.job_kind, context.job_kind.set("dispatch")),
+                      (context.pending_call_audits,
+                       context.pending_call_audits.set(item.call_audits))]
+            try:
+                # Calls wait for a free thread: a courier failing meanwhile may have opened
+                # its circuit, and then the rest of the batch goes elsewhere (its own job).
+                if gateway.circuits.is_open(item.attempt.courier):
+                    raise CircuitOpenedMeanwhile
+                item.answer = gateway.couriers[item.attempt.courier].book(
+                    item.order, item.attempt.reference)
+            except Exception as exc:   # recorded as the attempt's outcome, then handed over
+                item.error = exc
+            finally:
+                for variable, token in reversed(tokens):
+                    variable.reset(token)
+
+    concurrency = gateway.settings["dispatch"]["batch_concurrency"]
+    list(_executor(concurrency).map(book, planned))
+
+
+def _record(gateway, planned: list[_Planned], handed_over: list) -> list[str]:
+    """Step 3: in one transaction, every answer. :return: each request's outcome"""
+    if not planned:
+        return []
+    outcomes = []
+    retry_after = (gateway.settings["jobs"]["intervals"] or [0])[0]
+    with gateway.db.write() as session:
+        ids = [item.request_id for item in planned]
+        records = {r.id: r for r in session.scalars(select(ServiceRequest).where(
+            ServiceRequest.id.in_(ids)))}
+        attempts = {a.id: a for a in session.scalars(select(CourierAttempt).where(
+            CourierAttempt.id.in_([item.attempt.id for item in planned])))}
+        for item in planned:
+            record, attempt = records[item.request_id], attempts[item.attempt.id]
+            for call in item.call_audits:
+                gateway.track(session, call)
+            if item.error is None:
+                outcome = adopt_booking(gateway, session, attempt, record, item.answer,
+                                        how="booked")
+            else:
+                state, detail = ("skipped", "its circuit opened before the call") \
+                    if isinstance(item.error, CircuitOpenedMeanwhile) \
+                    else attempt_failed(item.error)
+                finish_attempt(gateway, session, attempt, record, state, detail)
+                # A temporary error or an answer that never came is tried again (or looked
+                # up) after the first retry interval, as when its own job meets it.
+                handed_over.append((record.id, retry_after if state in UNSETTLED else 0))
+                outcome = state
+            outcomes.append(outcome)
+            log.info("dispatch of %s (batch): %s", record.id, outcome,
+                     extra={"outcome": outcome, "request_id": record.id, "job_kind": "dispatch",
+                            "correlation_id": record.correlation_id})
+        gateway.track(session, Event("job.dispatch_batch", actor="worker",
+                                     outcome="ok", details={
+                                         "requests": len(planned),
+                                         "booked": outcomes.count("booked"),
+                                         "handed_over": len(planned) - outcomes.count("booked")}))
+    return outcomes
