@@ -1,13 +1,21 @@
-"""Run the benchmarks and print the ratio table: ``bench/run [ingest dispatch latency growth]``.
+"""Run the benchmarks and print the ratio table:
+``bench/run [ingest dispatch latency growth day]``.
 
 Every figure is compared with a baseline measured in the same run on the same machine
 (these machines are shared and noisy; absolute times mislead). The run starts its own
 Redis, PostgreSQL cluster (when the server binaries are installed; otherwise SQLite, and the
-growth benchmark is skipped), GO-SEND simulator, API nodes and workers on 127.0.0.1, and
+growth benchmark is skipped), courier simulators, API nodes and workers on 127.0.0.1, and
 stops them all. The table is printed and written to ``bench/RESULTS.md``.
 
+``day`` ("a day in Banyuwangi", ``bench/day.py``) replays a busy synthetic service day twice,
+with providers failing at realistic rates and with ideal providers, on a gateway, database and
+simulators of its own, and reports the SLA shares of the first as ratios to the second.
+
 Environment: ``BENCH_SECONDS`` (wrk duration, default 10), ``BENCH_LATENCY_SECONDS``
-(default 60), ``BENCH_ROWS`` (growth, default 1000000).
+(default 60), ``BENCH_ROWS`` (growth, default 1000000), ``BENCH_DAY_SECONDS`` (real seconds
+one replayed day takes before its drain, default 100), ``BENCH_DAY_SCALE`` (the day's volume,
+default 0.3 of the full day's 1,300 requests; see ``bench/day.py``), ``BENCH_DAY_SEED``
+(default 2026).
 """
 
 from __future__ import annotations
@@ -22,10 +30,10 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import dispatch, growth, ingest, latency
+from . import day, dispatch, growth, ingest, latency
 from .servers import Gateway, Postgres, Simulator, free_port
 
-ALL = ("ingest", "dispatch", "latency", "growth")
+ALL = ("ingest", "dispatch", "latency", "growth", "day")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
@@ -33,8 +41,12 @@ def table(rows: list[dict]) -> str:
     lines = ["| benchmark | measured | baseline (same run) | ratio | target | met |",
              "|---|---|---|---|---|---|"]
     for row in rows:
-        ratio = f"{row['ratio']:.2f}×" if not row["name"].startswith("latency") \
-            else f"{row['ratio']:.1%}"
+        if row["ratio"] is None or row["ratio"] != row["ratio"]:   # no ratio, or NaN
+            ratio = "—"
+        elif row["name"].startswith("latency"):
+            ratio = f"{row['ratio']:.1%}"
+        else:
+            ratio = f"{row['ratio']:.2f}×"
         lines.append(f"| {row['name']} | {row['value']} | {row['baseline']} | {ratio} | "
                      f"{row['target']} | {'yes' if row['met'] else '**no**'} |")
     notes = [f"* {row['name'].split(':')[0]}: {row['notes']}" for row in rows if row["notes"]]
@@ -54,7 +66,7 @@ def main(chosen: list[str]) -> int:
         redis = EmbeddedRedis(workdir / "redis", port=free_port(), binary=redis_binary())
         redis_url = redis.start()
         stack.callback(redis.stop)
-        database = "SQLite"
+        database, postgres = "SQLite", None
         if Postgres._bin_dir() is not None:
             postgres = Postgres(workdir)
             database_url = postgres.start()
@@ -72,6 +84,12 @@ def main(chosen: list[str]) -> int:
             print(f"==> {name}", flush=True)
             if name == "ingest":
                 rows += ingest.run(setup, stack, seconds)
+            elif name == "day":
+                day_database = postgres.create_database("gateway_day") if postgres \
+                    else f"sqlite:///{workdir / 'day.db'}"
+                # Its own Redis database too: its circuits and queues are its own.
+                day_redis = redis_url[:-2] + "/3" if redis_url.endswith("/0") else redis_url
+                rows += day.run(workdir, stack, day_database, day_redis)
             elif name in ("dispatch", "latency", "growth"):
                 node = node or setup.serve(workers=2)
                 if name == "dispatch":
@@ -86,7 +104,7 @@ def main(chosen: list[str]) -> int:
                     print("growth skipped: it needs PostgreSQL", flush=True)
             else:
                 raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(ALL)}")
-            print(table(rows[-1:]).splitlines()[-1] if rows else "", flush=True)
+            print(table(rows[-1:]).splitlines()[2] if rows else "", flush=True)
     report = table(rows)
     header = (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
               f"({platform.machine()}, Python {platform.python_version()}), {database}, "

@@ -1,6 +1,6 @@
-"""Real servers for a benchmark run: Redis, a throwaway PostgreSQL cluster, a GO-SEND
-simulator, gateway API nodes and workers. Everything listens on 127.0.0.1 and is stopped at
-the end of the run."""
+"""Real servers for a benchmark run: Redis, a throwaway PostgreSQL cluster, the courier
+simulators (GO-SEND alone, or GO-SEND, GrabExpress, Lalamove and GO-RIDE together), gateway API
+nodes and workers. Everything listens on 127.0.0.1 and is stopped at the end of the run."""
 
 from __future__ import annotations
 
@@ -78,6 +78,12 @@ class Postgres:
                   "gateway_bench")
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/gateway_bench"
 
+    def create_database(self, name: str) -> str:
+        """Another database in the same cluster (a benchmark that wants its own tables)."""
+        self._run("createdb", "--host=127.0.0.1", f"--port={self.port}", "--username=postgres",
+                  name)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", f"--pgdata={self.dir}/data", "--mode=fast", "--wait",
@@ -108,30 +114,112 @@ class Simulator:
         self.server.__exit__(None, None, None)
 
 
-class Gateway:
-    """A config directory, a migrated database, a key, and the processes of one setup."""
+class Simulators:
+    """GO-SEND, GrabExpress, Lalamove and GO-RIDE simulators in this process, each on its own
+    port, and the ``couriers.yaml`` entries that reach them (the repository's sandbox names).
+    Webhooks go nowhere until :meth:`send_webhooks_to` names the gateway."""
 
-    def __init__(self, workdir: Path, database_url: str, redis_url: str, sim_url: str,
-                 stack: ExitStack):
+    GRAB_PREFIX = "/grab-express-sandbox"
+
+    def __init__(self, step_seconds: float, slow_seconds: float = 3.0):
+        from gateway.couriers.goride_mapping import DEFAULT_WEBHOOK_HEADER
+        from gateway.simulators.goride import GoRideSimulator
+        from gateway.simulators.gosend import GoSendSimulator
+        from gateway.simulators.grabexpress import GRABID_PATH, GrabExpressSimulator
+        from gateway.simulators.lalamove import LalamoveSimulator
+        from gateway.testing import ServerThread
+
+        timing = {"step_seconds": step_seconds, "slow_seconds": slow_seconds}
+        grab = {"client_id": "bench-grab", "client_secret": "bench-grab-secret",
+                "webhook_auth": "bench-grab-webhook-auth-0123456789"}
+        lalamove = {"api_key": "pk_test_bench", "api_secret": "sk_test_bench-secret",
+                    "market": "ID"}
+        self.sims = {
+            "gosend_sandbox": GoSendSimulator(**SIM_CREDENTIALS, **timing),
+            "grab_sandbox": GrabExpressSimulator(prefix=self.GRAB_PREFIX,
+                                                 grabid_path=GRABID_PATH,
+                                                 **grab, **timing),
+            "lalamove_sandbox": LalamoveSimulator(**lalamove, **timing),
+            "goride_sandbox": GoRideSimulator(**SIM_CREDENTIALS, **timing,
+                                              webhook_header=DEFAULT_WEBHOOK_HEADER),
+        }
+        self.servers = []
+        for sim in self.sims.values():
+            server = ServerThread(sim.create_app()).__enter__()
+            self.servers.append(server)
+            sim.url = server.url
+            sim.start_clock()
+        url = {name: sim.url for name, sim in self.sims.items()}
+        self.entries = {
+            "gosend_sandbox": {"adapter": "gosend", "sandbox": True,
+                               "base_url": url["gosend_sandbox"], **SIM_CREDENTIALS},
+            "grab_sandbox": {"adapter": "grabexpress", "sandbox": True,
+                             "base_url": url["grab_sandbox"] + self.GRAB_PREFIX,
+                             "token_url": url["grab_sandbox"] + GRABID_PATH,
+                             "limits": {"max_weight_grams": 20000, "max_side_cm": 50},
+                             **grab},
+            "lalamove_sandbox": {"adapter": "lalamove", "sandbox": True,
+                                 "base_url": url["lalamove_sandbox"],
+                                 "webhook_path": "/webhooks/lalamove_sandbox", **lalamove},
+            "goride_sandbox": {"adapter": "goride", "sandbox": True,
+                               "base_url": url["goride_sandbox"], "service_type": "GoCar",
+                               "limits": {"max_passengers": 4}, **SIM_CREDENTIALS},
+        }
+
+    def send_webhooks_to(self, api_url: str) -> None:
+        for name, sim in self.sims.items():
+            sim.webhook_url = f"{api_url}/webhooks/{name}"
+
+    def bookings(self) -> list[tuple[str, dict]]:
+        """(courier, booking) for every booking every simulator holds, and whether it is
+        still live there (not in a terminal status of that provider)."""
+        found = []
+        for name, sim in self.sims.items():
+            for booking in requests.get(f"{sim.url}/_sim/bookings", timeout=30).json():
+                found.append((name, {**booking, "live": booking["status"] not in sim.terminal}))
+        return found
+
+    def stop(self) -> None:
+        for sim in self.sims.values():
+            sim.stop_clock()
+        for server in self.servers:
+            server.__exit__(None, None, None)
+
+
+class Gateway:
+    """A config directory, a migrated database, a key, and the processes of one setup.
+
+    ``name`` keeps the config and data of two setups in one run apart; ``core``, ``couriers``
+    and ``services`` replace the bench defaults (a service's entry is merged into the
+    repository's)."""
+
+    def __init__(self, workdir: Path, database_url: str, redis_url: str, sim_url: str | None,
+                 stack: ExitStack, *, name: str = "", core: dict | None = None,
+                 couriers: dict | None = None, services: dict | None = None):
         from gateway import create_app
         from gateway.agencies import create_agency
         from gateway.migrate import upgrade
 
         self.workdir, self.stack = workdir, stack
-        config, data = workdir / "config", workdir / "data"
+        prefix = f"{name}-" if name else ""
+        config, data = workdir / f"{prefix}config", workdir / f"{prefix}data"
         shutil.copytree(ROOT / "config", config)
-        (config / "gateway.yaml").write_text(yaml.safe_dump({
+        (config / "gateway.yaml").write_text(yaml.safe_dump(core or {
             "log_level": "WARNING", "demo": {"enabled": False},
             "api": {"rate_limits": {"test": {"rate": 100000.0, "burst": 100000}}},
             "sweep": {"interval_seconds": 5, "stale_after_seconds": 30}}))
-        couriers = {"gosend_sandbox": {"adapter": "gosend", "sandbox": True,
-                                       "base_url": sim_url, "timeout_seconds": 5,
-                                       **SIM_CREDENTIALS},
-                    "own_fleet": {"enabled": False}}
+        if couriers is None:
+            couriers = {"gosend_sandbox": {"adapter": "gosend", "sandbox": True,
+                                           "base_url": sim_url, "timeout_seconds": 5,
+                                           **SIM_CREDENTIALS},
+                        "own_fleet": {"enabled": False}}
         (config / "couriers.yaml").write_text(yaml.safe_dump(couriers))
-        services = yaml.safe_load((config / "services.yaml").read_text())
-        services["medicine_delivery"]["couriers"] = ["gosend_sandbox"]
-        (config / "services.yaml").write_text(yaml.safe_dump(services))
+        merged = yaml.safe_load((config / "services.yaml").read_text())
+        for service, entry in (services or {"medicine_delivery": {
+                "couriers": ["gosend_sandbox"]}}).items():
+            merged[service] = {**merged.get(service, {}), **entry}
+        (config / "services.yaml").write_text(yaml.safe_dump(merged))
+        self.config_dir = config
         self.env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(data),
                     "GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url,
                     "GATEWAY_HOST": "127.0.0.1",

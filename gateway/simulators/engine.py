@@ -15,11 +15,22 @@ in GOV.UK Notify) or from ``POST /_sim/faults`` (consumed one per create call):
 * ``[sim:drop_webhooks]``, ``[sim:duplicate_webhooks]``, ``[sim:reorder_webhooks]``
 * ``[sim:lookup_5xx]``     lookups by our reference fail with 500
 
+Faults can also be drawn at random, one draw per create call, with configured
+probabilities: ``fault_rates`` (constructor, or ``POST /_sim/config`` with
+``{"fault_rates": {"no_driver": 0.08, "5xx": 0.01, "timeout": 0.005}, "fault_seed": 7}``).
+The rates are of one draw, so the faults exclude one another and each is met by that share of
+create calls; they must add up to at most 1. The draw uses the simulator's own
+``random.Random`` (``fault_seed``, constructor or config; setting it starts the sequence
+again), so a seeded simulator draws the same faults in the same order every time, and a
+rate of 0 never draws its fault. The draw is added to the magic words, the queued fault and
+the outage of the same call; they all keep working. ``GET /_sim/faults`` shows the rates,
+what is queued, and how many of each fault were drawn at random since the last reset.
+
 Inspection: ``GET /_sim/requests`` (every call received, without credentials),
-``GET /_sim/bookings``, ``GET /_sim/webhooks``; control: ``POST /_sim/bookings/<id>/advance``,
-``POST /_sim/bookings/<id>/status``, ``POST /_sim/faults``, ``POST /_sim/outage``
-(``{"kind": "5xx", "seconds": 60}``: every create meets that fault for a while),
-``POST /_sim/config``, ``POST /_sim/reset``.
+``GET /_sim/bookings``, ``GET /_sim/webhooks``, ``GET /_sim/faults``; control:
+``POST /_sim/bookings/<id>/advance``, ``POST /_sim/bookings/<id>/status``,
+``POST /_sim/faults``, ``POST /_sim/outage`` (``{"kind": "5xx", "seconds": 60}``: every
+create meets that fault for a while), ``POST /_sim/config``, ``POST /_sim/reset``.
 """
 
 from __future__ import annotations
@@ -29,12 +40,14 @@ import random
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 
 import requests
 from flask import Flask, jsonify, request
 
 MAGIC = re.compile(r"\[sim:([a-z0-9_]+)\]")
+FAULT_NAME = re.compile(r"^[a-z0-9_]+$")
 DRIVERS = [("Budi Santoso", "6281200000001", "P 1234 AB"),
            ("Agus Salim", "6281200000002", "P 4321 CD"),
            ("Wayan Sudarma", "6281200000003", "P 5678 EF")]
@@ -57,12 +70,17 @@ class SimulatorEngine:
     caller_header: str = ""
 
     def __init__(self, *, webhook_url: str | None = None, step_seconds: float = 1.0,
-                 slow_seconds: float = 3.0):
+                 slow_seconds: float = 3.0, fault_rates: Mapping[str, float] | None = None,
+                 fault_seed: int | None = None):
         self.webhook_url = webhook_url
         self.step_seconds, self.slow_seconds = step_seconds, slow_seconds
         self.lock = threading.RLock()
         self._numbers = itertools.count(170563)
         self.url: str | None = None
+        #: the probability of each fault per create call (one draw: they exclude one another)
+        self.fault_rates: dict[str, float] = {}
+        self.random = random.Random(fault_seed)
+        self.set_fault_rates(fault_rates or {})
         self.reset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,6 +93,8 @@ class SimulatorEngine:
             self.faults: deque[str] = deque()
             #: a fault every create meets until a time (monotonic): a provider outage
             self.outage: tuple[str, float] | None = None
+            #: faults drawn at random (``fault_rates``) since the last reset, by name
+            self.drawn: Counter[str] = Counter()
             self._outbox: list[dict] = []
 
     def next_number(self) -> int:
@@ -142,13 +162,56 @@ class SimulatorEngine:
             return matches[-1] if matches else None
 
     def take_faults(self, text: str) -> set[str]:
+        """The faults one create call meets: its magic words, the next queued fault, the
+        outage under way, and one draw from ``fault_rates``."""
         found = set(MAGIC.findall(text or ""))
         with self.lock:
             if self.faults:
                 found.add(self.faults.popleft())
             if self.outage and time.monotonic() < self.outage[1]:
                 found.add(self.outage[0])
+            drawn = self.draw_fault()
+            if drawn:
+                found.add(drawn)
+                self.drawn[drawn] += 1
         return found
+
+    def draw_fault(self) -> str | None:
+        """One draw from ``fault_rates``: a fault's name, or None (no fault this time).
+
+        Exactly one number is drawn per call whatever the rates, so a seeded sequence does
+        not depend on which faults happen to be configured with rate 0."""
+        with self.lock:
+            point = self.random.random()
+            for name, rate in sorted(self.fault_rates.items()):
+                if point < rate:
+                    return name
+                point -= rate
+        return None
+
+    def set_fault_rates(self, rates: Mapping[str, float], seed: int | None = None) -> None:
+        """Draw faults at random from now on (``{}``: never). With ``seed``, the draws
+        start again from that seed.
+
+        :raises ValueError: a name that is not a fault word, a rate outside 0..1, or rates
+            adding up to more than 1
+        """
+        if not isinstance(rates, Mapping):
+            raise ValueError("fault_rates must map fault names to probabilities")
+        checked = {}
+        for name, rate in rates.items():
+            if not isinstance(name, str) or not FAULT_NAME.match(name):
+                raise ValueError(f"{name!r} is not a fault name")
+            if isinstance(rate, bool) or not isinstance(rate, int | float) \
+                    or not 0 <= rate <= 1:
+                raise ValueError(f"the rate of {name} must be a number from 0 to 1")
+            checked[name] = float(rate)
+        if sum(checked.values()) > 1 + 1e-9:
+            raise ValueError("fault rates add up to more than 1")
+        with self.lock:
+            self.fault_rates = checked
+            if seed is not None:
+                self.random.seed(seed)
 
     def start_outage(self, kind: str | None, seconds: float) -> None:
         """Every create meets fault ``kind`` (``5xx``, ``429``, ``timeout``, ``no_driver``,
@@ -243,6 +306,12 @@ class SimulatorEngine:
                 engine.faults.extend((request.get_json(silent=True) or {}).get("create", []))
                 return jsonify(pending=list(engine.faults))
 
+        @app.get("/_sim/faults")
+        def sim_fault_state():
+            with engine.lock:
+                return jsonify(pending=list(engine.faults), rates=engine.fault_rates,
+                               drawn=dict(engine.drawn))
+
         @app.post("/_sim/outage")
         def sim_outage():
             body = request.get_json(silent=True) or {}
@@ -252,6 +321,14 @@ class SimulatorEngine:
         @app.post("/_sim/config")
         def sim_config():
             body = request.get_json(silent=True) or {}
+            if "fault_rates" in body or "fault_seed" in body:
+                seed = body.get("fault_seed")
+                if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                    return jsonify(error="fault_seed must be an integer"), 400
+                try:
+                    engine.set_fault_rates(body.get("fault_rates", engine.fault_rates), seed)
+                except ValueError as exc:
+                    return jsonify(error=str(exc)), 400
             for key in ("webhook_url", "step_seconds", *engine.configurable):
                 if key in body:
                     setattr(engine, key, body[key])

@@ -14,6 +14,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Mapping
 
 from flask import Flask, jsonify, request
 
@@ -38,9 +39,12 @@ class GoSendSimulator(SimulatorEngine):
 
     def __init__(self, *, client_id: str, pass_key: str, webhook_url: str | None = None,
                  webhook_token: str = "", webhook_header: str = "X-Callback-Token",
-                 step_seconds: float = 1.0, slow_seconds: float = 3.0):
+                 step_seconds: float = 1.0, slow_seconds: float = 3.0,
+                 fault_rates: Mapping[str, float] | None = None,
+                 fault_seed: int | None = None):
         super().__init__(webhook_url=webhook_url, step_seconds=step_seconds,
-                         slow_seconds=slow_seconds)
+                         slow_seconds=slow_seconds, fault_rates=fault_rates,
+                         fault_seed=fault_seed)
         self.client_id, self.pass_key = client_id, pass_key
         self.webhook_token, self.webhook_header = webhook_token, webhook_header
 

@@ -32,6 +32,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -91,9 +92,12 @@ class GrabExpressSimulator(SimulatorEngine):
                  prefix: str = "", grabid_path: str = GRABID_PATH,
                  token_lifetime_seconds: float = 604799, max_weight_grams: int = 20000,
                  max_side_cm: int = 50, max_distance_km: float = 35.0,
-                 step_seconds: float = 1.0, slow_seconds: float = 3.0):
+                 step_seconds: float = 1.0, slow_seconds: float = 3.0,
+                 fault_rates: Mapping[str, float] | None = None,
+                 fault_seed: int | None = None):
         super().__init__(webhook_url=webhook_url, step_seconds=step_seconds,
-                         slow_seconds=slow_seconds)
+                         slow_seconds=slow_seconds, fault_rates=fault_rates,
+                         fault_seed=fault_seed)
         self.client_id, self.client_secret = client_id, client_secret
         self.webhook_auth, self.webhook_auth_id = webhook_auth, webhook_auth_id
         self.prefix, self.grabid_path = prefix.rstrip("/"), grabid_path

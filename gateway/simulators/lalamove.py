@@ -36,6 +36,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -83,10 +84,13 @@ class LalamoveSimulator(SimulatorEngine):
     def __init__(self, *, api_key: str, api_secret: str, market: str = "ID",
                  webhook_url: str | None = None, step_seconds: float = 1.0,
                  slow_seconds: float = 3.0, quotation_seconds: float = 300.0,
-                 signature_tolerance_seconds: float = 300.0):
+                 signature_tolerance_seconds: float = 300.0,
+                 fault_rates: Mapping[str, float] | None = None,
+                 fault_seed: int | None = None):
         self._ids = itertools.count(1)
         super().__init__(webhook_url=webhook_url, step_seconds=step_seconds,
-                         slow_seconds=slow_seconds)
+                         slow_seconds=slow_seconds, fault_rates=fault_rates,
+                         fault_seed=fault_seed)
         self.api_key, self.api_secret, self.market = api_key, api_secret, market
         self.quotation_seconds = quotation_seconds
         self.signature_tolerance_seconds = signature_tolerance_seconds
