@@ -154,7 +154,8 @@ def adopt_booking(gateway, session, attempt: CourierAttempt, record: ServiceRequ
     cancelled_meanwhile = Status(record.status).terminal
     transition(gateway, session, record, booking.status, source=f"courier:{attempt.courier}",
                raw_status=booking.raw_status,
-               detail=f"booked at {attempt.courier} ({booking.provider_reference})")
+               detail=f"booked at {attempt.courier} ({booking.provider_reference})"
+                      + (f", {how}" if how != "booked" else ""))
     if cancelled_meanwhile:
         # The agency cancelled while we were booking: the booking must not stay live.
         record.pending_job, record.pending_since = "cancel", utcnow()

@@ -19,7 +19,8 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from .couriers import CourierError, ProviderEvent
+from .couriers import Booking, CourierError, ProviderEvent
+from .dispatch import adopt_booking
 from .events import Event
 from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
 from .queues import enqueue_after_commit
@@ -163,19 +164,9 @@ def _adopt_reported_booking(gateway, session, row, attempt, record) -> str:
     was lost (a courier with no lookup and no cancel by our reference: Lalamove): the
     attempt is resolved by it and the request holds it. A request that ended meanwhile
     (cancelled, failed) has it cancelled at the courier."""
-    attempt.state, attempt.updated_at = "booked", utcnow()
-    attempt.provider_reference = row.provider_reference
-    record.provider, record.provider_reference = attempt.courier, row.provider_reference
-    ended_meanwhile = Status(record.status).terminal
-    transition(gateway, session, record, Status.BOOKED, source=f"courier:{row.courier}",
-               raw_status=row.raw_status,
-               detail=f"booked at {row.courier} ({row.provider_reference}), found by its report")
-    if ended_meanwhile:
-        record.pending_job, record.pending_since = "cancel", utcnow()
-        enqueue_after_commit(gateway, session, "cancel", record.id)
-        return "cancelled"
-    record.pending_job, record.pending_since = None, None
-    return "booked"
+    booking = Booking(provider=row.courier, provider_reference=row.provider_reference,
+                      raw_status=row.raw_status)
+    return adopt_booking(gateway, session, attempt, record, booking, how="found by its report")
 
 
 def poll(gateway, request_id: str) -> str:
