@@ -13,8 +13,8 @@ simulators of its own, and reports the SLA shares of the first as ratios to the 
 
 Environment: ``BENCH_SECONDS`` (wrk duration, default 10), ``BENCH_LATENCY_SECONDS``
 (default 60), ``BENCH_ROWS`` (growth, default 1000000), ``BENCH_DAY_SECONDS`` (real seconds
-one replayed day takes before its drain, default 100), ``BENCH_DAY_SCALE`` (the day's volume,
-default 0.3 of the full day's 1,300 requests; see ``bench/day.py``), ``BENCH_DAY_SEED``
+one replayed day takes before its drain, default 300), ``BENCH_DAY_SCALE`` (the day's volume,
+default 1: the full day's 1,300 requests; see ``bench/day.py``), ``BENCH_DAY_SEED``
 (default 2026).
 """
 
