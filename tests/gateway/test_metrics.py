@@ -17,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.testing import wait_for_status
+from gateway.testing import drain, wait_for_status
 from tests.conftest import CONFIG_DIR, bearer, free_port, new_key
 
 CREATE_ROUTE = "/api/v1/services/<service_name>/requests"
@@ -69,6 +69,7 @@ def test_a_delivery_through_the_gosend_simulator_shows_on_metrics(gosend_app, me
     assert value(scraped, "gateway_provider_call_duration_seconds_sum", **booked) > 0
     assert not [key for key in scraped if key[0] == "gateway_provider_call_errors_total"]
 
+    assert value(scraped, "gateway_dispatch_listed_requests") == 0
     for queue in ("dispatch", "default"):
         assert value(scraped, "gateway_queue_depth", queue=queue) == 0
         assert value(scraped, "gateway_queue_failed_jobs", queue=queue) == 0
@@ -223,3 +224,16 @@ def test_gateway_serve_adds_up_the_requests_of_both_workers(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def test_requests_waiting_for_a_batch_dispatch_show_on_metrics(app, agency, client,
+                                                               medicine_body):
+    for n in range(2):
+        response = agency.post("/api/v1/services/medicine_delivery/requests",
+                               json={**medicine_body, "prescription_id": f"RX-M-{n}"})
+        assert response.status_code == 202
+    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scraped, "gateway_dispatch_listed_requests") == 2
+    drain(app)
+    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scraped, "gateway_dispatch_listed_requests") == 0
