@@ -25,6 +25,7 @@ import time
 import requests
 from sqlalchemy import select
 
+from .context import CORRELATION_HEADER
 from .events import Event
 from .models import Agency, CallbackDelivery, ServiceRequest, StatusEvent, utcnow
 from .queues import enqueue_after_commit
@@ -98,6 +99,9 @@ def deliver(gateway, delivery_id: str) -> str:
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
                EVENT_ID_HEADER: delivery.id, TIMESTAMP_HEADER: str(signed_at),
                "User-Agent": "public-service-gateway/1"}
+    if record.correlation_id:
+        # the agency's own X-Correlation-ID from the create call (or the one we gave it)
+        headers[CORRELATION_HEADER] = record.correlation_id
     try:
         response = requests.post(url, data=body, headers=headers, allow_redirects=False,
                                  timeout=gateway.settings["callbacks"]["timeout_seconds"])

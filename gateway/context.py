@@ -8,6 +8,9 @@ lines carry all three (``gateway.logs``). Ids only: nothing here may hold person
 
 from contextvars import ContextVar
 
+#: the header that carries the correlation id in (agency calls) and out (answers, callbacks)
+CORRELATION_HEADER = "X-Correlation-ID"
+
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 #: the service request a job works for, when it works for one
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

@@ -31,7 +31,7 @@ from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest
 from .queues import request_lock
 from .records import transition
 from .statuses import Status
-from .tracking import _find_attempt, apply_provider_event, poll
+from .tracking import apply_provider_event, find_attempt, poll
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _request_of(session, kind: str, target_id) -> ServiceRequest | None:
         if row is None:
             return None
         if row.request_id is None:
-            attempt = _find_attempt(session, row)
+            attempt = find_attempt(session, row)
             return session.get(ServiceRequest, attempt.request_id) if attempt else None
         return session.get(ServiceRequest, row.request_id)
     if kind == "callback":

@@ -62,7 +62,7 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
     return new_ids, duplicates
 
 
-def _find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
+def find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
     conditions = []
     if row.provider_reference:
         conditions.append(CourierAttempt.provider_reference == row.provider_reference)
@@ -80,7 +80,7 @@ def apply_provider_event(gateway, event_id: int) -> str:
         row = session.get(ProviderEventRecord, event_id, with_for_update=True)
         if row is None or row.processed_at is not None:
             return "nothing to do"
-        attempt = _find_attempt(session, row)
+        attempt = find_attempt(session, row)
         record = session.get(ServiceRequest, attempt.request_id) if attempt else None
         row.processed_at = utcnow()
         row.request_id = record.id if record else None

@@ -12,11 +12,10 @@ import uuid
 
 from flask import Flask, current_app, g, request
 
-from ..context import correlation_id
+from ..context import CORRELATION_HEADER, correlation_id
 from ..errors import ApiError
 from ..ratelimit import retry_after_header
 
-CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 

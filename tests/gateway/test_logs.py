@@ -57,6 +57,11 @@ def test_a_requests_lines_from_the_api_its_jobs_and_the_provider_share_its_corre
         ("gosend_sandbox", "book", "ok")}
     assert all(e["job_kind"] == "dispatch" and e["request_id"] == request_id for e in calls)
 
+    # The agency's own id comes back on every status callback, beside the signature.
+    assert callback_receiver.received
+    assert {{k.lower(): v for k, v in call.headers.items()}.get("x-correlation-id")
+            for call in callback_receiver.received} == {CORRELATION}
+
     # Another request's lines carry another id; the provider's webhooks have their own.
     webhooks = [e for e in entries if e.get("route") == "/webhooks/<courier>"]
     assert webhooks and all(e["correlation_id"] != CORRELATION for e in webhooks)
