@@ -37,7 +37,6 @@ from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import batch
 from .console import stats
 from .couriers.circuit import FAILURES
 from .models import utcnow
@@ -113,7 +112,6 @@ class StateCollector:
     def _queues(self):
         try:
             figures = stats.queue_figures(self.gateway.redis)
-            listed = self.gateway.redis.llen(batch.READY_KEY)
         except RedisError as exc:
             log.warning("metrics: queue gauges left out, Redis unavailable (%s)",
                         type(exc).__name__)
@@ -136,7 +134,7 @@ class StateCollector:
         yield from families.values()
         yield GaugeMetricFamily("gateway_dispatch_listed_requests", "Accepted requests "
                                 "waiting in the list that batch dispatch jobs take from.",
-                                value=listed)
+                                value=sum(queue.listed for queue in figures))
 
     def _circuits(self):
         family = GaugeMetricFamily("gateway_circuit_state", "Circuit breaker per courier: "

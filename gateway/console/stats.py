@@ -24,6 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from .. import batch
 from ..couriers.circuit import FAILURES
 from ..models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
 from ..queues import QueueNames
@@ -238,6 +239,9 @@ class QueueFigures:
     #: waiting for their retry time
     scheduled: int
     failed: int
+    #: accepted requests listed for a batch dispatch job (``gateway.batch``): the dispatch
+    #: queue holds one job for many of them
+    listed: int = 0
 
 
 def queue_figures(redis) -> list[QueueFigures]:
@@ -254,7 +258,8 @@ def queue_figures(redis) -> list[QueueFigures]:
             name, queue.count,
             StartedJobRegistry(name, connection=redis).get_job_count(cleanup=False),
             ScheduledJobRegistry(name, connection=redis).get_job_count(cleanup=False),
-            FailedJobRegistry(name, connection=redis).count))
+            FailedJobRegistry(name, connection=redis).count,
+            redis.llen(batch.READY_KEY) if name == QueueNames.DISPATCH else 0))
     return figures
 
 

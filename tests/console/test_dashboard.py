@@ -130,10 +130,11 @@ def test_a_courier_that_keeps_failing_shows_its_open_circuit_and_its_failed_call
 
 
 def test_the_queue_card_shows_waiting_work(app, agency, medicine_body):
-    agency.post(MEDICINE, json=medicine_body)  # no worker runs: its dispatch job waits
+    agency.post(MEDICINE, json=medicine_body)  # no worker runs: its dispatch batch waits
     console = sign_in(app, "auditor")
     page = console.get("/console/dashboard")
-    assert by_id(page, "queue-summary-dispatch").all("td")[0].text == "1"
+    assert by_id(page, "queue-summary-dispatch").all("td")[0].text == \
+        "1 + 1 listed for a batch"
     drain(app)
     page = console.get("/console/dashboard")
     assert [td.text for td in by_id(page, "queue-summary-dispatch").all("td")] == ["0", "0"]

@@ -129,9 +129,13 @@ def test_an_unknown_queue_is_not_found(app):
 
 def test_the_page_shows_waiting_work_per_queue(app, medicine_body):
     key = new_key(app, key_type="test")
-    app.test_client().post(MEDICINE, json=medicine_body, headers=bearer(key))
+    for n in range(2):
+        app.test_client().post(MEDICINE, json={**medicine_body, "prescription_id": f"RX-Q{n}"},
+                               headers=bearer(key))
     page = sign_in(app, "operator").get("/console/queues")
-    assert queue_row(page, "dispatch")["depth"] == "1"
+    # one batch job waits for both requests, and the page says so
+    assert queue_row(page, "dispatch")["depth"] == "1 + 2 listed for a batch"
+    assert queue_row(page, "default")["depth"] == "0"
     assert by_id(page, "no-failed-jobs").text == "No failed jobs."
 
 
