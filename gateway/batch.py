@@ -214,12 +214,9 @@ def _call_couriers(gateway, planned: list[_Planned]) -> None:
     app = current_app._get_current_object()
 
     def book(item: _Planned) -> None:
-        with app.app_context():
-            tokens = [(context.request_id, context.request_id.set(item.request_id)),
-                      (context.correlation_id, context.correlation_id.set(item.correlation_id)),
-                      (context.job_kind, context.job_kind.set("dispatch")),
-                      (context.pending_call_audits,
-                       context.pending_call_audits.set(item.call_audits))]
+        with app.app_context(), context.bound(
+                request_id=item.request_id, correlation_id=item.correlation_id,
+                job_kind="dispatch", pending_call_audits=item.call_audits):
             try:
                 # Calls wait for a free thread: a courier failing meanwhile may have opened
                 # its circuit, and then the rest of the batch goes elsewhere (its own job).
@@ -229,9 +226,6 @@ def _call_couriers(gateway, planned: list[_Planned]) -> None:
                     item.order, item.attempt.reference)
             except Exception as exc:   # recorded as the attempt's outcome, then handed over
                 item.error = exc
-            finally:
-                for variable, token in reversed(tokens):
-                    variable.reset(token)
 
     concurrency = gateway.settings["dispatch"]["batch_concurrency"]
     list(_executor(concurrency).map(book, planned))

@@ -106,6 +106,11 @@ def _start_attempt(gateway, request_id: str, courier: str) -> CourierAttempt:
         return attempt
 
 
+#: the provider errors that end an attempt (anything else propagates: the job fails, rq retries)
+ATTEMPT_ENDINGS = (NoDriverAvailable, CourierAuthError, CourierRejected, CourierTemporaryError,
+                   CourierOutcomeUnknown)
+
+
 def attempt_failed(exc: Exception) -> tuple[str, str | None]:
     """The attempt state and detail a provider's refusal or error leaves. An error that is
     not a courier's (a bug, a broken connection mid-answer) leaves the outcome unknown: the
@@ -118,6 +123,8 @@ def attempt_failed(exc: Exception) -> tuple[str, str | None]:
         return "rejected", str(exc)[:200]
     if isinstance(exc, CourierTemporaryError):
         return "temporary", str(exc)[:200]
+    if isinstance(exc, CourierOutcomeUnknown):
+        return "unknown", str(exc)[:200]
     return "unknown", str(exc)[:200] or type(exc).__name__
 
 
@@ -290,23 +297,14 @@ def dispatch(gateway, request_id: str) -> str:
         attempt = _start_attempt(gateway, request_id, name)
         try:
             booking = gateway.couriers[name].book(order, attempt.reference)
-        except NoDriverAvailable as exc:
-            _finish_attempt(gateway, attempt.id, "no_driver", str(exc) or None)
-            reason = "no_driver"
-        except CourierAuthError:
-            _finish_attempt(gateway, attempt.id, "auth", "credentials refused")
-            reason = "courier_unavailable"
-        except CourierRejected as exc:
-            _finish_attempt(gateway, attempt.id, "rejected", str(exc)[:200])
-            reason = "rejected"
-        except CourierTemporaryError as exc:
-            _finish_attempt(gateway, attempt.id, "temporary", str(exc)[:200])
-            if temporaries + 1 < max_temporary:
+        except ATTEMPT_ENDINGS as exc:
+            state, detail = attempt_failed(exc)
+            _finish_attempt(gateway, attempt.id, state, detail)
+            if state == "unknown":
+                raise DispatchRetry(f"{name}: outcome unknown, reconcile first") from exc
+            if state == "temporary" and temporaries + 1 < max_temporary:
                 raise DispatchRetry(f"{name}: temporary error") from exc
-            reason = "courier_unavailable"
-        except CourierOutcomeUnknown as exc:
-            _finish_attempt(gateway, attempt.id, "unknown", str(exc)[:200])
-            raise DispatchRetry(f"{name}: outcome unknown, reconcile first") from exc
+            reason = FAILURE_REASONS[state]
         else:
             return _adopt_booking(gateway, attempt.id, booking, how="booked")
     if waiting_for_circuit:

@@ -72,14 +72,8 @@ def _unit_of_work(gateway, kind: str, target_id):
     with gateway.db.read() as session:
         record = _request_of(session, kind, target_id)
         found = (record.id, record.correlation_id) if record is not None else (None, None)
-    tokens = [(context.request_id, context.request_id.set(found[0])),
-              (context.correlation_id, context.correlation_id.set(found[1])),
-              (context.job_kind, context.job_kind.set(kind))]
-    try:
+    with context.bound(request_id=found[0], correlation_id=found[1], job_kind=kind):
         yield
-    finally:
-        for variable, token in reversed(tokens):
-            variable.reset(token)
 
 
 def _record_outcome(gateway, request_id: str, kind: str, outcome: str, *, give_up=False,
