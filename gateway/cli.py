@@ -334,6 +334,24 @@ def audit_checkpoint(every):
 
 
 @main.group()
+def identifiers():
+    """Keyed digests of personal identifiers, for lists kept in settings."""
+
+
+@identifiers.command("digest")
+@click.argument("source", type=click.File("r"), default="-")
+def identifiers_digest(source):
+    """Print the keyed digest of each line of SOURCE (default: standard input) as a YAML list
+    item, for an allow-list such as medicine_delivery's eligibility.allow_list_nik_hmac. The
+    digests are keyed by this deployment's key material: make them where the gateway runs."""
+    values = [line.strip() for line in source if line.strip()]
+    with opened_gateway() as gateway:
+        for value in values:
+            click.echo(f"- {gateway.identifiers.digest(value)}")
+    click.echo(f"{len(values)} digest(s)", err=True)
+
+
+@main.group()
 def config():
     """Configuration."""
 
