@@ -342,7 +342,7 @@ def identifiers():
 @click.argument("source", type=click.File("r"), default="-")
 def identifiers_digest(source):
     """Print the keyed digest of each line of SOURCE (default: standard input) as a YAML list
-    item, for an allow-list such as medicine_delivery's eligibility.allow_list_nik_hmac. The
+    item, for an allow-list in a service's settings (a NIK eligibility list, say). The
     digests are keyed by this deployment's key material: make them where the gateway runs."""
     values = [line.strip() for line in source if line.strip()]
     with opened_gateway() as gateway:
