@@ -106,9 +106,10 @@ class VerifyResult:
     anchored_seq: int = 0
 
 
-def records(session: Session, batch: int = 1000) -> Iterator[AuditRecord]:
-    """Every record in ``seq`` order, read in batches (the chain may be long)."""
-    last = 0
+def records(session: Session, batch: int = 1000, after: int = 0) -> Iterator[AuditRecord]:
+    """Every record after ``after`` in ``seq`` order, read in batches (the chain may be
+    long)."""
+    last = after
     while True:
         rows = session.execute(
             select(AuditRecord).where(AuditRecord.seq > last).order_by(AuditRecord.seq)

@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import select
 
 from .audit import (
     GENESIS_HASH,
@@ -45,6 +44,7 @@ from .audit import (
     VerifyResult,
     link_hash,
     record_fields,
+    records,
     verify_chain,
 )
 from .models import AuditHead, AuditRecord
@@ -237,8 +237,7 @@ def _check_since(session, previous: Checkpoint | None, head: AuditHead) -> None:
             raise CheckpointError(f"record {previous.seq} no longer matches its checkpoint: "
                                   "the chain was rewritten or truncated")
     expected = start + 1
-    for record in session.execute(select(AuditRecord).where(AuditRecord.seq > start)
-                                  .order_by(AuditRecord.seq)).scalars():
+    for record in records(session, after=start):
         if (record.seq != expected or record.prev_hash != prev_hash
                 or link_hash(prev_hash, record_fields(record)) != record.hash):
             raise CheckpointError(f"record {expected} does not verify: not signing the head")
