@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -100,10 +100,16 @@ class VerifyResult:
     checked: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    #: signed checkpoints the chain was checked against (``gateway.checkpoints``)
+    checkpoints: int = 0
+    #: the newest checkpointed record the chain still matches (0: none)
+    anchored_seq: int = 0
 
 
-def _records(session: Session, batch: int = 1000) -> Iterator[AuditRecord]:
-    last = 0
+def records(session: Session, batch: int = 1000, after: int = 0) -> Iterator[AuditRecord]:
+    """Every record after ``after`` in ``seq`` order, read in batches (the chain may be
+    long)."""
+    last = after
     while True:
         rows = session.execute(
             select(AuditRecord).where(AuditRecord.seq > last).order_by(AuditRecord.seq)
@@ -116,26 +122,50 @@ def _records(session: Session, batch: int = 1000) -> Iterator[AuditRecord]:
         session.expunge_all()
 
 
-def verify_chain(session: Session) -> VerifyResult:
-    """Walk the whole chain; stop at the first record that does not match."""
-    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
-    for record in _records(session):
+def verify_chain(session: Session, anchors: Mapping[int, str] | None = None) -> VerifyResult:
+    """Walk the whole chain; stop at the first record that does not match.
+
+    ``anchors`` maps a record's ``seq`` to the hash a signed checkpoint holds for it (see
+    ``gateway.checkpoints``): the chain must reach each one and hold that hash there. Someone
+    who can write to the database can recompute every hash after an edit, or cut the tail and
+    move the head back, and the chain alone still verifies; the anchors catch both. When an
+    anchor does not match, the first record that cannot be trusted is the one after the last
+    anchor that still does.
+    """
+    anchors = anchors or {}
+    prev_hash, expected_seq, anchored = GENESIS_HASH, 1, 0
+
+    def broken(first_bad_seq, reason):
+        return VerifyResult(False, expected_seq - 1, first_bad_seq, reason, len(anchors),
+                            anchored)
+
+    for record in records(session):
         if record.seq != expected_seq:
-            return VerifyResult(False, checked, expected_seq,
-                                f"record {expected_seq} is missing (next is {record.seq})")
+            return broken(expected_seq, f"record {expected_seq} is missing "
+                                        f"(next is {record.seq})")
         if record.prev_hash != prev_hash:
-            return VerifyResult(False, checked, record.seq,
-                                "does not link to the previous record")
+            return broken(record.seq, "does not link to the previous record")
         if link_hash(prev_hash, record_fields(record)) != record.hash:
-            return VerifyResult(False, checked, record.seq,
-                                "content does not match its hash (edited)")
-        prev_hash, expected_seq, checked = record.hash, expected_seq + 1, checked + 1
+            return broken(record.seq, "content does not match its hash (edited)")
+        if record.seq in anchors:
+            if anchors[record.seq] != record.hash:
+                since = (f"last good checkpoint: record {anchored}" if anchored
+                         else "no earlier checkpoint matches")
+                return broken(anchored + 1, f"record {record.seq} does not match the "
+                                            f"checkpoint signed for it: the chain was "
+                                            f"rewritten after record {anchored} ({since})")
+            anchored = record.seq
+        prev_hash, expected_seq = record.hash, expected_seq + 1
+    checked = expected_seq - 1
+    beyond = max(anchors, default=0)
+    if beyond > checked:
+        return broken(checked + 1, f"records after {checked} were removed: a checkpoint "
+                                   f"covers record {beyond}")
     head = session.get(AuditHead, HEAD_ID)
     if head is not None and (head.last_seq != checked or head.last_hash != prev_hash):
-        return VerifyResult(False, checked, checked + 1,
-                            f"records after {checked} were removed "
-                            f"(the head says {head.last_seq})")
-    return VerifyResult(True, checked)
+        return broken(checked + 1, f"records after {checked} were removed "
+                                   f"(the head says {head.last_seq})")
+    return VerifyResult(True, checked, checkpoints=len(anchors), anchored_seq=anchored)
 
 
 @hookimpl

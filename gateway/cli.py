@@ -287,17 +287,68 @@ def audit():
 
 @audit.command("verify")
 def audit_verify():
-    """Walk the hash chain; name the first record that does not match."""
-    from .audit import verify_chain
+    """Walk the hash chain and check it against the signed checkpoints; name the first record
+    that cannot be trusted."""
+    from .checkpoints import CheckpointPaths, verify_anchored
 
     with opened_gateway() as gateway, gateway.db.read() as session:
-        result = verify_chain(session)
-    if result.ok:
-        click.echo(f"audit chain intact: {result.checked} record(s) verified")
-        return
-    click.echo(f"audit chain BROKEN at record {result.first_bad_seq}: {result.reason} "
-               f"({result.checked} record(s) before it verified)", err=True)
-    sys.exit(1)
+        result = verify_anchored(session, CheckpointPaths.from_settings(gateway.settings))
+    if not result.ok:
+        where = f"at record {result.first_bad_seq}" if result.first_bad_seq else "checkpoints"
+        click.echo(f"audit chain BROKEN {where}: {result.reason} "
+                   f"({result.checked} record(s) before it verified)", err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {result.checked} record(s) verified")
+    if result.checkpoints:
+        click.echo(f"anchored up to record {result.anchored_seq} by {result.checkpoints} "
+                   f"signed checkpoint(s); {result.checked - result.anchored_seq} record(s) "
+                   "after it are not anchored yet")
+    else:
+        click.echo("no signed checkpoints yet: only the chain itself was checked", err=True)
+
+
+@audit.command("checkpoint")
+@click.option("--every", type=click.IntRange(min=1), default=None,
+              help="Keep running, writing a checkpoint every this many seconds.")
+def audit_checkpoint(every):
+    """Sign the chain's head and append it to the checkpoint file (workers do this
+    periodically unless audit.checkpoint_in_worker is false)."""
+    import time
+
+    from .checkpoints import CheckpointError, write_checkpoint
+
+    with opened_gateway() as gateway:
+        while True:
+            try:
+                written = write_checkpoint(gateway)
+            except CheckpointError as exc:
+                click.echo(f"audit checkpoint NOT written: {exc}", err=True)
+                if every is None:
+                    sys.exit(1)
+            else:
+                click.echo(f"checkpoint of record {written.seq} written" if written
+                           else "no new records since the last checkpoint")
+            if every is None:
+                return
+            time.sleep(every)
+
+
+@main.group()
+def identifiers():
+    """Keyed digests of personal identifiers, for lists kept in settings."""
+
+
+@identifiers.command("digest")
+@click.argument("source", type=click.File("r"), default="-")
+def identifiers_digest(source):
+    """Print the keyed digest of each line of SOURCE (default: standard input) as a YAML list
+    item, for an allow-list in a service's settings (a NIK eligibility list, say). The
+    digests are keyed by this deployment's key material: make them where the gateway runs."""
+    values = [line.strip() for line in source if line.strip()]
+    with opened_gateway() as gateway:
+        for value in values:
+            click.echo(f"- {gateway.identifiers.digest(value)}")
+    click.echo(f"{len(values)} digest(s)", err=True)
 
 
 @main.group()

@@ -23,7 +23,7 @@ from .context import correlation_id as current_correlation_id
 from .context import pending_call_audits
 from .couriers import CallOutcome
 from .couriers.circuit import CircuitBreaker
-from .crypto import Vault, load_or_create_key
+from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
@@ -79,6 +79,8 @@ class Gateway:
                            or default_database_url(settings["data_dir"]))
         key = load_or_create_key(settings["secret_key"], settings["data_dir"])
         self.vault = Vault(key)
+        #: keyed digests of personal identifiers for lists in settings (``eligibility_for``)
+        self.identifiers = IdentifierDigests(key)
         #: signs console cookies; derived, so the data key itself never signs anything public
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()

@@ -5,18 +5,30 @@ config's ``secret_key`` (normally ``{"$env": "GATEWAY_SECRET_KEY"}``); on the em
 default, when none is configured, one is generated once into the data directory with mode
 0600. Several keys may be given, comma-separated, newest first, so keys can be rotated:
 data is written with the first and read with any.
+
+The same key material also keys :class:`IdentifierDigests`, through HKDF with a label of its
+own (so the digest key is never the encryption key): lists of personal identifiers that a
+deployment keeps in its settings (an eligibility allow-list of NIKs) hold keyed digests, which
+cannot be reversed by hashing every possible identifier without the key.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_FILE_NAME = "secret.key"
+IDENTIFIER_DIGEST_LABEL = b"gateway identifier digests v1"
 
 
 class UnreadableSecret(Exception):
@@ -43,8 +55,7 @@ class Vault:
     """Seals and opens small JSON documents."""
 
     def __init__(self, keys: str):
-        self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",")
-                                    if k.strip()])
+        self._fernet = MultiFernet([Fernet(k.encode()) for k in split_keys(keys)])
 
     def seal(self, document: Any) -> bytes:
         return self._fernet.encrypt(json.dumps(document, separators=(",", ":")).encode())
@@ -55,3 +66,43 @@ class Vault:
         except InvalidToken as exc:
             raise UnreadableSecret("ciphertext cannot be opened with the configured keys") \
                 from exc
+
+
+def split_keys(keys: str) -> list[str]:
+    return [k.strip() for k in keys.split(",") if k.strip()]
+
+
+def derive_key(key: str, label: bytes) -> bytes:
+    """A 32-byte key for one purpose (``label``), derived from a data key with HKDF-SHA256."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(
+        base64.urlsafe_b64decode(key.encode()))
+
+
+class IdentifierDigests:
+    """Keyed digests (HMAC-SHA256) of personal identifiers, for lists kept in settings.
+
+    A bare SHA-256 of a 16-digit NIK is reversed in minutes: the region prefix and birth date
+    leave a few hundred million candidates. Keyed by the deployment's key material, a digest
+    can only be matched by someone who holds the key, and a list made for one deployment
+    matches nothing in another. Digests are written with the newest key; with several keys
+    configured (rotation), a value matches an entry made with any of them.
+    """
+
+    def __init__(self, keys: str):
+        self._keys = [derive_key(k, IDENTIFIER_DIGEST_LABEL) for k in split_keys(keys)]
+
+    def digest(self, value: str) -> str:
+        """The hex digest to list for ``value`` (with the newest key)."""
+        return self._digests(value)[0]
+
+    def matches(self, value: str, entries: Iterable[str]) -> bool:
+        """Whether ``value`` is listed in ``entries``, comparing in constant time."""
+        candidates = self._digests(value)
+        found = False
+        for entry in entries:
+            for candidate in candidates:
+                found |= hmac.compare_digest(candidate, entry.strip().lower())
+        return found
+
+    def _digests(self, value: str) -> list[str]:
+        return [hmac.new(key, value.encode(), hashlib.sha256).hexdigest() for key in self._keys]

@@ -186,6 +186,33 @@ class PluginsSchema(Schema):
                                                     "not to load (see `gateway plugins`)."})
 
 
+class AuditSchema(Schema):
+    """Signed checkpoints of the audit chain, kept outside the database
+    (``gateway.checkpoints``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    checkpoint_dir = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "Where the append-only checkpoint file lives. Default: "
+                       "<data_dir>/audit."})
+    signing_key = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "The Ed25519 private key (PEM) that signs checkpoints; made on first "
+                       "use. Default: <checkpoint_dir>/checkpoint-signing.key. Keep it where "
+                       "the database's writers cannot read it."})
+    public_key = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "The public key `gateway audit verify` checks checkpoints with. "
+                       "Default: the signing key's path with .pub."})
+    checkpoint_interval_seconds = fields.Integer(
+        strict=True, load_default=60, validate=validate.Range(min=0), metadata={
+            "description": "Least time between two checkpoints; records newer than the last "
+                           "checkpoint are not anchored yet."})
+    checkpoint_in_worker = fields.Boolean(load_default=True, metadata={
+        "description": "Workers write checkpoints in their periodic sweep (the embedded "
+                       "default). false: run `gateway audit checkpoint --every N` as "
+                       "another user or on another host, which holds the key."})
+
+
 class CoreConfigSchema(Schema):
     """``gateway.yaml``."""
 
@@ -216,6 +243,7 @@ class CoreConfigSchema(Schema):
     console = fields.Nested(ConsoleSchema, load_default=lambda: ConsoleSchema().load({}))
     plugins = fields.Nested(PluginsSchema, load_default=lambda: PluginsSchema().load({}))
     metrics = fields.Nested(MetricsSchema, load_default=lambda: MetricsSchema().load({}))
+    audit = fields.Nested(AuditSchema, load_default=lambda: AuditSchema().load({}))
 
 
 class CourierEntry(fields.Field):

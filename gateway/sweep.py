@@ -18,6 +18,7 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from .checkpoints import checkpoint_if_due
 from .events import Event
 from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest, utcnow
 from .purge import purge_expired
@@ -78,9 +79,11 @@ def sweep_once(gateway) -> int:
 
 
 def housekeeping(gateway) -> None:
-    """One pass of everything periodic: owed work, then the retention purge."""
+    """One pass of everything periodic: owed work, the retention purge, then a signed
+    checkpoint of the audit chain when one is due."""
     sweep_once(gateway)
     purge_expired(gateway)
+    checkpoint_if_due(gateway)
 
 
 def run_forever(app, stop: threading.Event) -> None:

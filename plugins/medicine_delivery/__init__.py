@@ -4,9 +4,6 @@ The pilot of the Banyuwangi and GO-JEK partnership (Gancang Aron: "get well soon
 module holds only the hook implementations; the service is in ``service.py``.
 """
 
-import hashlib
-import hmac
-
 from gateway import hookimpl
 
 from .service import MedicineDeliveryService
@@ -18,8 +15,10 @@ def register_services():
 
 
 @hookimpl(trylast=True)
-def eligibility_for(service, data, config):
-    """The configured rule: everyone (the demo), no one, or an allow-list of NIK hashes.
+def eligibility_for(gateway, service, data, config):
+    """The configured rule: everyone (the demo), no one, or an allow-list of NIKs' keyed
+    digests (``gateway.identifiers``: HMAC with the deployment's key, so the list cannot be
+    reversed by hashing every NIK of a region, and one made elsewhere matches nothing).
 
     A connector to DTSEN or BPJS PBI, installed as another plugin, answers before this one.
     """
@@ -27,8 +26,7 @@ def eligibility_for(service, data, config):
         return None
     rule = config.get("eligibility", {}).get("rule", "always")
     if rule == "allow_list":
-        digest = hashlib.sha256(data["patient"]["nik"].encode()).hexdigest()
-        listed = any(hmac.compare_digest(digest, entry)
-                     for entry in config["eligibility"]["allow_list_nik_sha256"])
+        listed = gateway.identifiers.matches(data["patient"]["nik"],
+                                             config["eligibility"]["allow_list_nik_hmac"])
         return {"eligible": listed, "source": "config:allow_list"}
     return {"eligible": rule == "always", "source": f"config:{rule}"}

@@ -81,9 +81,18 @@ class EligibilitySchema(Schema):
 
     rule = fields.String(load_default="always",
                          validate=validate.OneOf(["always", "allow_list", "never"]))
-    #: SHA-256 of eligible NIKs (never the NIKs themselves), for ``allow_list``
+    #: keyed digests of eligible NIKs (never the NIKs themselves), for ``allow_list``
+    allow_list_nik_hmac = fields.List(
+        fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$")), load_default=list,
+        metadata={"description": "One line of `gateway identifiers digest` per eligible NIK "
+                                 "(HMAC-SHA256 keyed by this deployment's key material)."})
+    #: the old bare SHA-256 list: reversible, so refused when it holds anything
     allow_list_nik_sha256 = fields.List(
-        fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$")), load_default=list)
+        fields.String(), load_default=list, validate=validate.Length(max=0, error=(
+            "Bare SHA-256 digests of NIKs can be reversed by brute force and are no longer "
+            "accepted: put the NIKs' keyed digests under allow_list_nik_hmac instead "
+            "(`gateway identifiers digest < niks.txt` prints them) and remove this key.")),
+        metadata={"description": "Replaced by allow_list_nik_hmac; must be empty."})
     #: refuse ineligible patients (otherwise they are served, unsubsidised)
     required = fields.Boolean(load_default=False)
 

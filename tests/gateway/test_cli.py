@@ -202,3 +202,31 @@ def test_admins_create_without_a_password_or_a_terminal_says_so(cli_env, monkeyp
     monkeypatch.delenv("GATEWAY_ADMIN_PASSWORD", raising=False)
     code, output = run("admins", "create", "ani", "--role", "auditor")
     assert code != 0 and "GATEWAY_ADMIN_PASSWORD" in output
+
+
+def test_identifiers_digest_prints_keyed_entries_that_the_allow_list_accepts(
+        cli_env, app_for, medicine_body):
+    import yaml
+
+    run("db", "upgrade")
+    key = re.search(r"api key:\s+(\S+)", run("agencies", "create", "Dinkes", "--services",
+                                               "medicine_delivery")[1]).group(1)
+    nik = medicine_body["patient"]["nik"]
+    result = CliRunner().invoke(main, ["identifiers", "digest"], input=f"{nik}\n\n")
+    assert result.exit_code == 0, result.output
+    entries = yaml.safe_load(result.stdout)
+    assert len(entries) == 1 and nik not in result.output
+    services = yaml.safe_load((cli_env / "services.yaml").read_text())
+    services["medicine_delivery"]["eligibility"] = {"rule": "allow_list", "required": True,
+                                                    "allow_list_nik_hmac": entries}
+    (cli_env / "services.yaml").write_text(yaml.safe_dump(services))
+    assert run("config", "check")[0] == 0
+    app, _gateway = app_for(cli_env)
+    create = "/api/v1/services/medicine_delivery/requests"
+    headers = {"Authorization": f"Bearer {key}"}
+    listed = app.test_client().post(create, json=medicine_body, headers=headers)
+    assert listed.status_code == 202 and listed.get_json()["eligibility"]["eligible"]
+    other = {**medicine_body, "prescription_id": "RX-OTHER-1",
+             "patient": {**medicine_body["patient"], "nik": "3510011203650003"}}
+    refused = app.test_client().post(create, json=other, headers=headers)
+    assert (refused.status_code, refused.get_json()["code"]) == (422, "not_eligible")

@@ -83,13 +83,79 @@ def test_a_prescription_has_one_active_request_per_agency(app, medicine_body):
     assert post(app, key, medicine_body).status_code == 202  # the first one has ended
 
 
+SECRET_KEY = "bT8P0p2nF0Cc7hQvQeQm2y7dX1y3oW9Jm7Yx0i4bYjQ="
+OTHER_DEPLOYMENTS_KEY = "8Yl1cS2Tz3sP9r0nVqU6wXhJkLm4NoPqRsTuVwXyZ0A="
+
+
+def digest(nik, key=SECRET_KEY):
+    from gateway.crypto import IdentifierDigests
+
+    return IdentifierDigests(key).digest(nik)
+
+
+def brute_force(entries, candidate_digest):
+    """What an attacker who reads the settings does: hash every NIK of a range (here: one
+    kecamatan's prefix, one birth year, serials up to 99) and look for it in the list."""
+    targets = set(entries)
+    for day in range(1, 72):
+        for month in range(1, 13):
+            for serial in range(100):
+                nik = f"351001{day:02d}{month:02d}65{serial:04d}"
+                if candidate_digest(nik) in targets:
+                    return nik
+    return None
+
+
+def test_an_allow_list_entry_cannot_be_reversed_by_hashing_a_range_of_niks(
+        make_app, medicine_body):
+    nik = medicine_body["patient"]["nik"]
+    app = make_app(secret_key=SECRET_KEY, services={"medicine_delivery": {
+        "couriers": [], "eligibility": {"rule": "allow_list",
+                                        "allow_list_nik_hmac": [digest(nik)]}}})
+    stored = app.extensions["gateway"].service_configs["medicine_delivery"]["eligibility"]
+    entries = [entry for key, values in stored.items() if key.startswith("allow_list")
+               for entry in values]
+    assert entries
+    assert brute_force(entries, lambda n: hashlib.sha256(n.encode()).hexdigest()) is None
+    assert post(app, new_key(app), medicine_body).get_json()["eligibility"]["eligible"]
+
+
+def test_the_old_bare_sha256_list_is_refused_naming_the_new_key_and_the_command(make_app):
+    from gateway.settings import ConfigError
+
+    old = hashlib.sha256(b"3510011203650002").hexdigest()
+    with pytest.raises(ConfigError) as refused_config:
+        make_app(services={"medicine_delivery": {"couriers": [], "eligibility": {
+            "rule": "allow_list", "allow_list_nik_sha256": [old]}}})
+    message = str(refused_config.value)
+    assert "eligibility.allow_list_nik_sha256" in message
+    assert "allow_list_nik_hmac" in message and "gateway identifiers digest" in message
+
+
+def test_a_list_made_with_another_deployments_key_matches_no_one(make_app, medicine_body):
+    nik = medicine_body["patient"]["nik"]
+    app = make_app(secret_key=SECRET_KEY, services={"medicine_delivery": {
+        "couriers": [], "eligibility": {"rule": "allow_list", "allow_list_nik_hmac": [
+            digest(nik, OTHER_DEPLOYMENTS_KEY)]}}})
+    assert post(app, new_key(app), medicine_body).get_json()["eligibility"]["eligible"] is False
+
+
+def test_a_list_made_before_a_key_rotation_still_matches(make_app, medicine_body):
+    nik = medicine_body["patient"]["nik"]
+    app = make_app(secret_key=f"{OTHER_DEPLOYMENTS_KEY},{SECRET_KEY}", services={
+        "medicine_delivery": {"couriers": [], "eligibility": {
+            "rule": "allow_list", "allow_list_nik_hmac": [digest(nik, SECRET_KEY)]}}})
+    assert post(app, new_key(app), medicine_body).get_json()["eligibility"]["eligible"]
+
+
 @pytest.mark.parametrize("rule, listed, eligible", [
     ("allow_list", True, True), ("allow_list", False, False), ("never", False, False)])
 def test_eligibility_follows_the_configured_rule_and_only_the_decision_is_kept(
         make_app, medicine_body, rule, listed, eligible):
-    digest = hashlib.sha256(medicine_body["patient"]["nik"].encode()).hexdigest()
-    app = make_app(services={"medicine_delivery": {"couriers": [], "eligibility": {
-        "rule": rule, "allow_list_nik_sha256": [digest] if listed else ["0" * 64]}}})
+    entry = digest(medicine_body["patient"]["nik"])
+    app = make_app(secret_key=SECRET_KEY, services={"medicine_delivery": {
+        "couriers": [], "eligibility": {
+            "rule": rule, "allow_list_nik_hmac": [entry] if listed else ["0" * 64]}}})
     body = post(app, new_key(app), medicine_body).get_json()
     assert body["eligibility"]["eligible"] is eligible
     assert body["eligibility"]["source"] == f"config:{rule}"
@@ -224,3 +290,29 @@ def test_logs_never_carry_the_nik_the_name_or_the_medicine(gosend_app, medicine_
     assert logged
     for secret in ("3510011203650002", "Siti Aminah", "Amlodipine", "6281234567890"):
         assert secret not in logged
+
+
+def test_the_migration_removes_old_lists_from_saved_settings_and_fails_closed(
+        make_app, medicine_body, caplog):
+    from gateway.liveconfig import effective_section
+    from gateway.migrate import upgrade
+    from gateway.models import ConfigVersion
+
+    app = make_app(secret_key=SECRET_KEY)
+    gateway = app.extensions["gateway"]
+    old = hashlib.sha256(medicine_body["patient"]["nik"].encode()).hexdigest()
+    saved = {**effective_section(gateway, "service:medicine_delivery"), "eligibility": {
+        "rule": "allow_list", "required": True, "allow_list_nik_sha256": [old]}}
+    with gateway.db.write() as session:          # a console version saved before the change
+        session.execute(text("DELETE FROM alembic_version"))
+        session.execute(text("INSERT INTO alembic_version VALUES ('0006')"))
+        session.add(ConfigVersion(target="service:medicine_delivery", data=saved,
+                                  author="admin:ani"))
+    with caplog.at_level(logging.WARNING):
+        upgrade(gateway.db)
+    assert "removed 1 bare SHA-256 NIK digest(s)" in caplog.text
+    with gateway.db.read() as session:
+        rows = session.execute(select(ConfigVersion.data)).scalars().all()
+    assert rows and old not in json.dumps(rows)
+    gateway.refresh_config(force=True)
+    refused(post(app, new_key(app), medicine_body), 422, "not_eligible", "patient.nik")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from ...audit import verify_chain
+from ...checkpoints import CheckpointPaths, verify_anchored
 from ...models import utcnow
 from .. import audit as audit_action
 from .. import bp, gateway, render, requires
@@ -53,10 +53,11 @@ def audit():
 @requires("console:audit:read")
 def audit_verify():
     """Walk the whole chain now and show the answer on the audit page (the verification is
-    recorded, so the trail shows who checked it and what they found)."""
+    recorded, so the trail shows who checked it and what they found). The chain is checked
+    against the signed checkpoints too, as ``gateway audit verify`` does."""
     gw = gateway()
     with gw.db.read() as session:
-        result = verify_chain(session)
+        result = verify_anchored(session, CheckpointPaths.from_settings(gw.settings))
     with gw.db.write() as session:
         audit_action(session, "console.audit_verify", None,
                      outcome="intact" if result.ok else "broken", checked=result.checked,
