@@ -202,3 +202,9 @@ def test_admins_create_without_a_password_or_a_terminal_says_so(cli_env, monkeyp
     monkeypatch.delenv("GATEWAY_ADMIN_PASSWORD", raising=False)
     code, output = run("admins", "create", "ani", "--role", "auditor")
     assert code != 0 and "GATEWAY_ADMIN_PASSWORD" in output
+
+
+def test_the_callbacks_queue_never_shares_a_worker_with_our_own_work(cli_env):
+    code, output = run("worker", "--burst", "--queue", "callbacks", "--queue", "default")
+    assert code == 2
+    assert "the callbacks queue runs in workers of its own" in output
