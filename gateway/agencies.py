@@ -13,6 +13,7 @@ from sqlalchemy import select
 from .events import Event
 from .keys import generate_key, hash_key, parse_key
 from .models import Agency, ApiKey, utcnow
+from .urlguard import UnsafeURL, check_url, policy_from_settings
 
 
 class AgencyError(Exception):
@@ -39,7 +40,7 @@ def create_agency(gateway, name: str, services: list[str], callback_url: str | N
     """
     _check_services(gateway, services)
     _check_roles(roles)
-    check_callback_url(callback_url)
+    check_callback_url(gateway, callback_url)
     if not (name or "").strip() or len(name) > 200:
         raise AgencyError("an agency needs a name of 1 to 200 characters")
     with gateway.db.write() as session:
@@ -64,9 +65,18 @@ def _check_roles(roles) -> None:
                           f"{', '.join(ROLES)}")
 
 
-def check_callback_url(url: str | None) -> None:
-    if url and not url.startswith(("https://", "http://")):
-        raise AgencyError("a callback URL starts with https:// (or http:// for testing)")
+def check_callback_url(gateway, url: str | None) -> None:
+    """Refuse a callback URL the gateway would refuse to call (``gateway.urlguard``): its
+    shape, and its host when that is an address. A host name is checked again, resolved,
+    each time a callback is sent."""
+    if not url:
+        return
+    if len(url) > 500:
+        raise AgencyError("a callback URL has at most 500 characters")
+    try:
+        check_url(url, policy_from_settings(gateway.settings))
+    except UnsafeURL as exc:
+        raise AgencyError(f"callback URL refused: {exc}") from exc
 
 
 def update_agency(gateway, agency_id: str, *, services: list[str], roles: list[str],
@@ -75,7 +85,7 @@ def update_agency(gateway, agency_id: str, *, services: list[str], roles: list[s
     with what changed (names of services and roles, never secrets)."""
     _check_services(gateway, services)
     _check_roles(roles)
-    check_callback_url(callback_url)
+    check_callback_url(gateway, callback_url)
     with gateway.db.write() as session:
         agency = session.get(Agency, agency_id)
         if agency is None:

@@ -75,13 +75,20 @@ def serve(workers, threads):
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (rq's Worker).")
 @click.option("--no-sweep", is_flag=True, help="Do not run the periodic sweep here.")
-@click.option("--queue", "queues", multiple=True, help="Only these queues (repeatable).")
-def worker(burst, fork, no_sweep, queues):
-    """Run an rq worker for the gateway's queues."""
+@click.option("--queue", "queues", multiple=True,
+              help="Only these queues (repeatable); 'callbacks' alone: callback workers only.")
+@click.option("--callback-workers", type=click.IntRange(0, 64), default=None,
+              help="Callback deliveries at once, in threads beside the main worker "
+                   "[default: callbacks.workers].")
+def worker(burst, fork, no_sweep, queues, callback_workers):
+    """Run an rq worker for the gateway's queues, and callback workers beside it."""
     from .worker import run_worker
 
-    run_worker(build_app(), burst=burst, fork=fork, sweep=not no_sweep,
-               queues=list(queues) or None)
+    try:
+        run_worker(build_app(), burst=burst, fork=fork, sweep=not no_sweep,
+                   queues=list(queues) or None, callback_workers=callback_workers)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @main.group()

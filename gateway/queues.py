@@ -11,17 +11,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue, RateLimit, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 
 class QueueNames:
+    """``dispatch`` and ``default`` carry our own work (bookings, provider reports, polls);
+    ``callbacks`` carries calls to endpoints agencies control, and only callback workers
+    (``gateway.worker``) take from it: a slow agency can then hold up nothing but its own
+    callbacks, never a provider report nor another agency."""
+
     DISPATCH = "dispatch"
     DEFAULT = "default"
+    CALLBACKS = "callbacks"
 
     @classmethod
     def all(cls) -> list[str]:
+        return [cls.DISPATCH, cls.DEFAULT, cls.CALLBACKS]
+
+    @classmethod
+    def own_work(cls) -> list[str]:
+        """What a ``gateway worker`` takes in its main loop (callbacks have threads apart)."""
         return [cls.DISPATCH, cls.DEFAULT]
 
 
@@ -33,10 +44,12 @@ JOBS = {
     "poll": (QueueNames.DEFAULT, "gateway.jobs.poll_request", "jobs"),
     # A report that overtook its create answer is matched a second or two later: retry soon.
     "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
-    "callback": (QueueNames.DEFAULT, "gateway.jobs.deliver_callback", "callbacks"),
+    "callback": (QueueNames.CALLBACKS, "gateway.jobs.deliver_callback", "callbacks"),
 }
 
-LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+#: a job that is waiting for its agency's turn (``rate_limit``) is live too
+LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED,
+               JobStatus.RATE_LIMITED}
 FAILURE_TTL = 30 * 24 * 3600
 
 
@@ -71,10 +84,30 @@ def _orphaned(job: Job) -> bool:
     return False
 
 
-def enqueue_job(gateway, kind: str, target_id, delay: float = 0) -> bool:
+def callback_limit(gateway, agency_id: str) -> RateLimit:
+    """The cap on one agency's callbacks queued or being delivered at once (rq's rate limit:
+    the rest wait in its registry, outside the queue, and take no worker)."""
+    return RateLimit(f"gateway:callbacks:agency:{agency_id}",
+                     gateway.settings["callbacks"]["agency_concurrency"])
+
+
+def job_timeout(gateway, kind: str) -> int:
+    """A callback's job ends soon after its HTTP timeouts: the hard bound on one attempt,
+    even against an endpoint that answers a byte at a time."""
+    if kind == "callback":
+        callbacks = gateway.settings["callbacks"]
+        return int(callbacks["connect_timeout_seconds"] + callbacks["timeout_seconds"]) + 5
+    return gateway.settings["jobs"]["job_timeout"]
+
+
+def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
+                rate_limit: RateLimit | None = None) -> bool:
     """Enqueue the ``kind`` job of a target (a request, an event, a callback) unless one is
     already queued or running; with ``delay``, to run that many seconds from now (rq's
     scheduler, which ``gateway worker`` runs, moves it to its queue then).
+
+    :param rate_limit: the group the job shares a cap with (a callback: its agency's,
+        :func:`callback_limit`)
 
     :return: True when a job was enqueued
     :raises redis.exceptions.RedisError: when Redis is unreachable (the database still holds
@@ -99,9 +132,11 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0) -> bool:
     intervals = list(retry_key) if isinstance(retry_key, tuple) else \
         gateway.settings[retry_key]["intervals"]
     queue = Queue(queue_name, connection=connection)
-    options = {"job_id": jid, "job_timeout": gateway.settings["jobs"]["job_timeout"],
+    options = {"job_id": jid, "job_timeout": job_timeout(gateway, kind),
                "retry": Retry(max=len(intervals), interval=intervals) if intervals else None,
                "result_ttl": 3600, "failure_ttl": FAILURE_TTL}
+    if rate_limit is not None:
+        options["rate_limit"] = rate_limit
     if delay > 0:
         queue.enqueue_in(timedelta(seconds=delay), func, target_id, **options)
     else:
@@ -109,8 +144,9 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0) -> bool:
     return True
 
 
-def enqueue_after_commit(gateway, session, kind: str, target_id) -> None:
+def enqueue_after_commit(gateway, session, kind: str, target_id,
+                         rate_limit: RateLimit | None = None) -> None:
     """Enqueue once ``session`` has committed, so a job never runs before its data exists.
     A failure to enqueue is left to the sweep."""
     session.info.setdefault("after_commit", []).append(
-        lambda: enqueue_job(gateway, kind, target_id))
+        lambda: enqueue_job(gateway, kind, target_id, rate_limit=rate_limit))

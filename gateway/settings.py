@@ -65,15 +65,58 @@ class RetrySchema(Schema):
                                                          "lost (the sweep requeues them)."})
 
 
+def _network(value) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise ValidationError(f"not a network: {exc}") from exc
+    return True
+
+
 class CallbackSchema(Schema):
-    """Agency callbacks: retried with backoff on network errors, 5xx and 429."""
+    """Agency callbacks: their own queue and workers, short timeouts, a cap per agency, a
+    circuit per host; retried with backoff on network errors, 5xx and 429
+    (``gateway.callbacks``, ``gateway.urlguard``)."""
 
     class Meta:
         unknown = RAISE
 
     intervals = fields.List(fields.Integer(strict=True, validate=validate.Range(min=0)),
                             load_default=[10, 60, 300, 900, 3600])
-    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=60))
+    connect_timeout_seconds = fields.Float(
+        load_default=3.0, validate=validate.Range(min=0.1, max=30),
+        metadata={"description": "Seconds to connect to an agency's endpoint."})
+    timeout_seconds = fields.Float(
+        load_default=5.0, validate=validate.Range(min=0.1, max=60),
+        metadata={"description": "Seconds an agency's endpoint has to answer once connected; "
+                                 "a slower one counts as no answer (retried). The job's own "
+                                 "timeout bounds an endpoint that sends its answer byte by "
+                                 "byte."})
+    agency_concurrency = fields.Integer(
+        strict=True, load_default=2, validate=validate.Range(min=1, max=64),
+        metadata={"description": "Callbacks of one agency queued or being delivered at once; "
+                                 "the rest wait their turn without taking a worker."})
+    workers = fields.Integer(
+        strict=True, load_default=4, validate=validate.Range(min=0, max=64),
+        metadata={"description": "Callback deliveries one `gateway worker` process makes at "
+                                 "once (threads, each an rq worker on the callbacks queue); "
+                                 "more than agency_concurrency, so a slow agency never takes "
+                                 "them all."})
+    circuit = fields.Nested(lambda: CircuitSchema(), load_default=lambda: CircuitSchema().load(
+        {"failure_threshold": 3, "window_seconds": 60, "cooldown_seconds": 30}),
+        metadata={"description": "Per callback host: after this many failed deliveries "
+                                 "(no answer, 5xx, 429) the host gets none for the cooldown."})
+    require_https = fields.Boolean(
+        load_default=None, allow_none=True,
+        metadata={"description": "Callback URLs must be https. Default: yes in mode live."})
+    allowed_networks = fields.List(
+        fields.String(validate=_network), load_default=None, allow_none=True,
+        metadata={"description": "Non-public networks callbacks may reach (CIDR). Default: "
+                                 "none in mode live; loopback in sandbox (local receivers). "
+                                 "Link-local and metadata addresses are refused whatever "
+                                 "this says."})
 
 
 class DispatchSchema(Schema):

@@ -22,7 +22,7 @@ from .checkpoints import checkpoint_if_due
 from .events import Event
 from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest, utcnow
 from .purge import purge_expired
-from .queues import enqueue_job
+from .queues import callback_limit, enqueue_job
 from .tracking import due_for_polling
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,12 @@ def owed_work(gateway) -> list[tuple[str, object]]:
             .where(ProviderEventRecord.processed_at.is_(None),
                    ProviderEventRecord.received_at <= stale_before)
             .order_by(ProviderEventRecord.id).limit(BATCH))]
-        work += [("callback", delivery_id) for delivery_id in session.scalars(
-            select(CallbackDelivery.id)
+        work += [("callback", tuple(row)) for row in session.execute(
+            select(CallbackDelivery.id, CallbackDelivery.agency_id)
             .where(CallbackDelivery.delivered_at.is_(None),
                    CallbackDelivery.gave_up_at.is_(None),
                    CallbackDelivery.created_at <= stale_before)
-            .order_by(CallbackDelivery.created_at).limit(BATCH))]
+            .order_by(CallbackDelivery.created_at).limit(BATCH)).all()]
     work += [("poll", request_id) for request_id in due_for_polling(gateway, BATCH)]
     return work
 
@@ -61,8 +61,12 @@ def sweep_once(gateway) -> int:
     """Make sure a job exists for all owed work. :return: how many jobs were enqueued."""
     enqueued = []
     for kind, target in owed_work(gateway):
+        limit = None
+        if kind == "callback":      # under its agency's cap, like when it was first queued
+            target, agency_id = target
+            limit = callback_limit(gateway, agency_id)
         try:
-            if enqueue_job(gateway, kind, target):
+            if enqueue_job(gateway, kind, target, rate_limit=limit):
                 enqueued.append((kind, target))
         except RedisError:
             raise

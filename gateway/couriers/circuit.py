@@ -28,10 +28,14 @@ PREFIX = "gateway:circuit"
 
 
 class CircuitBreaker:
-    def __init__(self, redis, settings: dict[str, dict]):
-        """:param settings: per courier instance, its ``circuit`` settings"""
+    def __init__(self, redis, settings: dict[str, dict],
+                 closing_operations: frozenset[str] | set[str] = CLOSING_OPERATIONS):
+        """:param settings: per courier instance (or other named endpoint: the callback
+            hosts of ``gateway.callbacks``), its ``circuit`` settings
+        :param closing_operations: operations whose success closes the circuit"""
         self.redis = redis
         self.settings = settings
+        self.closing_operations = closing_operations
 
     def _keys(self, courier: str) -> tuple[str, str, str]:
         return (f"{PREFIX}:{courier}:failures", f"{PREFIX}:{courier}:open",
@@ -44,7 +48,7 @@ class CircuitBreaker:
         rules = self.settings.get(outcome.courier, {})
         try:
             if outcome.outcome not in FAILURES:
-                if outcome.outcome == "ok" and outcome.operation in CLOSING_OPERATIONS:
+                if outcome.outcome == "ok" and outcome.operation in self.closing_operations:
                     self.redis.delete(failures, tripped)
                 return
             count = self.redis.incr(failures)

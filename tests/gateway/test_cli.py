@@ -230,3 +230,9 @@ def test_identifiers_digest_prints_keyed_entries_that_the_allow_list_accepts(
              "patient": {**medicine_body["patient"], "nik": "3510011203650003"}}
     refused = app.test_client().post(create, json=other, headers=headers)
     assert (refused.status_code, refused.get_json()["code"]) == (422, "not_eligible")
+
+
+def test_the_callbacks_queue_never_shares_a_worker_with_our_own_work(cli_env):
+    code, output = run("worker", "--burst", "--queue", "callbacks", "--queue", "default")
+    assert code == 2
+    assert "the callbacks queue runs in workers of its own" in output
