@@ -3,8 +3,8 @@
 Callers: nobody, a malformed key, a revoked key, another agency's key, the owner's test key,
 the owner's live key, an agency with the fleet_dispatch role, and a signed-in console user
 of each role (admin, operator, auditor). The owner's requests are made with its test key, so
-its live key is a stranger to them (test and live keys are two worlds). A route added to the app without a row here fails
-``test_every_route_has_a_row``.
+its live key is a stranger to them (test and live keys are two worlds). A route added to the
+app without a row here fails ``test_every_route_has_a_row``.
 
 Console answers: ``login`` is a redirect to the sign-in page (no console session: API keys
 never open the console, and a console cookie never opens the API); 302 is a redirect after a
