@@ -222,3 +222,74 @@ def test_callbacks_and_the_fhir_view_say_a_request_is_a_test(
     fhir = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(test)).get_json()
     assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
             "code": "HTEST", "display": "test health data"} in fhir["meta"]["tag"]
+
+
+# -- migration 0007 --------------------------------------------------------------------
+def test_migration_0007_derives_each_requests_key_type_from_its_key(database_url):
+    from sqlalchemy.exc import IntegrityError
+
+    from gateway.db import Database
+    from gateway.migrate import upgrade
+    from gateway.models import Agency, ApiKey
+
+    db = Database(database_url)
+    try:
+        upgrade(db, "0006")
+        with db.write() as session:
+            session.add(Agency(id="a1", name="Puskesmas", services=[], roles=[]))
+            session.flush()
+            for key_id, prefix in (("k-test", "gw_test_AAAAAAAAAA"),
+                                   ("k-live", "gw_live_BBBBBBBBBB")):
+                session.add(ApiKey(id=key_id, agency_id="a1", prefix=prefix,
+                                   key_hash="0" * 64, key_type=prefix[3:7]))
+            session.flush()
+
+            def request(request_id, key_id, key_type, idempotency_key):
+                session.add(ServiceRequest(
+                    id=request_id, agency_id="a1", api_key_id=key_id, service="s",
+                    key_type=key_type, status="received", idempotency_key=idempotency_key,
+                    request_fingerprint="f", correlation_id="c"))
+
+            # a row whose stored type disagrees with the key that made it
+            request("r-wrong", "k-test", "live", "one")
+            request("r-live", "k-live", "live", "two")
+        upgrade(db, "head")
+        with db.write() as session:
+            assert session.get(ServiceRequest, "r-wrong").key_type == "test"
+            assert session.get(ServiceRequest, "r-live").key_type == "live"
+            # one Idempotency-Key, one request per key type ...
+            session.add(ServiceRequest(
+                id="r-test", agency_id="a1", api_key_id="k-test", service="s",
+                key_type="test", status="received", idempotency_key="two",
+                request_fingerprint="f", correlation_id="c"))
+        # ... and still only one per key type
+        with pytest.raises(IntegrityError), db.write() as session:
+            session.add(ServiceRequest(
+                id="r-again", agency_id="a1", api_key_id="k-live", service="s",
+                key_type="live", status="received", idempotency_key="two",
+                request_fingerprint="f", correlation_id="c"))
+    finally:
+        db.dispose()
+
+
+# -- the console: admins see both worlds, each labelled ----------------------------------
+def test_the_console_labels_test_requests_and_filters_by_key_type(make_app, medicine_body):
+    app = make_app(couriers={"own_fleet": {}},
+                   services={"medicine_delivery": {"couriers": ["own_fleet"]}})
+    client = app.test_client()
+    live, test = one_agency_two_keys(app)
+    test_id = client.post(CREATE, json=medicine_body, headers=bearer(test)).get_json()["id"]
+    live_id = client.post(CREATE, json={**medicine_body, "prescription_id": "RX-LIVE"},
+                          headers=bearer(live)).get_json()["id"]
+    wait_for_status(app, test_id, "booked")
+    wait_for_status(app, live_id, "booked")
+    admin = sign_in(app, "admin").client
+
+    every = admin.get("/console/requests").get_data(as_text=True)
+    assert f"request-{test_id}" in every and f"request-{live_id}" in every
+    only_live = admin.get("/console/requests?key_type=live").get_data(as_text=True)
+    assert f"request-{live_id}" in only_live and f"request-{test_id}" not in only_live
+    # in mode sandbox nothing is real: the board shows both bookings, the test one labelled
+    board = admin.get("/console/fleet").get_data(as_text=True)
+    assert board.count('class="card fleet-job"') == 2
+    assert board.count('<span class="status">test</span>') == 1
