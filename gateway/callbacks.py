@@ -94,6 +94,8 @@ def callback_body(delivery: CallbackDelivery, record: ServiceRequest, event: Sta
         "request_id": record.id,
         "service": record.service,
         "reference": record.external_reference,
+        # a test key's requests call back too: the receiver must be able to tell them apart
+        "key_type": record.key_type,
         "status": delivery.status,
         "raw_status": event.raw_status,
         "provider": record.provider,

@@ -3,6 +3,11 @@
 Shared by the staff API (``/api/v1/fleet``) and the console's dispatch board. Each step is a
 report from the ``own_fleet`` courier, applied to the request like any provider's; the last
 step needs the recipient's delivery PIN when the request has one.
+
+A job belongs to the world of the request it carries: one made with a test key is on a
+sandbox dispatch list that only the fleet office's test keys see and move, never offered to
+the real staff (live keys) nor, in ``mode: live``, to the console's board; and back. Callers
+say which key types they may see (``key_types``); a job of another is a missing id (404).
 """
 
 from __future__ import annotations
@@ -22,40 +27,68 @@ MAX_PIN_FAILURES = 5
 STEPS = tuple(NEXT_STATES)
 
 
-def job_view(gateway, job: FleetJob) -> dict:
+def job_view(gateway, job: FleetJob, key_type: str) -> dict:
     """A job with its order opened: only for people allowed to dispatch."""
     return {"id": job.id, "courier": job.courier, "state": job.state,
             "staff_name": job.staff_name, "order": gateway.vault.open(job.order_ciphertext),
-            "created_at": job.created_at, "updated_at": job.updated_at}
+            "key_type": key_type, "created_at": job.created_at, "updated_at": job.updated_at}
 
 
-def list_jobs(gateway, state: str | None = None, states=None, limit: int = 500) -> list[dict]:
-    """Oldest first: the longest-waiting booking is the next one to take."""
-    query = select(FleetJob).order_by(FleetJob.created_at)
+def _jobs_with_key_type(key_types=None):
+    """Jobs with the key type of the request each carries (found through the attempt that
+    booked it, by our reference), only those of ``key_types`` unless it is None. A job
+    whose request cannot be found belongs to no world and is shown to nobody."""
+    query = (select(FleetJob, ServiceRequest.key_type)
+             .join(CourierAttempt, CourierAttempt.reference == FleetJob.reference)
+             .join(ServiceRequest, ServiceRequest.id == CourierAttempt.request_id))
+    if key_types is not None:
+        query = query.where(ServiceRequest.key_type.in_(list(key_types)))
+    return query
+
+
+def _find_job(session, job_id: str, key_types) -> tuple[FleetJob, str]:
+    """:raises ApiError: 404, alike for a missing job and one of another world"""
+    found = session.execute(_jobs_with_key_type(key_types).where(FleetJob.id == job_id)
+                            ).first()
+    if found is None:
+        raise ApiError(404, "fleet_job_not_found", "No fleet job with this id.")
+    return found[0], found[1]
+
+
+def list_jobs(gateway, state: str | None = None, states=None, limit: int = 500, *,
+              key_types=None) -> list[dict]:
+    """Oldest first: the longest-waiting booking is the next one to take.
+
+    :param key_types: show only jobs for requests made with these types of key (the staff
+        API passes the caller's own); None shows every job
+    """
+    query = _jobs_with_key_type(key_types).order_by(FleetJob.created_at)
     if state:
         query = query.where(FleetJob.state == state)
     if states:
         query = query.where(FleetJob.state.in_(states))
     with gateway.db.read() as session:
-        return [job_view(gateway, job) for job in session.scalars(query.limit(limit))]
+        return [job_view(gateway, job, key_type)
+                for job, key_type in session.execute(query.limit(limit))]
 
 
 def advance(gateway, job_id: str, step: str, actor: str, *, staff_name: str | None = None,
-            pin: str | None = None) -> dict:
+            pin: str | None = None, key_types=None) -> dict:
     """Accept, pick up or deliver a job; each step moves its request forward.
 
-    :raises ApiError: 404 unknown job or step, 409 wrong state or PIN locked, 422 wrong PIN
+    :param key_types: the caller may move only jobs for requests made with these types of
+        key (see :func:`list_jobs`)
+    :raises ApiError: 404 unknown job (or of another world) or step, 409 wrong state or PIN
+        locked, 422 wrong PIN
     """
     if step not in NEXT_STATES:
         raise ApiError(404, "not_found", "Steps are accept, pickup and deliver.")
     before, after = NEXT_STATES[step]
     proof = None
     if step == "deliver":
-        proof = _check_pin(gateway, job_id, pin, before, actor)
+        proof = _check_pin(gateway, job_id, pin, before, actor, key_types)
     with gateway.db.write() as session:
-        job = session.get(FleetJob, job_id)
-        if job is None:
-            raise ApiError(404, "fleet_job_not_found", "No fleet job with this id.")
+        job, key_type = _find_job(session, job_id, key_types)
         if job.state != before:
             raise ApiError(409, "fleet_job_state", f"The job is {job.state}; {step} needs it "
                                                    f"to be {before}.")
@@ -66,21 +99,20 @@ def advance(gateway, job_id: str, step: str, actor: str, *, staff_name: str | No
         if proof is not None:
             proof["delivered_by"] = job.staff_name
         event = fleet_event(job, proof)
-        courier, view = job.courier, job_view(gateway, job)
+        courier, view = job.courier, job_view(gateway, job, key_type)
     store_events(gateway, courier, [event], source="fleet")
     return view
 
 
-def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str, actor: str) -> dict:
+def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str, actor: str,
+               key_types) -> dict:
     """For a request that has a delivery PIN, the courier must give it to complete.
 
     Wrong PINs are counted (in their own transaction, so a refusal still counts); after
     five the job is locked for the office to sort out. :return: the proof to record
     """
     with gateway.db.write() as session:
-        job = session.get(FleetJob, job_id)
-        if job is None:
-            raise ApiError(404, "fleet_job_not_found", "No fleet job with this id.")
+        job, _key_type = _find_job(session, job_id, key_types)
         if job.state != expected_state:
             return {}  # the step itself is refused (409) before any PIN matters
         attempt = session.scalars(select(CourierAttempt).where(

@@ -116,17 +116,22 @@ class ServiceRequest(Base):
 
     __tablename__ = "service_requests"
     __table_args__ = (
-        UniqueConstraint("agency_id", "idempotency_key", name="uq_service_requests_idempotency"),
-        Index("ix_service_requests_agency_created", "agency_id", "created_at", "id"),
+        # Test and live keys are two worlds (gateway.records.owned_by): an Idempotency-Key,
+        # an active reference and the listing belong to one agency *and* one key type.
+        UniqueConstraint("agency_id", "key_type", "idempotency_key",
+                         name="uq_service_requests_key_type_idempotency"),
+        Index("ix_service_requests_agency_key_created", "agency_id", "key_type", "created_at",
+              "id"),
         Index("ix_service_requests_pending", "pending_job", "pending_since"),
-        UniqueConstraint("agency_id", "service", "active_reference",
-                         name="uq_service_requests_active_reference"),
+        UniqueConstraint("agency_id", "key_type", "service", "active_reference",
+                         name="uq_service_requests_key_type_active_reference"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
     api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
     service: Mapped[str] = mapped_column(String(64), index=True)
+    #: ``live`` or ``test``: the type of the key that made it, the world it lives in
     key_type: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(32), index=True)
     external_reference: Mapped[str | None] = mapped_column(String(128), index=True)

@@ -6,7 +6,11 @@ The rules that must always hold live here, once:
   work it is owed (``pending_job``) in one transaction; a job is enqueued only after that;
 * statuses move forward only: every event lands on the timeline, only forward ones apply;
 * an agency sees only its own requests: lookups filter by agency, so another agency's id is
-  indistinguishable from a missing one.
+  indistinguishable from a missing one;
+* a test key and a live key are two worlds, even inside one agency: every lookup, listing,
+  Idempotency-Key, active reference and capacity count is scoped by the actor, agency *and*
+  key type (:func:`owned_by`), so what a test key made is a missing id to a live key, and
+  back.
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ def transition(gateway, session: Session, record: ServiceRequest, status: Status
     return applied
 
 
+def owned_by(actor: dict):
+    """The condition that scopes requests to what ``actor`` may see: its agency and the type
+    of key it holds (a test key never sees a live request, and back)."""
+    return and_(ServiceRequest.agency_id == actor["id"],
+                ServiceRequest.key_type == actor["key_type"])
+
+
 @dataclass
 class Intake:
     record: ServiceRequest
@@ -80,10 +91,14 @@ def create_request(gateway, actor: dict, service_name: str, data: dict, *, refer
                    alternatives=None) -> Intake:
     """Store a validated request, or return the one an ``Idempotency-Key`` already made.
 
+    Idempotency keys, active references and capacity belong to the actor's agency and key
+    type: a test key's request never replays, blocks or takes the room of a live one.
+
     :param unique_reference_field: when set, ``reference`` may have only one active request
-        per agency and service; a second is refused naming this field
+        per agency, key type and service; a second is refused naming this field
     :param capacity: a :class:`gateway.services.Capacity` the request takes, checked and
-        taken in the same transaction; ``alternatives(taken)`` lists other options when full
+        taken in the same transaction (test and live requests count apart);
+        ``alternatives(taken)`` lists other options when full
     :raises ApiError: 409 (the request conflicts with what is stored, not with the schema):
         ``idempotency_key_reused`` when the key was used for another body,
         ``duplicate_reference`` when the reference already has an active request,
@@ -110,8 +125,7 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
         if idempotency_key is not None:
             existing = session.execute(
                 select(ServiceRequest).options(selectinload(ServiceRequest.events))
-                .where(ServiceRequest.agency_id == actor["id"],
-                       ServiceRequest.idempotency_key == idempotency_key)
+                .where(owned_by(actor), ServiceRequest.idempotency_key == idempotency_key)
             ).scalar_one_or_none()
             if existing is not None:
                 if existing.request_fingerprint != request_fingerprint:
@@ -123,15 +137,14 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
         active_reference = reference if unique_reference_field and reference else None
         if active_reference is not None and session.scalar(
                 select(ServiceRequest.id).where(
-                    ServiceRequest.agency_id == actor["id"],
-                    ServiceRequest.service == service_name,
+                    owned_by(actor), ServiceRequest.service == service_name,
                     ServiceRequest.active_reference == active_reference)) is not None:
             raise ApiError(409, "duplicate_reference",
                            f"An active request already has this {unique_reference_field}.",
                            fields={unique_reference_field: [
                                "An active request already has this value; cancel it first."]})
         if capacity is not None:
-            _take_capacity(session, service_name, capacity, alternatives)
+            _take_capacity(session, service_name, actor["key_type"], capacity, alternatives)
         now = utcnow()
         # Everything below reaches the database in the commit's one flush (batched).
         record = ServiceRequest(
@@ -156,20 +169,24 @@ def _create_once(gateway, actor, service_name, data, reference, idempotency_key,
         return Intake(record, created=True)
 
 
-def _take_capacity(session: Session, service_name: str, capacity, alternatives) -> None:
+def _take_capacity(session: Session, service_name: str, key_type: str, capacity,
+                   alternatives) -> None:
     """Check room for ``capacity`` among active requests, in the caller's transaction.
 
-    SQLite write transactions are already serialised; on PostgreSQL an advisory lock per
-    key keeps two requests from taking the last seat together.
+    Test requests count against a sandbox copy of the resource: they never take a real
+    seat, and a live request never fills a test one. SQLite write transactions are already
+    serialised; on PostgreSQL an advisory lock per key keeps two requests from taking the
+    last seat together.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                        {"key": zlib.crc32(f"{service_name}:{capacity.key}".encode())})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(
+            f"{service_name}:{key_type}:{capacity.key}".encode())})
 
     def taken(key: str) -> int:
         return session.scalar(
             select(func.coalesce(func.sum(ServiceRequest.capacity_units), 0)).where(
                 ServiceRequest.service == service_name, ServiceRequest.capacity_key == key,
+                ServiceRequest.key_type == key_type,
                 ServiceRequest.status.not_in([str(s) for s in TERMINAL]))) or 0
 
     left = capacity.limit - taken(capacity.key)
@@ -182,10 +199,15 @@ def _take_capacity(session: Session, service_name: str, capacity, alternatives) 
                        details={"alternatives": alternatives(taken) if alternatives else []})
 
 
-def get_for_agency(session: Session, agency_id: str, request_id: str) -> ServiceRequest:
+def get_for_actor(session: Session, actor: dict, request_id: str) -> ServiceRequest:
+    """The request ``request_id`` if ``actor`` may see it (:func:`owned_by`).
+
+    :raises ApiError: 404 ``request_not_found``, the same for a missing id, another agency's
+        request and one made with the other type of key
+    """
     record = session.execute(
         select(ServiceRequest).options(selectinload(ServiceRequest.events))
-        .where(ServiceRequest.id == request_id, ServiceRequest.agency_id == agency_id)
+        .where(ServiceRequest.id == request_id, owned_by(actor))
     ).scalar_one_or_none()
     if record is None:
         raise ApiError(404, "request_not_found", "No request with this id.")
@@ -223,13 +245,14 @@ def newest_first_after(query, cursor: str | None):
     return query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
 
 
-def list_for_agency(session: Session, agency_id: str, *, service=None, status=None,
-                    created_after=None, created_before=None, cursor=None, limit=50):
-    """Newest first, keyset-paginated so deep pages cost the same as the first.
+def list_for_actor(session: Session, actor: dict, *, service=None, status=None,
+                   created_after=None, created_before=None, cursor=None, limit=50):
+    """The actor's requests (:func:`owned_by`), newest first, keyset-paginated so deep pages
+    cost the same as the first.
 
     :return: ``(records, next_cursor or None)``
     """
-    query = select(ServiceRequest).where(ServiceRequest.agency_id == agency_id)
+    query = select(ServiceRequest).where(owned_by(actor))
     if service:
         query = query.where(ServiceRequest.service == service)
     if status:

@@ -1,6 +1,9 @@
 """The own-fleet dispatch API for staff apps; the rules live in ``gateway.fleet``.
 
-Only callers whose agency has the ``fleet_dispatch`` role may use it.
+Only callers whose agency has the ``fleet_dispatch`` role may use it, and each key sees and
+moves only the jobs of requests made with its own type of key: the real staff (live keys)
+are never offered a test request, and a test key (a staff app in development) works a
+sandbox list of test requests only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class FleetJobSchema(Schema):
     id = fields.String(required=True)
     courier = fields.String(required=True)
     state = fields.String(required=True, validate=validate.OneOf(list(STATUS_MAP)))
+    key_type = fields.String(required=True, validate=validate.OneOf(["live", "test"]),
+                             metadata={"description": "The type of key the request was made "
+                                                      "with (always the caller's own)."})
     staff_name = fields.String(allow_none=True)
     order = fields.Dict(required=True, metadata={"description": "What to carry, and where."})
     created_at = fields.String(required=True)
@@ -69,7 +75,7 @@ def list_jobs():
         args = FleetListArgsSchema().load(request.args.to_dict())
     except ValidationError as exc:
         raise validation_error(exc.messages, "The query is not valid.") from None
-    jobs = fleet.list_jobs(gateway, args.get("state"))
+    jobs = fleet.list_jobs(gateway, args.get("state"), key_types=(g.actor["key_type"],))
     return FleetJobListSchema().dump({"jobs": [_dump(job) for job in jobs]})
 
 
@@ -86,4 +92,4 @@ def advance(job_id: str, step: str):
         raise validation_error(exc.messages) from None
     return _dump(fleet.advance(gateway, job_id, step, actor_label(g.actor),
                                staff_name=args.get("staff_name") or g.actor.get("name"),
-                               pin=args.get("pin")))
+                               pin=args.get("pin"), key_types=(g.actor["key_type"],)))

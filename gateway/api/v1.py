@@ -14,19 +14,18 @@ import secrets
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import select
 
 from ..batch import submit as submit_for_dispatch
 from ..errors import ApiError
 from ..events import actor_label
-from ..models import ServiceRequest, utcnow
+from ..models import utcnow
 from ..operations import cancel_request as cancel
 from ..records import (
     create_request,
     detail,
     fingerprint,
-    get_for_agency,
-    list_for_agency,
+    get_for_actor,
+    list_for_actor,
     summary,
 )
 from ..services import RequestRefused, ViewGone
@@ -146,7 +145,8 @@ def create_service_request(service_name: str):
 
 @bp.get("/requests")
 def list_requests():
-    """This agency's requests, newest first, filtered and paginated."""
+    """This agency's requests made with this type of key, newest first, filtered and
+    paginated."""
     _require("requests:list")
     try:
         args = RequestListArgsSchema().load(request.args.to_dict())
@@ -155,7 +155,7 @@ def list_requests():
     settings = _gateway().settings["api"]
     limit = min(args.pop("limit", settings["default_page_size"]), settings["max_page_size"])
     with _gateway().db.read() as session:
-        rows, next_cursor = list_for_agency(session, g.actor["id"], limit=limit, **args)
+        rows, next_cursor = list_for_actor(session, g.actor, limit=limit, **args)
         return RequestListSchema().dump({"requests": [summary(r) for r in rows],
                                          "next_cursor": next_cursor})
 
@@ -164,7 +164,7 @@ def list_requests():
 def get_request(request_id: str):
     """One request with its timeline of status events."""
     with _gateway().db.read() as session:
-        record = get_for_agency(session, g.actor["id"], request_id)
+        record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         return RequestDetailSchema().dump(detail(record, _gateway().vault))
 
@@ -195,7 +195,7 @@ def request_view(request_id: str, view_name: str):
     """Another representation of a request, offered by its service (e.g. ``fhir``)."""
     gateway = _gateway()
     with gateway.db.read() as session:
-        record = get_for_agency(session, g.actor["id"], request_id)
+        record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         service = gateway.services.get(record.service)
         view = service.views().get(view_name) if service else None
@@ -221,11 +221,10 @@ def cancel_request(request_id: str):
     """Cancel a request: at once if no courier holds it yet, otherwise at the courier."""
     gateway = _gateway()
     cancel(gateway, request_id, actor_label(g.actor), g.correlation_id,
-           find=lambda session: get_for_agency(session, g.actor["id"], request_id),
+           find=lambda session: get_for_actor(session, g.actor, request_id),
            authorize=lambda record: _require("requests:cancel", record))
     with gateway.db.read() as session:
-        record = session.execute(select(ServiceRequest).where(ServiceRequest.id == request_id)
-                                 ).scalar_one()
+        record = get_for_actor(session, g.actor, request_id)
         response = jsonify(RequestDetailSchema().dump(detail(record, gateway.vault)))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

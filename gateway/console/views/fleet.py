@@ -2,6 +2,10 @@
 
 New bookings are assigned to a staff courier, marked picked up, and completed with the
 recipient's delivery PIN; the rules are ``gateway.fleet``'s, as for the staff API.
+
+In ``mode: live`` the board is the real dispatch office's: it shows and moves only bookings
+of requests made with live keys (a test request is never offered to real staff). In sandbox
+mode nothing is real, and the board shows every booking, test ones labelled.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ ACTIVE_STATES = ("new", "accepted", "picked_up")
 STEP_DONE = {"accept": "Assigned.", "pickup": "Marked picked up.", "deliver": "Delivered."}
 
 
+def _key_types():
+    return ("live",) if gateway().settings["mode"] == "live" else None
+
+
 @bp.route("/fleet")
 @requires("console:fleet:read")
 def fleet():
-    jobs = fleet_rules.list_jobs(gateway(), states=ACTIVE_STATES)
+    jobs = fleet_rules.list_jobs(gateway(), states=ACTIVE_STATES, key_types=_key_types())
     if not can("console:fleet:act"):
         jobs = [{**job, "order": masked(job["order"])} for job in jobs]
     columns = {state: [job for job in jobs if job["state"] == state] for state in ACTIVE_STATES}
@@ -39,7 +47,8 @@ def fleet_step(job_id: str, step: str):
         return redirect(url_for("console.fleet"))
     try:
         fleet_rules.advance(gateway(), job_id, step, actor_label(g.actor),
-                            staff_name=staff_name, pin=request.form.get("pin", "").strip())
+                            staff_name=staff_name, pin=request.form.get("pin", "").strip(),
+                            key_types=_key_types())
     except ApiError as exc:
         flash(_(exc.message), "error")
     else:

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 
 from ...errors import ApiError
 from ...events import actor_label
+from ...keys import KEY_TYPES
 from ...models import (
     Agency,
     AuditRecord,
@@ -26,7 +27,8 @@ from ..i18n import gettext as _
 from ..masking import flatten, masked
 
 PAGE_SIZE = 50
-FILTERS = ("service", "status", "agency", "provider", "reference", "since", "until")
+FILTERS = ("service", "status", "agency", "key_type", "provider", "reference", "since",
+           "until")
 
 
 def _day_start(text: str | None) -> datetime | None:
@@ -47,6 +49,8 @@ def _search(args, cursor: str | None):
         query = query.where(ServiceRequest.status == args["status"])
     if args.get("agency"):
         query = query.where(ServiceRequest.agency_id == args["agency"])
+    if args.get("key_type"):    # admins see both worlds; each row says which it is
+        query = query.where(ServiceRequest.key_type == args["key_type"])
     if args.get("provider"):
         query = query.where(ServiceRequest.provider == args["provider"])
     if args.get("reference"):
@@ -79,6 +83,7 @@ def requests():
         agencies = session.execute(select(Agency.id, Agency.name).order_by(Agency.name)).all()
     return render("console/requests.html", rows=rows, args=args, next_cursor=next_cursor,
                   agencies=agencies, services=sorted(gateway().services),
+                  key_types=KEY_TYPES,
                   providers=sorted(gateway().courier_configs),
                   statuses=[status.value for status in Status])
 
