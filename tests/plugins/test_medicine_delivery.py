@@ -305,7 +305,7 @@ def test_the_migration_removes_old_lists_from_saved_settings_and_fails_closed(
         "rule": "allow_list", "required": True, "allow_list_nik_sha256": [old]}}
     with gateway.db.write() as session:          # a console version saved before the change
         session.execute(text("DELETE FROM alembic_version"))
-        session.execute(text("INSERT INTO alembic_version VALUES ('0006')"))
+        session.execute(text("INSERT INTO alembic_version VALUES ('0007')"))
         session.add(ConfigVersion(target="service:medicine_delivery", data=saved,
                                   author="admin:ani"))
     with caplog.at_level(logging.WARNING):
