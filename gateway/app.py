@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, console, errors, logs, metrics
 from .core import Gateway
@@ -37,4 +38,10 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     errors.init_app(app)
     api.init_app(app)
     console.init_app(app)
+    if settings["trusted_proxies"]:
+        # The client address (sign-in and bad-key throttling, logs) and scheme come from the
+        # last N hops of X-Forwarded-For/-Proto, which our own proxies wrote; with 0 those
+        # headers are ignored, so a caller cannot choose the address it is counted under.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["trusted_proxies"],
+                                x_proto=settings["trusted_proxies"])
     return app

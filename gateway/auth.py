@@ -6,10 +6,19 @@ The actor carries the key's type: requests made with a ``test`` key only ever re
 couriers.
 
 Looking a key up costs a database session on every API call, so recognised keys are kept in
-a small per-process cache (:class:`KeyCache`). Revocation stays immediate: every committed
-change to a key or an agency, from any process, bumps a version number in Redis
-(:func:`watch_key_changes`), and a cached entry counts only while that number is the one it
-was read under. Without Redis the cache is bypassed and every call reads the database.
+a small per-process cache (:class:`KeyCache`). Revocation reaches every process within a
+second, whatever Redis it can or cannot see:
+
+* every committed change to a key or an agency, from any process, bumps a version number in
+  Redis (:func:`watch_key_changes`), and a cached entry counts only while that number is the
+  one it was read under: a process on the same Redis refuses a revoked key at once;
+* a cached entry is trusted for at most :data:`TRUST_SECONDS` whatever the version says, so
+  a change whose bump never reached this process's Redis (Redis down, or the changing process
+  on another Redis) is read from the database within that time;
+* when the version cannot be read the cache is bypassed and every call reads the database.
+
+The cost is one indexed read per key per process per second under load; a cached entry
+answers every other call.
 """
 
 from __future__ import annotations
@@ -27,16 +36,20 @@ from .keys import key_matches, parse_key
 from .models import Agency, ApiKey
 
 VERSION_KEY = "gateway:auth:version"
+#: the longest a process answers from a key it read before, without reading it again
+TRUST_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
 class KeyCache:
     """Recognised keys by prefix: ``prefix -> (version, stored hash, actor, read at)``.
 
-    Bounded in size and age; an entry is used only under the Redis version it was read at.
+    Bounded in size and age; an entry is used only under the Redis version it was read at,
+    and for at most ``max_age_seconds`` (the bound on revocation when the version misses a
+    change).
     """
 
-    def __init__(self, max_entries: int = 4096, max_age_seconds: float = 300.0):
+    def __init__(self, max_entries: int = 4096, max_age_seconds: float = TRUST_SECONDS):
         self.max_entries, self.max_age = max_entries, max_age_seconds
         self._entries: dict[str, tuple] = {}
         self._lock = threading.Lock()
@@ -77,7 +90,7 @@ def watch_key_changes(database, redis) -> None:
             try:
                 redis.incr(VERSION_KEY)
             except RedisError:
-                # Other processes may keep a revoked key for up to the cache's maximum age.
+                # Other processes keep a revoked key for at most TRUST_SECONDS.
                 log.warning(
                     "could not publish a key change to other processes (Redis unavailable)")
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from functools import cached_property
+from pathlib import Path
 
 from redis import Redis
 
@@ -29,7 +30,8 @@ from .errors import StartupError
 from .events import Event
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
-from .ratelimit import RateLimiter
+from .ratelimit import FailedKeyLimiter, RateLimiter
+from .redis_server import EMBEDDED_REDIS_DIR, running_url
 from .services import NAME_PATTERN
 from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
 
@@ -85,6 +87,8 @@ class Gateway:
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
+        #: wrong API keys per client address (``gateway.api``)
+        self.failed_keys = FailedKeyLimiter(self.redis, **settings["api"]["failed_key_limit"])
         #: API keys recognised recently (``gateway.auth``); changes anywhere invalidate it
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)
@@ -222,7 +226,12 @@ class Gateway:
 
     @property
     def redis_url(self) -> str:
-        return self.settings["redis_url"] or DEFAULT_REDIS_URL
+        """The configured Redis; else the one ``gateway up`` runs on this data directory (so a
+        command from another shell reaches the same Redis as the running gateway); else the
+        local default."""
+        return (self.settings["redis_url"]
+                or running_url(Path(self.settings["data_dir"]) / EMBEDDED_REDIS_DIR)
+                or DEFAULT_REDIS_URL)
 
     @cached_property
     def redis(self) -> Redis:

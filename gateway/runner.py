@@ -25,7 +25,7 @@ from .console.users import AdminUserError, create_admin, list_admins
 from .keys import parse_key
 from .migrate import upgrade
 from .models import ApiKey
-from .redis_server import EmbeddedRedis
+from .redis_server import EMBEDDED_REDIS_DIR, EmbeddedRedis
 
 
 def ensure_demo_agency(gateway) -> str | None:
@@ -116,7 +116,7 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
     exit_code = 0
     try:
         if not settings["redis_url"]:
-            redis = EmbeddedRedis(Path(settings["data_dir"]) / "redis")
+            redis = EmbeddedRedis(Path(settings["data_dir"]) / EMBEDDED_REDIS_DIR)
             env["GATEWAY_REDIS_URL"] = redis.start()
             print(f"redis: embedded, {env['GATEWAY_REDIS_URL']}", flush=True)
         command = [sys.executable, "-m", "gateway"]

@@ -37,6 +37,7 @@ ENV_OVERRIDES = {
     "GATEWAY_PORT": "port",
     "GATEWAY_DATA_DIR": "data_dir",
     "GATEWAY_LOG_FORMAT": "log_format",
+    "GATEWAY_TRUSTED_PROXIES": "trusted_proxies",
 }
 
 
@@ -161,6 +162,21 @@ class BucketSchema(Schema):
                            metadata={"description": "Calls allowed at once."})
 
 
+class FailedKeyLimitSchema(Schema):
+    """Calls with a wrong API key, per client address: past the limit the address gets 429
+    ``too_many_failed_keys`` until its window ends."""
+
+    class Meta:
+        unknown = RAISE
+
+    attempts = fields.Integer(strict=True, load_default=20, validate=validate.Range(min=1),
+                              metadata={"description": "Wrong keys allowed per window."})
+    window_seconds = fields.Integer(strict=True, load_default=300,
+                                    validate=validate.Range(min=1, max=86400),
+                                    metadata={"description": "The window, from the first "
+                                                             "wrong key."})
+
+
 class ApiSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -171,6 +187,8 @@ class ApiSchema(Schema):
         load_default=lambda: {"live": {"rate": 50.0, "burst": 200},
                               "test": {"rate": 10.0, "burst": 50}},
         metadata={"description": "Per agency and key type, a token bucket."})
+    failed_key_limit = fields.Nested(FailedKeyLimitSchema,
+                                     load_default=lambda: FailedKeyLimitSchema().load({}))
 
     max_body_bytes = fields.Integer(strict=True, load_default=256 * 1024,
                                     validate=validate.Range(min=1024))
@@ -267,6 +285,11 @@ class CoreConfigSchema(Schema):
     redis_url = fields.String(load_default=None, allow_none=True)
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8080, validate=validate.Range(min=1, max=65535))
+    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5),
+                                     metadata={"description": "How many reverse proxies in "
+                                                              "front of the gateway add "
+                                                              "X-Forwarded-For/-Proto; 0: "
+                                                              "none, the headers are ignored."})
     mode = fields.String(load_default="sandbox", validate=validate.OneOf(["sandbox", "live"]),
                          metadata={"description": "sandbox: every request goes to simulators."})
     secret_key = fields.String(load_default=None, allow_none=True,

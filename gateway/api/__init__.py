@@ -38,8 +38,18 @@ def _begin_request():
     if request.endpoint is None or is_public(current_app, request.endpoint):
         return
     gateway = current_app.extensions["gateway"]
+    # A credential sent to the API (console pages keep their own sign-in throttle).
+    presented = request.blueprint != "console" and "Authorization" in request.headers
+    if presented:
+        wait = gateway.failed_keys.wait(request.remote_addr or "unknown")
+        if wait is not None:
+            raise ApiError(429, "too_many_failed_keys", "Too many calls with a wrong API key "
+                           "from this address; retry after the time in Retry-After.",
+                           headers={"Retry-After": str(wait)})
     actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
     if actor is None:
+        if presented:
+            gateway.failed_keys.failed(request.remote_addr or "unknown")
         raise ApiError(401, "unauthenticated",
                        "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.",
                        headers={"WWW-Authenticate": 'Bearer realm="gateway"'})

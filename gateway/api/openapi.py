@@ -40,7 +40,8 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not JSON (`unsupported_media_type`).",
     422: "Validation failed (`validation_failed`, or a service rule such as "
          "`restricted_medicine`); see `fields`.",
-    429: "Too many calls for this agency and key type (`rate_limited`); see Retry-After.",
+    429: "Too many calls for this agency and key type (`rate_limited`), or too many wrong "
+         "API keys from this address (`too_many_failed_keys`); see Retry-After.",
     503: "A dependency is unavailable; nothing was stored (`service_unavailable`).",
 }
 

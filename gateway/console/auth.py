@@ -45,25 +45,29 @@ def csrf_token() -> str:
 
 
 def client_address() -> str:
+    """The client's address: the peer's, or with ``trusted_proxies`` set, the one our own
+    proxies forwarded (ProxyFix, see ``create_app``)."""
     return request.remote_addr or "unknown"
 
 
 def sign_in(gateway, username: str, password: str):
-    """Check the password and start a new session; return an error text or None."""
+    """Check the password and start a new session; return an error text or None.
+
+    The attempt is counted before the password is checked (``throttle.begin_attempt``).
+    """
     address = client_address()
-    wait = throttle.wait_seconds(gateway.redis, username, address)
+    wait = throttle.begin_attempt(gateway.redis, username, address)
     if wait is not None:
         return 429, _("Too many failed sign-ins. Try again in %(minutes)s minutes.",
                       minutes=max(1, round(wait / 60))), wait
     user = authenticate(gateway, username, password)
     if user is None:
-        throttle.record_failure(gateway.redis, username, address)
         with gateway.db.write() as db_session:
             gateway.track(db_session, Event("admin.sign_in", actor=f"admin:{username[:64]}",
                                             outcome="refused",
                                             correlation_id=g.get("correlation_id")))
         return 401, _("Wrong username or password."), None
-    throttle.clear(gateway.redis, username)
+    throttle.succeeded(gateway.redis, username, address)
     old_sid = session.get("sid")
     sessions.end(gateway.redis, old_sid)
     session.clear()                       # a new session at sign-in, never the old one

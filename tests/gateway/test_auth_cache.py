@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import event, select
 
 from gateway.agencies import revoke_key
@@ -48,4 +50,18 @@ def test_deactivating_the_agency_refuses_its_cached_key_at_once(agency, gateway)
     assert agency.get(SERVICES).status_code == 200
     with gateway.db.write() as session:
         session.scalars(select(Agency).where(Agency.id == agency.agency.id)).one().active = False
+    assert agency.get(SERVICES).status_code == 401
+
+
+def test_a_key_revoked_where_redis_cannot_be_reached_is_refused_within_a_second(
+        agency, make_app):
+    """The revoking process cannot publish the change (its Redis is down, or another one):
+    this process's cached entry still stops counting within a second."""
+    assert agency.get(SERVICES).status_code == 200
+    cut_off = make_app(redis_url="redis://127.0.0.1:9/0").extensions["gateway"]
+    revoke_key(cut_off, "_".join(agency.key.split("_")[:3]), actor="test")
+    revoked_at = time.monotonic()
+    while agency.get(SERVICES).status_code == 200:
+        assert time.monotonic() - revoked_at < 1.0, "still accepted after a second"
+        time.sleep(0.05)
     assert agency.get(SERVICES).status_code == 401

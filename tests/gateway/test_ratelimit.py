@@ -44,3 +44,49 @@ def test_public_routes_and_unknown_callers_spend_no_tokens(make_app):
         assert client.get("/healthz").status_code == 200
         assert client.get("/api/v1/services").status_code == 401
     assert client.get("/api/v1/services", headers=bearer(new_key(app))).status_code == 200
+
+
+BAD_KEY = "gw_live_AAAAAAAAAA_" + "B" * 40
+
+
+def _from(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_an_address_sending_bad_keys_gets_429_then_others_are_unaffected(make_app):
+    app = make_app(api={"failed_key_limit": {"attempts": 3, "window_seconds": 60}})
+    guesser, neighbour = _from(app, "203.0.113.9"), _from(app, "198.51.100.7")
+    answers = [guesser.get("/api/v1/services", headers=bearer(BAD_KEY)) for _ in range(5)]
+    assert [r.status_code for r in answers] == [401, 401, 401, 429, 429]
+    limited = answers[3]
+    body = limited.get_json()
+    assert set(body) == {"code", "message", "status", "correlation_id"}
+    assert (body["code"], body["status"]) == ("too_many_failed_keys", 429)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert BAD_KEY not in limited.get_data(as_text=True)
+    # Once limited, the address's guesses are not even looked at (a right "guess" too).
+    key = new_key(app)
+    assert guesser.get("/api/v1/services", headers=bearer(key)).status_code == 429
+    # Another address: its bad key is only a 401, its good key works.
+    assert neighbour.get("/api/v1/services", headers=bearer(BAD_KEY)).status_code == 401
+    assert neighbour.get("/api/v1/services", headers=bearer(key)).status_code == 200
+    # Calls with no credentials at all are not guesses and are not counted.
+    stranger = _from(app, "192.0.2.44")
+    assert [stranger.get("/api/v1/services").status_code for _ in range(5)] == [401] * 5
+
+
+def test_bad_keys_behind_a_trusted_proxy_count_per_forwarded_address(make_app):
+    app = make_app(trusted_proxies=1,
+                   api={"failed_key_limit": {"attempts": 2, "window_seconds": 60}})
+    proxy = _from(app, "10.0.0.2")
+    for _ in range(3):
+        proxy.get("/api/v1/services", headers={**bearer(BAD_KEY),
+                                              "X-Forwarded-For": "203.0.113.9"})
+    guessed = proxy.get("/api/v1/services", headers={**bearer(BAD_KEY),
+                                                     "X-Forwarded-For": "203.0.113.9"})
+    assert guessed.status_code == 429
+    other = proxy.get("/api/v1/services", headers={**bearer(new_key(app)),
+                                                   "X-Forwarded-For": "198.51.100.7"})
+    assert other.status_code == 200

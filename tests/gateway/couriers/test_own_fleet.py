@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+
+from sqlalchemy import func, select
 
 from gateway.agencies import create_agency
+from gateway.fleet import MAX_PIN_FAILURES
+from gateway.models import AuditRecord
 from gateway.testing import drain, wait_for_status
 from tests.conftest import bearer, new_key
 
@@ -70,6 +75,48 @@ def test_the_delivery_pin_is_required_and_five_wrong_ones_lock_the_job(make_app,
     locked = client.post(f"/api/v1/fleet/jobs/{job_id}/deliver",
                          json={"pin": created["delivery_pin"]}, headers=bearer(staff))
     assert (locked.status_code, locked.get_json()["code"]) == (409, "pin_locked")
+    drain(app)
+    body = client.get(f"/api/v1/requests/{created['id']}", headers=bearer(pharmacy)).get_json()
+    assert body["status"] == "picked_up"
+
+
+def test_forty_parallel_wrong_pins_get_no_more_checks_than_allowed(make_app, medicine_body):
+    app = make_app(couriers={"gosend_sandbox": {"enabled": False}, "own_fleet": {}},
+                   services={"medicine_delivery": {"couriers": ["own_fleet"]}},
+                   api={"rate_limits": {"test": {"rate": 100.0, "burst": 500}}})
+    client = app.test_client()
+    pharmacy, staff = new_key(app, key_type="test"), dispatcher_key(app)
+    created = client.post(CREATE, json=medicine_body, headers=bearer(pharmacy)).get_json()
+    wait_for_status(app, created["id"], "booked")
+    job_id = client.get("/api/v1/fleet/jobs", headers=bearer(staff)).get_json()["jobs"][0]["id"]
+    for step in ("accept", "pickup"):
+        client.post(f"/api/v1/fleet/jobs/{job_id}/{step}", headers=bearer(staff))
+    pin = int(created["delivery_pin"])
+    wrong_pins = [str((pin + n) % 10 ** 6).zfill(6) for n in range(1, 41)]
+    start = threading.Barrier(len(wrong_pins))
+    answers = []
+
+    def deliver(guess):
+        guesser = app.test_client()
+        start.wait()
+        response = guesser.post(f"/api/v1/fleet/jobs/{job_id}/deliver", json={"pin": guess},
+                                headers=bearer(staff))
+        answers.append((response.status_code, response.get_json()["code"]))
+
+    threads = [threading.Thread(target=deliver, args=(guess,)) for guess in wrong_pins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(answers) <= {(422, "wrong_pin"), (409, "pin_locked")}, answers
+    assert answers.count((422, "wrong_pin")) <= MAX_PIN_FAILURES
+    with app.extensions["gateway"].db.read() as session:
+        checked = session.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.action == "fleet.pin", AuditRecord.outcome == "wrong"))
+    assert checked <= MAX_PIN_FAILURES
+    right = client.post(f"/api/v1/fleet/jobs/{job_id}/deliver",
+                        json={"pin": created["delivery_pin"]}, headers=bearer(staff))
+    assert (right.status_code, right.get_json()["code"]) == (409, "pin_locked")
     drain(app)
     body = client.get(f"/api/v1/requests/{created['id']}", headers=bearer(pharmacy)).get_json()
     assert body["status"] == "picked_up"

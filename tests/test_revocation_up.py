@@ -1,0 +1,99 @@
+"""An operator revokes a key with the CLI while ``gateway up`` serves it on the embedded default.
+
+The attack: a leaked key keeps working after the operator has revoked it. ``gateway up`` runs
+as a real process tree (embedded Redis, gunicorn with two workers that have both cached the
+key), and ``gateway keys revoke`` runs from "another shell": a separate process with the same
+configuration and data directory and no ``GATEWAY_REDIS_URL``. Within one second of the
+command returning, every API worker must refuse the key.
+
+Run it alone with ``pytest -k revocation_up``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.test_quickstart import (
+    BANNER_KEY,
+    BANNER_URL,
+    ROOT,
+    STOP_TIMEOUT,
+    free_port,
+    grab_urls,
+    wait_for_banner,
+)
+
+REFUSED_WITHIN = 1.0
+
+
+def _status(base: str, key: str) -> int:
+    return requests.get(f"{base}/api/v1/services", timeout=10,
+                        headers={"Authorization": f"Bearer {key}"}).status_code
+
+
+def _refused(base: str, key: str) -> bool:
+    """The key is not recognised: 401, or 429 for too many wrong keys from this address (not
+    the agency's own rate limit, which would mean the key still counts)."""
+    response = requests.get(f"{base}/api/v1/services", timeout=10,
+                            headers={"Authorization": f"Bearer {key}"})
+    return response.status_code == 401 or (
+        response.status_code == 429 and response.json()["code"] == "too_many_failed_keys")
+
+
+def test_a_key_revoked_with_the_cli_is_refused_by_every_worker_within_a_second(tmp_path):
+    config_dir = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config_dir)
+    port = free_port()
+    env = {**os.environ,
+           "GATEWAY_CONFIG": str(config_dir),
+           "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+           "GATEWAY_HOST": "127.0.0.1",
+           "GATEWAY_PORT": str(port),
+           "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           **grab_urls(free_port()),
+           "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}"}
+    for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
+        env.pop(name, None)
+    log_path = tmp_path / "gateway-up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gateway", "up"], cwd=tmp_path,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        banner = wait_for_banner(process, log_path)
+        base, key = BANNER_URL.search(banner).group(1), BANNER_KEY.search(banner).group(1)
+        # Enough calls that both API workers have looked the key up and cached it.
+        assert all(_status(base, key) == 200 for _ in range(20))
+
+        prefix = "_".join(key.split("_")[:3])
+        revoke = subprocess.run([sys.executable, "-m", "gateway", "keys", "revoke", prefix],
+                                cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60)
+        revoked_at = time.monotonic()
+        assert revoke.returncode == 0, revoke.stderr
+        assert f"revoked {prefix}" in revoke.stdout
+
+        answers = []
+        while (elapsed := time.monotonic() - revoked_at) < REFUSED_WITHIN + 2:
+            answers.append((round(elapsed, 3), _refused(base, key)))
+            time.sleep(0.05)
+        late = [t for t, refused in answers if t >= REFUSED_WITHIN and not refused]
+        assert not late, f"the revoked key still worked after {REFUSED_WITHIN} s: {late[:5]}"
+        print(f"first refusal {next(t for t, refused in answers if refused)} s after the "
+              f"revoke command returned")
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STOP_TIMEOUT) == 0, log_path.read_text(errors="replace")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
