@@ -135,7 +135,7 @@ class Gateway:
         files = (str(config_dir / "services.yaml"), str(config_dir / "couriers.yaml"))
         owned, problems = build_owned_config(self.services, self.courier_classes,
                                              self.settings.services, self.settings.couriers,
-                                             files)
+                                             files, self.settings["courier_hosts"])
         for name in self.settings.services:
             if name not in self.services:
                 log.warning("%s: %s: no installed service has this name; ignored",

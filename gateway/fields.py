@@ -1,8 +1,9 @@
 """Marshmallow building blocks that every Indonesian public service needs.
 
-Phone numbers normalised to E.164 (+62...), coordinates, a service area, and registries of
-named places (puskesmas, pickup points) read from config. They carry no knowledge of any
-particular service.
+Phone numbers normalised to E.164 (+62...), coordinates, a service area, registries of
+named places (puskesmas, pickup points) read from config, and :class:`Secret`, the field a
+settings schema declares a credential with. They carry no knowledge of any particular
+service.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ class IndonesianPhone(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return normalise_indonesian_phone(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Secret(fields.String):
+    """A credential in a service's or courier's settings: write-only.
+
+    Only a field declared secret (this class, or any field with ``metadata={"secret":
+    True}``) may hold a reference (``{$env: NAME}``, ``{$file: PATH}``) set in the console;
+    the console shows it as "set", never its value, variable or file, and diffs hide it.
+    Never show or log its value yourself.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {})["secret"] = True
+        kwargs.setdefault("validate", validate.Length(min=1))
+        super().__init__(**kwargs)
 
 
 class LocationSchema(Schema):

@@ -10,9 +10,13 @@ rebuilds its settings from the effective sections with the same function as star
 A change is validated with exactly the start-up rules before it is stored, and stored in one
 transaction with its audit event. Sections keep secret references (``{"$env": NAME}``,
 ``{"$file": PATH}``) unresolved: a secret's value is read only where it is used, and never
-reaches the database, a diff, the audit trail or a page. Literal values under secret-looking
-keys (``pass_key``, ``api_secret``, ...) are hidden in diffs too. No Flask here: the console,
-the CLI and tests use the same functions.
+reaches the database, a diff, the audit trail or a page. A reference may stand only in a
+field its schema declares secret, or where the deploy's files put that very reference
+(``gateway.references``): checked before anything is resolved, on saving and again on
+loading each stored version. Secrets (declared, or under credential-like keys such as
+``pass_key``) are hidden in diffs, references included. Couriers' URLs must be in the
+deploy's ``courier_hosts``, which only ``gateway.yaml`` sets. No Flask here: the console, the
+CLI and tests use the same functions.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,9 +35,12 @@ from sqlalchemy import func, select
 from .context import correlation_id
 from .events import Event
 from .models import ConfigVersion
+from .references import is_reference, is_secret_name, reference_problems, secret_paths
 from .settings import (
     ConfigError,
+    CourierSettingsSchema,
     OwnedConfig,
+    ServiceSettingsSchema,
     build_owned_config,
     check_courier,
     check_service,
@@ -43,9 +49,9 @@ from .settings import (
     resolve_references,
 )
 
+__all__ = ["is_reference", "is_secret_name"]   # kept importable from here
+
 KINDS = ("service", "courier")
-#: keys whose values are credentials: never shown, whatever the adapter's schema says
-SECRET_NAME = re.compile(r"key|secret|token|password|passwd|auth|credential", re.IGNORECASE)
 HIDDEN = "(hidden)"
 HIDDEN_CHANGED = "(hidden, changed)"
 
@@ -100,6 +106,25 @@ def file_section(gateway, target: str) -> dict:
     raise UnknownTarget(target)
 
 
+def section_schemas(gateway, target: str, section: dict | None = None) -> list:
+    """The schemas of a target's section: the core's part, then its owner's (the service's,
+    the adapter's that ``section`` names)."""
+    kind, name = split_target(target)
+    if kind == "service":
+        owner = gateway.services[name].config_schema
+        return [ServiceSettingsSchema(), *([owner()] if owner else [])]
+    adapter = courier_adapter(gateway.courier_classes, name, section or {})
+    owner = adapter.config_schema if adapter is not None else None
+    return [CourierSettingsSchema(), *([owner()] if owner else [])]
+
+
+def misplaced_references(gateway, target: str, data: dict) -> list[tuple[str, str]]:
+    """``(key path, reason)`` for references of ``data`` that may not stand where they are
+    (see ``gateway.references``), against the target's section of the files."""
+    return reference_problems(section_schemas(gateway, target, data), data,
+                              file_section(gateway, target))
+
+
 def newest_version_id(gateway) -> int:
     """The id of the newest version of any target (0: none): the cheap "anything new?"."""
     with gateway.db.read() as session:
@@ -136,17 +161,27 @@ def load_owned_config(gateway) -> tuple[OwnedConfig, int]:
         versions = newest_versions(session)
     sections = {"service": dict(gateway.settings.raw_services),
                 "courier": dict(gateway.settings.raw_couriers)}
+    problems: list[tuple[str, str, str]] = []
     for target, version in versions.items():
         kind, name = split_target(target)
-        if kind in sections:
-            sections[kind][name] = version.data
-    problems: list[tuple[str, str, str]] = []
+        if kind not in sections:
+            continue
+        try:
+            misplaced = misplaced_references(gateway, target, version.data)
+        except UnknownTarget:
+            misplaced = []
+        if misplaced:        # never resolved: a stored version must not read the server
+            problems.extend((f"console version {version.id}", f"{name}.{path}", reason)
+                            for path, reason in misplaced)
+            continue
+        sections[kind][name] = version.data
     files = ("services.yaml or console", "couriers.yaml or console")
     resolved = {kind: {name: resolve_references(section, name, file, problems)
                        for name, section in sections[kind].items()}
                 for kind, file in zip(KINDS, files, strict=True)}
     owned, invalid = build_owned_config(gateway.services, gateway.courier_classes,
-                                        resolved["service"], resolved["courier"], files)
+                                        resolved["service"], resolved["courier"], files,
+                                        gateway.settings["courier_hosts"])
     if problems or invalid:
         raise ConfigError(problems + invalid)
     return owned, max((v.id for v in versions.values()), default=0)
@@ -165,6 +200,9 @@ def validate_change(gateway, target: str, data: Any) -> list[tuple[str, str]]:
     odd = _not_plain(data)
     if odd is not None:
         return [(odd, "Use only text, numbers, true/false, null, lists and mappings.")]
+    misplaced = misplaced_references(gateway, target, data)
+    if misplaced:                           # refused before anything is read
+        return misplaced
     kind, name = split_target(target)
     problems: list[tuple[str, str, str]] = []
     resolved = resolve_references(data, "", target, problems)
@@ -173,7 +211,8 @@ def validate_change(gateway, target: str, data: Any) -> list[tuple[str, str]]:
     elif courier_adapter(gateway.courier_classes, name, resolved) is None:
         problems.append((target, "adapter", "no installed courier adapter has this name"))
     else:
-        config = check_courier(gateway.courier_classes, name, resolved, target, "", problems)
+        config = check_courier(gateway.courier_classes, name, resolved, target, "", problems,
+                               gateway.settings["courier_hosts"])
         if config is not None:
             problems.extend((target, "", reason) for reason in _adapter_refusal(
                 gateway, name, config))
@@ -265,44 +304,40 @@ def history(gateway, target: str) -> list[HistoryEntry]:
                                .order_by(ConfigVersion.id)).all()
     entries = [HistoryEntry(0, None, None, None, base, "")]
     for row in rows:
+        schemas = section_schemas(gateway, target, row.data)
         entries.append(HistoryEntry(row.id, row.author, row.note, row.created_at, row.data,
-                                    diff(entries[-1].data, row.data)))
+                                    diff(entries[-1].data, row.data, schemas)))
     return entries[::-1]
 
 
 # -- showing changes without showing secrets -------------------------------------------------
-def is_reference(value: Any) -> bool:
-    return isinstance(value, dict) and ("$env" in value or "$file" in value)
+def masked(data: Any, other: Any = None, schemas: list | None = None) -> Any:
+    """``data`` with every secret replaced by ``(hidden)`` (``(hidden, changed)`` where
+    ``other`` holds another value there): the fields ``schemas`` declare secret, and keys
+    named like credentials; a secret's reference is hidden too (it is set, that is all a
+    page says). References in other fields (the deploy's ``base_url``) stay."""
+    hide = secret_paths(schemas or [], data)
+    return _masked(data, other, "", hide)
 
 
-def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(str(name)))
-
-
-def masked(data: Any, other: Any = None) -> Any:
-    """``data`` with literal values under secret-looking keys replaced by ``(hidden)``
-    (``(hidden, changed)`` where ``other`` holds another value there). References stay:
-    they name where a secret is, not what it is."""
+def _masked(data: Any, other: Any, path: str, hide: set[str]) -> Any:
+    if path in hide and data is not None:
+        return HIDDEN_CHANGED if other is not None and other != data else HIDDEN
     if isinstance(data, dict) and not is_reference(data):
         other = other if isinstance(other, dict) else {}
-        out = {}
-        for key, value in data.items():
-            if is_secret_name(key) and not is_reference(value) and value is not None \
-                    and not isinstance(value, dict | list):
-                changed = key in other and other[key] != value
-                out[key] = HIDDEN_CHANGED if changed else HIDDEN
-            else:
-                out[key] = masked(value, other.get(key))
-        return out
+        return {key: _masked(value, other.get(key), f"{path}.{key}" if path else str(key),
+                             hide) for key, value in data.items()}
     if isinstance(data, list):
         other = other if isinstance(other, list) else []
-        return [masked(v, other[i] if i < len(other) else None) for i, v in enumerate(data)]
+        return [_masked(v, other[i] if i < len(other) else None,
+                        f"{path}.{i}" if path else str(i), hide) for i, v in enumerate(data)]
     return data
 
 
-def diff(before: dict, after: dict) -> str:
-    """A unified diff of two sections' YAML, secrets hidden, references shown as such."""
-    lines = difflib.unified_diff(_yaml_lines(masked(before)), _yaml_lines(masked(after, before)),
+def diff(before: dict, after: dict, schemas: list | None = None) -> str:
+    """A unified diff of two sections' YAML, secrets hidden (see :func:`masked`)."""
+    lines = difflib.unified_diff(_yaml_lines(masked(before, None, schemas)),
+                                 _yaml_lines(masked(after, before, schemas)),
                                  "before", "after", lineterm="")
     return "\n".join(lines)
 

@@ -8,8 +8,11 @@ The directory is ``$GATEWAY_CONFIG`` (default ``config/``). It holds:
 * ``couriers.yaml`` -- one mapping per courier adapter, keyed by adapter name, validated by the
   adapter's own ``config_schema``.
 
-Secrets are never written in these files: any value may be ``{"$env": "NAME"}`` (optionally
-with ``default``) or ``{"$file": "path"}``, resolved at load time. A bad file stops start-up
+Secrets are never written in these files: a value may be ``{"$env": "NAME"}`` (optionally
+with ``default``) or ``{"$file": "path"}``, resolved at load time. The files are the deploy's
+own, so a reference may stand anywhere in them; settings changed in the console may hold one
+only in a field declared secret (``gateway.references``). Couriers may call only the
+origins listed in ``courier_hosts`` (``gateway.origins``). A bad file stops start-up
 with a :class:`ConfigError` naming the file, the key path and the reason. This module never
 opens a database or a network connection, so ``gateway config check`` can run anywhere.
 """
@@ -19,12 +22,15 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from . import origins
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +236,8 @@ class MetricsSchema(Schema):
         unknown = RAISE
 
     token = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=16),
-                          metadata={"description": "A secret reference ({$env: NAME}): "
+                          metadata={"secret": True,
+                                    "description": "A secret reference ({$env: NAME}): "
                                                    "scrapers send 'Authorization: Bearer "
                                                    "<token>'. Unset: loopback callers only."})
 
@@ -274,6 +281,16 @@ class AuditSchema(Schema):
                        "another user or on another host, which holds the key."})
 
 
+class CourierOrigin(fields.String):
+    """``scheme://host[:port]``: an origin couriers may call, normalised to its parsed form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return str(origins.parse_origin(super()._deserialize(value, attr, data, **kwargs)))
+        except origins.UnsafeUrl as exc:
+            raise ValidationError(f"Not an origin (scheme://host[:port]): {exc}.") from None
+
+
 class CoreConfigSchema(Schema):
     """``gateway.yaml``."""
 
@@ -293,7 +310,13 @@ class CoreConfigSchema(Schema):
     mode = fields.String(load_default="sandbox", validate=validate.OneOf(["sandbox", "live"]),
                          metadata={"description": "sandbox: every request goes to simulators."})
     secret_key = fields.String(load_default=None, allow_none=True,
-                               metadata={"description": "Key for personal data at rest."})
+                               metadata={"description": "Key for personal data at rest.",
+                                         "secret": True})
+    courier_hosts = fields.List(CourierOrigin(), load_default=list, metadata={
+        "description": "The origins (scheme://host[:port]) couriers may call: every URL in "
+                       "a courier's settings must be one of them, compared by scheme, host "
+                       "and port. Sandbox entries may also call simulators on this machine. "
+                       "Only this file sets it; the console cannot."})
     log_level = fields.String(load_default="INFO",
                               validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     log_format = fields.String(load_default="text", validate=validate.OneOf(["json", "text"]),
@@ -423,9 +446,10 @@ def resolve_references(value: Any, path: str, file: str, problems: list) -> Any:
             return None
         if "$file" in value:
             try:
-                return Path(value["$file"]).read_text().strip()
-            except OSError as exc:
-                problems.append((file, path, f"cannot read secret file: {exc.strerror}"))
+                return _read_secret_file(value["$file"])
+            except (OSError, ValueError) as exc:
+                problems.append((file, path, "cannot read secret file: "
+                                 f"{getattr(exc, 'strerror', None) or exc}"))
                 return None
         return {k: resolve_references(v, _join(path, k), file, problems)
                 for k, v in value.items()}
@@ -433,6 +457,25 @@ def resolve_references(value: Any, path: str, file: str, problems: list) -> Any:
         return [resolve_references(v, _join(path, str(i)), file, problems)
                 for i, v in enumerate(value)]
     return value
+
+
+#: a secret file bigger than this is not a secret (/dev/zero, a log): refused, not read
+SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def _read_secret_file(name: Any) -> str:
+    """A secret file's text: a regular file of at most :data:`SECRET_FILE_MAX_BYTES`, so a
+    reference to a device or a FIFO neither hangs nor fills the process's memory."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("the reference names no file")
+    path = Path(name)
+    with path.open("rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(SECRET_FILE_MAX_BYTES + 1)
+    if len(data) > SECRET_FILE_MAX_BYTES:
+        raise ValueError(f"larger than {SECRET_FILE_MAX_BYTES} bytes")
+    return data.decode("utf-8", errors="replace").strip()
 
 
 def _join(path: str, key: Any) -> str:
@@ -575,8 +618,12 @@ def courier_adapter(courier_classes: dict, instance: str, section: dict):
 
 
 def check_courier(courier_classes: dict, instance: str, section: dict, file: str, key: str,
-                  problems: list) -> dict | None:
+                  problems: list, courier_hosts: list[str] = ()) -> dict | None:
     """Validate one resolved ``couriers.yaml`` entry over its adapter's ``default_config``.
+
+    Every URL field of the adapter's schema (``base_url``, ``token_url``: any
+    ``fields.Url``) must point at an origin of ``courier_hosts`` (the deploy's list in
+    ``gateway.yaml``), or, for a sandbox entry, at this machine.
 
     :return: the instance's whole settings, or None when ``problems`` got entries or the
         entry names no installed adapter (logged: such entries are ignored, as at start-up)
@@ -595,7 +642,28 @@ def check_courier(courier_classes: dict, instance: str, section: dict, file: str
     own_raw = {k: v for k, v in section.items() if k not in core_schema.fields}
     own = validate_section(file, key, cls.config_schema(), own_raw, problems) \
         if cls.config_schema else own_raw
-    return None if own is None else {**own, **core, "adapter": cls.name}
+    if own is None:
+        return None
+    refused = [(file, _join(key, name), reason)
+               for name, reason in url_refusals(cls.config_schema, own, core["sandbox"],
+                                                courier_hosts)]
+    problems.extend(refused)
+    return None if refused else {**own, **core, "adapter": cls.name}
+
+
+def url_refusals(schema: type[Schema] | None, config: dict, sandbox: bool,
+                 courier_hosts: list[str]) -> list[tuple[str, str]]:
+    """``(key, reason)`` for each URL of a courier's settings it may not call."""
+    if schema is None:
+        return []
+    out = []
+    for name, url_field in schema().fields.items():
+        key = url_field.data_key or name
+        if isinstance(url_field, fields.Url) and isinstance(config.get(name), str):
+            reason = origins.refusal(config[name], courier_hosts, sandbox=sandbox)
+            if reason:
+                out.append((key, reason))
+    return out
 
 
 def courier_entries(courier_classes: dict, sections: dict[str, dict]) -> dict[str, dict]:
@@ -609,7 +677,8 @@ def courier_entries(courier_classes: dict, sections: dict[str, dict]) -> dict[st
 
 
 def build_owned_config(services: dict, courier_classes: dict, service_sections: dict,
-                       courier_sections: dict, files: tuple[str, str]
+                       courier_sections: dict, files: tuple[str, str],
+                       courier_hosts: list[str] = ()
                        ) -> tuple[OwnedConfig, list[tuple[str, str, str]]]:
     """Validate every service's and courier's resolved section with its owner's schema.
 
@@ -619,6 +688,7 @@ def build_owned_config(services: dict, courier_classes: dict, service_sections: 
     settings it has).
 
     :param files: the names to report problems under: ``(services file, couriers file)``
+    :param courier_hosts: the origins couriers may call (``gateway.yaml``'s list)
     :return: the settings, and ``(file, key path, reason)`` for each problem
     """
     problems: list[tuple[str, str, str]] = []
@@ -628,7 +698,8 @@ def build_owned_config(services: dict, courier_classes: dict, service_sections: 
                                 problems)
         owned.service_settings[name], owned.service_configs[name] = checked or ({}, {})
     for instance, section in courier_entries(courier_classes, courier_sections).items():
-        config = check_courier(courier_classes, instance, section, files[1], instance, problems)
+        config = check_courier(courier_classes, instance, section, files[1], instance, problems,
+                               courier_hosts)
         if config is not None:
             owned.courier_configs[instance] = config
     return owned, problems

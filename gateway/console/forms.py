@@ -8,12 +8,15 @@ section to validate and save.
 
 Inputs are named by dotted key path (``circuit.failure_threshold``). Booleans are checkboxes,
 numbers number inputs, strings text inputs, ``OneOf`` choices selects, nested schemas
-fieldsets; lists, mappings and anything else are YAML in a textarea. Secrets are never put
-in a page: a secret reference (``{"$env": NAME}``, ``{"$file": PATH}``) is shown and edited as
-the reference (input ``<path>:source`` says which kind, ``<path>`` holds the name), and a
-field named like a credential, or marked ``metadata={"secret": True}``, can only be kept as it
-is or pointed at an environment variable or a file: its literal value is neither shown nor
-accepted. A value left empty is removed from the section, so its default applies.
+fieldsets; lists, mappings and anything else are YAML in a textarea. Secrets are write-only:
+a field its schema declares secret (``metadata={"secret": True}``, ``gateway.fields.Secret``)
+or named like a credential shows "set" or "not set", never its value, variable or file; it
+can be kept, replaced by an environment variable or a file (input ``<path>:source`` says
+which, ``<path>`` holds the name), or cleared; a literal typed into it is not accepted. A
+reference the deploy's files put in another field (a simulator's ``base_url``) is shown, and
+can be kept or replaced by a value; asking for a reference anywhere but a declared secret is
+a problem at that input (``gateway.references``). A value left empty is removed from the
+section, so its default applies.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 import yaml
 from marshmallow import Schema, fields, missing, validate
 
-from ..liveconfig import HIDDEN, HIDDEN_CHANGED, is_reference, is_secret_name, masked
+from ..liveconfig import HIDDEN, HIDDEN_CHANGED, masked
+from ..references import NOT_HERE, is_reference, is_secret_field, is_secret_name
 
 #: how a referable field's value is given (the ``<path>:source`` input)
 SOURCES = ("value", "keep", "env", "file", "")
@@ -51,7 +55,10 @@ class FormField:
     #: for secrets and references: "value", "keep", "env", "file" or "" (not set)
     source: str | None = None
     sources: tuple[str, ...] = ()
-    reference_default: str = ""     # an ``$env`` reference's default (never for secrets)
+    #: the deploy's reference kept in a field that is not secret: "env" or "file", and its
+    #: name (never set for a secret)
+    reference_kind: str = ""
+    reference_name: str = ""
     children: list[FormField] = field(default_factory=list)
 
     @property
@@ -88,8 +95,7 @@ def _form_field(key: str, schema_field: fields.Field, current: Any, prefix: str)
                            help=schema_field.metadata.get("description"),
                            required=bool(schema_field.required),
                            default=_text(_default(schema_field)),
-                           secret=bool(schema_field.metadata.get("secret"))
-                           or is_secret_name(key))
+                           secret=is_secret_field(schema_field) or is_secret_name(key))
     if form_field.kind == "group":
         form_field.children = form_fields([schema_field.schema], _or(current, {}), f"{path}.")
         return form_field
@@ -100,33 +106,27 @@ def _form_field(key: str, schema_field: fields.Field, current: Any, prefix: str)
     if form_field.secret:
         _describe_secret(form_field, current)
     elif is_reference(current):
-        form_field.sources = ("value", "env", "file")
-        _describe_reference(form_field, current)
-        form_field.reference_default = _text(current.get("default"))
+        # the deploy's files put it here: it may be kept, or replaced by a value
+        form_field.sources, form_field.source = ("keep", "value"), "keep"
+        form_field.reference_kind = "env" if "$env" in current else "file"
+        form_field.reference_name = _text(current.get("$env", current.get("$file")))
     elif form_field.kind == "checkbox":
         form_field.value = bool(_or(current, _default(schema_field)))
     elif form_field.kind == "yaml":
-        form_field.value = "" if current is _MISSING else _yaml(current)
+        form_field.value = "" if current is _MISSING else _yaml(current, schema_field)
     else:
         form_field.value = _text(_or(current, None))
     return form_field
 
 
 def _describe_secret(form_field: FormField, current: Any) -> None:
-    """A secret offers: keep the value it has (unseen), an environment variable, a file."""
-    literal = current is not _MISSING and current is not None and not is_reference(current)
-    form_field.sources = (("keep",) if literal else ()) + ("env", "file") + \
+    """A secret offers: keep what it has (unseen: "set"), an environment variable, a file,
+    or (when not required) nothing. Neither its value nor its reference is put in the page."""
+    is_set = current is not _MISSING and current is not None
+    form_field.sources = (("keep",) if is_set else ()) + ("env", "file") + \
         (() if form_field.required else ("",))
-    if is_reference(current):
-        _describe_reference(form_field, current)
-    else:
-        form_field.source = "keep" if literal else ("env" if form_field.required else "")
-        form_field.value = ""
-
-
-def _describe_reference(form_field: FormField, current: dict) -> None:
-    form_field.source = "env" if "$env" in current else "file"
-    form_field.value = _text(current.get("$env", current.get("$file")))
+    form_field.source = "keep" if is_set else ("env" if form_field.required else "")
+    form_field.value = ""
 
 
 def _kind(schema_field: fields.Field) -> str:
@@ -175,9 +175,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _yaml(value: Any) -> str:
-    return yaml.safe_dump(masked(value), default_flow_style=False, allow_unicode=True,
-                          sort_keys=False)
+def _yaml(value: Any, schema_field: fields.Field | None = None) -> str:
+    return yaml.safe_dump(masked(value, None, schema_field), default_flow_style=False,
+                          allow_unicode=True, sort_keys=False)
 
 
 # -- submitted form -> section --------------------------------------------------------------
@@ -242,6 +242,9 @@ def _apply(fields_: list[FormField], form: _Form, original: dict, out: dict,
 
 def _submitted(form_field: FormField, form: _Form, current: Any, problems: list) -> Any:
     path = form_field.path
+    if not form_field.secret and form.get(f"{path}:source") in ("env", "file"):
+        problems.append((path, NOT_HERE))
+        return current
     if form_field.referable:
         source = form.get(f"{path}:source")
         if source is None or source not in form_field.sources:
@@ -285,14 +288,9 @@ def _reference(form_field: FormField, form: _Form, source: str, current: Any,
     if source == "file":
         return {"$file": name}
     reference = {"$env": name}
-    if form_field.secret:
-        # a secret's default is never shown, so it is kept as it was
-        if is_reference(current) and "default" in current:
-            reference["default"] = current["default"]
-    else:
-        default = form.get(f"{form_field.path}:default")
-        if default:
-            reference["default"] = default
+    # a secret's default is never shown, so it is kept as it was
+    if is_reference(current) and "default" in current:
+        reference["default"] = current["default"]
     return reference
 
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import requests
 from marshmallow import Schema
 
+from .. import origins
 from ..statuses import Status
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,9 @@ class CourierAdapter:
         self.sandbox = bool(config.get("sandbox", False))
         self.timeout = float(config.get("timeout_seconds", 10))
         self.http = session or requests.Session()
+        # A redirect would carry our credential headers (Pass-Key, Client-ID) to a host that
+        # is not in courier_hosts: providers' APIs answer, they do not redirect.
+        self.http.max_redirects = 0
         self.observer: Callable[[CallOutcome], None] | None = None
         self.gateway = None
 
@@ -308,8 +312,9 @@ class CourierAdapter:
         raise CourierRejected(f"rejected ({status}): {text}")
 
 
-#: hosts a ``sandbox`` entry may always talk to: simulators on this machine
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: hosts a ``sandbox`` entry may always talk to: simulators on this machine (compared
+#: parsed, by :func:`gateway.origins.sandbox_refusal`)
+LOOPBACK_HOSTS = origins.LOOPBACK_HOSTS
 
 
 def check_static_secret(headers: Mapping[str, str], name: str, expected: str) -> None:

@@ -20,14 +20,13 @@ the live service.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import StartupError
 from ..hookspecs import hookimpl
+from ..origins import sandbox_refusal
 from . import (
-    LOOPBACK_HOSTS,
     CourierAdapter,
     CourierOutcomeUnknown,
     CourierTemporaryError,
@@ -35,8 +34,6 @@ from . import (
     check_static_secret,
 )
 from . import goride_mapping as mapping
-
-SANDBOX_HOSTS = LOOPBACK_HOSTS
 
 
 class GoRideConfigSchema(Schema):
@@ -64,7 +61,7 @@ class GoRideCourier(CourierAdapter):
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
         self.base_url = config["base_url"].rstrip("/")
-        if self.sandbox and urlsplit(self.base_url).hostname not in SANDBOX_HOSTS:
+        if self.sandbox and sandbox_refusal(self.base_url):
             raise StartupError(f"courier {instance!r} is marked sandbox but its base_url is "
                                "not a simulator on this machine")
         self.http.headers.update(mapping.auth_headers(config["client_id"], config["pass_key"]))

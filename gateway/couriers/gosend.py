@@ -12,14 +12,13 @@ host, so a test key can never reach the live service.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import StartupError
 from ..hookspecs import hookimpl
+from ..origins import sandbox_refusal
 from . import (
-    LOOPBACK_HOSTS,
     CourierAdapter,
     CourierRejected,
     WebhookRejected,
@@ -27,7 +26,8 @@ from . import (
 )
 from . import gosend_mapping as mapping
 
-SANDBOX_HOSTS = LOOPBACK_HOSTS | {"integration-kilat-api.gojekapi.com"}
+#: where a sandbox entry may go besides a simulator on this machine
+PROVIDER_SANDBOXES = ("https://integration-kilat-api.gojekapi.com",)
 
 
 class GoSendConfigSchema(Schema):
@@ -56,7 +56,7 @@ class GoSendCourier(CourierAdapter):
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
         self.base_url = config["base_url"].rstrip("/")
-        if self.sandbox and urlsplit(self.base_url).hostname not in SANDBOX_HOSTS:
+        if self.sandbox and sandbox_refusal(self.base_url, PROVIDER_SANDBOXES):
             raise StartupError(f"courier {instance!r} is marked sandbox but its base_url is "
                                "not a simulator on this machine nor GO-SEND's integration host")
         self.http.headers.update({"Client-ID": config["client_id"],

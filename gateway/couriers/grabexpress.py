@@ -23,15 +23,14 @@ import json
 import logging
 import threading
 import time
-from urllib.parse import urlsplit
 
 import requests
 from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import StartupError
 from ..hookspecs import hookimpl
+from ..origins import sandbox_refusal
 from . import (
-    LOOPBACK_HOSTS,
     CourierAdapter,
     CourierAuthError,
     CourierOutcomeUnknown,
@@ -81,12 +80,9 @@ class GrabExpressConfigSchema(Schema):
 
 
 def _sandbox_problem(base_url: str, token_url: str) -> str | None:
-    base, token = urlsplit(base_url), urlsplit(token_url)
-    grab_sandbox = base.hostname == GRAB_API_HOST and (
-        base.path.rstrip("/") == SANDBOX_PATH or base.path.startswith(f"{SANDBOX_PATH}/"))
-    if base.hostname not in LOOPBACK_HOSTS and not grab_sandbox:
+    if sandbox_refusal(base_url, [f"https://{GRAB_API_HOST}{SANDBOX_PATH}"]):
         return "its base_url is neither a simulator on this machine nor Grab's sandbox path"
-    if token.hostname not in LOOPBACK_HOSTS | GRAB_TOKEN_HOSTS:
+    if sandbox_refusal(token_url, [f"https://{host}" for host in sorted(GRAB_TOKEN_HOSTS)]):
         return "its token_url is neither on this machine nor GrabID's"
     return None
 

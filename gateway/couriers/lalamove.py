@@ -34,8 +34,8 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import StartupError
 from ..hookspecs import hookimpl
+from ..origins import sandbox_refusal
 from . import (
-    LOOPBACK_HOSTS,
     CourierAdapter,
     CourierOutcomeUnknown,
     CourierRejected,
@@ -46,7 +46,8 @@ from . import (
 )
 from . import lalamove_mapping as mapping
 
-SANDBOX_HOSTS = LOOPBACK_HOSTS | {"rest.sandbox.lalamove.com"}
+#: where a sandbox entry may go besides a simulator on this machine
+PROVIDER_SANDBOXES = ("https://rest.sandbox.lalamove.com",)
 #: answers to a quotation that mean "not from here, not to there" rather than "try later"
 NOT_SERVICEABLE = {"ERR_OUT_OF_SERVICE_AREA", "ERR_REVERSE_GEOCODE_FAILURE"}
 
@@ -56,7 +57,8 @@ class LalamoveConfigSchema(Schema):
         unknown = RAISE
 
     base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
-    api_key = fields.String(required=True, validate=validate.Length(min=1))
+    api_key = fields.String(required=True, validate=validate.Length(min=1),
+                            metadata={"secret": True})
     api_secret = fields.String(required=True, validate=validate.Length(min=1),
                                metadata={"secret": True})
     market = fields.String(load_default="ID", validate=validate.Length(min=2),
@@ -90,7 +92,7 @@ class LalamoveCourier(CourierAdapter):
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
         self.base_url = config["base_url"].rstrip("/")
-        if self.sandbox and urlsplit(self.base_url).hostname not in SANDBOX_HOSTS:
+        if self.sandbox and sandbox_refusal(self.base_url, PROVIDER_SANDBOXES):
             raise StartupError(f"courier {instance!r} is marked sandbox but its base_url is "
                                "not a simulator on this machine nor Lalamove's sandbox host")
         # What Lalamove signs is the path as it receives it, prefix included.

@@ -45,19 +45,20 @@ def test_each_kind_of_schema_field_gets_its_kind_of_input():
     assert found["sandbox"].help.startswith("This entry talks to a simulator")
 
 
-def test_a_secret_reference_is_shown_as_the_reference_and_a_literal_secret_not_at_all():
+def test_a_secret_shows_only_that_it_is_set_and_a_deploy_reference_only_keep_or_value():
     found = by_path(courier_fields({
         "pass_key": {"$env": "GOSEND_PASS_KEY"}, "webhook_token": "literal-token-value-123",
         "base_url": {"$env": "GOSEND_URL", "default": "http://127.0.0.1:8181"},
         "client_id": "engine"}))
-    assert (found["pass_key"].source, found["pass_key"].value) == ("env", "GOSEND_PASS_KEY")
+    assert (found["pass_key"].source, found["pass_key"].value) == ("keep", "")
+    assert found["pass_key"].reference_name == ""
     assert found["pass_key"].secret and "value" not in found["pass_key"].sources
     token = found["webhook_token"]
     assert (token.source, token.value, token.sources) == ("keep", "", ("keep", "env", "file"))
     url = found["base_url"]
-    assert (url.source, url.value, url.reference_default) == ("env", "GOSEND_URL",
-                                                              "http://127.0.0.1:8181")
-    assert url.sources == ("value", "env", "file") and not url.secret
+    assert (url.source, url.value, url.reference_kind, url.reference_name) == (
+        "keep", "", "env", "GOSEND_URL")
+    assert url.sources == ("keep", "value") and not url.secret
     assert not found["client_id"].referable and found["client_id"].value == "engine"
 
 

@@ -139,6 +139,22 @@ MUTATIONS = (
     Mutation("sweep", "the sweep re-enqueues owed work Redis lost", "gateway/sweep.py",
              "            if enqueue_job(gateway, kind, target):", "            if False:",
              ("tests/reliability/test_redis_lost.py",)),
+    Mutation("secret-references", "a setting reads a variable or a file only if secret",
+             "gateway/references.py",
+             "        elif not is_secret_field(field) and value != before:\n",
+             "        elif False:\n",
+             ("tests/console/test_settings_secrets.py::"
+              "test_a_reference_in_a_plain_service_field_is_refused_at_that_field",)),
+    Mutation("secrets-hidden", "a secret is never shown back, in a form or a diff",
+             "gateway/liveconfig.py", "    if path in hide and data is not None:\n",
+             "    if False:\n",
+             ("tests/console/test_settings_secrets.py::"
+              "test_a_secret_declared_only_by_its_schema_never_shows_even_in_the_history",)),
+    Mutation("courier-hosts", "couriers call only the origins of courier_hosts",
+             "gateway/origins.py", "    if sandbox and is_loopback(origin):\n",
+             "    if True:\n",
+             ("tests/gateway/test_courier_hosts.py::"
+              "test_a_live_entry_pointing_anywhere_but_a_listed_host_stops_start_up",)),
 )
 
 

@@ -4,8 +4,8 @@ Lists the installed services and courier instances with the plugin and version e
 from; shows and edits each one's settings through a form generated from its schemas
 (``..forms``), and its history of versions with their diffs and rollbacks. Saving goes
 through ``gateway.liveconfig``, which validates with the start-up rules, versions and audits
-the change, and makes every node and worker pick it up without a restart. Secret values are
-never put in a page: references are shown as references.
+the change, and makes every node and worker pick it up without a restart. Secrets are
+write-only: a page says "set", never a value, a variable or a file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from flask import abort, flash, g, redirect, request, url_for
 from ... import liveconfig
 from ...liveconfig import ChangeRefused, UnknownTarget, target_of
 from ...plugins import HOOK_FAILURES, describe_plugins
-from ...settings import CourierSettingsSchema, ServiceSettingsSchema, courier_adapter
 from .. import bp, can, gateway, render, requires
 from ..forms import errors_by_field, form_data, form_fields
 from ..i18n import gettext as _
@@ -164,13 +163,7 @@ def _target(kind: str, name: str) -> str:
 
 def _schemas(kind: str, name: str, section: dict) -> list:
     """The core's schema of the section, then its owner's (the service's, the adapter's)."""
-    gw = gateway()
-    if kind == "service":
-        owner = gw.services[name].config_schema
-        return [ServiceSettingsSchema(), *([owner()] if owner else [])]
-    adapter = courier_adapter(gw.courier_classes, name, section)
-    owner = adapter.config_schema if adapter is not None else None
-    return [CourierSettingsSchema(), *([owner()] if owner else [])]
+    return liveconfig.section_schemas(gateway(), target_of(kind, name), section)
 
 
 def _author() -> str:
