@@ -32,6 +32,7 @@ from .plugins import PluginError, collect, make_plugin_manager
 from .ratelimit import RateLimiter
 from .services import NAME_PATTERN
 from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
+from .webhook_refusals import WebhookRefusals
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class Gateway:
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
+        #: refused webhooks: counted, logged in sums, held against their source
+        self.webhook_refusals = WebhookRefusals(self.redis, settings["webhooks"], self.metrics)
         #: API keys recognised recently (``gateway.auth``); changes anywhere invalidate it
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)

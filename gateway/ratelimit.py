@@ -10,6 +10,7 @@ must not turn a Redis outage into an API outage (intake already survives one).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -65,3 +66,67 @@ class RateLimiter:
 
 def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+# KEYS[1] counter; ARGV[1] window (ms). Returns {count, ms left in the window}.
+COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+class FailureLimiter:
+    """Counts failures per source in a fixed window, shared by every API node: a source with
+    ``limit`` failures in its window is told to wait until the window ends.
+
+    Only failures count (a source whose calls succeed is never held up), and the count is
+    one atomic script per failure; looking at a source is one read. If Redis cannot be
+    reached, nothing is limited (as :class:`RateLimiter`).
+
+    :param prefix: the Redis key prefix, naming what fails (``gateway:webhooks:refused``)
+    """
+
+    def __init__(self, redis, prefix: str, limit: int, window_seconds: int):
+        self.redis, self.prefix = redis, prefix
+        self.limit, self.window_ms = limit, window_seconds * 1000
+        self._script = redis.register_script(COUNT_SCRIPT)
+
+    def _key(self, source: str) -> str:
+        return f"{self.prefix}:{source}"
+
+    def wait(self, source: str) -> float | None:
+        """Seconds ``source`` must wait, or None if it may try now."""
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                count, left_ms = pipe.get(self._key(source)).pttl(self._key(source)).execute()
+        except RedisError as exc:
+            log.warning("failure limit not applied: Redis unavailable (%s)", type(exc).__name__)
+            return None
+        if count is None or int(count) < self.limit:
+            return None
+        return max(left_ms, 1) / 1000
+
+    def failed(self, source: str) -> None:
+        """Count one failure of ``source``."""
+        try:
+            self._script(keys=[self._key(source)], args=[self.window_ms])
+        except RedisError as exc:
+            log.warning("failure not counted: Redis unavailable (%s)", type(exc).__name__)
+
+
+def source_of(address: str | None) -> str:
+    """A caller's address as a rate-limit key: IPv4 as it is, IPv6 by its /64 (one host is
+    usually given a whole /64), ``unknown`` when there is none (a unix socket)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "unknown"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        return str(mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
