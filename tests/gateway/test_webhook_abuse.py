@@ -190,3 +190,24 @@ def test_a_signed_report_with_a_10000_character_value_is_kept_whole(gosend_app, 
     drain(app)
     body = detail(app, key, request_id)
     assert body["status"] == "booked"     # an unknown status changes nothing
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("event_id", "evt-\ud800-lone-surrogate"),        # valid JSON, not encodable as UTF-8
+    ("store_order_id", 12345),                       # a number where text was expected
+    ("store_order_id", {"nested": ["object"]}),
+    ("entity_id", "GK-" + "9" * 200),                 # over provider_reference's 128
+])
+def test_a_signed_report_with_values_of_the_wrong_shape_is_stored_once(webhook_app, field,
+                                                                      value):
+    gateway = webhook_app.extensions["gateway"]
+    client = webhook_app.test_client()
+    body = json.dumps({**report(event_id="evt-shape"), field: value}).encode()
+    first = client.post(URL, data=body, headers={**TOKEN, "Content-Type": "application/json"})
+    again = client.post(URL, data=body, headers={**TOKEN, "Content-Type": "application/json"})
+    assert first.status_code == 200, first.get_json()
+    assert (first.get_json(), again.get_json()) == ({"received": 1, "duplicates": 0},
+                                                    {"received": 0, "duplicates": 1})
+    with gateway.db.read() as session:
+        row = session.scalars(select(ProviderEventRecord)).one()
+    assert gateway.vault.open(row.details_ciphertext)["unfitted"]
