@@ -17,7 +17,12 @@ import time
 
 from redis.exceptions import RedisError
 
+from .logs import ThrottledLog
+
 log = logging.getLogger(__name__)
+#: failures are what strangers cause at will: a Redis outage under a flood of them is one
+#: line a minute, not one per failure
+_lapses = ThrottledLog(log, 60)
 
 # KEYS[1] bucket; ARGV: rate, burst, now (seconds, float). Returns {allowed, wait_ms}.
 BUCKET_SCRIPT = """
@@ -103,7 +108,8 @@ class FailureLimiter:
             with self.redis.pipeline(transaction=False) as pipe:
                 count, left_ms = pipe.get(self._key(source)).pttl(self._key(source)).execute()
         except RedisError as exc:
-            log.warning("failure limit not applied: Redis unavailable (%s)", type(exc).__name__)
+            _lapses.warning(("wait",), "failure limit not applied: Redis unavailable (%s)",
+                            type(exc).__name__)
             return None
         if count is None or int(count) < self.limit:
             return None
@@ -114,7 +120,8 @@ class FailureLimiter:
         try:
             self._script(keys=[self._key(source)], args=[self.window_ms])
         except RedisError as exc:
-            log.warning("failure not counted: Redis unavailable (%s)", type(exc).__name__)
+            _lapses.warning(("failed",), "failure not counted: Redis unavailable (%s)",
+                            type(exc).__name__)
 
 
 def source_of(address: str | None) -> str:

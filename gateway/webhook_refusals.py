@@ -11,8 +11,8 @@ the same lock every legitimate write takes (3,000 forged posts in 43 s slowed th
 * logged at most once per courier and reason every ``webhooks.log_every_seconds``, the line
   saying how many refusals it stands for;
 * counted against its source address in Redis (:class:`gateway.ratelimit.FailureLimiter`): a
-  source refused ``webhooks.max_rejections_per_source`` times in a window is answered 429
-  until the window ends, before its bodies are read.
+  source refused ``webhooks.max_rejections_per_source`` times in a window has its next
+  unverifiable webhooks answered 429 until the window ends (see ``gateway.api.webhooks``).
 
 No audit record, not even a summary per window: the audit trail records what the gateway
 did and who made it do it, and a refused webhook changed nothing; a record an unauthenticated
@@ -51,11 +51,12 @@ class WebhookRefusals:
         """Seconds ``source`` must wait before it is heard again, or None."""
         return self.sources.wait(source)
 
-    def refused(self, courier: str, reason: str, source: str, why: str = "") -> None:
-        """Count one refusal (a 429 already answered for the source counts in the metric
-        and the log, not against the source again)."""
+    def refused(self, courier: str, reason: str, source: str, why: str = "", *,
+                count_source: bool = True) -> None:
+        """Count one refusal: in the metric, in the log's sums and, unless told not to,
+        against ``source`` (a 429, its window already full, is not counted there again)."""
         self.metrics.count_webhook_rejected(courier, reason)
-        if reason != "rate_limited":
+        if count_source and reason != "rate_limited":
             self.sources.failed(source)
         self.lines.warning((courier, reason), "webhook for %s refused (%s) from %s: %s",
                            courier, reason, source, _printable(why) or reason,

@@ -5,14 +5,17 @@ provider on the raw body, and anything it cannot verify is refused (401) and cha
 The handler stores the reports in the deduplicating inbox and answers at once; jobs apply
 them. A provider retrying the same report gets 200 again, and nothing happens twice.
 
-Anyone can post here, so what comes before verification must stay cheap and write nothing:
+Anyone can post here, so what a refusal costs must stay small and write nothing:
 
-1. a source address whose webhooks were refused too often lately is answered 429 with
-   ``Retry-After``, its body unread;
-2. the body is read only up to ``webhooks.max_body_bytes`` (413), and must be UTF-8 (400
-   ``body_not_utf8``) and nest at most ``webhooks.max_depth`` levels (400 ``body_too_deep``),
-   checked on the bytes before any parser sees them;
-3. the adapter verifies, then parses (401 ``webhook_rejected``).
+1. the body is read only up to ``webhooks.max_body_bytes`` (413), and must be UTF-8 (400
+   ``invalid_body_encoding``) and nest at most ``webhooks.max_depth`` levels (400
+   ``body_too_deep``), checked on the bytes before any parser sees them;
+2. the adapter verifies (401 ``webhook_rejected``), then parses (the same);
+3. a source address refused ``webhooks.max_rejections_per_source`` times in the window is
+   answered 429 with ``Retry-After`` instead of 401 until the window ends. Its webhooks are
+   still verified, and a verified one is accepted: an address may be shared (a NAT, a proxy
+   that is not trusted to name the client), and a forger must not be able to get the
+   provider's genuine reports refused by refusing his own.
 
 Each refusal is counted and logged in sums by :mod:`gateway.webhook_refusals`; none writes
 to the database. A verified report that cannot be stored because the database is away is
@@ -45,12 +48,6 @@ def receive(courier: str):
     if adapter is None:
         refusals.refused(UNKNOWN_COURIER, "unknown_courier", source)
         raise ApiError(404, "courier_not_found", "No courier of that name takes webhooks here.")
-    wait = refusals.wait(source)
-    if wait is not None:
-        refusals.refused(courier, "rate_limited", source)
-        raise ApiError(429, "rate_limited", "Too many refused webhooks from this address; "
-                       "retry after the time in Retry-After.",
-                       headers={"Retry-After": retry_after_header(wait)})
     try:
         raw = read_body(request, limits["max_body_bytes"])
         check_body(raw, limits["max_depth"])
@@ -60,12 +57,19 @@ def receive(courier: str):
     try:
         adapter.verify_webhook(request.headers, raw)
     except WebhookRejected as exc:
+        wait = refusals.wait(source)
+        if wait is not None:
+            refusals.refused(courier, "rate_limited", source, str(exc))
+            raise ApiError(429, "rate_limited", "Too many refused webhooks from this address; "
+                           "retry after the time in Retry-After.",
+                           headers={"Retry-After": retry_after_header(wait)}) from None
         refusals.refused(courier, "unverified", source, str(exc))
         raise _rejected() from None
     try:
         events = adapter.parse_webhook(request.headers, raw)
     except WebhookRejected as exc:
-        refusals.refused(courier, "unreadable", source, str(exc))
+        # verified: the provider's (or our mapping's) mistake, not held against the address
+        refusals.refused(courier, "unreadable", source, str(exc), count_source=False)
         raise _rejected() from None
     new_ids, duplicates = store_events(gateway, courier, events, source="webhook")
     return jsonify(received=len(new_ids), duplicates=duplicates)

@@ -120,6 +120,23 @@ MUTATIONS = (
     Mutation("sweep", "the sweep re-enqueues owed work Redis lost", "gateway/sweep.py",
              "            if enqueue_job(gateway, kind, target):", "            if False:",
              ("tests/reliability/test_redis_lost.py",)),
+    Mutation("webhook-body", "webhook bodies checked before parsing", "gateway/api/webhooks.py",
+             '        check_body(raw, limits["max_depth"])\n', "",
+             ("tests/gateway/test_webhook_abuse.py::"
+              "test_bodies_no_provider_sends_are_refused_before_parsing",)),
+    Mutation("webhook-sources", "a source of refused webhooks is made to wait",
+             "gateway/ratelimit.py",
+             '        """Seconds ``source`` must wait, or None if it may try now."""',
+             '        """Mutated."""\n        return None',
+             ("tests/gateway/test_webhook_abuse.py::"
+              "test_a_source_that_keeps_forging_is_told_to_wait_and_genuine_reports_are_not",)),
+    Mutation("inbox-fit", "a report's values fitted to the inbox, originals kept",
+             "gateway/inbox.py",
+             '    """``event`` with values its inbox row can hold (see the module docstring); '
+             '``event``\n    itself when it fits already."""',
+             '    """Mutated."""\n    return event',
+             ("tests/gateway/test_webhook_abuse.py::"
+              "test_a_signed_report_with_values_of_the_wrong_shape_is_stored_once",)),
 )
 
 
