@@ -30,10 +30,11 @@ from .errors import StartupError
 from .events import Event
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
-from .ratelimit import FailedKeyLimiter, RateLimiter
+from .ratelimit import FailureLimiter, RateLimiter
 from .redis_server import EMBEDDED_REDIS_DIR, running_url
 from .services import NAME_PATTERN
 from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
+from .webhook_refusals import WebhookRefusals
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,11 @@ class Gateway:
                                             ).hexdigest()
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
         #: wrong API keys per client address (``gateway.api``)
-        self.failed_keys = FailedKeyLimiter(self.redis, **settings["api"]["failed_key_limit"])
+        limit = settings["api"]["failed_key_limit"]
+        self.failed_keys = FailureLimiter(self.redis, "gateway:failed-keys", limit["attempts"],
+                                          limit["window_seconds"])
+        #: refused webhooks: counted, logged in sums, held against their source
+        self.webhook_refusals = WebhookRefusals(self.redis, settings["webhooks"], self.metrics)
         #: API keys recognised recently (``gateway.auth``); changes anywhere invalidate it
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)

@@ -9,19 +9,23 @@ Two kinds of unit of work, so that writers never trip over each other:
   the lock first makes it wait (``busy_timeout``) instead. PostgreSQL needs nothing special.
 
 Unavailability of the database surfaces as :class:`DatabaseUnavailable` so the API can answer
-503 with the one error shape rather than a 500.
+503 with the one error shape rather than a 500. :func:`is_outage` tells an outage from a
+failed statement by what the driver says in codes, never by its English messages (which
+differ between a TCP and a unix-socket connection, between versions and locales).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +35,45 @@ log = logging.getLogger(__name__)
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached or is locked beyond the busy timeout."""
+
+
+#: SQLSTATE classes of a server that cannot serve us now: 08 connection exception, 53
+#: insufficient resources (disk full, out of memory, too many connections)
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53"})
+#: and single codes: 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now
+OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+#: SQLite's primary result codes of the same kind: busy/locked past the busy timeout, the
+#: file that cannot be opened, read or written, a full disk
+SQLITE_OUTAGE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                                 sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR,
+                                 sqlite3.SQLITE_FULL})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database is away for now" (answer 503, try again) rather than
+    "this statement failed" (a bug or bad data: 500 or a 4xx of its own).
+
+    * SQLAlchemy saw the connection die (``connection_invalidated``) or no pooled connection
+      came in time (``sqlalchemy.exc.TimeoutError``);
+    * SQLite: the error's result code (``sqlite_errorcode``; its low byte is the primary code);
+    * PostgreSQL: the SQLSTATE (psycopg's ``sqlstate``, psycopg2's ``pgcode``);
+    * a driver ``OperationalError`` with no SQLSTATE at all: the client never got an answer
+      from a server (refused, no socket file, connection lost).
+    """
+    if isinstance(exc, DatabaseUnavailable | sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    original = exc.orig
+    sqlite_code = getattr(original, "sqlite_errorcode", None)
+    if isinstance(original, sqlite3.Error):
+        return sqlite_code is not None and sqlite_code & 0xFF in SQLITE_OUTAGE_CODES
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if state:
+        return state[:2] in OUTAGE_SQLSTATE_CLASSES or state in OUTAGE_SQLSTATES
+    return isinstance(exc, sa_exc.OperationalError)
 
 
 def default_database_url(data_dir: str | Path) -> str:

@@ -20,10 +20,11 @@ import logging
 from flask import Flask, g, jsonify, request
 from marshmallow import Schema, fields
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from .db import DatabaseUnavailable
+from .db import DatabaseUnavailable, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +125,14 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseUnavailable, _unavailable)
     app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(PoolTimeout, _database_error)
     app.register_error_handler(RedisError, _unavailable)
     app.register_error_handler(Exception, _unexpected)
 
 
-def _database_error(exc: DBAPIError):
-    if exc.connection_invalidated or _is_unavailable(exc):
+def _database_error(exc: SQLAlchemyError):
+    """A database outage (see :func:`gateway.db.is_outage`) is 503; any other database error
+    is a failure of ours (500)."""
+    if is_outage(exc):
         return _unavailable(exc)
     return _unexpected(exc)
-
-
-def _is_unavailable(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
-    return any(s in text for s in ("database is locked", "unable to open", "could not connect",
-                                   "connection refused", "server closed", "terminating",
-                                   "disk i/o error", "connection failed",
-                                   "not currently accepting connections",
-                                   "the database system is starting up",
-                                   "the database system is shutting down"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -117,6 +118,43 @@ def configure_logging(settings, *, process: bool = False, stream=None) -> loggin
     (root if process else gateway_logger).addHandler(handler)
     gateway_logger.setLevel(settings["log_level"])
     return handler
+
+
+class ThrottledLog:
+    """At most one line per key every ``interval`` seconds, for what strangers can cause at
+    will (refused webhooks): each line says how many it stands for, so a flood costs a few
+    lines and nothing is hidden. Per process; the metrics count every occurrence.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float,
+                 clock=time.monotonic):
+        self.logger, self.interval, self.clock = logger, interval, clock
+        self._lock = threading.Lock()
+        #: key -> (when its last line was written, occurrences since then)
+        self._state: dict[tuple, tuple[float, int]] = {}
+
+    def warning(self, key: tuple, message: str, *args, **kwargs) -> bool:
+        """Log ``message % args`` if this key had no line in the last ``interval`` seconds
+        (saying how many occurrences the line stands for), else only count it.
+
+        :param key: what is summed up together (keep its values few: courier and reason)
+        :return: whether a line was written
+        """
+        now = self.clock()
+        with self._lock:
+            last, count = self._state.get(key, (None, 0))
+            count += 1
+            if last is not None and now - last < self.interval:
+                self._state[key] = (last, count)
+                return False
+            self._state[key] = (now, 0)
+        if last is None:
+            self.logger.warning(f"{message} (more like it: one line every %d s)", *args,
+                                self.interval, **kwargs)
+        else:
+            self.logger.warning(f"{message} (%d like it in the last %.0f s)", *args, count,
+                                now - last, **kwargs)
+        return True
 
 
 # -- one line per HTTP request --------------------------------------------------------------

@@ -75,6 +75,11 @@ class GatewayMetrics:
             "gateway_provider_call_errors", "Failed provider calls (timeouts, 5xx, 429, "
             "unknown outcomes, refused credentials: what the circuit breaker counts).",
             ["courier", "operation", "outcome"], registry=self.registry)
+        self.webhooks_rejected = Counter(
+            "gateway_webhooks_rejected", "Webhooks refused, by courier entry (unknown: no such "
+            "entry) and reason (unverified, unreadable, too_large, too_deep, not_utf8, "
+            "encoded, rate_limited, unknown_courier).", ["courier", "reason"],
+            registry=self.registry)
 
     def observe_request(self, method: str, rule: str | None, status: int,
                         seconds: float) -> None:
@@ -83,6 +88,9 @@ class GatewayMetrics:
 
     def count_job(self, kind: str, outcome: str, n: int = 1) -> None:
         self.jobs.labels(kind, str(outcome).replace(" ", "_")).inc(n)
+
+    def count_webhook_rejected(self, courier: str, reason: str) -> None:
+        self.webhooks_rejected.labels(courier, reason).inc()
 
     def observe_provider_call(self, outcome) -> None:
         """:param outcome: a ``gateway.couriers.CallOutcome``"""

@@ -10,13 +10,19 @@ must not turn a Redis outage into an API outage (intake already survives one).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
 
 from redis.exceptions import RedisError
 
+from .logs import ThrottledLog
+
 log = logging.getLogger(__name__)
+#: failures are what strangers cause at will: a Redis outage under a flood of them is one
+#: line a minute, not one per failure
+_lapses = ThrottledLog(log, 60)
 
 # KEYS[1] bucket; ARGV: rate, burst, now (seconds, float). Returns {allowed, wait_ms}.
 BUCKET_SCRIPT = """
@@ -67,51 +73,72 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-# KEYS[1] counter; ARGV[1] window seconds. The window starts with the first count, in the same
-# script, so a count never lives without its expiry.
+# KEYS[1] counter; ARGV[1] window (ms). Returns {count, ms left in the window}.
 COUNT_SCRIPT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
-return n
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {count, redis.call('PTTL', KEYS[1])}
 """
 
 
-class FailedKeyLimiter:
-    """Wrong API keys per client address, in a fixed window that starts at the first one.
+class FailureLimiter:
+    """Counts failures per source in a fixed window, shared by every API node: a source with
+    ``limit`` failures in its window is told to wait until the window ends.
 
-    An address past ``attempts`` is refused (429 ``too_many_failed_keys``) before its key is
-    even looked at, until the window ends. Failures are counted atomically (INCR and the
-    window's EXPIRE in one Lua script); calls already in flight when the limit is
-    reached still get their answer, so an address may exceed it by its concurrent calls: a
-    key has 238 random bits, so this limit is against floods and noise, not against a guess
-    coming true. Calls without any credentials are not counted. Like the buckets, it lets
-    calls through when Redis is down.
+    Only failures count (a source whose calls succeed is never held up), and the count is
+    one atomic script per failure; looking at a source is one read. If Redis cannot be
+    reached, nothing is limited (as :class:`RateLimiter`).
+
+    Used for refused webhooks and for wrong API keys per client address. For keys, calls
+    already in flight when the limit is reached still get their answer, so an address may
+    exceed it by its concurrent calls: a key has 238 random bits, so that limit is against
+    floods and noise, not against a guess coming true.
+
+    :param prefix: the Redis key prefix, naming what fails (``gateway:webhooks:refused``)
     """
 
-    def __init__(self, redis, attempts: int, window_seconds: int):
-        self.redis, self.attempts, self.window = redis, attempts, window_seconds
+    def __init__(self, redis, prefix: str, limit: int, window_seconds: int):
+        self.redis, self.prefix = redis, prefix
+        self.limit, self.window_ms = limit, window_seconds * 1000
+        self._script = redis.register_script(COUNT_SCRIPT)
 
-    @staticmethod
-    def _key(address: str) -> str:
-        return f"gateway:failed-keys:{address}"
+    def _key(self, source: str) -> str:
+        return f"{self.prefix}:{source}"
 
-    def wait(self, address: str) -> int | None:
-        """:return: None when a key from ``address`` may be checked, else seconds to wait"""
+    def wait(self, source: str) -> float | None:
+        """Seconds ``source`` must wait, or None if it may try now."""
         try:
-            pipe = self.redis.pipeline()
-            pipe.get(self._key(address))
-            pipe.ttl(self._key(address))
-            count, ttl = pipe.execute()
+            with self.redis.pipeline(transaction=False) as pipe:
+                count, left_ms = pipe.get(self._key(source)).pttl(self._key(source)).execute()
         except RedisError as exc:
-            log.warning("failed-key limit not applied: Redis unavailable (%s)",
-                        type(exc).__name__)
+            _lapses.warning(("wait",), "failure limit not applied: Redis unavailable (%s)",
+                            type(exc).__name__)
             return None
-        if count is None or int(count) < self.attempts:
+        if count is None or int(count) < self.limit:
             return None
-        return max(int(ttl), 1)
+        return max(left_ms, 1) / 1000
 
-    def failed(self, address: str) -> None:
+    def failed(self, source: str) -> None:
+        """Count one failure of ``source``."""
         try:
-            self.redis.eval(COUNT_SCRIPT, 1, self._key(address), self.window)
+            self._script(keys=[self._key(source)], args=[self.window_ms])
         except RedisError as exc:
-            log.warning("failed key not counted: Redis unavailable (%s)", type(exc).__name__)
+            _lapses.warning(("failed",), "failure not counted: Redis unavailable (%s)",
+                            type(exc).__name__)
+
+
+def source_of(address: str | None) -> str:
+    """A caller's address as a rate-limit key: IPv4 as it is, IPv6 by its /64 (one host is
+    usually given a whole /64), ``unknown`` when there is none (a unix socket)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "unknown"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        return str(mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

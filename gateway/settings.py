@@ -204,6 +204,31 @@ class ApiSchema(Schema):
                                    validate=validate.Range(min=1, max=1000))
 
 
+class WebhooksSchema(Schema):
+    """``POST /webhooks/<courier>``: what a body may be, and how long a source that keeps
+    sending webhooks that are refused is made to wait (see ``gateway.api.webhooks``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    max_body_bytes = fields.Integer(strict=True, load_default=64 * 1024,
+                                    validate=validate.Range(min=1024), metadata={
+        "description": "Larger bodies are refused (413) before they are read in full."})
+    max_depth = fields.Integer(strict=True, load_default=32, validate=validate.Range(
+        min=2, max=512), metadata={
+        "description": "JSON nested deeper is refused (400) before it is parsed."})
+    max_rejections_per_source = fields.Integer(
+        strict=True, load_default=30, validate=validate.Range(min=1), metadata={
+            "description": "Refused webhooks from one address (IPv6: its /64) in a window, "
+                           "after which it is answered 429 until the window ends."})
+    rejection_window_seconds = fields.Integer(
+        strict=True, load_default=60, validate=validate.Range(min=1, max=3600))
+    log_every_seconds = fields.Integer(
+        strict=True, load_default=60, validate=validate.Range(min=1), metadata={
+            "description": "At most one log line per courier and reason in this time; it "
+                           "says how many refusals it stands for."})
+
+
 class DemoSchema(Schema):
     """The demo agency that ``gateway up`` creates on the embedded default."""
 
@@ -328,6 +353,7 @@ class CoreConfigSchema(Schema):
     dispatch = fields.Nested(DispatchSchema, load_default=lambda: DispatchSchema().load({}))
     sweep = fields.Nested(SweepSchema, load_default=lambda: SweepSchema().load({}))
     api = fields.Nested(ApiSchema, load_default=lambda: ApiSchema().load({}))
+    webhooks = fields.Nested(WebhooksSchema, load_default=lambda: WebhooksSchema().load({}))
     demo = fields.Nested(DemoSchema, load_default=lambda: DemoSchema().load({}))
     console = fields.Nested(ConsoleSchema, load_default=lambda: ConsoleSchema().load({}))
     plugins = fields.Nested(PluginsSchema, load_default=lambda: PluginsSchema().load({}))

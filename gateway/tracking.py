@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from .couriers import Booking, CourierError, ProviderEvent
 from .dispatch import adopt_booking
 from .events import Event
+from .inbox import fit_event
 from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
 from .queues import enqueue_after_commit
 from .records import transition
@@ -36,7 +37,11 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
                  ) -> tuple[list[int], int]:
     """Put reports in the inbox and queue them. :return: (new ids, duplicates)"""
     new_ids, duplicates = [], 0
-    for event in events:
+    for event in map(fit_event, events):
+        if "unfitted" in event.details:
+            log.warning("a report from %s had values its inbox row cannot hold (%s): stored "
+                        "fitted, the originals sealed beside it", courier,
+                        ", ".join(sorted(event.details["unfitted"])))
         try:
             with gateway.db.write() as session:
                 exists = session.scalar(select(ProviderEventRecord.id).where(

@@ -14,7 +14,7 @@ from flask import Flask, current_app, g, request
 
 from ..context import CORRELATION_HEADER, correlation_id
 from ..errors import ApiError
-from ..ratelimit import retry_after_header
+from ..ratelimit import retry_after_header, source_of
 
 _CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -41,15 +41,15 @@ def _begin_request():
     # A credential sent to the API (console pages keep their own sign-in throttle).
     presented = request.blueprint != "console" and "Authorization" in request.headers
     if presented:
-        wait = gateway.failed_keys.wait(request.remote_addr or "unknown")
+        wait = gateway.failed_keys.wait(source_of(request.remote_addr))
         if wait is not None:
             raise ApiError(429, "too_many_failed_keys", "Too many calls with a wrong API key "
                            "from this address; retry after the time in Retry-After.",
-                           headers={"Retry-After": str(wait)})
+                           headers={"Retry-After": retry_after_header(wait)})
     actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
     if actor is None:
         if presented:
-            gateway.failed_keys.failed(request.remote_addr or "unknown")
+            gateway.failed_keys.failed(source_of(request.remote_addr))
         raise ApiError(401, "unauthenticated",
                        "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.",
                        headers={"WWW-Authenticate": 'Bearer realm="gateway"'})

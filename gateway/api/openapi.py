@@ -56,6 +56,12 @@ def _errors(*codes: int) -> dict:
             for code in codes}
 
 
+def _webhook_errors(descriptions: dict[int, str]) -> dict:
+    return {str(code): {"description": text,
+                        "content": {"application/json": {"schema": "Error"}}}
+            for code, text in descriptions.items()}
+
+
 def _ok(code: int, schema: str, description: str) -> dict:
     return {str(code): {"description": description,
                         "content": {"application/json": {"schema": schema}}}}
@@ -170,9 +176,17 @@ def build_spec(gateway) -> dict:
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object"}}}},
         "responses": {**_ok(200, "WebhookReceipt", "Stored (or a duplicate)."),
-                      "401": {"description": "Not verifiable (`webhook_rejected`).",
-                              "content": {"application/json": {"schema": "Error"}}},
-                      **_errors(404, 413, 503)}}})
+                      **_webhook_errors({
+                          400: "Not UTF-8 (`invalid_body_encoding`) or nested deeper than "
+                               "`webhooks.max_depth` (`body_too_deep`); not parsed.",
+                          401: "Not verifiable (`webhook_rejected`).",
+                          404: "No courier of that name (`courier_not_found`).",
+                          413: "Over `webhooks.max_body_bytes` (`payload_too_large`).",
+                          415: "Sent with a Content-Encoding (`unsupported_media_type`).",
+                          429: "Too many refused webhooks from this address lately "
+                               "(`rate_limited`); see Retry-After.",
+                          503: "The database is away; nothing was stored "
+                               "(`service_unavailable`): send it again."})}}})
     spec.path(path="/api/openapi.json", operations={"get": {
         "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3 document.",

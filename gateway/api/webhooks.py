@@ -4,21 +4,36 @@ Public in the sense that no agency key is asked: each courier adapter authentica
 provider on the raw body, and anything it cannot verify is refused (401) and changes nothing.
 The handler stores the reports in the deduplicating inbox and answers at once; jobs apply
 them. A provider retrying the same report gets 200 again, and nothing happens twice.
+
+Anyone can post here, so what a refusal costs must stay small and write nothing:
+
+1. the body is read only up to ``webhooks.max_body_bytes`` (413), and must be UTF-8 (400
+   ``invalid_body_encoding``) and nest at most ``webhooks.max_depth`` levels (400
+   ``body_too_deep``), checked on the bytes before any parser sees them;
+2. the adapter verifies (401 ``webhook_rejected``), then parses (the same);
+3. a source address refused ``webhooks.max_rejections_per_source`` times in the window is
+   answered 429 with ``Retry-After`` instead of 401 until the window ends. Its webhooks are
+   still verified, and a verified one is accepted: an address may be shared (a NAT, a proxy
+   that is not trusted to name the client), and a forger must not be able to get the
+   provider's genuine reports refused by refusing his own.
+
+Each refusal is counted and logged in sums by :mod:`gateway.webhook_refusals`; none writes
+to the database. A verified report that cannot be stored because the database is away is
+answered 503 (the provider sends it again), never 500.
 """
 
 from __future__ import annotations
-
-import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
 from ..couriers import WebhookRejected
 from ..errors import ApiError
-from ..events import Event
+from ..ratelimit import retry_after_header, source_of
 from ..tracking import store_events
+from ..webhook_refusals import UNKNOWN_COURIER
 from . import public
+from .webhook_body import BodyRefused, check_body, read_body
 
-log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 
@@ -27,19 +42,39 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 def receive(courier: str):
     """Verify, deduplicate and queue a provider's status report."""
     gateway = current_app.extensions["gateway"]
+    refusals, limits = gateway.webhook_refusals, gateway.settings["webhooks"]
+    source = source_of(request.remote_addr)
     adapter = gateway.couriers.get(courier)
     if adapter is None:
+        refusals.refused(UNKNOWN_COURIER, "unknown_courier", source)
         raise ApiError(404, "courier_not_found", "No courier of that name takes webhooks here.")
-    raw = request.get_data(cache=False)
+    try:
+        raw = read_body(request, limits["max_body_bytes"])
+        check_body(raw, limits["max_depth"])
+    except BodyRefused as exc:
+        refusals.refused(courier, exc.reason, source)
+        raise ApiError(exc.status, exc.code, exc.message) from None
     try:
         adapter.verify_webhook(request.headers, raw)
+    except WebhookRejected as exc:
+        wait = refusals.wait(source)
+        if wait is not None:
+            refusals.refused(courier, "rate_limited", source, str(exc))
+            raise ApiError(429, "rate_limited", "Too many refused webhooks from this address; "
+                           "retry after the time in Retry-After.",
+                           headers={"Retry-After": retry_after_header(wait)}) from None
+        refusals.refused(courier, "unverified", source, str(exc))
+        raise _rejected() from None
+    try:
         events = adapter.parse_webhook(request.headers, raw)
     except WebhookRejected as exc:
-        log.warning("webhook for %s refused: %s", courier, exc)
-        with gateway.db.write() as session:
-            gateway.track(session, Event("provider.webhook", actor=f"courier:{courier}",
-                                         outcome="refused", details={"reason": str(exc)[:120]}))
-        raise ApiError(401, "webhook_rejected",
-                       "The webhook could not be verified and was not accepted.") from None
+        # verified: the provider's (or our mapping's) mistake, not held against the address
+        refusals.refused(courier, "unreadable", source, str(exc), count_source=False)
+        raise _rejected() from None
     new_ids, duplicates = store_events(gateway, courier, events, source="webhook")
     return jsonify(received=len(new_ids), duplicates=duplicates)
+
+
+def _rejected() -> ApiError:
+    return ApiError(401, "webhook_rejected",
+                    "The webhook could not be verified and was not accepted.")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from gateway.audit import verify_chain
+from gateway.db import is_outage
 from gateway.events import Event
 from gateway.migrate import current_revision, head_revision
 from gateway.models import Base
@@ -49,3 +52,25 @@ def test_concurrent_writers_keep_one_unbroken_audit_chain(gateway):
     with gateway.db.read() as session:
         result = verify_chain(session)
     assert result.ok and result.checked == 80
+
+
+@pytest.mark.parametrize("statement", ["SELECT * FROM no_such_table", "SELEC 1",
+                                       "INSERT INTO agencies (id) VALUES (NULL)"])
+def test_a_failed_statement_is_not_taken_for_a_database_outage(gateway, statement):
+    """Only an outage is 503 ("try again"); a statement that fails is our bug, and says so."""
+    with pytest.raises(DBAPIError) as failed, gateway.db.engine.begin() as connection:
+        connection.execute(text(statement))
+    assert not is_outage(failed.value)
+
+
+def test_a_database_that_cannot_be_reached_is_an_outage(gateway, tmp_path):
+    """Whatever the words: no file where SQLite should open one, no server on the socket."""
+    if gateway.db.is_sqlite:
+        url = f"sqlite:///{tmp_path / 'missing-dir' / 'gateway.db'}"
+    else:
+        url = f"postgresql+psycopg://nobody@/gateway?host={tmp_path}&port=1"
+    engine = create_engine(url)
+    with pytest.raises(DBAPIError) as failed, engine.connect():
+        pass
+    engine.dispose()
+    assert is_outage(failed.value)

@@ -66,10 +66,9 @@ MUTATIONS = (
              '    pair = hashlib.sha256(username.lower().encode()).hexdigest()',
              ("tests/console/test_sign_in_throttle.py::"
               "test_an_attackers_failures_do_not_lock_the_admin_out_at_her_own_desk",)),
-    Mutation("failed-keys", "wrong API keys limited per client address", "gateway/ratelimit.py",
-             '        """:return: None when a key from ``address`` may be checked, else seconds '
-             'to wait"""',
-             '        """Mutated."""\n        return None',
+    Mutation("failed-keys", "wrong API keys limited per client address", "gateway/api/__init__.py",
+             "        wait = gateway.failed_keys.wait(source_of(request.remote_addr))",
+             "        wait = None",
              ("tests/gateway/test_ratelimit.py",)),
     Mutation("pin-count", "PIN attempts counted before the PIN is compared", "gateway/fleet.py",
              "                   ServiceRequest.pin_failures < MAX_PIN_FAILURES)",
@@ -100,7 +99,7 @@ MUTATIONS = (
              "        if False:",
              ("tests/gateway/test_audit.py::test_an_edited_record_is_caught_at_that_record",)),
     Mutation("db-503", "a database outage answers 503, not 500", "gateway/errors.py",
-             "    if exc.connection_invalidated or _is_unavailable(exc):", "    if False:",
+             "    if is_outage(exc):", "    if False:",
              ("tests/reliability/test_database_outage.py",)),
     Mutation("encryption", "personal data encrypted at rest", "gateway/crypto.py",
              '        return self._fernet.encrypt(json.dumps(document, separators=(",", ":"))'
@@ -155,6 +154,23 @@ MUTATIONS = (
              "    if True:\n",
              ("tests/gateway/test_courier_hosts.py::"
               "test_a_live_entry_pointing_anywhere_but_a_listed_host_stops_start_up",)),
+    Mutation("webhook-body", "webhook bodies checked before parsing", "gateway/api/webhooks.py",
+             '        check_body(raw, limits["max_depth"])\n', "",
+             ("tests/gateway/test_webhook_abuse.py::"
+              "test_bodies_no_provider_sends_are_refused_before_parsing",)),
+    Mutation("webhook-sources", "a source of refused webhooks is made to wait",
+             "gateway/ratelimit.py",
+             '        """Seconds ``source`` must wait, or None if it may try now."""',
+             '        """Mutated."""\n        return None',
+             ("tests/gateway/test_webhook_abuse.py::"
+              "test_a_source_that_keeps_forging_is_told_to_wait_and_genuine_reports_are_not",)),
+    Mutation("inbox-fit", "a report's values fitted to the inbox, originals kept",
+             "gateway/inbox.py",
+             '    """``event`` with values its inbox row can hold (see the module docstring); '
+             '``event``\n    itself when it fits already."""',
+             '    """Mutated."""\n    return event',
+             ("tests/gateway/test_webhook_abuse.py::"
+              "test_a_signed_report_with_values_of_the_wrong_shape_is_stored_once",)),
 )
 
 
