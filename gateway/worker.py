@@ -5,6 +5,13 @@ throughput of forking a child per job on this hardware); ``--fork`` gives rq's f
 ``Worker`` for isolation. Scale by running more ``gateway worker`` processes, here or on other
 machines: they share only Redis and the database.
 
+A worker outlives a Redis restart. rq retries a lost connection only while it waits for a
+job; lost anywhere else (in the middle of a job, at its heartbeat) rq's loop logs "unhandled
+exception, quitting" and ends. ``run_worker`` then waits for Redis with a growing pause,
+saying so once per outage, and starts the loop again in the same process; work that the
+restarted (empty) Redis forgot comes back through the sweep. Only a stop signal, or the end
+of a burst, ends the process.
+
 A worker process sends its log lines, rq's included, through the gateway's format
 (``gateway.logs``) and counts its jobs and provider calls in the machine's metrics directory,
 where the ``/metrics`` of an API node on the same machine adds them up (``gateway.metrics``).
@@ -12,15 +19,55 @@ where the ``/metrics`` of an API node on the same machine adds them up (``gatewa
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
 
 from .logs import configure_logging
 from .metrics import use_multiprocess_dir
 from .queues import QueueNames
 from .sweep import run_forever
+
+log = logging.getLogger(__name__)
+
+REDIS_LOST = (RedisConnectionError, RedisTimeoutError)
+#: first and longest pause between two attempts to reach Redis again, in seconds
+RECONNECT_FIRST_PAUSE, RECONNECT_MAX_PAUSE = 0.5, 15.0
+
+
+class _StopNoted:
+    """Notes a stop signal, so that ``run_worker`` can tell "asked to stop" from "rq's loop
+    gave up" when ``work()`` returns (rq answers both the same way)."""
+
+    stop_signalled = False
+
+    def request_stop(self, signum, frame):
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
+
+
+class GatewaySimpleWorker(_StopNoted, SimpleWorker):
+    pass
+
+
+class GatewayForkingWorker(_StopNoted, Worker):
+    pass
+
+
+class _RedisLostFilter(logging.Filter):
+    """Drops rq's "unhandled exception, quitting" (with its traceback) when the exception is
+    a lost Redis: the worker does not quit, and ``run_worker`` says what happens, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, REDIS_LOST)
 
 
 def worker_connection(gateway) -> Redis:
@@ -28,11 +75,44 @@ def worker_connection(gateway) -> Redis:
     return Redis.from_url(gateway.redis_url)
 
 
+def _let_go(worker) -> None:
+    """What rq's teardown does not reach when Redis is gone: the thread listening for rq's
+    commands (it would otherwise retry, then listen, for a worker that no longer works)."""
+    if worker.pubsub_thread is not None:
+        worker.pubsub_thread.stop()
+        worker.pubsub_thread.join(timeout=1)
+        worker.pubsub.close()
+
+
+def _wait_for_redis(connection: Redis, worker: _StopNoted, pause: float) -> bool:
+    """Block until Redis answers (True) or a stop signal comes (False)."""
+    lost_logged = False
+    while not worker.stop_signalled:
+        try:
+            connection.ping()
+        except RedisError as exc:
+            if not lost_logged:
+                log.warning("Redis unreachable (%s); the worker waits for it and carries on",
+                            type(exc).__name__)
+                lost_logged = True
+        else:
+            if lost_logged:
+                log.info("Redis answers again; the worker carries on")
+            return True
+        try:
+            time.sleep(pause)
+        except StopRequested:   # rq's signal handler, still installed, on a stop signal
+            return False
+        pause = min(pause * 2, RECONNECT_MAX_PAUSE)
+    return False
+
+
 def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = True,
                queues: list[str] | None = None, with_scheduler: bool = True) -> bool:
     """Work the queues until stopped (or, with ``burst``, until they are empty)."""
     gateway = app.extensions["gateway"]
     configure_logging(gateway.settings, process=True)
+    logging.getLogger("rq.worker").addFilter(_RedisLostFilter())
     use_multiprocess_dir(gateway.settings["data_dir"])
     connection = worker_connection(gateway)
     names = queues or QueueNames.all()
@@ -40,13 +120,27 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
     if sweep and not burst:
         threading.Thread(target=run_forever, args=(app, stop), name="gateway-sweep",
                          daemon=True).start()
-    worker_class = Worker if fork else SimpleWorker
+    worker_class = GatewayForkingWorker if fork else GatewaySimpleWorker
+    worked, pause = False, RECONNECT_FIRST_PAUSE
     try:
         with app.app_context():
-            worker = worker_class([Queue(n, connection=connection) for n in names],
-                                  connection=connection,
-                                  worker_ttl=gateway.settings["jobs"]["worker_ttl"])
-            return worker.work(burst=burst, with_scheduler=with_scheduler,
-                               logging_level=gateway.settings["log_level"])
+            while True:
+                worker = worker_class([Queue(n, connection=connection) for n in names],
+                                      connection=connection,
+                                      worker_ttl=gateway.settings["jobs"]["worker_ttl"])
+                started = time.monotonic()
+                try:
+                    worked = worker.work(burst=burst, with_scheduler=with_scheduler,
+                                         logging_level=gateway.settings["log_level"]) or worked
+                except REDIS_LOST:
+                    _let_go(worker)  # rq's teardown stopped at the lost Redis
+                if burst or worker.stop_signalled:
+                    return worked
+                # A loop that ran for a while starts again at once; one that keeps ending
+                # at once (Redis answers a ping but not the worker) backs off.
+                pause = RECONNECT_FIRST_PAUSE if time.monotonic() - started > 60 \
+                    else min(pause * 2, RECONNECT_MAX_PAUSE)
+                if not _wait_for_redis(connection, worker, pause):
+                    return worked
     finally:
         stop.set()
