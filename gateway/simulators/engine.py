@@ -275,6 +275,8 @@ class SimulatorEngine:
             with engine.lock:
                 engine.requests.append({
                     "method": request.method, "path": request.path,
+                    # as it came on the wire, before any decoding: what a provider would see
+                    "raw_path": request.environ.get("RAW_URI", "").partition("?")[0],
                     "query": request.args.to_dict(), "json": request.get_json(silent=True),
                     "caller": request.headers.get(engine.caller_header),
                     "at": time.time()})
