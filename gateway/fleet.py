@@ -24,7 +24,7 @@ STEPS = tuple(NEXT_STATES)
 
 def job_view(gateway, job: FleetJob) -> dict:
     """A job with its order opened: only for people allowed to dispatch."""
-    return {"id": job.id, "courier": job.courier, "state": job.state,
+    return {"id": job.id, "courier": job.courier, "state": job.state, "reference": job.reference,
             "staff_name": job.staff_name, "order": gateway.vault.open(job.order_ciphertext),
             "created_at": job.created_at, "updated_at": job.updated_at}
 
@@ -37,7 +37,12 @@ def list_jobs(gateway, state: str | None = None, states=None, limit: int = 500) 
     if states:
         query = query.where(FleetJob.state.in_(states))
     with gateway.db.read() as session:
-        return [job_view(gateway, job) for job in session.scalars(query.limit(limit))]
+        jobs = [job_view(gateway, job) for job in session.scalars(query.limit(limit))]
+        owners = dict(session.execute(
+            select(CourierAttempt.reference, CourierAttempt.request_id)
+            .where(CourierAttempt.reference.in_([job["reference"] for job in jobs]))).all())
+    # Whose personal data each job shows: what reading the board is audited with.
+    return [{**job, "request_id": owners.get(job["reference"])} for job in jobs]
 
 
 def advance(gateway, job_id: str, step: str, actor: str, *, staff_name: str | None = None,

@@ -2,6 +2,9 @@
 
 New bookings are assigned to a staff courier, marked picked up, and completed with the
 recipient's delivery PIN; the rules are ``gateway.fleet``'s, as for the staff API.
+
+Dispatchers see names, phones and addresses (others see them masked): each such look at the
+board is audited, with who looked and whose requests were on it, as on the request page.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from flask import flash, g, redirect, request, url_for
 from ... import fleet as fleet_rules
 from ...errors import ApiError
 from ...events import actor_label
-from .. import bp, can, gateway, render, requires
+from .. import audit, bp, can, gateway, render, requires
 from ..i18n import gettext as _
 from ..masking import masked
 
@@ -25,6 +28,10 @@ def fleet():
     jobs = fleet_rules.list_jobs(gateway(), states=ACTIVE_STATES)
     if not can("console:fleet:act"):
         jobs = [{**job, "order": masked(job["order"])} for job in jobs]
+    elif jobs:
+        with gateway().db.write() as session:   # reading personal data is a fact to audit
+            audit(session, "fleet.personal_data.read", "console:fleet",
+                  requests=[job["request_id"] for job in jobs])
     columns = {state: [job for job in jobs if job["state"] == state] for state in ACTIVE_STATES}
     staff = sorted({job["staff_name"] for job in jobs if job["staff_name"]})
     return render("console/fleet.html", columns=columns, staff=staff)
