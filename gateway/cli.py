@@ -57,7 +57,7 @@ def up(workers, web_workers):
     """Run everything on this machine: database, Redis, API server and worker."""
     from .runner import run_all_in_one
 
-    sys.exit(run_all_in_one(build_app(), workers=workers, web_workers=web_workers))
+    sys.exit(run_all_in_one(build_app, workers=workers, web_workers=web_workers))
 
 
 @main.command()
@@ -110,6 +110,8 @@ def simulator_run(courier, webhook_url, step_seconds):
 
     from werkzeug.serving import make_server
 
+    from .simulators.engine import QuietProbeHandler
+
     with opened_gateway() as gateway:
         config = gateway.courier_configs.get(courier)
         adapter = gateway.courier_classes.get(config["adapter"]) if config else None
@@ -121,7 +123,8 @@ def simulator_run(courier, webhook_url, step_seconds):
     sim = simulator_class.from_config(config, webhook_url=webhook_url,
                                       step_seconds=step_seconds)
     address = urlsplit(config["base_url"])
-    server = make_server(address.hostname, address.port or 80, sim.create_app(), threaded=True)
+    server = make_server(address.hostname, address.port or 80, sim.create_app(), threaded=True,
+                         request_handler=QuietProbeHandler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     sim.start_clock()
     click.echo(f"{adapter.name} simulator for {courier} on {config['base_url']}")

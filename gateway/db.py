@@ -12,12 +12,19 @@ Unavailability of the database surfaces as :class:`DatabaseUnavailable` so the A
 503 with the one error shape rather than a 500. :func:`is_outage` tells an outage from a
 failed statement by what the driver says in codes, never by its English messages (which
 differ between a TCP and a unix-socket connection, between versions and locales).
+
+The error of a failed statement never carries the values it was given: the engine hides its
+parameters (``hide_parameters``), and :func:`_without_values` cuts the database's own detail
+(PostgreSQL's "Key (nik)=(...) already exists", "Failing row contains (...)", "invalid input
+syntax for type uuid: \"...\"") down to the first line, before the error is raised. These
+errors end in logs and in rq's failed-job records, and the values are NIKs and addresses.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import weakref
 from collections.abc import Iterator
@@ -27,6 +34,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE_OPTION = "gateway_write"
@@ -80,6 +88,28 @@ def default_database_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'gateway.db'}"
 
 
+#: where a database's first message line starts quoting the value it refused
+_QUOTED_VALUE = re.compile(r':\s*".*$')
+
+
+def _without_values(context) -> None:
+    """``handle_error``: keep the first line of the driver's message, without a quoted value,
+    in the driver's exception and in SQLAlchemy's that wraps it."""
+    orig, wrapped = context.original_exception, context.sqlalchemy_exception
+    # Only the errors about the data itself carry values; the wording of connection errors
+    # stays whole (``gateway.errors`` reads it to answer 503).
+    if not isinstance(wrapped, IntegrityError | DataError) \
+            or not orig.args or not isinstance(orig.args[0], str):
+        return
+    text = orig.args[0]
+    first = _QUOTED_VALUE.sub("", text.strip().splitlines()[0] if text.strip() else text)
+    if first == text:
+        return
+    orig.args = (first, *orig.args[1:])
+    if wrapped is not None and wrapped.orig is orig:
+        wrapped.args = (f"({type(orig).__module__}.{type(orig).__name__}) {first}",)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -107,12 +137,13 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {"pool_pre_ping": True}
+        kwargs = {"pool_pre_ping": True, "hide_parameters": True}
         if not self.is_sqlite:
             kwargs.update(pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
         else:
             kwargs["connect_args"] = {"timeout": 10}
         self.engine = create_engine(url, **kwargs)
+        event.listen(self.engine, "handle_error", _without_values)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)

@@ -29,7 +29,7 @@ STEPS = tuple(NEXT_STATES)
 
 def job_view(gateway, job: FleetJob, key_type: str) -> dict:
     """A job with its order opened: only for people allowed to dispatch."""
-    return {"id": job.id, "courier": job.courier, "state": job.state,
+    return {"id": job.id, "courier": job.courier, "state": job.state, "reference": job.reference,
             "staff_name": job.staff_name, "order": gateway.vault.open(job.order_ciphertext),
             "key_type": key_type, "created_at": job.created_at, "updated_at": job.updated_at}
 
@@ -37,8 +37,10 @@ def job_view(gateway, job: FleetJob, key_type: str) -> dict:
 def _jobs_with_key_type(key_types=None):
     """Jobs with the key type of the request each carries (found through the attempt that
     booked it, by our reference), only those of ``key_types`` unless it is None. A job
-    whose request cannot be found belongs to no world and is shown to nobody."""
-    query = (select(FleetJob, ServiceRequest.key_type)
+    whose request cannot be found belongs to no world and is shown to nobody. Each row also
+    names the request whose personal data the job shows (what reading the board is audited
+    with)."""
+    query = (select(FleetJob, ServiceRequest.key_type, ServiceRequest.id)
              .join(CourierAttempt, CourierAttempt.reference == FleetJob.reference)
              .join(ServiceRequest, ServiceRequest.id == CourierAttempt.request_id))
     if key_types is not None:
@@ -68,8 +70,8 @@ def list_jobs(gateway, state: str | None = None, states=None, limit: int = 500, 
     if states:
         query = query.where(FleetJob.state.in_(states))
     with gateway.db.read() as session:
-        return [job_view(gateway, job, key_type)
-                for job, key_type in session.execute(query.limit(limit))]
+        return [{**job_view(gateway, job, key_type), "request_id": request_id}
+                for job, key_type, request_id in session.execute(query.limit(limit))]
 
 
 def advance(gateway, job_id: str, step: str, actor: str, *, staff_name: str | None = None,

@@ -1,9 +1,11 @@
 """``gateway up``: the whole gateway on one machine, started and stopped as one.
 
-Order of start: schema migrations (once, before anything forks), the demo agency, a private
-Redis when none is configured, the API server, the courier simulators of sandbox entries
-that point at this machine (their webhooks go to the API), the workers. Order of stop, on
-SIGTERM or SIGINT or when any part dies: the reverse. The parent owns every child, so
+Order of start: a private Redis when none is configured, a check that no other process holds
+the ports to serve on (``gateway up`` says which and stops, rather than announce another
+process's server as its own), schema migrations (once, before anything forks), the demo
+agency, then together the API server and the courier simulators of sandbox entries that point
+at this machine (their webhooks go to the API), and once those answer, the workers. Order of
+stop, on SIGTERM or SIGINT or when any part dies: the reverse. The parent owns every child, so
 nothing is left running after it exits.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +29,8 @@ from .keys import parse_key
 from .migrate import upgrade
 from .models import ApiKey
 from .redis_server import EMBEDDED_REDIS_DIR, EmbeddedRedis
+from .settings import ConfigError, load_settings
+from .simulators.engine import HEALTH_PATH
 
 
 def ensure_demo_agency(gateway) -> str | None:
@@ -92,18 +97,62 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
                 return True
         except requests.RequestException:
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     return False
 
 
-def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
-    gateway = app.extensions["gateway"]
+def simulator_health_url(base_url: str) -> str:
+    """The simulator's public health path, at the root of its server whatever path its
+    provider's API has (GrabExpress's has one): never an authenticated endpoint."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}{HEALTH_PATH}"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (bound the way gunicorn binds)."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False
+
+
+def ports_taken(gateway) -> list[str]:
+    """The addresses ``gateway up`` is to serve on that another process already holds."""
     settings = gateway.settings
-    upgrade(gateway.db)
-    demo_key = ensure_demo_agency(gateway)
-    demo_admin = ensure_demo_admin(gateway)
-    env = dict(os.environ)
-    redis = None
+    wanted = [(settings["host"], settings["port"])]
+    for name in local_simulators(gateway):
+        address = urlsplit(gateway.courier_configs[name]["base_url"])
+        wanted.append((address.hostname, address.port or 80))
+    return [f"{host}:{port}" for host, port in wanted if port_in_use(host, port)]
+
+
+def _start_embedded_redis() -> EmbeddedRedis | None:
+    """A private Redis when none is configured, started before the app is built: what this
+    process writes (the demo agency's key) is then announced on the Redis its children use,
+    not on a default address where no one listens."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return None     # building the app reports it
+    if settings["redis_url"]:
+        return None
+    redis = EmbeddedRedis(Path(settings["data_dir"]) / EMBEDDED_REDIS_DIR)
+    os.environ["GATEWAY_REDIS_URL"] = redis.start()
+    print(f"redis: embedded, {os.environ['GATEWAY_REDIS_URL']}", flush=True)
+    return redis
+
+
+def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2) -> int:
+    """Run the whole gateway until a stop signal or a part's death.
+
+    :param build_app: makes the Flask app; called once Redis is up
+    :return: the exit status: 0 stopped on request, 1 a part died or a port is taken
+    """
     stopping = False
 
     def request_stop(signum, _frame):
@@ -114,27 +163,38 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
     signal.signal(signal.SIGINT, request_stop)
     children: list[tuple[str, subprocess.Popen]] = []
     exit_code = 0
+    redis = gateway = None
     try:
-        if not settings["redis_url"]:
-            redis = EmbeddedRedis(Path(settings["data_dir"]) / EMBEDDED_REDIS_DIR)
-            env["GATEWAY_REDIS_URL"] = redis.start()
-            print(f"redis: embedded, {env['GATEWAY_REDIS_URL']}", flush=True)
+        redis = _start_embedded_redis()
+        gateway = build_app().extensions["gateway"]
+        settings = gateway.settings
+        taken = ports_taken(gateway)
+        if taken:
+            print(f"gateway up: {', '.join(taken)} already in use by another process; stop "
+                  "it, or choose other ports (GATEWAY_PORT, the simulators' base_url)",
+                  file=sys.stderr, flush=True)
+            return 1
+        upgrade(gateway.db)
+        demo_key = ensure_demo_agency(gateway)
+        demo_admin = ensure_demo_admin(gateway)
+        env = dict(os.environ)
         command = [sys.executable, "-m", "gateway"]
         base = f"http://{settings['host']}:{settings['port']}"
         children.append(("api", subprocess.Popen(
             [*command, "serve", "--workers", str(web_workers)], env=env)))
+        # The simulators start beside the API rather than after it: they are independent.
+        simulators = [(name, subprocess.Popen(
+            [*command, "simulator", "run", name, "--webhook-url", f"{base}/webhooks/{name}"],
+            env=env)) for name in local_simulators(gateway)]
+        children.extend((f"simulator-{name}", process) for name, process in simulators)
         healthy = _wait_healthy(f"{base}/healthz", children[0][1])
-        for name in local_simulators(gateway):
-            simulator = subprocess.Popen(
-                [*command, "simulator", "run", name,
-                 "--webhook-url", f"{base}/webhooks/{name}"], env=env)
-            children.append((f"simulator-{name}", simulator))
-            # Workers start only once the simulator answers, so no booking meets a closed port.
-            _wait_healthy(f"{gateway.courier_configs[name]['base_url']}/_sim/bookings",
-                          simulator)
+        # Workers start only once the simulators answer, so no booking meets a closed port.
+        for name, process in simulators:
+            _wait_healthy(simulator_health_url(gateway.courier_configs[name]["base_url"]),
+                          process)
         children.extend((f"worker-{i + 1}", subprocess.Popen([*command, "worker"], env=env))
                         for i in range(workers))
-        if healthy:
+        if healthy and children[0][1].poll() is None:
             print(f"\nThe gateway is up at {base}  (API docs: {base}/api/docs)", flush=True)
             if demo_key:
                 print(f"Demo agency key (test key, sandbox couriers only): {demo_key}\n"
@@ -164,5 +224,6 @@ def run_all_in_one(app, *, workers: int = 1, web_workers: int = 2) -> int:
                 process.wait()
         if redis is not None:
             redis.stop()
-        gateway.db.dispose()
+        if gateway is not None:
+            gateway.db.dispose()
     return exit_code

@@ -7,19 +7,32 @@ throughput of forking a child per job on this hardware); ``--fork`` gives rq's f
 ``Worker`` for isolation. Scale by running more ``gateway worker`` processes, here or on other
 machines: they share only Redis and the database.
 
+A worker outlives a Redis restart. rq retries a lost connection only while it waits for a
+job; lost anywhere else (in the middle of a job, at its heartbeat) rq's loop logs "unhandled
+exception, quitting" and ends. ``run_worker`` then waits for Redis with a growing pause,
+saying so once per outage, and starts the loop again in the same process; work that the
+restarted (empty) Redis forgot comes back through the sweep. Only a stop signal, or the end
+of a burst, ends the process.
+
 A worker process sends its log lines, rq's included, through the gateway's format
 (``gateway.logs``) and counts its jobs and provider calls in the machine's metrics directory,
 where the ``/metrics`` of an API node on the same machine adds them up (``gateway.metrics``).
 """
 
+
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
 
 from .logs import configure_logging
@@ -27,10 +40,76 @@ from .metrics import use_multiprocess_dir
 from .queues import QueueNames
 from .sweep import run_forever
 
+log = logging.getLogger(__name__)
+
+REDIS_LOST = (RedisConnectionError, RedisTimeoutError)
+#: first and longest pause between two attempts to reach Redis again, in seconds
+RECONNECT_FIRST_PAUSE, RECONNECT_MAX_PAUSE = 0.5, 15.0
+
+
+class _StopNoted:
+    """Notes a stop signal, so that ``run_worker`` can tell "asked to stop" from "rq's loop
+    gave up" when ``work()`` returns (rq answers both the same way)."""
+
+    stop_signalled = False
+
+    def request_stop(self, signum, frame):
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
+
+
+class GatewaySimpleWorker(_StopNoted, SimpleWorker):
+    pass
+
+
+class GatewayForkingWorker(_StopNoted, Worker):
+    pass
+
+
+class _RedisLostFilter(logging.Filter):
+    """Drops rq's "unhandled exception, quitting" (with its traceback) when the exception is
+    a lost Redis: the worker does not quit, and ``run_worker`` says what happens, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, REDIS_LOST)
+
 
 def worker_connection(gateway) -> Redis:
     # No socket timeout: a worker blocks on Redis for minutes waiting for work, on purpose.
     return Redis.from_url(gateway.redis_url)
+
+
+def _let_go(worker) -> None:
+    """What rq's teardown does not reach when Redis is gone: the thread listening for rq's
+    commands (it would otherwise retry, then listen, for a worker that no longer works)."""
+    if worker.pubsub_thread is not None:
+        worker.pubsub_thread.stop()
+        worker.pubsub_thread.join(timeout=1)
+        worker.pubsub.close()
+
+
+def _wait_for_redis(connection: Redis, worker: _StopNoted, pause: float) -> bool:
+    """Block until Redis answers (True) or a stop signal comes (False)."""
+    lost_logged = False
+    while not worker.stop_signalled:
+        try:
+            connection.ping()
+        except RedisError as exc:
+            if not lost_logged:
+                log.warning("Redis unreachable (%s); the worker waits for it and carries on",
+                            type(exc).__name__)
+                lost_logged = True
+        else:
+            if lost_logged:
+                log.info("Redis answers again; the worker carries on")
+            return True
+        try:
+            time.sleep(pause)
+        except StopRequested:   # rq's signal handler, still installed, on a stop signal
+            return False
+        pause = min(pause * 2, RECONNECT_MAX_PAUSE)
+    return False
 
 
 class CallbackWorker(SimpleWorker):
@@ -53,6 +132,11 @@ class CallbackWorker(SimpleWorker):
     def stop(self) -> None:
         """Finish the current job, if any, then leave (rq's warm shutdown, without a signal)."""
         self._stop_requested = True
+
+    @property
+    def stop_signalled(self) -> bool:
+        """Asked to stop (what :func:`_wait_for_redis` watches, as for the main worker)."""
+        return self._stop_requested
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         if timeout is None:     # burst: rq does not wait at all
@@ -80,8 +164,15 @@ def start_callback_workers(app, count: int, *, burst: bool = False,
 
         def work(worker=worker, scheduler=with_scheduler and index == 0):
             with app.app_context():
-                worker.work(burst=burst, with_scheduler=scheduler,
-                            logging_level=gateway.settings["log_level"])
+                while True:
+                    try:
+                        worker.work(burst=burst, with_scheduler=scheduler,
+                                    logging_level=gateway.settings["log_level"])
+                    except REDIS_LOST:
+                        _let_go(worker)  # as the main worker: wait for Redis, carry on
+                    if burst or worker.stop_signalled or not _wait_for_redis(
+                            worker.connection, worker, RECONNECT_FIRST_PAUSE):
+                        return
 
         thread = threading.Thread(target=work, name=f"gateway-callbacks-{index + 1}",
                                   daemon=True)
@@ -122,6 +213,7 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
     else:
         callback_workers = 0
     configure_logging(gateway.settings, process=True)
+    logging.getLogger("rq.worker").addFilter(_RedisLostFilter())
     use_multiprocess_dir(gateway.settings["data_dir"])
     stop = threading.Event()
     if sweep and not burst:
@@ -135,13 +227,27 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
         if callbacks_only:
             return _wait_for_callback_workers(callbacks, stop, burst)
         connection = worker_connection(gateway)
-        worker_class = Worker if fork else SimpleWorker
+        worker_class = GatewayForkingWorker if fork else GatewaySimpleWorker
+        worked, pause = False, RECONNECT_FIRST_PAUSE
         with app.app_context():
-            worker = worker_class([Queue(n, connection=connection) for n in names],
-                                  connection=connection,
-                                  worker_ttl=gateway.settings["jobs"]["worker_ttl"])
-            worked = worker.work(burst=burst, with_scheduler=with_scheduler,
-                                 logging_level=gateway.settings["log_level"])
+            while True:
+                worker = worker_class([Queue(n, connection=connection) for n in names],
+                                      connection=connection,
+                                      worker_ttl=gateway.settings["jobs"]["worker_ttl"])
+                started = time.monotonic()
+                try:
+                    worked = worker.work(burst=burst, with_scheduler=with_scheduler,
+                                         logging_level=gateway.settings["log_level"]) or worked
+                except REDIS_LOST:
+                    _let_go(worker)  # rq's teardown stopped at the lost Redis
+                if burst or worker.stop_signalled:
+                    break
+                # A loop that ran for a while starts again at once; one that keeps ending
+                # at once (Redis answers a ping but not the worker) backs off.
+                pause = RECONNECT_FIRST_PAUSE if time.monotonic() - started > 60 \
+                    else min(pause * 2, RECONNECT_MAX_PAUSE)
+                if not _wait_for_redis(connection, worker, pause):
+                    break
         if burst:   # let the callbacks drain too
             for _worker, thread in callbacks:
                 thread.join()

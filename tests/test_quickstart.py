@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -216,3 +217,97 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def up_environment(tmp_path, port: int) -> dict:
+    """What the first test gives ``gateway up``: a copy of config/, private data and ports."""
+    config_dir = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config_dir)
+    env = {**os.environ, "GATEWAY_CONFIG": str(config_dir),
+           "GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_HOST": "127.0.0.1",
+           "GATEWAY_PORT": str(port),
+           "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           **grab_urls(free_port()),
+           "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}"}
+    for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
+        env.pop(name, None)
+    return env
+
+
+def start_up(tmp_path, env: dict) -> tuple[subprocess.Popen, Path]:
+    log_path = tmp_path / "gateway-up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gateway", "up"], cwd=tmp_path,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    return process, log_path
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def test_gateway_up_is_quiet_and_quick_until_its_banner(tmp_path):
+    """What a newcomer sees after ``scripts/run``: the banner within seconds, and before it
+    no error of the gateway's own making (no 401 from probing a simulator, no warning that a
+    key change could not be published)."""
+    env = up_environment(tmp_path, free_port())
+    started = time.monotonic()
+    process, log_path = start_up(tmp_path, env)
+    try:
+        banner = wait_for_banner(process, log_path)
+        took = time.monotonic() - started
+    finally:
+        stop_tree(process)
+    before_banner = banner.split("The gateway is up")[0]
+    assert " 401 " not in before_banner, before_banner
+    assert "WARNING" not in before_banner and "could not" not in before_banner, before_banner
+    assert "/_sim/" not in before_banner, before_banner   # readiness probes are not news
+    # Seconds on an idle machine; the bound leaves room for a busy CI runner.
+    assert took < 25, f"gateway up took {took:.1f} s to its banner"
+
+
+def test_gateway_up_on_a_port_another_process_holds_fails_and_says_so(tmp_path):
+    """The attack, or the accident: something else listens on GATEWAY_PORT and answers 200
+    to everything, /healthz included. ``gateway up`` must not announce itself up there (the
+    demo key and console would point at the other process): it stops, non-zero, naming the
+    port."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class AnswersEverything(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server interface
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    squatter = ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    port = squatter.server_address[1]
+    process, log_path = start_up(tmp_path, up_environment(tmp_path, port))
+    try:
+        status = process.wait(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        status = None
+    finally:
+        stop_tree(process)
+        squatter.shutdown()
+        squatter.server_close()
+    output = log_path.read_text(errors="replace")
+    assert status not in (None, 0), output
+    assert "The gateway is up" not in output, output
+    assert f"127.0.0.1:{port}" in output and "already in use" in output, output
+    assert "Traceback" not in output, output
+    left = live_processes(process.pid, str(tmp_path))
+    assert not left, "left running:\n" + "\n".join(left)

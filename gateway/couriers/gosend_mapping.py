@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from ..statuses import Status
 from . import Booking, ProviderEvent, Quote
@@ -41,11 +42,12 @@ CANCEL_PATH = "/gokilat/v10/booking/cancel"
 
 
 def status_path(order_no: str) -> str:
-    return f"{BOOKING_PATH}/orderno/{order_no}"
+    """The order number is GO-SEND's, not ours: one path segment whatever it holds."""
+    return f"{BOOKING_PATH}/orderno/{quote(order_no, safe='')}"
 
 
 def store_order_path(reference: str) -> str:
-    return f"{BOOKING_PATH}/storeOrderId/{reference}"
+    return f"{BOOKING_PATH}/storeOrderId/{quote(reference, safe='')}"
 
 
 def map_status(raw: str) -> Status | None:

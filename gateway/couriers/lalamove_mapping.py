@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from ..statuses import Status
 from . import Booking, ProviderEvent, Quote
@@ -55,7 +56,7 @@ CANCELLATION_FORBIDDEN = "ERR_CANCELLATION_FORBIDDEN"
 
 
 def order_path(order_id: str) -> str:
-    return f"{ORDERS_PATH}/{order_id}"
+    return f"{ORDERS_PATH}/{quote(order_id, safe='')}"
 
 
 def map_status(raw: str) -> Status | None:

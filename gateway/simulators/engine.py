@@ -26,7 +26,9 @@ rate of 0 never draws its fault. The draw is added to the magic words, the queue
 the outage of the same call; they all keep working. ``GET /_sim/faults`` shows the rates,
 what is queued, and how many of each fault were drawn at random since the last reset.
 
-Inspection: ``GET /_sim/requests`` (every call received, without credentials),
+Health: ``GET /_sim/health`` (public, at the server's root, not logged by
+:class:`QuietProbeHandler`). Inspection: ``GET /_sim/requests`` (every call received,
+without credentials),
 ``GET /_sim/bookings``, ``GET /_sim/webhooks``, ``GET /_sim/faults``; control:
 ``POST /_sim/bookings/<id>/advance``, ``POST /_sim/bookings/<id>/status``,
 ``POST /_sim/faults``, ``POST /_sim/outage`` (``{"kind": "5xx", "seconds": 60}``: every
@@ -45,6 +47,18 @@ from collections.abc import Mapping
 
 import requests
 from flask import Flask, jsonify, request
+from werkzeug.serving import WSGIRequestHandler
+
+#: public, at the root of the simulator's server: what ``gateway up`` waits for
+HEALTH_PATH = "/_sim/health"
+
+
+class QuietProbeHandler(WSGIRequestHandler):
+    """The development server's handler, without a log line for each readiness probe."""
+
+    def log_request(self, code="-", size="-") -> None:
+        if self.path != HEALTH_PATH:
+            super().log_request(code, size)
 
 MAGIC = re.compile(r"\[sim:([a-z0-9_]+)\]")
 FAULT_NAME = re.compile(r"^[a-z0-9_]+$")
@@ -275,6 +289,8 @@ class SimulatorEngine:
             with engine.lock:
                 engine.requests.append({
                     "method": request.method, "path": request.path,
+                    # as it came on the wire, before any decoding: what a provider would see
+                    "raw_path": request.environ.get("RAW_URI", "").partition("?")[0],
                     "query": request.args.to_dict(), "json": request.get_json(silent=True),
                     "caller": request.headers.get(engine.caller_header),
                     "at": time.time()})
@@ -286,6 +302,10 @@ class SimulatorEngine:
 
     def _register_control(self, app: Flask) -> None:
         engine = self
+
+        @app.get(HEALTH_PATH)
+        def sim_health():
+            return jsonify(ok=True)
 
         @app.get("/_sim/requests")
         def sim_requests():

@@ -257,3 +257,19 @@ def test_screenshots_of_the_main_pages_at_desktop_and_phone_widths(
             if phone:
                 width = page.evaluate("document.documentElement.scrollWidth")
                 assert width <= 390 + 1, f"{path} scrolls sideways on a phone ({width}px)"
+
+
+def test_the_api_docs_page_keeps_its_style_under_its_content_security_policy(
+        gosend_app, new_page):
+    """The docs page's policy allows its one stylesheet by nonce and nothing else: a real
+    browser must apply the stylesheet and report no refused resource."""
+    app = gosend_app()
+    page = new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(f"{app.server_url}/api/docs")
+    expect(page.locator("h1")).to_be_visible()
+    assert page.evaluate("getComputedStyle(document.body).maxWidth") == "960px"
+    assert refused == []
+    screenshot(page, "api-docs-desktop")

@@ -105,3 +105,28 @@ def test_an_operator_cannot_manage_agencies(app, console_as):
     response = operator.post("/console/agencies", {"name": "Sneaky", "services": []})
     assert response.status_code == 403
     assert "Sneaky" not in console_as("admin").get("/console/agencies").get_data(as_text=True)
+
+
+def _fleet_reads(app) -> list:
+    from sqlalchemy import select
+
+    from gateway.models import AuditRecord
+
+    with app.extensions["gateway"].db.read() as session:
+        return list(session.scalars(select(AuditRecord).where(
+            AuditRecord.action == "fleet.personal_data.read").order_by(AuditRecord.seq)))
+
+
+def test_every_look_at_names_and_addresses_on_the_board_is_audited(make_app, medicine_body,
+                                                                    console_as):
+    """The observation: an operator opens the board, reads a patient's name, phone and
+    address, and the audit trail must say who read which requests' personal data, as it
+    does for the request page. An auditor's masked board reads none."""
+    app, _pharmacy, created = _booked_on_the_fleet(make_app, medicine_body)
+    operator = console_as("operator", "ketut")
+    for _ in range(2):
+        assert "Siti Aminah" in operator.get("/console/fleet").get_data(as_text=True)
+    console_as("auditor").get("/console/fleet")
+    reads = _fleet_reads(app)
+    assert [r.actor for r in reads] == ["admin:ketut", "admin:ketut"]
+    assert [r.details["requests"] for r in reads] == [[created["id"]], [created["id"]]]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from gateway.audit import verify_chain
 from gateway.db import is_outage
@@ -74,3 +75,43 @@ def test_a_database_that_cannot_be_reached_is_an_outage(gateway, tmp_path):
         pass
     engine.dispose()
     assert is_outage(failed.value)
+
+
+NIK = "3510011203650002"
+
+
+@pytest.mark.parametrize("row", [
+    {"nik": NIK, "note": "first"},         # the same key twice: a unique violation
+    {"nik": "3510011203650003", "note": NIK},   # a check violation: the whole row refused
+])
+def test_a_failing_statement_leaves_no_parameter_in_the_logs(gateway, caplog, row):
+    """The attack: make a write fail (a duplicate, a refused value) and read the logs, where
+    the error of the statement lands with its traceback (the API's 500 handler, rq's failed
+    job, the sweep). Neither SQLAlchemy's ``[parameters: ...]`` nor the database's own
+    detail (PostgreSQL's "Key (nik)=(...)" and "Failing row contains (...)") may carry a
+    NIK there."""
+    log = logging.getLogger("gateway.test")
+    with gateway.db.write() as session:
+        session.execute(text("CREATE TABLE IF NOT EXISTS log_probe (nik VARCHAR(16) PRIMARY KEY,"
+                             " note VARCHAR(40) CHECK (note NOT LIKE '35%'))"))
+    with gateway.db.write() as session:
+        session.execute(text("INSERT INTO log_probe VALUES (:nik, :note)"),
+                        {"nik": NIK, "note": "first"})
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(IntegrityError) as raised, gateway.db.write() as session:
+            session.execute(text("INSERT INTO log_probe VALUES (:nik, :note)"), row)
+        log.exception("unexpected error")
+        log.error("failed: %s", raised.value)
+    assert "log_probe" in caplog.text       # the error is there, to be read ...
+    assert NIK not in caplog.text           # ... without the values
+    assert NIK not in str(raised.value)
+
+
+def test_a_refused_value_is_not_repeated_in_the_error(gateway, caplog):
+    """PostgreSQL quotes the value it could not read ("invalid input syntax ...: \\"...\\"")."""
+    if gateway.db.is_sqlite:
+        return      # SQLite takes any text for any type
+    with pytest.raises(DataError) as raised, gateway.db.read() as session:
+        session.execute(text("SELECT CAST(:nik AS uuid)"), {"nik": NIK})
+    assert "invalid input syntax" in str(raised.value)
+    assert NIK not in str(raised.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from openapi_spec_validator import validate
 
 
@@ -48,3 +50,24 @@ def test_the_docs_page_lists_every_operation_without_external_scripts(client):
         assert f"<code>{path}</code>" in html
     assert "<script" not in html
     assert "RX-2026-000123" in html
+
+
+def test_the_docs_page_forbids_scripts_framing_and_outside_resources(client):
+    """The attack: text that reached the document (a plugin's description, an example) or a
+    page framing ours tries to run a script, load a stylesheet from elsewhere or send a form
+    out. The browser must be told to allow only the page's own inline style, by nonce."""
+    page = client.get("/api/docs")
+    policy = dict(part.strip().split(" ", 1) for part in
+                  page.headers.get("Content-Security-Policy", "").split(";") if part.strip())
+    assert policy.get("default-src") == "'none'"
+    assert "script-src" not in policy                     # falls back to 'none'
+    assert policy.get("frame-ancestors") == "'none'"
+    assert policy.get("base-uri") == "'none'" and policy.get("form-action") == "'none'"
+    nonce = re.search(r"'nonce-([^']+)'", policy.get("style-src", ""))
+    assert nonce and "unsafe-inline" not in policy["style-src"]
+    assert f'<style nonce="{nonce.group(1)}">' in page.get_data(as_text=True)
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    again = client.get("/api/docs").headers["Content-Security-Policy"]
+    assert again != page.headers["Content-Security-Policy"]   # a new nonce every time

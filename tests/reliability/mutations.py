@@ -171,6 +171,34 @@ MUTATIONS = (
              '    """Mutated."""\n    return event',
              ("tests/gateway/test_webhook_abuse.py::"
               "test_a_signed_report_with_values_of_the_wrong_shape_is_stored_once",)),
+    Mutation("path-segments", "a provider's order number stays one URL path segment",
+             "gateway/couriers/gosend_mapping.py",
+             "    return f\"{BOOKING_PATH}/orderno/{quote(order_no, safe='')}\"",
+             "    return f\"{BOOKING_PATH}/orderno/{order_no}\"",
+             ("tests/gateway/couriers/test_path_values.py",)),
+    # (Cutting PostgreSQL's own detail, ``_without_values``, is caught by the same tests
+    # on PostgreSQL: ``scripts/test tests/gateway/test_db.py``.)
+    Mutation("sql-parameters", "database errors carry no statement parameters",
+             "gateway/db.py", '"hide_parameters": True', '"hide_parameters": False',
+             ("tests/gateway/test_db.py::"
+              "test_a_failing_statement_leaves_no_parameter_in_the_logs",)),
+    Mutation("fleet-read-audit", "reading the fleet board's personal data is audited",
+             "gateway/console/views/fleet.py", "    elif jobs:", "    elif False:",
+             ("tests/console/test_fleet_and_agencies_pages.py::"
+              "test_every_look_at_names_and_addresses_on_the_board_is_audited",)),
+    Mutation("docs-csp", "the API docs page sends a strict Content-Security-Policy",
+             "gateway/api/openapi.py", "    response.headers.update(docs_page_headers(nonce))\n",
+             "",
+             ("tests/gateway/test_openapi.py::"
+              "test_the_docs_page_forbids_scripts_framing_and_outside_resources",)),
+    Mutation("worker-reconnects", "a worker outlives a Redis restart", "gateway/worker.py",
+             "                if burst or worker.stop_signalled:",
+             "                if True:",
+             ("tests/reliability/test_worker_rides_out_redis_restart.py",)),
+    Mutation("port-taken", "gateway up does not claim a port another process holds",
+             "gateway/runner.py", "        if taken:", "        if False:",
+             ("tests/test_quickstart.py::"
+              "test_gateway_up_on_a_port_another_process_holds_fails_and_says_so",)),
 )
 
 

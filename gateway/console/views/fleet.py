@@ -6,6 +6,9 @@ recipient's delivery PIN; the rules are ``gateway.fleet``'s, as for the staff AP
 In ``mode: live`` the board is the real dispatch office's: it shows and moves only bookings
 of requests made with live keys (a test request is never offered to real staff). In sandbox
 mode nothing is real, and the board shows every booking, test ones labelled.
+
+Dispatchers see names, phones and addresses (others see them masked): each such look at the
+board is audited, with who looked and whose requests were on it, as on the request page.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from flask import flash, g, redirect, request, url_for
 from ... import fleet as fleet_rules
 from ...errors import ApiError
 from ...events import actor_label
-from .. import bp, can, gateway, render, requires
+from .. import audit, bp, can, gateway, render, requires
 from ..i18n import gettext as _
 from ..masking import masked
 
@@ -33,6 +36,10 @@ def fleet():
     jobs = fleet_rules.list_jobs(gateway(), states=ACTIVE_STATES, key_types=_key_types())
     if not can("console:fleet:act"):
         jobs = [{**job, "order": masked(job["order"])} for job in jobs]
+    elif jobs:
+        with gateway().db.write() as session:   # reading personal data is a fact to audit
+            audit(session, "fleet.personal_data.read", "console:fleet",
+                  requests=[job["request_id"] for job in jobs])
     columns = {state: [job for job in jobs if job["state"] == state] for state in ACTIVE_STATES}
     staff = sorted({job["staff_name"] for job in jobs if job["staff_name"]})
     return render("console/fleet.html", columns=columns, staff=staff)

@@ -1,0 +1,72 @@
+"""A worker outlives a Redis restart: the same process reconnects and takes the next job.
+
+Redis goes away while the worker is in the middle of a job (a provider that answers slowly
+keeps it there), which is when rq itself gives up ("unhandled exception, quitting"). Only
+one worker, never restarted by the test (unlike ``test_redis_lost``, which plays the
+process manager): what an operator sees after restarting Redis on a host where nobody
+watches the workers. Redis is a real ``redis-server``, stopped and started again, empty, on
+the same port.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from gateway.redis_server import EmbeddedRedis, redis_binary
+from tests.conftest import free_port
+from tests.reliability.harness import Scenario, start_worker
+
+OUTAGE_SECONDS = 3
+SURVIVE_SECONDS = 8
+DELIVERED_WITHIN = 60
+SLOW_ANSWER_SECONDS = 1.5
+
+
+def test_the_same_worker_takes_a_job_enqueued_after_redis_restarts(
+        tmp_path, gosend_sim, database_url, serve_app):
+    redis = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=redis_binary())
+    scenario = Scenario(tmp_path, gosend_sim, database_url, redis.start(), serve_app)
+    log_path = tmp_path / "worker.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
+    worker = start_worker(scenario.env, log)
+    try:
+        scenario.submit("before", 1)
+        assert scenario.wait_all_delivered(DELIVERED_WITHIN) == {
+            scenario.ids[0]: "delivered"}, log_path.read_text(errors="replace")
+
+        # The next booking answers slowly; Redis stops while the worker waits for it.
+        gosend_sim.slow_seconds = SLOW_ANSWER_SECONDS
+        requests.post(f"{gosend_sim.url}/_sim/faults", json={"create": ["timeout"]}, timeout=5)
+        calls = len(gosend_sim.requests)
+        scenario.submit("during", 1)
+        deadline = time.monotonic() + DELIVERED_WITHIN
+        while len(gosend_sim.requests) == calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        redis.stop()
+        time.sleep(OUTAGE_SECONDS)
+        redis.start()                     # back on the same port, empty
+        time.sleep(SURVIVE_SECONDS)       # long enough for a worker that gives up to exit
+        assert worker.poll() is None, (
+            f"the worker exited with status {worker.returncode} when Redis restarted:\n"
+            + log_path.read_text(errors="replace")[-3000:])
+
+        scenario.submit("after", 1)       # its job goes to the new, empty Redis
+        statuses = scenario.wait_all_delivered(DELIVERED_WITHIN)
+        # "during" comes back through the sweep of the same worker, "after" from the queue.
+        assert set(statuses.values()) == {"delivered"}, (
+            statuses, log_path.read_text(errors="replace")[-3000:])
+        assert worker.poll() is None
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        log.close()
+        scenario.close()
+        redis.stop()
+
+    output = log_path.read_text(errors="replace")
+    # Said once when the connection is lost (not once per retry), and no word of quitting.
+    assert output.count("Redis unreachable") == 1, output[-3000:]
+    assert "quitting" not in output, output[-3000:]
