@@ -144,7 +144,8 @@ def two_gosends():
 def test_in_live_mode_a_test_key_reaches_only_the_sandbox_courier(
         make_app, two_gosends, medicine_body):
     real, sandbox = two_gosends
-    app = make_app(mode="live", secret_key=LIVE_SECRET, couriers={
+    # The "real" GO-SEND is a simulator too, listed as a provider host by the deploy's file.
+    app = make_app(mode="live", secret_key=LIVE_SECRET, courier_hosts=[real.url], couriers={
         "gosend": {"adapter": "gosend", "sandbox": False, "base_url": real.url,
                    "timeout_seconds": 2, **SIM_CREDENTIALS},
         "gosend_sandbox": {"base_url": sandbox.url, "timeout_seconds": 2,
