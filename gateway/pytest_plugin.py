@@ -86,7 +86,7 @@ def gateway_gosend():
     ``.bookings`` (by order number) and ``.requests`` (every call received) show what the
     courier was told; ``.url`` is where it listens.
     """
-    from gateway.simulators.gosend import GoSendSimulator
+    from gateway.couriers.gosend.simulator import GoSendSimulator
     from gateway.testing import ServerThread
 
     sim = GoSendSimulator(step_seconds=0.2, slow_seconds=2.0, **GOSEND_TEST_CREDENTIALS)
