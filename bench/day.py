@@ -298,7 +298,7 @@ def day_config(factor: float, sims: Simulators) -> dict:
 def _advance_departed_rides(sims: Simulators, stop_event: threading.Event) -> None:
     """GO-RIDE's clock for rides booked ahead: the simulator holds a ride ``scheduled`` until
     told its time has come, which is this thread's job (as the provider's own scheduler)."""
-    from gateway.simulators.goride import scheduled_time
+    from gateway.couriers.goride.simulator import scheduled_time
 
     sim = sims.sims["goride_sandbox"]
     while not stop_event.wait(0.1):

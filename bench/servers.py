@@ -97,7 +97,7 @@ class Simulator:
     so the benchmarks measure booking, not the (simulated) ride."""
 
     def __init__(self, step_seconds: float = 3600.0):
-        from gateway.simulators.gosend import GoSendSimulator, create_simulator_app
+        from gateway.couriers.gosend.simulator import GoSendSimulator, create_simulator_app
         from gateway.testing import ServerThread
 
         self.sim = GoSendSimulator(step_seconds=step_seconds, **SIM_CREDENTIALS)
@@ -122,11 +122,11 @@ class Simulators:
     GRAB_PREFIX = "/grab-express-sandbox"
 
     def __init__(self, step_seconds: float, slow_seconds: float = 3.0):
-        from gateway.couriers.goride_mapping import DEFAULT_WEBHOOK_HEADER
-        from gateway.simulators.goride import GoRideSimulator
-        from gateway.simulators.gosend import GoSendSimulator
-        from gateway.simulators.grabexpress import GRABID_PATH, GrabExpressSimulator
-        from gateway.simulators.lalamove import LalamoveSimulator
+        from gateway.couriers.goride.mapping import DEFAULT_WEBHOOK_HEADER
+        from gateway.couriers.goride.simulator import GoRideSimulator
+        from gateway.couriers.gosend.simulator import GoSendSimulator
+        from gateway.couriers.grabexpress.simulator import GRABID_PATH, GrabExpressSimulator
+        from gateway.couriers.lalamove.simulator import LalamoveSimulator
         from gateway.testing import ServerThread
 
         timing = {"step_seconds": step_seconds, "slow_seconds": slow_seconds}

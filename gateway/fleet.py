@@ -16,7 +16,7 @@ import hmac
 
 from sqlalchemy import select, update
 
-from .couriers.own_fleet import NEXT_STATES, fleet_event
+from .couriers.own_fleet.mapping import NEXT_STATES, fleet_event
 from .errors import ApiError
 from .events import Event
 from .models import CourierAttempt, FleetJob, ServiceRequest, utcnow

@@ -3,8 +3,12 @@
 The core is built from its own hooks: ``DEFAULT_PLUGINS`` (authentication, permissions, the
 audit trail, routing) register through the same hooks as any plugin. Installed plugins come
 from the ``gateway`` entry-point group; tests and embedders pass ``plugins=[...]`` to
-``create_app`` instead, and then entry points are not read at all. A plugin manager is made
-per app, never kept in a module global, so one process can build many apps.
+``create_app`` instead, and then that group is not read at all. Couriers come from the
+``gateway.couriers`` group, the built-in ones (GO-SEND, GO-RIDE, GrabExpress, Lalamove, the
+own fleet) exactly as a third party's: they are transport the operator names in
+``couriers.yaml``, not a choice of services, so that group is read either way (a courier
+module also passed in ``plugins`` is registered once). A plugin manager is made per app, never
+kept in a module global, so one process can build many apps.
 
 A plugin that cannot be imported, that pluggy refuses, or whose start-up hook raises stops
 start-up with a :class:`PluginError` that names the plugin, its distribution and the hook,
@@ -38,12 +42,10 @@ DEFAULT_PLUGINS = (
     "gateway.routing",
     "gateway.console.auth",
     "gateway.console.roles",
-    "gateway.couriers.gosend",
-    "gateway.couriers.goride",
-    "gateway.couriers.grabexpress",
-    "gateway.couriers.lalamove",
-    "gateway.couriers.own_fleet",
 )
+
+#: the entry-point group of courier adapters, read whatever ``plugins`` an app is given
+COURIERS_GROUP = f"{hookspecs.PROJECT_NAME}.couriers"
 
 DISABLE_ENV = "GATEWAY_DISABLED_PLUGINS"
 
@@ -85,14 +87,21 @@ def _distribution_of(entry_point) -> str | None:
     return f"{dist.name} {dist.version}" if dist is not None else None
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    """``load_setuptools_entrypoints``, one plugin at a time, so a failure names its plugin."""
-    entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
+def _load_entry_points(pm: pluggy.PluginManager, group: str,
+                       disabled: Iterable[str] = ()) -> None:
+    """``load_setuptools_entrypoints``, one plugin at a time, so a failure names its plugin.
+    A disabled name is skipped, and so is a plugin already registered under another name
+    (a courier module a test passes in ``plugins`` and also installed)."""
+    disabled = set(disabled)
+    entry_points = importlib.metadata.entry_points(group=group)
     for entry_point in sorted(entry_points, key=lambda ep: ep.name):
-        if pm.is_blocked(entry_point.name) or pm.has_plugin(entry_point.name):
+        if entry_point.name in disabled or pm.is_blocked(entry_point.name) \
+                or pm.has_plugin(entry_point.name):
             continue
         try:
-            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=entry_point.name)
+            if pm.is_registered(entry_point.load()):
+                continue
+            pm.load_setuptools_entrypoints(group, name=entry_point.name)
         except Exception as exc:
             log.debug("plugin %s could not be loaded", entry_point.name, exc_info=True)
             raise PluginError(entry_point.name, f"it could not be loaded ({_describe(exc)})",
@@ -102,23 +111,26 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.PluginManager:
     """The plugin manager of one app.
 
-    :param plugins: plugin objects to register instead of the installed entry points
+    :param plugins: plugin objects to register instead of the installed ``gateway`` entry
+        points; the installed couriers are loaded either way
     :param disabled: installed plugins not to load (``plugins.disabled`` of gateway.yaml);
         ``$GATEWAY_DISABLED_PLUGINS`` adds to them. Only installed plugins can be disabled.
     :raises PluginError: a plugin cannot be imported or does not fit the hook specs
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    disabled = disabled_plugins(disabled)
     if plugins is None:
-        for name in disabled_plugins(disabled):
+        for name in disabled:
             pm.set_blocked(name)
-        _load_entry_points(pm)
+        _load_entry_points(pm, hookspecs.PROJECT_NAME)
     else:
         for plugin in plugins:
             try:
                 pm.register(plugin)
             except pluggy.PluginValidationError as exc:
                 raise PluginError(pm.get_canonical_name(plugin), str(exc)) from exc
+    _load_entry_points(pm, COURIERS_GROUP, disabled)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     _check_pending(pm)

@@ -12,7 +12,8 @@ it, and a real rq worker that drains the queues in the test's process.
 
 Which plugins the app is built with is the ``gateway_plugins`` fixture: ``None`` (the
 default) loads the installed entry points, as production does; a plugin's ``conftest.py``
-usually overrides it with exactly its own module::
+usually overrides it with exactly its own module (the installed couriers, GO-SEND's among
+them, are loaded either way)::
 
     @pytest.fixture
     def gateway_plugins():
@@ -65,7 +66,8 @@ def gateway_redis(gateway_redis_url):
 @pytest.fixture
 def gateway_plugins():
     """The plugins apps are built with; None means the installed ``gateway`` entry points.
-    Override it in your ``conftest.py`` to test exactly your plugin."""
+    Override it in your ``conftest.py`` to test exactly your plugin (installed couriers, of
+    the ``gateway.couriers`` group, are loaded either way)."""
     return None
 
 
@@ -86,7 +88,7 @@ def gateway_gosend():
     ``.bookings`` (by order number) and ``.requests`` (every call received) show what the
     courier was told; ``.url`` is where it listens.
     """
-    from gateway.simulators.gosend import GoSendSimulator
+    from gateway.couriers.gosend.simulator import GoSendSimulator
     from gateway.testing import ServerThread
 
     sim = GoSendSimulator(step_seconds=0.2, slow_seconds=2.0, **GOSEND_TEST_CREDENTIALS)

@@ -243,7 +243,7 @@ SIM_CREDENTIALS = {"client_id": "test-engine", "pass_key": "test-pass-key",
 @pytest.fixture
 def gosend_sim():
     """The GO-SEND simulator on a free port, its clock stepping every 0.2 s."""
-    from gateway.simulators.gosend import GoSendSimulator, create_simulator_app
+    from gateway.couriers.gosend.simulator import GoSendSimulator, create_simulator_app
     from gateway.testing import ServerThread
 
     sim = GoSendSimulator(step_seconds=0.2, slow_seconds=2.0, **SIM_CREDENTIALS)

@@ -25,8 +25,8 @@ import sys
 from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.console.users import create_admin
+from gateway.couriers.gosend.simulator import GoSendSimulator
 from gateway.migrate import upgrade
-from gateway.simulators.gosend import GoSendSimulator
 from gateway.testing import ConsoleClient, ServerThread, wait_for_status
 
 SERVICE = "dukcapil_delivery"

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .. import fleet
-from ..couriers.own_fleet import STATUS_MAP
+from ..couriers.own_fleet.mapping import STATUS_MAP
 from ..errors import ApiError
 from ..events import actor_label
 from .v1 import validation_error

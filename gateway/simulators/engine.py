@@ -2,9 +2,10 @@
 webhooks with faults, and the ``/_sim/*`` inspection and control endpoints.
 
 A provider's simulator is a subclass that speaks only its dialect: paths, authentication,
-payload shape, status names, errors, how its webhooks are signed (``gosend.py`` is the
-model). Faults come from magic words in the booking's text (the way test phone numbers work
-in GOV.UK Notify) or from ``POST /_sim/faults`` (consumed one per create call):
+payload shape, status names, errors, how its webhooks are signed. Each lives in its courier's
+folder (``gateway/couriers/gosend/simulator.py`` is the model). Faults come from magic words
+in the booking's text (the way test phone numbers work in GOV.UK Notify) or from
+``POST /_sim/faults`` (consumed one per create call):
 
 * ``[sim:no_driver]``      the booking is taken, then ends for want of a driver
 * ``[sim:reject]``         the create call is refused (not serviceable)

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.datastructures import MultiDict
 
 from gateway.console.forms import errors_by_field, form_data, form_fields
-from gateway.couriers.gosend import GoSendConfigSchema
+from gateway.couriers.gosend.adapter import GoSendConfigSchema
 from gateway.settings import CourierSettingsSchema, ServiceSettingsSchema
 
 

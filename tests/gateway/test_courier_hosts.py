@@ -13,10 +13,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from gateway.couriers.goride import GoRideConfigSchema, GoRideCourier
-from gateway.couriers.gosend import GoSendConfigSchema, GoSendCourier
-from gateway.couriers.grabexpress import GrabExpressConfigSchema, GrabExpressCourier
-from gateway.couriers.lalamove import LalamoveConfigSchema, LalamoveCourier
+from gateway.couriers.goride.adapter import GoRideConfigSchema, GoRideCourier
+from gateway.couriers.gosend.adapter import GoSendConfigSchema, GoSendCourier
+from gateway.couriers.grabexpress.adapter import GrabExpressConfigSchema, GrabExpressCourier
+from gateway.couriers.lalamove.adapter import LalamoveConfigSchema, LalamoveCourier
 from gateway.errors import StartupError
 from gateway.models import ConfigVersion
 from gateway.settings import ConfigError

@@ -167,7 +167,7 @@ def test_the_core_never_names_or_imports_a_service():
 
 
 def test_every_courier_adapter_maps_every_status_it_can_receive(gateway):
-    from gateway.couriers.own_fleet import NEXT_STATES
+    from gateway.couriers.own_fleet.mapping import NEXT_STATES
     from gateway.statuses import Status
 
     for name, adapter in gateway.courier_classes.items():

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from gateway.agencies import create_agency, issue_key
+from gateway.couriers.gosend.simulator import GoSendSimulator, create_simulator_app
 from gateway.models import ServiceRequest
-from gateway.simulators.gosend import GoSendSimulator, create_simulator_app
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import SIM_CREDENTIALS, bearer
 from tests.console.conftest import sign_in

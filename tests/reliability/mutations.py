@@ -73,7 +73,7 @@ MUTATIONS = (
     Mutation("pin-count", "PIN attempts counted before the PIN is compared", "gateway/fleet.py",
              "                   ServiceRequest.pin_failures < MAX_PIN_FAILURES)",
              ")",
-             ("tests/gateway/couriers/test_own_fleet.py",)),
+             ("tests/gateway/couriers/own_fleet/test_own_fleet.py",)),
     Mutation("key-trust", "a cached API key is trusted for at most a second", "gateway/auth.py",
              "TRUST_SECONDS = 1.0", "TRUST_SECONDS = 300.0",
              ("tests/gateway/test_auth_cache.py",)),
@@ -89,10 +89,10 @@ MUTATIONS = (
              '    app.config["MAX_CONTENT_LENGTH"] = settings["api"]["max_body_bytes"]', "",
              ("tests/gateway/test_api_v1.py::test_an_oversized_body_is_refused_with_413",)),
     Mutation("webhook-auth", "webhooks verified before they are stored",
-             "gateway/couriers/gosend.py",
+             "gateway/couriers/gosend/adapter.py",
              '        check_static_secret(headers, self.config["webhook_header"], '
              'self.config["webhook_token"])', "        pass",
-             ("tests/gateway/couriers/test_gosend.py::"
+             ("tests/gateway/couriers/gosend/test_gosend.py::"
               "test_a_webhook_with_a_wrong_token_is_refused_and_changes_nothing",)),
     Mutation("audit-chain", "an edited audit record is named by verify", "gateway/audit.py",
              "        if link_hash(prev_hash, record_fields(record)) != record.hash:",
@@ -172,7 +172,7 @@ MUTATIONS = (
              ("tests/gateway/test_webhook_abuse.py::"
               "test_a_signed_report_with_values_of_the_wrong_shape_is_stored_once",)),
     Mutation("path-segments", "a provider's order number stays one URL path segment",
-             "gateway/couriers/gosend_mapping.py",
+             "gateway/couriers/gosend/mapping.py",
              "    return f\"{BOOKING_PATH}/orderno/{quote(order_no, safe='')}\"",
              "    return f\"{BOOKING_PATH}/orderno/{order_no}\"",
              ("tests/gateway/couriers/test_path_values.py",)),

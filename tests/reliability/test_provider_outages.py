@@ -25,7 +25,7 @@ CIRCUIT = {"failure_threshold": 3, "window_seconds": 60, "cooldown_seconds": 2}
 
 @pytest.fixture
 def two_accounts():
-    from gateway.simulators.gosend import GoSendSimulator, create_simulator_app
+    from gateway.couriers.gosend.simulator import GoSendSimulator, create_simulator_app
 
     sims, servers = {}, []
     for name in ("primary", "backup"):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 
 from gateway.couriers import CourierError
-from gateway.couriers.gosend import GoSendConfigSchema, GoSendCourier
-from gateway.couriers.lalamove import LalamoveConfigSchema, LalamoveCourier
-from gateway.simulators.lalamove import LalamoveSimulator
-from gateway.simulators.lalamove import create_simulator_app as lalamove_app
+from gateway.couriers.gosend.adapter import GoSendConfigSchema, GoSendCourier
+from gateway.couriers.lalamove.adapter import LalamoveConfigSchema, LalamoveCourier
+from gateway.couriers.lalamove.simulator import LalamoveSimulator
+from gateway.couriers.lalamove.simulator import create_simulator_app as lalamove_app
 from gateway.testing import ServerThread
 from tests.conftest import SIM_CREDENTIALS
 from tests.gateway.couriers.helpers import sim_get

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from gateway.simulators.goride import GoRideSimulator
-from gateway.simulators.gosend import GoSendSimulator
-from gateway.simulators.grabexpress import GrabExpressSimulator
-from gateway.simulators.lalamove import LalamoveSimulator
+from gateway.couriers.goride.simulator import GoRideSimulator
+from gateway.couriers.gosend.simulator import GoSendSimulator
+from gateway.couriers.grabexpress.simulator import GrabExpressSimulator
+from gateway.couriers.lalamove.simulator import LalamoveSimulator
 from gateway.testing import wait_for_status
 from tests.conftest import SIM_CREDENTIALS, bearer, new_key
 from tests.gateway.couriers.helpers import bookings, detail, sim_get, sim_post

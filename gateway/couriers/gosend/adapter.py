@@ -1,6 +1,6 @@
 """The GO-SEND adapter: GO-JEK's courier service, booked through the GoKilat partner API.
 
-Transport only; every payload and status translation is in ``gosend_mapping``. Credentials
+Transport only; every payload and status translation is in ``mapping.py``. Credentials
 (``Client-ID``, ``Pass-Key``) and the webhook token come from ``couriers.yaml``, normally as
 ``{$env: ...}`` references. Webhooks are authenticated by the token we registered with
 GO-SEND, in a configurable header, compared in constant time; anything else is refused.
@@ -15,16 +15,16 @@ import json
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from ..errors import StartupError
-from ..hookspecs import hookimpl
-from ..origins import sandbox_refusal
-from . import (
+from ...errors import StartupError
+from ...hookspecs import hookimpl
+from ...origins import sandbox_refusal
+from .. import (
     CourierAdapter,
     CourierRejected,
     WebhookRejected,
     check_static_secret,
 )
-from . import gosend_mapping as mapping
+from . import mapping
 
 #: where a sandbox entry may go besides a simulator on this machine
 PROVIDER_SANDBOXES = ("https://integration-kilat-api.gojekapi.com",)
@@ -51,7 +51,7 @@ class GoSendCourier(CourierAdapter):
     supports = frozenset({"delivery"})
     config_schema = GoSendConfigSchema
     status_map = mapping.STATUS_MAP
-    simulator = "gateway.simulators.gosend:GoSendSimulator"
+    simulator = "gateway.couriers.gosend.simulator:GoSendSimulator"
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
 
-from .engine import SimulatorEngine
+from ...simulators.engine import SimulatorEngine
 
 LIFECYCLE = ["ALLOCATING", "PENDING_PICKUP", "PICKING_UP", "PENDING_DROP_OFF", "IN_DELIVERY",
              "COMPLETED"]

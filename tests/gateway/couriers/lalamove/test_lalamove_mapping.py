@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.couriers import lalamove_mapping as mapping
+from gateway.couriers.lalamove import mapping
+from gateway.couriers.lalamove.simulator import LIFECYCLE, TERMINAL
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.simulators.lalamove import LIFECYCLE, TERMINAL
 from gateway.statuses import Status
 
 SECRET = "sk_test_worked-example"

@@ -19,13 +19,11 @@ from gateway.couriers import (
     CourierRejected,
     CourierTemporaryError,
 )
-from gateway.couriers import goride as goride_plugin
-from gateway.couriers.goride import GoRideConfigSchema, GoRideCourier
+from gateway.couriers.goride.adapter import GoRideConfigSchema, GoRideCourier
+from gateway.couriers.goride.simulator import GoRideSimulator, create_simulator_app
 from gateway.errors import StartupError
 from gateway.models import ProviderEventRecord
 from gateway.orders import Contact, Place, RideOrder
-from gateway.plugins import DEFAULT_PLUGINS
-from gateway.simulators.goride import GoRideSimulator, create_simulator_app
 from gateway.statuses import Status
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import SERVICE_PLUGINS, bearer, new_key
@@ -34,9 +32,6 @@ from tests.gateway.couriers.helpers import bookings, detail, sim_get, sim_post
 CREATE = "/api/v1/services/tourism_transport/requests"
 GORIDE_CREDENTIALS = {"client_id": "test-goride", "pass_key": "test-goride-pass-key",
                       "webhook_token": "test-goride-webhook-token-0123"}
-# Registered explicitly until the adapter is one of the gateway's default plugins.
-PLUGINS = [*SERVICE_PLUGINS,
-           *([] if goride_plugin.__name__ in DEFAULT_PLUGINS else [goride_plugin])]
 RIDE_STEPS = ["searching", "driver_assigned", "driver_arrived", "on_trip", "completed"]
 
 
@@ -68,7 +63,7 @@ def goride_app(make_app, goride_sim, serve_app):
             "services": {"tourism_transport": {"couriers": ["goride_sandbox"]}},
         }
         config.update(overrides)
-        return serve_app(make_app(plugins=PLUGINS, **config), goride_sim, "goride_sandbox")
+        return serve_app(make_app(plugins=SERVICE_PLUGINS, **config), goride_sim, "goride_sandbox")
 
     return make
 

@@ -1,6 +1,6 @@
 """The Lalamove adapter: on-demand couriers booked through Lalamove's API v3.
 
-Transport only; every payload, signature and status translation is in ``lalamove_mapping``.
+Transport only; every payload, signature and status translation is in ``mapping.py``.
 Credentials (``api_key``, ``api_secret``) come from ``couriers.yaml``, normally as
 ``{$env: ...}`` references. Each call is signed with the secret over the exact body it sends
 (serialised once), names its ``Market`` and carries a fresh ``Request-ID``.
@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 import requests
 from marshmallow import RAISE, Schema, fields, validate
 
-from ..errors import StartupError
-from ..hookspecs import hookimpl
-from ..origins import sandbox_refusal
-from . import (
+from ...errors import StartupError
+from ...hookspecs import hookimpl
+from ...origins import sandbox_refusal
+from .. import (
     CourierAdapter,
     CourierOutcomeUnknown,
     CourierRejected,
@@ -44,7 +44,7 @@ from . import (
     WebhookRejected,
     map_transport_error,
 )
-from . import lalamove_mapping as mapping
+from . import mapping
 
 #: where a sandbox entry may go besides a simulator on this machine
 PROVIDER_SANDBOXES = ("https://rest.sandbox.lalamove.com",)
@@ -86,7 +86,7 @@ class LalamoveCourier(CourierAdapter):
     supports = frozenset({"delivery", "multi_drop"})
     config_schema = LalamoveConfigSchema
     status_map = mapping.STATUS_MAP
-    simulator = "gateway.simulators.lalamove:LalamoveSimulator"
+    simulator = "gateway.couriers.lalamove.simulator:LalamoveSimulator"
     adopts_reported_bookings = True
 
     def __init__(self, instance, config, session=None):

@@ -3,12 +3,13 @@
 **Provisional: replace the dialect when GO-JEK documents its partner ride API.** GO-JEK's
 partnership covers rides, but its partner ride-booking API is not public, so there is no
 documentation to follow. What is here is an API *we* define, modelled on the GO-SEND partner
-API's conventions (``gosend_mapping``): the same ``Client-ID``/``Pass-Key`` headers, our
-reference echoed back and searchable, coordinates as ``"lat,lng"``, phones as ``62...`` with
-no plus sign, and a webhook authenticated by the token we register. Its simulator
-(``gateway.simulators.goride``) is the only thing that speaks it until the partner documents
-arrive. Every provider-specific name (paths, headers, fields, statuses) lives in this module,
-so replacing the dialect touches only this file and the simulator; ``goride.py`` is transport.
+API's conventions (``gateway.couriers.gosend.mapping``): the same ``Client-ID``/``Pass-Key``
+headers, our reference echoed back and searchable, coordinates as ``"lat,lng"``, phones as
+``62...`` with no plus sign, and a webhook authenticated by the token we register. Its
+simulator (``simulator.py`` beside this module) is the only thing that speaks it until the
+partner documents arrive. Every provider-specific name (paths, headers, fields, statuses)
+lives in this module, so replacing the dialect touches only this file and the simulator;
+``adapter.py`` is transport.
 
 The dialect (paths under the entry's ``base_url``; every call sends ``Client-ID`` and
 ``Pass-Key``; errors carry their text in an ``Error-Message`` header):
@@ -50,8 +51,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from ..statuses import Status
-from . import Booking, ProviderEvent
+from ...statuses import Status
+from .. import Booking, ProviderEvent
 
 #: Every status of the dialect, mapped; ``None`` would mean "noted, no change".
 STATUS_MAP: dict[str, Status | None] = {

@@ -2,10 +2,10 @@
 
 **Provisional: replace the dialect when GO-JEK documents its partner ride API.** That API is
 not public; this adapter speaks a dialect we define on the GO-SEND partner conventions (see
-``goride_mapping``), and its simulator (``gateway.simulators.goride``) is the only target
+``mapping.py`` beside this module), and its simulator (``simulator.py``) is the only target
 until the partner documents arrive. No live entry should be configured before then.
 
-Transport only: every path, header, payload field and status is in ``goride_mapping``, so a
+Transport only: every path, header, payload field and status is in ``mapping.py``, so a
 new dialect replaces that module and the simulator, not this one. Credentials (``Client-ID``,
 ``Pass-Key``) and the webhook token come from ``couriers.yaml``, normally as ``{$env: ...}``
 references. Webhooks are authenticated by the token we register, in a configurable header,
@@ -23,17 +23,17 @@ import json
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from ..errors import StartupError
-from ..hookspecs import hookimpl
-from ..origins import sandbox_refusal
-from . import (
+from ...errors import StartupError
+from ...hookspecs import hookimpl
+from ...origins import sandbox_refusal
+from .. import (
     CourierAdapter,
     CourierOutcomeUnknown,
     CourierTemporaryError,
     WebhookRejected,
     check_static_secret,
 )
-from . import goride_mapping as mapping
+from . import mapping
 
 
 class GoRideConfigSchema(Schema):
@@ -56,7 +56,7 @@ class GoRideCourier(CourierAdapter):
     supports = frozenset({"ride"})
     config_schema = GoRideConfigSchema
     status_map = mapping.STATUS_MAP
-    simulator = "gateway.simulators.goride:GoRideSimulator"
+    simulator = "gateway.couriers.goride.simulator:GoRideSimulator"
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from ..statuses import Status
-from . import Booking, ProviderEvent, Quote
+from ...statuses import Status
+from .. import Booking, ProviderEvent, Quote
 
 #: Every status GrabExpress is known to send, mapped; ``None`` means "noted, no change".
 STATUS_MAP: dict[str, Status | None] = {

@@ -1,6 +1,6 @@
 """The GrabExpress adapter: Grab's courier service, booked through its Delivery API v1.
 
-Transport only; every payload and status translation is in ``grabexpress_mapping``. Calls
+Transport only; every payload and status translation is in ``mapping.py``. Calls
 carry an OAuth2 client-credentials token (``client_id``/``client_secret`` from
 ``couriers.yaml``, normally as ``{$env: ...}`` references), fetched from ``token_url`` and
 kept until a little before it expires. A call answered 401 gets a fresh token and is sent
@@ -27,10 +27,10 @@ import time
 import requests
 from marshmallow import RAISE, Schema, fields, validate
 
-from ..errors import StartupError
-from ..hookspecs import hookimpl
-from ..origins import sandbox_refusal
-from . import (
+from ...errors import StartupError
+from ...hookspecs import hookimpl
+from ...origins import sandbox_refusal
+from .. import (
     CourierAdapter,
     CourierAuthError,
     CourierOutcomeUnknown,
@@ -40,7 +40,7 @@ from . import (
     check_static_secret,
     map_transport_error,
 )
-from . import grabexpress_mapping as mapping
+from . import mapping
 
 log = logging.getLogger(__name__)
 GRAB_API_HOST = "partner-api.grab.com"
@@ -92,7 +92,7 @@ class GrabExpressCourier(CourierAdapter):
     supports = frozenset({"delivery", "cash_on_delivery"})
     config_schema = GrabExpressConfigSchema
     status_map = mapping.STATUS_MAP
-    simulator = "gateway.simulators.grabexpress:GrabExpressSimulator"
+    simulator = "gateway.couriers.grabexpress.simulator:GrabExpressSimulator"
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)

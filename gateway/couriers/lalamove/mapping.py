@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ..statuses import Status
-from . import Booking, ProviderEvent, Quote
+from ...statuses import Status
+from .. import Booking, ProviderEvent, Quote
 
 #: Every status Lalamove is known to send, mapped. It has no "en route to pickup" of its own.
 STATUS_MAP: dict[str, Status | None] = {

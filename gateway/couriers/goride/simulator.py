@@ -2,7 +2,7 @@
 
 **Provisional: replace the dialect when GO-JEK documents its partner ride API.** The API is
 not public; this simulator speaks the dialect we defined in
-``gateway.couriers.goride_mapping`` (its docstring lists the endpoints) and is the only target
+``gateway.couriers.goride.mapping`` (its docstring lists the endpoints) and is the only target
 of the ``goride`` adapter until the partner documents arrive.
 
 It checks ``Client-ID``/``Pass-Key`` (401 with an ``Error-Message`` header otherwise),
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, jsonify, request
 
-from .engine import SimulatorEngine
+from ...simulators.engine import SimulatorEngine
 
 SCHEDULED = "scheduled"
 LIFECYCLE = ["searching", "driver_assigned", "driver_arrived", "on_trip", "completed"]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from gateway.couriers import gosend_mapping as mapping
+from gateway.couriers.gosend import mapping
+from gateway.couriers.gosend.simulator import LIFECYCLE, TERMINAL
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.simulators.gosend import LIFECYCLE, TERMINAL
 from gateway.statuses import Status
 
 ORDER = DeliveryOrder(

@@ -16,12 +16,12 @@ import requests
 from sqlalchemy import func, select
 
 from gateway.couriers import CourierOutcomeUnknown, CourierRejected, CourierTemporaryError
-from gateway.couriers import lalamove_mapping as mapping
-from gateway.couriers.lalamove import LalamoveConfigSchema, LalamoveCourier
+from gateway.couriers.lalamove import mapping
+from gateway.couriers.lalamove.adapter import LalamoveConfigSchema, LalamoveCourier
+from gateway.couriers.lalamove.simulator import LIFECYCLE, LalamoveSimulator, create_simulator_app
 from gateway.errors import StartupError
 from gateway.models import CourierAttempt, ProviderEventRecord
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.simulators.lalamove import LIFECYCLE, LalamoveSimulator, create_simulator_app
 from gateway.statuses import Status
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import bearer, new_key

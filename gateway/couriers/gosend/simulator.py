@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from flask import Flask, jsonify, request
 
-from .engine import SimulatorEngine
+from ...simulators.engine import SimulatorEngine
 
 LIFECYCLE = ["confirmed", "allocated", "out_for_pickup", "picked", "out_for_delivery",
              "delivered"]

@@ -6,51 +6,20 @@ console gets a page for it later). Each step becomes a provider report, so reque
 exactly as they do with GO-SEND. It is the fallback that always exists (created even without
 a ``couriers.yaml`` entry) and, by declaring ``cold_chain``, the only courier that takes
 cold-chain medicine unless another declares it too.
+
+The shuttle (``shuttle_fleet``) is the same dispatch list worked by the same staff, so it
+lives here as a second adapter type of the own fleet. Neither has a simulator: the fleet is
+ours, and its sandbox entries are dispatch lists of their own.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..hookspecs import hookimpl
-from ..models import FleetJob, utcnow
-from ..orders import DeliveryOrder
-from ..statuses import Status
-from . import Booking, CourierAdapter, CourierRejected, ProviderEvent
-
-STATUS_MAP = {
-    "new": Status.BOOKED,
-    "accepted": Status.DRIVER_ASSIGNED,
-    "picked_up": Status.PICKED_UP,
-    "delivered": Status.DELIVERED,
-    "cancelled": Status.CANCELLED,
-}
-#: which step may follow which, for the staff API
-NEXT_STATES = {"accept": ("new", "accepted"), "pickup": ("accepted", "picked_up"),
-               "deliver": ("picked_up", "delivered")}
-
-
-def sealed_order(order) -> dict:
-    """What staff see: the same minimised order a commercial courier gets."""
-    def place(p):
-        return {"address": p.address, "lat": p.lat, "lng": p.lng, "name": p.contact.name,
-                "phone": p.contact.phone, "note": p.note}
-
-    if isinstance(order, DeliveryOrder):
-        return {"kind": "delivery", "pickup": place(order.pickup),
-                "dropoffs": [place(d) for d in order.dropoffs],
-                "package": order.package.description, "cold_chain": order.cold_chain,
-                "cash_on_delivery": order.cash_on_delivery}
-    return {"kind": "ride", "pickup": place(order.pickup), "dropoff": place(order.dropoff),
-            "passengers": order.passengers,
-            "scheduled_at": order.scheduled_at.isoformat() if order.scheduled_at else None}
-
-
-def fleet_event(job: FleetJob, proof: dict | None = None) -> ProviderEvent:
-    return ProviderEvent(event_key=f"fleet:{job.id}:{job.state}", provider_reference=job.id,
-                         our_reference=job.reference, raw_status=job.state,
-                         status=STATUS_MAP.get(job.state),
-                         details={"proof": proof} if proof else {})
+from ...hookspecs import hookimpl
+from ...models import FleetJob, utcnow
+from .. import Booking, CourierAdapter, CourierRejected
+from .mapping import STATUS_MAP, fleet_event, sealed_order
 
 
 class OwnFleetCourier(CourierAdapter):

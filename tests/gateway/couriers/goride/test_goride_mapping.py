@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.couriers import goride_mapping as mapping
+from gateway.couriers.goride import mapping
+from gateway.couriers.goride.simulator import CANCELLABLE, LIFECYCLE, SCHEDULED, TERMINAL
 from gateway.orders import Contact, Place, RideOrder
-from gateway.simulators.goride import CANCELLABLE, LIFECYCLE, SCHEDULED, TERMINAL
 from gateway.statuses import Status
 
 VISITOR = Contact("Anna Schmidt", "+6281398765432")

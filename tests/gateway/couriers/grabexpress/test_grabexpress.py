@@ -12,11 +12,11 @@ import requests
 from sqlalchemy import select
 
 from gateway.couriers import CourierRejected, CourierTemporaryError
-from gateway.couriers.grabexpress import GrabExpressConfigSchema, GrabExpressCourier
+from gateway.couriers.grabexpress.adapter import GrabExpressConfigSchema, GrabExpressCourier
+from gateway.couriers.grabexpress.simulator import GrabExpressSimulator, create_simulator_app
 from gateway.errors import StartupError
 from gateway.models import ProviderEventRecord, ServiceRequest
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.simulators.grabexpress import GrabExpressSimulator, create_simulator_app
 from gateway.statuses import Status
 from gateway.sweep import sweep_once
 from gateway.testing import ServerThread, drain, wait_for_status

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
 
-from .engine import DRIVERS, SimulatorEngine
+from ...simulators.engine import DRIVERS, SimulatorEngine
 
 LIFECYCLE = ["ASSIGNING_DRIVER", "ON_GOING", "PICKED_UP", "COMPLETED"]
 TERMINAL = {"COMPLETED", "CANCELED", "REJECTED", "EXPIRED"}

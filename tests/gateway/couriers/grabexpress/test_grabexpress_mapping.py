@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from gateway.couriers import grabexpress_mapping as mapping
+from gateway.couriers.grabexpress import mapping
+from gateway.couriers.grabexpress.simulator import LIFECYCLE, TERMINAL, WEBHOOK_STATUSES
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.simulators.grabexpress import LIFECYCLE, TERMINAL, WEBHOOK_STATUSES
 from gateway.statuses import Status
 
 ORDER = DeliveryOrder(
