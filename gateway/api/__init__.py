@@ -77,6 +77,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(v1.bp)
     v1.register_views(app, app.extensions["gateway"])
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(webhooks.bp)
     app.register_blueprint(fleet.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(openapi.bp)
