@@ -8,8 +8,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ApiError, error_response
+from ..gate import public
 from ..metrics import exposition, scrape_allowed
-from . import public
 
 bp = Blueprint("health", __name__)
 

@@ -33,8 +33,8 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify, make_response, render_template
 
 from ..errors import ErrorSchema
+from ..gate import public
 from ..statuses import Status
-from . import public
 from .schemas import (
     FleetJobListSchema,
     FleetJobSchema,

@@ -28,10 +28,10 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..couriers import WebhookRejected
 from ..errors import ApiError
+from ..gate import public
 from ..ratelimit import retry_after_header, source_of
 from ..tracking import store_events
 from ..webhook_refusals import UNKNOWN_COURIER
-from . import public
 from .webhook_body import BodyRefused, check_body, read_body
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
