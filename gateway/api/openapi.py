@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apispec import APISpec, BasePlugin, yaml_utils
+from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify, make_response, render_template
@@ -197,11 +197,6 @@ def build_spec(app: Flask) -> dict:
     document["security"] = [{"bearerAuth": []}]
     document["x-statuses"] = [s.value for s in Status]
     return document
-
-
-def documented_operations(view) -> dict:
-    """The operations a view's docstring documents (empty: none)."""
-    return yaml_utils.load_operations_from_docstring(view.__doc__ or "")
 
 
 def get_spec(app=None) -> dict:
