@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .events import Event
@@ -32,6 +32,8 @@ from .models import AuditHead, AuditRecord
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
+#: how :func:`append` writes ``recorded_at``: UTC, sortable as text
+RECORDED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def canonical(fields: dict) -> bytes:
@@ -78,7 +80,7 @@ def append(session: Session, event: Event) -> AuditRecord:
     head = _locked_head(session)
     record = AuditRecord(
         seq=head.last_seq + 1,
-        recorded_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        recorded_at=as_recorded_at(datetime.now(UTC)),
         actor=event.actor,
         action=event.action,
         target=event.target,
@@ -92,6 +94,46 @@ def append(session: Session, event: Event) -> AuditRecord:
     head.last_seq = record.seq
     head.last_hash = record.hash
     return record
+
+
+def as_recorded_at(moment: datetime) -> str:
+    """``moment`` as ``recorded_at`` text, to compare with the column."""
+    return moment.astimezone(UTC).strftime(RECORDED_AT_FORMAT)
+
+
+def recorded_time(text: str) -> datetime | None:
+    """``recorded_at`` as an aware datetime (None if unreadable)."""
+    try:
+        return datetime.strptime(text, RECORDED_AT_FORMAT).replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def first_seq_at(session: Session, moment: datetime) -> int:
+    """The smallest ``seq`` from which every record was recorded at or after ``moment``.
+
+    Records are appended one at a time under the head row's lock, so ``recorded_at`` grows
+    with ``seq``: a lower-bound binary search over the primary key (``first(s)``, the time of
+    the first record with ``seq >= s``, never decreases as ``s`` grows) finds a time's place
+    in a few dozen indexed lookups instead of a scan of an unindexed text column. Gaps in
+    ``seq`` (a deleted record) do not matter. Returns one past the last record when all are
+    older.
+    """
+    wanted = as_recorded_at(moment)
+    low, high = session.execute(select(func.min(AuditRecord.seq),
+                                       func.max(AuditRecord.seq))).one()
+    if low is None:
+        return 1
+    high += 1
+    while low < high:
+        middle = (low + high) // 2
+        at = session.scalar(select(AuditRecord.recorded_at).where(AuditRecord.seq >= middle)
+                            .order_by(AuditRecord.seq).limit(1))
+        if at >= wanted:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 @dataclass

@@ -88,7 +88,7 @@ class Gateway:
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
-        #: wrong API keys per client address (``gateway.api``)
+        #: wrong API keys per client address (``gateway.gate``)
         limit = settings["api"]["failed_key_limit"]
         self.failed_keys = FailureLimiter(self.redis, "gateway:failed-keys", limit["attempts"],
                                           limit["window_seconds"])

@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from .db import DatabaseUnavailable, is_outage
+from .settings import flatten_errors
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields, self.headers, self.details = fields, headers or {}, details
+
+
+def validation_error(messages, message: str = "The request is not valid.") -> ApiError:
+    """A 422 ``validation_failed`` naming each field by its dotted path (``_body`` for the
+    body as a whole), from marshmallow's nested error messages."""
+    by_field: dict[str, list[str]] = {}
+    for path, text in flatten_errors(messages):
+        by_field.setdefault(path or "_body", []).append(text)
+    return ApiError(422, "validation_failed", message, fields=by_field)
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None,

@@ -37,7 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from .console import stats
+from . import reports
 from .couriers.circuit import FAILURES
 from .models import utcnow
 
@@ -119,7 +119,7 @@ class StateCollector:
 
     def _queues(self):
         try:
-            figures = stats.queue_figures(self.gateway.redis)
+            figures = reports.queue_figures(self.gateway.redis)
         except RedisError as exc:
             log.warning("metrics: queue gauges left out, Redis unavailable (%s)",
                         type(exc).__name__)
@@ -156,20 +156,20 @@ class StateCollector:
     def _sla(self):
         gateway = self.gateway
         now = utcnow()
-        start, end = stats.today(now)
+        start, end = reports.today(now)
         services = sorted(gateway.enabled_services())
         targets = {name: gateway.service_settings(name).get("target_minutes")
                    for name in services}
         try:
             with gateway.db.read() as session:
-                dispatch = {name: stats.dispatch_speed(session, start, end, now, service=name)
+                dispatch = {name: reports.dispatch_speed(session, start, end, now, service=name)
                             for name in services}
-                on_time = stats.delivery_on_time(session, start, end, targets, now)
+                on_time = reports.delivery_on_time(session, start, end, targets, now)
         except SQLAlchemyError as exc:
             log.warning("metrics: SLA gauges left out, database unavailable (%s)",
                         type(exc).__name__)
             return
-        seconds = int(stats.DISPATCH_WITHIN.total_seconds())
+        seconds = int(reports.DISPATCH_WITHIN.total_seconds())
         yield from _shares(
             f"gateway_sla_dispatched_within_{seconds}s", "Today's (WIB) requests booked by "
             f"a courier within {seconds} s of acceptance", dispatch.items())

@@ -1,82 +1,21 @@
-"""The HTTP API: authentication for every route unless marked public, correlation ids.
+"""The agencies' HTTP API: health, version 1 (services, requests, cancellation), the own
+fleet's dispatch list, provider webhooks and the OpenAPI document.
 
-Authentication is not attached per view: a single ``before_request`` asks the
-``actor_from_request`` hook for every endpoint, including those that plugins add, unless the
-view is explicitly decorated with :func:`public`. A test walks the URL map to keep it so.
+Every request has passed ``gateway.gate`` first (credentials, correlation id, rate limits);
+views check permissions, validate with marshmallow and call the core.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
-
-from flask import Flask, current_app, g, request
-
-from ..context import CORRELATION_HEADER, correlation_id
-from ..errors import ApiError
-from ..ratelimit import retry_after_header, source_of
-
-_CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def public(view):
-    """Mark a view as reachable without credentials (health checks, the API description)."""
-    view.gateway_public = True
-    return view
-
-
-def is_public(app: Flask, endpoint: str | None) -> bool:
-    view = app.view_functions.get(endpoint) if endpoint else None
-    return bool(getattr(view, "gateway_public", False))
-
-
-def _begin_request():
-    supplied = request.headers.get(CORRELATION_HEADER, "")
-    g.correlation_id = supplied if _CORRELATION_PATTERN.match(supplied) else uuid.uuid4().hex
-    correlation_id.set(g.correlation_id)
-    g.actor = None
-    if request.endpoint is None or is_public(current_app, request.endpoint):
-        return
-    gateway = current_app.extensions["gateway"]
-    # A credential sent to the API (console pages keep their own sign-in throttle).
-    presented = request.blueprint != "console" and "Authorization" in request.headers
-    if presented:
-        wait = gateway.failed_keys.wait(source_of(request.remote_addr))
-        if wait is not None:
-            raise ApiError(429, "too_many_failed_keys", "Too many calls with a wrong API key "
-                           "from this address; retry after the time in Retry-After.",
-                           headers={"Retry-After": retry_after_header(wait)})
-    actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
-    if actor is None:
-        if presented:
-            gateway.failed_keys.failed(source_of(request.remote_addr))
-        raise ApiError(401, "unauthenticated",
-                       "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.",
-                       headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
-    g.actor = actor
-    if actor.get("type") == "agency":
-        wait = gateway.rate_limiter.check(actor["id"], actor.get("key_type", "live"))
-        if wait is not None:
-            raise ApiError(429, "rate_limited", "Too many calls for this agency's keys; "
-                           "slow down and retry after the time in Retry-After.",
-                           headers={"Retry-After": retry_after_header(wait)})
-
-
-def _end_request(response):
-    response.headers[CORRELATION_HEADER] = g.get("correlation_id", "")
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
+from flask import Flask
 
 
 def init_app(app: Flask) -> None:
     from . import fleet, health, openapi, v1, webhooks
 
-    app.before_request(_begin_request)
-    app.after_request(_end_request)
     app.register_blueprint(health.bp)
     app.register_blueprint(v1.bp)
     v1.register_views(app, app.extensions["gateway"])
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(webhooks.bp)
     app.register_blueprint(fleet.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(openapi.bp)

@@ -9,49 +9,14 @@ sandbox list of test requests only.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError
 
 from .. import fleet
-from ..couriers.own_fleet.mapping import STATUS_MAP
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..events import actor_label
-from .v1 import validation_error
+from .schemas import FleetJobListSchema, FleetJobSchema, FleetListArgsSchema, FleetStepSchema
 
 bp = Blueprint("fleet", __name__, url_prefix="/api/v1/fleet")
-
-
-
-class FleetStepSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    staff_name = fields.String(validate=validate.Length(min=1, max=120))
-    pin = fields.String(validate=validate.Regexp(r"^\d{4,8}$"), metadata={
-        "description": "deliver: the PIN the recipient tells the courier."})
-
-
-class FleetJobSchema(Schema):
-    id = fields.String(required=True)
-    courier = fields.String(required=True)
-    state = fields.String(required=True, validate=validate.OneOf(list(STATUS_MAP)))
-    key_type = fields.String(required=True, validate=validate.OneOf(["live", "test"]),
-                             metadata={"description": "The type of key the request was made "
-                                                      "with (always the caller's own)."})
-    staff_name = fields.String(allow_none=True)
-    order = fields.Dict(required=True, metadata={"description": "What to carry, and where."})
-    created_at = fields.String(required=True)
-    updated_at = fields.String(required=True)
-
-
-class FleetJobListSchema(Schema):
-    jobs = fields.List(fields.Nested(FleetJobSchema), required=True)
-
-
-class FleetListArgsSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    state = fields.String(validate=validate.OneOf(list(STATUS_MAP)))
 
 
 def _gateway():
@@ -69,7 +34,24 @@ def _dump(job: dict) -> dict:
 
 @bp.get("/jobs")
 def list_jobs():
-    """The dispatch list, oldest first, optionally one state only."""
+    """The dispatch list, oldest first, optionally one state only.
+    ---
+    get:
+      operationId: listFleetJobs
+      summary: The own-fleet dispatch list (fleet_dispatch role)
+      tags: [fleet]
+      parameters:
+      - {in: query, schema: FleetListArgsSchema}
+      responses:
+        200:
+          description: The jobs, oldest first.
+          content: {application/json: {schema: FleetJobListSchema}}
+        401: Unauthenticated
+        403: Forbidden
+        422: Invalid
+        429: RateLimited
+        503: Unavailable
+    """
     gateway = _gateway()
     try:
         args = FleetListArgsSchema().load(request.args.to_dict())
@@ -81,7 +63,30 @@ def list_jobs():
 
 @bp.post("/jobs/<job_id>/<step>")
 def advance(job_id: str, step: str):
-    """Accept, pick up or deliver a job; each step moves its request forward."""
+    """Accept, pick up or deliver a job; each step moves its request forward.
+
+    Documented once per step (``gateway.api.openapi``).
+    ---
+    post:
+      tags: [fleet]
+      parameters:
+      - {name: job_id, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: false
+        content: {application/json: {schema: FleetStepSchema}}
+      responses:
+        200:
+          description: The job after the step.
+          content: {application/json: {schema: FleetJobSchema}}
+        400: InvalidJson
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        409: Conflict
+        422: Invalid
+        429: RateLimited
+        503: Unavailable
+    """
     gateway = _gateway()
     if step not in fleet.STEPS:
         raise ApiError(404, "not_found", "Steps are accept, pickup and deliver.")

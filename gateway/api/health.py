@@ -8,8 +8,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ApiError, error_response
+from ..gate import public
 from ..metrics import exposition, scrape_allowed
-from . import public
 
 bp = Blueprint("health", __name__)
 
@@ -17,14 +17,37 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 @public
 def healthz():
-    """The process is up."""
+    """The process is up.
+    ---
+    get:
+      operationId: checkLiveness
+      summary: Liveness
+      security: []
+      responses:
+        200:
+          description: Up.
+          content: {application/json: {schema: HealthSchema}}
+    """
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
 @public
 def readyz():
-    """The database and Redis answer; 503 with the error shape otherwise."""
+    """The database and Redis answer; 503 with the error shape otherwise.
+    ---
+    get:
+      operationId: checkReadiness
+      summary: "Readiness: database and Redis reachable"
+      security: []
+      responses:
+        200:
+          description: Ready.
+          content: {application/json: {schema: HealthSchema}}
+        503:
+          description: Not ready.
+          content: {application/json: {schema: ErrorSchema}}
+    """
     gateway = current_app.extensions["gateway"]
     checks = {}
     try:

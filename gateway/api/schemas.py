@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from ..couriers.own_fleet.mapping import STATUS_MAP
 from ..records import CURSOR_PATTERN
 from ..statuses import Status
 
@@ -89,3 +90,36 @@ class HealthSchema(Schema):
 class WebhookReceiptSchema(Schema):
     received = fields.Integer(required=True, metadata={"description": "New reports stored."})
     duplicates = fields.Integer(required=True, metadata={"description": "Already seen."})
+
+
+class FleetStepSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    staff_name = fields.String(validate=validate.Length(min=1, max=120))
+    pin = fields.String(validate=validate.Regexp(r"^\d{4,8}$"), metadata={
+        "description": "deliver: the PIN the recipient tells the courier."})
+
+
+class FleetJobSchema(Schema):
+    id = fields.String(required=True)
+    courier = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(list(STATUS_MAP)))
+    key_type = fields.String(required=True, validate=validate.OneOf(["live", "test"]),
+                             metadata={"description": "The type of key the request was made "
+                                                      "with (always the caller's own)."})
+    staff_name = fields.String(allow_none=True)
+    order = fields.Dict(required=True, metadata={"description": "What to carry, and where."})
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class FleetJobListSchema(Schema):
+    jobs = fields.List(fields.Nested(FleetJobSchema), required=True)
+
+
+class FleetListArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    state = fields.String(validate=validate.OneOf(list(STATUS_MAP)))

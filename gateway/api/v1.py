@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
 from ..batch import submit as submit_for_dispatch
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..events import actor_label
 from ..models import utcnow
 from ..operations import cancel_request as cancel
@@ -29,8 +29,8 @@ from ..records import (
     summary,
 )
 from ..services import RequestRefused, ViewGone
-from ..settings import flatten_errors
 from ..statuses import Status
+from .openapi import service_request_json_schema
 from .schemas import (
     RequestDetailSchema,
     RequestListArgsSchema,
@@ -49,13 +49,6 @@ def _gateway():
     return current_app.extensions["gateway"]
 
 
-def validation_error(messages, message="The request is not valid.") -> ApiError:
-    fields: dict[str, list[str]] = {}
-    for path, text in flatten_errors(messages):
-        fields.setdefault(path or "_body", []).append(text)
-    return ApiError(422, "validation_failed", message, fields=fields)
-
-
 def _require(action: str, resource=None) -> None:
     if not _gateway().allowed(g.actor, action, resource):
         raise ApiError(403, "forbidden", "These credentials may not do this.")
@@ -63,11 +56,23 @@ def _require(action: str, resource=None) -> None:
 
 @bp.get("/services")
 def list_services():
-    """The services this agency may use, each with the JSON schema of its request."""
+    """The services this agency may use, each with the JSON schema of its request.
+    ---
+    get:
+      operationId: listServices
+      summary: Services this agency may use
+      tags: [services]
+      responses:
+        200:
+          description: The services.
+          content: {application/json: {schema: ServiceListSchema}}
+        401: Unauthenticated
+        403: Forbidden
+        429: RateLimited
+        503: Unavailable
+    """
     _require("services:list")
     gateway = _gateway()
-    from .openapi import service_request_json_schema
-
     services = [
         {"name": s.name, "title": s.title, "description": s.description, "version": s.version,
          "order_kind": s.order_kind, "request_schema": service_request_json_schema(s)}
@@ -100,7 +105,33 @@ def _idempotency_key() -> str | None:
 
 @bp.post("/services/<service_name>/requests")
 def create_service_request(service_name: str):
-    """Submit a request to a service: validated, stored, audited, queued; answers 202."""
+    r"""Submit a request to a service: validated, stored, audited, queued; answers 202.
+
+    Documented once per service (``gateway.api.openapi``), with its schema and example.
+    ---
+    post:
+      parameters:
+      - name: Idempotency-Key
+        in: header
+        required: false
+        description: Retrying with the same key returns the same request instead of
+          making a second one.
+        schema: {type: string, minLength: 1, maxLength: 255, pattern: '^[\x21-\x7e]+$'}
+      responses:
+        202:
+          description: "Accepted: stored and queued."
+          content: {application/json: {schema: RequestDetailSchema}}
+        400: InvalidJson
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        409: Conflict
+        413: TooLarge
+        415: NotJson
+        422: Invalid
+        429: RateLimited
+        503: Unavailable
+    """
     gateway = _gateway()
     service = gateway.enabled_services().get(service_name)
     if service is None:
@@ -146,7 +177,24 @@ def create_service_request(service_name: str):
 @bp.get("/requests")
 def list_requests():
     """This agency's requests made with this type of key, newest first, filtered and
-    paginated."""
+    paginated.
+    ---
+    get:
+      operationId: listRequests
+      summary: This agency's requests, newest first
+      tags: [requests]
+      parameters:
+      - {in: query, schema: RequestListArgsSchema}
+      responses:
+        200:
+          description: A page of requests.
+          content: {application/json: {schema: RequestListSchema}}
+        401: Unauthenticated
+        403: Forbidden
+        422: Invalid
+        429: RateLimited
+        503: Unavailable
+    """
     _require("requests:list")
     try:
         args = RequestListArgsSchema().load(request.args.to_dict())
@@ -162,7 +210,24 @@ def list_requests():
 
 @bp.get("/requests/<request_id>")
 def get_request(request_id: str):
-    """One request with its timeline of status events."""
+    """One request with its timeline of status events.
+    ---
+    get:
+      operationId: getRequest
+      summary: One request with its timeline
+      tags: [requests]
+      parameters:
+      - {name: request_id, in: path, required: true, schema: {type: string}}
+      responses:
+        200:
+          description: The request.
+          content: {application/json: {schema: RequestDetailSchema}}
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
     with _gateway().db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
@@ -192,7 +257,24 @@ def decide_eligibility(gateway, service, data, config) -> dict | None:
 
 
 def request_view(request_id: str, view_name: str):
-    """Another representation of a request, offered by its service (e.g. ``fhir``)."""
+    """Another representation of a request, offered by its service (e.g. ``fhir``).
+
+    Documented once per view (``gateway.api.openapi``), with its media type.
+    ---
+    get:
+      tags: [requests]
+      parameters:
+      - {name: request_id, in: path, required: true, schema: {type: string}}
+      responses:
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        410:
+          description: The personal data it needs was purged (`personal_data_purged`).
+          content: {application/json: {schema: ErrorSchema}}
+        429: RateLimited
+        503: Unavailable
+    """
     gateway = _gateway()
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
@@ -218,7 +300,28 @@ def request_view(request_id: str, view_name: str):
 
 @bp.post("/requests/<request_id>/cancel")
 def cancel_request(request_id: str):
-    """Cancel a request: at once if no courier holds it yet, otherwise at the courier."""
+    """Cancel a request: at once if no courier holds it yet, otherwise at the courier.
+    ---
+    post:
+      operationId: cancelRequest
+      summary: Cancel a request
+      tags: [requests]
+      parameters:
+      - {name: request_id, in: path, required: true, schema: {type: string}}
+      responses:
+        200:
+          description: Cancelled.
+          content: {application/json: {schema: RequestDetailSchema}}
+        202:
+          description: Cancellation asked of the courier.
+          content: {application/json: {schema: RequestDetailSchema}}
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        409: Conflict
+        429: RateLimited
+        503: Unavailable
+    """
     gateway = _gateway()
     cancel(gateway, request_id, actor_label(g.actor), g.correlation_id,
            find=lambda session: get_for_actor(session, g.actor, request_id),

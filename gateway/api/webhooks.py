@@ -28,10 +28,10 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..couriers import WebhookRejected
 from ..errors import ApiError
+from ..gate import public
 from ..ratelimit import retry_after_header, source_of
 from ..tracking import store_events
 from ..webhook_refusals import UNKNOWN_COURIER
-from . import public
 from .webhook_body import BodyRefused, check_body, read_body
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -40,7 +40,47 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 @bp.post("/<courier>")
 @public
 def receive(courier: str):
-    """Verify, deduplicate and queue a provider's status report."""
+    """Verify, deduplicate and queue a provider's status report.
+    ---
+    post:
+      operationId: receiveWebhook
+      summary: A courier provider's status report (verified by the courier's adapter)
+      tags: [webhooks]
+      security: []
+      parameters:
+      - {name: courier, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content: {application/json: {schema: {type: object}}}
+      responses:
+        200:
+          description: Stored (or a duplicate).
+          content: {application/json: {schema: WebhookReceiptSchema}}
+        400:
+          description: Not UTF-8 (`invalid_body_encoding`) or nested deeper than
+            `webhooks.max_depth` (`body_too_deep`); not parsed.
+          content: {application/json: {schema: ErrorSchema}}
+        401:
+          description: Not verifiable (`webhook_rejected`).
+          content: {application/json: {schema: ErrorSchema}}
+        404:
+          description: No courier of that name (`courier_not_found`).
+          content: {application/json: {schema: ErrorSchema}}
+        413:
+          description: Over `webhooks.max_body_bytes` (`payload_too_large`).
+          content: {application/json: {schema: ErrorSchema}}
+        415:
+          description: Sent with a Content-Encoding (`unsupported_media_type`).
+          content: {application/json: {schema: ErrorSchema}}
+        429:
+          description: Too many refused webhooks from this address lately
+            (`rate_limited`); see Retry-After.
+          content: {application/json: {schema: ErrorSchema}}
+        503:
+          description: "The database is away; nothing was stored (`service_unavailable`):
+            send it again."
+          content: {application/json: {schema: ErrorSchema}}
+    """
     gateway = current_app.extensions["gateway"]
     refusals, limits = gateway.webhook_refusals, gateway.settings["webhooks"]
     source = source_of(request.remote_addr)

@@ -30,10 +30,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from ..api import public
 from ..db import DatabaseUnavailable
 from ..errors import ApiError
 from ..events import Event
+from ..gate import public
 from . import i18n
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")

@@ -4,8 +4,8 @@ The trail only grows and is read newest first, so pages are cut by ``seq`` (``WH
 cursor ORDER BY seq DESC LIMIT n``), never by ``OFFSET``, which would re-read every record
 before the page. A date range becomes a range of ``seq`` too: records are appended one at a
 time under the head row's lock, so ``recorded_at`` grows with ``seq``, and the bounds are
-found by a binary search over the primary key (a few dozen indexed lookups) instead of a scan
-of an unindexed text column. The ``recorded_at`` condition is still applied inside that
+found by a binary search over the primary key (``gateway.audit.first_seq_at``) instead of
+a scan of an unindexed text column. The ``recorded_at`` condition is still applied inside that
 range, so the answer is exact even if a clock stepped back for a moment.
 
 Nothing here writes; the console view audits searches that leave the building (exports).
@@ -23,11 +23,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..audit import as_recorded_at, first_seq_at
 from ..models import AuditRecord
 from .i18n import TIME_ZONE
 
-#: how ``gateway.audit.append`` writes ``recorded_at`` (sortable as text)
-RECORDED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 PAGE_SIZE = 50
 EXPORT_BATCH = 500
 EXPORT_COLUMNS = ("seq", "recorded_at", "actor", "action", "target", "outcome",
@@ -38,45 +37,9 @@ PREFIX_FILTERS = ("actor", "action", "target")
 MAX_FILTER_LENGTH = 128
 
 
-def as_recorded_at(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(RECORDED_AT_FORMAT)
-
-
-def recorded_time(text: str) -> datetime | None:
-    """``recorded_at`` as an aware datetime, for display in WIB (None if unreadable)."""
-    try:
-        return datetime.strptime(text, RECORDED_AT_FORMAT).replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
 def day_start(day: date) -> datetime:
     """Midnight WIB of ``day``, in UTC."""
     return datetime(day.year, day.month, day.day, tzinfo=TIME_ZONE).astimezone(UTC)
-
-
-def first_seq_at(session: Session, moment: datetime) -> int:
-    """The smallest ``seq`` from which every record was recorded at or after ``moment``.
-
-    A lower-bound binary search over the primary key: ``first(s)``, the time of the first
-    record with ``seq >= s``, never decreases as ``s`` grows. Gaps in ``seq`` (a deleted
-    record) do not matter. Returns one past the last record when all are older.
-    """
-    wanted = as_recorded_at(moment)
-    low, high = session.execute(select(func.min(AuditRecord.seq),
-                                       func.max(AuditRecord.seq))).one()
-    if low is None:
-        return 1
-    high += 1
-    while low < high:
-        middle = (low + high) // 2
-        at = session.scalar(select(AuditRecord.recorded_at).where(AuditRecord.seq >= middle)
-                            .order_by(AuditRecord.seq).limit(1))
-        if at >= wanted:
-            high = middle
-        else:
-            low = middle + 1
-    return low
 
 
 @dataclass(frozen=True)

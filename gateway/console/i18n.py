@@ -12,15 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import yaml
 from flask import g, request
 
+from ..region import TIME_ZONE, TIME_ZONE_LABEL
+
 LANGUAGES = {"id": "Bahasa Indonesia", "en": "English"}
 DEFAULT_LANGUAGE = "id"
-TIME_ZONE = ZoneInfo("Asia/Jakarta")
-TIME_ZONE_LABEL = "WIB"
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 

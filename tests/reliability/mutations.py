@@ -66,7 +66,7 @@ MUTATIONS = (
              '    pair = hashlib.sha256(username.lower().encode()).hexdigest()',
              ("tests/console/test_sign_in_throttle.py::"
               "test_an_attackers_failures_do_not_lock_the_admin_out_at_her_own_desk",)),
-    Mutation("failed-keys", "wrong API keys limited per client address", "gateway/api/__init__.py",
+    Mutation("failed-keys", "wrong API keys limited per client address", "gateway/gate.py",
              "        wait = gateway.failed_keys.wait(source_of(request.remote_addr))",
              "        wait = None",
              ("tests/gateway/test_ratelimit.py",)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
+from ...audit import recorded_time
 from ...checkpoints import CheckpointPaths, verify_anchored
 from ...models import utcnow
 from .. import audit as audit_action
@@ -21,7 +22,6 @@ from ..audit_search import (
     export_rows,
     jsonl_lines,
     last_seq,
-    recorded_time,
     search,
 )
 

@@ -1,6 +1,6 @@
 """The console's dashboard: today at a glance, for every role.
 
-The figures come from ``console.stats`` (SQL aggregates and Redis counters); this view only
+The figures come from ``gateway.reports`` (SQL aggregates and Redis counters); this view only
 gathers them and picks the page. Redis being down must not take the dashboard with it: the
 queue card then says it cannot be read (and the breaker reports every circuit closed).
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from flask import current_app
 
+from ... import reports
 from ...models import utcnow
-from .. import bp, gateway, render, requires, stats
+from .. import bp, gateway, render, requires
 
 #: the page reloads itself this often (console.js; only while nobody is typing)
 REFRESH_SECONDS = 60
@@ -21,20 +22,20 @@ REFRESH_SECONDS = 60
 def dashboard():
     gw = gateway()
     now = utcnow()
-    start, end = stats.today(now)
+    start, end = reports.today(now)
     targets = {name: gw.service_settings(name).get("target_minutes")
                for name in gw.services}
     with gw.db.read() as session:
-        counts = stats.today_counts(session, start, end)
-        dispatch = stats.dispatch_speed(session, start, end, now)
-        on_time = stats.delivery_on_time(session, start, end, targets, now)
-        health = stats.provider_health(session, gw.circuits, gw.couriers, now)
-    queues = stats.queue_figures_or_none(gw.redis)
+        counts = reports.today_counts(session, start, end)
+        dispatch = reports.dispatch_speed(session, start, end, now)
+        on_time = reports.delivery_on_time(session, start, end, targets, now)
+        health = reports.provider_health(session, gw.circuits, gw.couriers, now)
+    queues = reports.queue_figures_or_none(gw.redis)
     if queues is None:
         current_app.logger.warning("dashboard: Redis unreachable, queue figures left out")
     return render("console/dashboard.html", now=now, day_start=start, counts=counts,
-                  dispatch=dispatch, dispatch_seconds=int(stats.DISPATCH_WITHIN.total_seconds()),
+                  dispatch=dispatch, dispatch_seconds=int(reports.DISPATCH_WITHIN.total_seconds()),
                   on_time=on_time, health=health,
-                  health_minutes=int(stats.HEALTH_WINDOW.total_seconds() // 60),
+                  health_minutes=int(reports.HEALTH_WINDOW.total_seconds() // 60),
                   queues=queues, titles={name: s.title for name, s in gw.services.items()},
                   refresh_seconds=REFRESH_SECONDS)

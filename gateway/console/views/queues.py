@@ -12,8 +12,9 @@ from __future__ import annotations
 from flask import abort, flash, redirect, url_for
 from redis.exceptions import RedisError
 
+from ... import reports
 from ...queues import QueueNames
-from .. import audit, bp, gateway, render, requires, stats
+from .. import audit, bp, gateway, render, requires
 from .. import failed_jobs as jobs
 from ..i18n import gettext as _
 
@@ -25,7 +26,7 @@ REFRESH_SECONDS = 30
 def queues():
     redis = gateway().redis
     try:
-        figures = stats.queue_figures(redis)
+        figures = reports.queue_figures(redis)
         failed = [job for name in QueueNames.all() for job in jobs.failed_jobs(redis, name)]
     except RedisError:
         return render("console/queues.html", 503, figures=None, failed=[],

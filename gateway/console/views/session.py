@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import g, redirect, request, session, url_for
 
-from ...api import public
+from ...gate import public
 from .. import bp, gateway, render
 from ..auth import sign_in as do_sign_in
 from ..auth import sign_out as do_sign_out

@@ -1,13 +1,17 @@
-"""The dashboard's figures: today's requests, how fast they went out and arrived, the
-providers' health and the queues.
+"""The figures the console's dashboard and queues page and the ``/metrics`` scrape read:
+today's requests, how fast they went out and arrived, the providers' health and the queues.
+
+One home for every figure, in the core, so that the dashboard and the metrics cannot tell
+two stories and the core never reaches into the console for them.
 
 Every figure is an SQL aggregate (``GROUP BY``, ``COUNT``, ``SUM`` over ``CASE``) or a Redis
 counter: the dashboard stays open all day over tables that only grow, so nothing here loads
 rows one by one into Python. The functions take a session (or Redis, or the circuit breaker)
-and the moment to count at, and return plain data; the view only renders it.
+and the moment to count at, and return plain data; callers only render it.
 
-"Today" is the regency's day, midnight to midnight WIB (Asia/Jakarta), whatever the server's
-zone. Only ids, services, statuses, couriers and times are read here, never personal data.
+"Today" is the regency's day, midnight to midnight in ``gateway.region.TIME_ZONE`` (WIB),
+whatever the server's zone. Only ids, services, statuses, couriers and times are read here,
+never personal data.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from .. import batch
-from ..couriers.circuit import FAILURES
-from ..models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
-from ..queues import QueueNames
-from ..statuses import RANKS, Status
-from .audit_search import first_seq_at, recorded_time
-from .i18n import TIME_ZONE
+from . import batch
+from .audit import first_seq_at, recorded_time
+from .couriers.circuit import FAILURES
+from .models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
+from .queues import QueueNames
+from .region import TIME_ZONE
+from .statuses import RANKS, Status
 
 #: a request counts as dispatched quickly when a courier booked it this soon after we
 #: accepted it (answered 202)
