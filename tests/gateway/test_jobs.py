@@ -147,7 +147,9 @@ def test_a_request_survives_redis_being_down_at_intake_and_the_sweep_enqueues_it
     request_id = submit(down, key, medicine_body)
     assert read(down, request_id).pending_job == "dispatch"
 
-    up = make_app(plugins=[*SERVICE_PLUGINS, plugin], sweep={"stale_after_seconds": 1,
+    # Stale only after a minute, so a slow machine building this second app cannot make the
+    # fresh request look stale before the first sweep; the backdating below makes it stale.
+    up = make_app(plugins=[*SERVICE_PLUGINS, plugin], sweep={"stale_after_seconds": 60,
                                                              "interval_seconds": 1})
     assert sweep_once(up.extensions["gateway"]) == 0  # not stale yet: the queue may have it
     with up.extensions["gateway"].db.write() as session:
