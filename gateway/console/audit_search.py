@@ -17,14 +17,15 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from datetime import tzinfo as TimeZone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import AuditRecord
-from .i18n import TIME_ZONE
+from .i18n import N_
 
 #: how ``gateway.audit.append`` writes ``recorded_at`` (sortable as text)
 RECORDED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -43,16 +44,17 @@ def as_recorded_at(moment: datetime) -> str:
 
 
 def recorded_time(text: str) -> datetime | None:
-    """``recorded_at`` as an aware datetime, for display in WIB (None if unreadable)."""
+    """``recorded_at`` as an aware datetime, for display in local time (None if
+    unreadable)."""
     try:
         return datetime.strptime(text, RECORDED_AT_FORMAT).replace(tzinfo=UTC)
     except (TypeError, ValueError):
         return None
 
 
-def day_start(day: date) -> datetime:
-    """Midnight WIB of ``day``, in UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=TIME_ZONE).astimezone(UTC)
+def day_start(day: date, zone: TimeZone) -> datetime:
+    """Midnight of ``day`` in ``zone`` (the region's), in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def first_seq_at(session: Session, moment: datetime) -> int:
@@ -81,7 +83,8 @@ def first_seq_at(session: Session, moment: datetime) -> int:
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What the audit page was asked for; empty fields do not filter."""
+    """What the audit page was asked for; empty fields do not filter. Dates are whole days
+    in ``zone``, the region's."""
 
     actor: str = ""
     action: str = ""
@@ -90,16 +93,17 @@ class AuditFilter:
     correlation_id: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    zone: TimeZone = field(default=UTC, repr=False)
 
     @classmethod
-    def from_args(cls, args) -> tuple[AuditFilter, dict[str, str]]:
+    def from_args(cls, args, zone: TimeZone = UTC) -> tuple[AuditFilter, dict[str, str]]:
         """Read the query string. :return: the filter and, per field, why a value was not
         used (an unreadable date is dropped rather than refused, and said so)."""
         values, problems = {}, {}
         for name in TEXT_FILTERS:
             value = (args.get(name) or "").strip()
             if len(value) > MAX_FILTER_LENGTH:
-                problems[name] = "Too long."
+                problems[name] = N_("Too long.")
                 value = ""
             values[name] = value
         for name in ("date_from", "date_to"):
@@ -108,16 +112,16 @@ class AuditFilter:
                 try:
                     values[name] = date.fromisoformat(raw)
                 except ValueError:
-                    problems[name] = "Not a date (YYYY-MM-DD)."
-        return cls(**values), problems
+                    problems[name] = N_("Not a date (YYYY-MM-DD).")
+        return cls(**values, zone=zone), problems
 
     def query_args(self) -> dict[str, str]:
         """The filter as query-string arguments, for links (pages, exports)."""
         out = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
+        for name in (*TEXT_FILTERS, "date_from", "date_to"):
+            value = getattr(self, name)
             if value:
-                out[item.name] = value.isoformat() if isinstance(value, date) else value
+                out[name] = value.isoformat() if isinstance(value, date) else value
         return out
 
     def describe(self) -> dict[str, str]:
@@ -136,11 +140,11 @@ class AuditFilter:
             else:
                 conditions.append(column == value)
         if self.date_from:
-            start = day_start(self.date_from)
+            start = day_start(self.date_from, self.zone)
             conditions += [AuditRecord.seq >= first_seq_at(session, start),
                            AuditRecord.recorded_at >= as_recorded_at(start)]
         if self.date_to:
-            end = day_start(self.date_to + timedelta(days=1))
+            end = day_start(self.date_to + timedelta(days=1), self.zone)
             conditions += [AuditRecord.seq < first_seq_at(session, end),
                            AuditRecord.recorded_at < as_recorded_at(end)]
         return conditions
