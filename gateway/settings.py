@@ -332,7 +332,7 @@ class RegionSchema(Schema):
         unknown = RAISE
 
     name = fields.String(load_default=region.DEFAULTS["name"], validate=validate.Length(
-        min=1, max=120), metadata={"description": "Shown in the console's header."})
+        min=1, max=120), metadata={"description": "Shown in the console's footer."})
     time_zone = fields.String(load_default=region.DEFAULTS["time_zone"], validate=_time_zone,
                               metadata={"description": "IANA zone: Asia/Jakarta (WIB), "
                                                        "Asia/Makassar (WITA), Asia/Jayapura "
