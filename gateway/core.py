@@ -32,6 +32,7 @@ from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
 from .ratelimit import FailureLimiter, RateLimiter
 from .redis_server import EMBEDDED_REDIS_DIR, running_url
+from .region import Region
 from .services import NAME_PATTERN
 from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
 from .webhook_refusals import WebhookRefusals
@@ -46,6 +47,8 @@ CONFIG_CHECK_SECONDS = 1.0
 class Gateway:
     def __init__(self, settings: Settings, plugins=None, connect: bool = True):
         self.settings = settings
+        #: name, time zone, language and currency of the region served (``gateway.region``)
+        self.region = Region.from_settings(settings["region"])
         #: counters and histograms (``gateway.metrics``); states are read at scrape time
         self.metrics = GatewayMetrics()
         self.pm = make_plugin_manager(plugins, disabled=settings["plugins"]["disabled"])

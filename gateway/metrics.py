@@ -37,7 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import reports
+from . import region, reports
 from .couriers.circuit import FAILURES
 from .models import utcnow
 
@@ -156,7 +156,7 @@ class StateCollector:
     def _sla(self):
         gateway = self.gateway
         now = utcnow()
-        start, end = reports.today(now)
+        start, end = region.today(gateway, now)
         services = sorted(gateway.enabled_services())
         targets = {name: gateway.service_settings(name).get("target_minutes")
                    for name in services}
@@ -171,12 +171,12 @@ class StateCollector:
             return
         seconds = int(reports.DISPATCH_WITHIN.total_seconds())
         yield from _shares(
-            f"gateway_sla_dispatched_within_{seconds}s", "Today's (WIB) requests booked by "
-            f"a courier within {seconds} s of acceptance", dispatch.items())
+            f"gateway_sla_dispatched_within_{seconds}s", "Today's (in the region's zone) "
+            f"requests booked by a courier within {seconds} s of acceptance", dispatch.items())
         yield from _shares(
-            "gateway_sla_delivered_on_target", "Today's (WIB) due requests delivered within "
-            "their service's target_minutes", ((o.service, o.share) for o in on_time
-                                               if o.target_minutes is not None))
+            "gateway_sla_delivered_on_target", "Today's (in the region's zone) due requests "
+            "delivered within their service's target_minutes",
+            ((o.service, o.share) for o in on_time if o.target_minutes is not None))
 
 
 def _shares(name: str, description: str, shares):

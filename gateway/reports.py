@@ -9,16 +9,16 @@ counter: the dashboard stays open all day over tables that only grow, so nothing
 rows one by one into Python. The functions take a session (or Redis, or the circuit breaker)
 and the moment to count at, and return plain data; callers only render it.
 
-"Today" is the regency's day, midnight to midnight in ``gateway.region.TIME_ZONE`` (WIB),
-whatever the server's zone. Only ids, services, statuses, couriers and times are read here,
-never personal data.
+"Today" is the region's day (``gateway.region``), midnight to midnight in its zone (WIB,
+WITA or WIT), whatever the server's zone; callers pass its bounds. Only ids, services,
+statuses, couriers and times are read here, never personal data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -33,7 +33,6 @@ from .audit import first_seq_at, recorded_time
 from .couriers.circuit import FAILURES
 from .models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
 from .queues import QueueNames
-from .region import TIME_ZONE
 from .statuses import RANKS, Status
 
 #: a request counts as dispatched quickly when a courier booked it this soon after we
@@ -62,13 +61,6 @@ def _seconds_between_postgresql(element, compiler, **kw):
 def _seconds_between_sqlite(element, compiler, **kw):
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
     return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
-
-
-def today(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """Start and end (exclusive) of the current WIB day, in UTC."""
-    local = (now or utcnow()).astimezone(TIME_ZONE)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def _created_in(start: datetime, end: datetime):

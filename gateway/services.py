@@ -66,6 +66,8 @@ class Service:
 
     * ``name`` -- slug used in URLs, config keys and the database (``civil_documents``);
     * ``title``, ``description``, ``version`` -- shown in ``GET /api/v1/services`` and docs;
+    * ``titles`` -- the title in the console's other languages, by language code
+      (``{"id": "Pengantaran dokumen"}``); the console shows ``title`` where none is given;
     * ``order_kind`` -- ``"delivery"`` or ``"ride"``: which couriers can take its orders;
     * ``request_schema`` -- a marshmallow ``Schema`` class for the agency's JSON body;
     * ``config_schema`` -- a marshmallow ``Schema`` class for its ``services.yaml`` entry;
@@ -74,6 +76,7 @@ class Service:
 
     name: ClassVar[str]
     title: ClassVar[str]
+    titles: ClassVar[dict[str, str]] = {}
     description: ClassVar[str] = ""
     version: ClassVar[str] = "0.1.0"
     order_kind: ClassVar[str] = "delivery"

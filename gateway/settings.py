@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
-from . import origins
+from . import origins, region
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +306,45 @@ class AuditSchema(Schema):
                        "another user or on another host, which holds the key."})
 
 
+def _time_zone(value) -> bool:
+    try:
+        region.zone(value)
+    except ValueError as exc:
+        raise ValidationError(f"{exc} (e.g. Asia/Jakarta, Asia/Makassar, Asia/Jayapura)"
+                              ) from None
+    return True
+
+
+def _currency(value) -> bool:
+    from babel.numbers import list_currencies
+
+    if value not in list_currencies():
+        raise ValidationError("not an ISO 4217 currency code (e.g. IDR)")
+    return True
+
+
+class RegionSchema(Schema):
+    """The region this gateway serves (``gateway.region``): the console shows times in its
+    zone, counts "today" by its calendar and speaks its language first. The API always
+    speaks UTC."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(load_default=region.DEFAULTS["name"], validate=validate.Length(
+        min=1, max=120), metadata={"description": "Shown in the console's footer."})
+    time_zone = fields.String(load_default=region.DEFAULTS["time_zone"], validate=_time_zone,
+                              metadata={"description": "IANA zone: Asia/Jakarta (WIB), "
+                                                       "Asia/Makassar (WITA), Asia/Jayapura "
+                                                       "(WIT)."})
+    locale = fields.String(load_default=region.DEFAULTS["locale"],
+                           validate=validate.OneOf(["id", "en"]), metadata={
+        "description": "The console's language until a person chooses one."})
+    currency = fields.String(load_default=region.DEFAULTS["currency"], validate=_currency,
+                             metadata={"description": "ISO 4217 code of amounts shown to "
+                                                      "people."})
+
+
 class CourierOrigin(fields.String):
     """``scheme://host[:port]``: an origin couriers may call, normalised to its parsed form."""
 
@@ -359,6 +398,7 @@ class CoreConfigSchema(Schema):
     plugins = fields.Nested(PluginsSchema, load_default=lambda: PluginsSchema().load({}))
     metrics = fields.Nested(MetricsSchema, load_default=lambda: MetricsSchema().load({}))
     audit = fields.Nested(AuditSchema, load_default=lambda: AuditSchema().load({}))
+    region = fields.Nested(RegionSchema, load_default=lambda: RegionSchema().load({}))
 
 
 class CourierEntry(fields.Field):

@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 
+import flask_babel
 from flask import (
     Blueprint,
     Flask,
@@ -35,6 +36,7 @@ from ..errors import ApiError
 from ..events import Event
 from ..gate import public
 from . import i18n
+from .i18n import N_
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 STATIC = Path(__file__).parent / "static"
@@ -109,6 +111,7 @@ def _check_csrf():
 def _choose_language():
     actor = g.get("actor")
     g.language = (actor or {}).get("language") or session.get("language")
+    flask_babel.refresh()       # in case anything asked for the language before this
 
 
 def _security_headers(response):
@@ -132,9 +135,12 @@ def nav_items():
 def _template_context():
     from .auth import csrf_token
 
-    return {"_": i18n.gettext, "can": can, "csrf_token": csrf_token, "actor": g.get("actor"),
+    here = gateway().region
+    return {"_": i18n.gettext, "ngettext": i18n.ngettext, "can": can,
+            "csrf_token": csrf_token, "actor": g.get("actor"),
             "language": i18n.current_language(), "languages": i18n.LANGUAGES,
-            "time_zone_label": i18n.TIME_ZONE_LABEL}
+            "region_name": here.name, "time_zone_label": here.zone_label(),
+            "time_zone_name": here.zone_name}
 
 
 def _error_page(error):
@@ -143,15 +149,15 @@ def _error_page(error):
     status = getattr(error, "status", None) or getattr(error, "code", 500) or 500
     if status == 401:
         return to_sign_in()
-    reason = {400: "The form has expired or did not come from this console. Reload the page "
-                   "and try again." if getattr(error, "description", "") == "csrf"
-                   else "The request is not valid.",
-              403: "Your role does not allow this.",
-              404: "There is nothing here.",
-              405: "This page cannot be used that way.",
-              429: "Too many attempts. Wait a little and try again.",
-              503: "A service the gateway needs is not reachable. Try again soon."
-              }.get(status, "Something went wrong. The problem has been logged.")
+    reason = {400: N_("The form has expired or did not come from this console. Reload the "
+                      "page and try again.") if getattr(error, "description", "") == "csrf"
+                   else N_("The request is not valid."),
+              403: N_("Your role does not allow this."),
+              404: N_("There is nothing here."),
+              405: N_("This page cannot be used that way."),
+              429: N_("Too many attempts. Wait a little and try again."),
+              503: N_("A service the gateway needs is not reachable. Try again soon.")
+              }.get(status, N_("Something went wrong. The problem has been logged."))
     response = render_template("console/error.html", status=status, reason=reason)
     headers = dict(getattr(error, "headers", None) or {})
     headers.pop("WWW-Authenticate", None)
@@ -170,6 +176,8 @@ bp.before_request(_check_csrf)
 bp.after_request(_security_headers)
 bp.context_processor(_template_context)
 bp.app_template_filter("local_time")(i18n.local_time)
+bp.app_template_filter("number")(i18n.number)
+bp.app_template_filter("money")(i18n.money)
 def _failure_page(error: Exception):
     """Anything a console page raised: a page, never JSON and never a traceback."""
     if isinstance(error, HTTPException | ApiError):
@@ -200,4 +208,5 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SECURE=(gw.settings["mode"] == "live") if secure is None else secure,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
+    i18n.init_app(app)
     app.register_blueprint(bp)

@@ -17,15 +17,16 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from datetime import tzinfo as TimeZone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import as_recorded_at, first_seq_at
 from ..models import AuditRecord
-from .i18n import TIME_ZONE
+from .i18n import N_
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 500
@@ -37,14 +38,15 @@ PREFIX_FILTERS = ("actor", "action", "target")
 MAX_FILTER_LENGTH = 128
 
 
-def day_start(day: date) -> datetime:
-    """Midnight WIB of ``day``, in UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=TIME_ZONE).astimezone(UTC)
+def day_start(day: date, zone: TimeZone) -> datetime:
+    """Midnight of ``day`` in ``zone`` (the region's), in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What the audit page was asked for; empty fields do not filter."""
+    """What the audit page was asked for; empty fields do not filter. Dates are whole days
+    in ``zone``, the region's."""
 
     actor: str = ""
     action: str = ""
@@ -53,16 +55,17 @@ class AuditFilter:
     correlation_id: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    zone: TimeZone = field(default=UTC, repr=False)
 
     @classmethod
-    def from_args(cls, args) -> tuple[AuditFilter, dict[str, str]]:
+    def from_args(cls, args, zone: TimeZone = UTC) -> tuple[AuditFilter, dict[str, str]]:
         """Read the query string. :return: the filter and, per field, why a value was not
         used (an unreadable date is dropped rather than refused, and said so)."""
         values, problems = {}, {}
         for name in TEXT_FILTERS:
             value = (args.get(name) or "").strip()
             if len(value) > MAX_FILTER_LENGTH:
-                problems[name] = "Too long."
+                problems[name] = N_("Too long.")
                 value = ""
             values[name] = value
         for name in ("date_from", "date_to"):
@@ -71,16 +74,16 @@ class AuditFilter:
                 try:
                     values[name] = date.fromisoformat(raw)
                 except ValueError:
-                    problems[name] = "Not a date (YYYY-MM-DD)."
-        return cls(**values), problems
+                    problems[name] = N_("Not a date (YYYY-MM-DD).")
+        return cls(**values, zone=zone), problems
 
     def query_args(self) -> dict[str, str]:
         """The filter as query-string arguments, for links (pages, exports)."""
         out = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
+        for name in (*TEXT_FILTERS, "date_from", "date_to"):
+            value = getattr(self, name)
             if value:
-                out[item.name] = value.isoformat() if isinstance(value, date) else value
+                out[name] = value.isoformat() if isinstance(value, date) else value
         return out
 
     def describe(self) -> dict[str, str]:
@@ -99,11 +102,11 @@ class AuditFilter:
             else:
                 conditions.append(column == value)
         if self.date_from:
-            start = day_start(self.date_from)
+            start = day_start(self.date_from, self.zone)
             conditions += [AuditRecord.seq >= first_seq_at(session, start),
                            AuditRecord.recorded_at >= as_recorded_at(start)]
         if self.date_to:
-            end = day_start(self.date_to + timedelta(days=1))
+            end = day_start(self.date_to + timedelta(days=1), self.zone)
             conditions += [AuditRecord.seq < first_seq_at(session, end),
                            AuditRecord.recorded_at < as_recorded_at(end)]
         return conditions

@@ -17,6 +17,7 @@ from ..hookspecs import hookimpl
 from ..models import AdminUser
 from . import sessions, throttle
 from .i18n import gettext as _
+from .i18n import ngettext
 from .users import authenticate, mark_signed_in
 
 
@@ -58,8 +59,9 @@ def sign_in(gateway, username: str, password: str):
     address = client_address()
     wait = throttle.begin_attempt(gateway.redis, username, address)
     if wait is not None:
-        return 429, _("Too many failed sign-ins. Try again in %(minutes)s minutes.",
-                      minutes=max(1, round(wait / 60))), wait
+        return 429, ngettext("Too many failed sign-ins. Try again in %(num)s minute.",
+                             "Too many failed sign-ins. Try again in %(num)s minutes.",
+                             max(1, round(wait / 60))), wait
     user = authenticate(gateway, username, password)
     if user is None:
         with gateway.db.write() as db_session:

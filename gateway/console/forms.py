@@ -30,6 +30,7 @@ from marshmallow import Schema, fields, missing, validate
 
 from ..liveconfig import HIDDEN, HIDDEN_CHANGED, masked
 from ..references import NOT_HERE, is_reference, is_secret_field, is_secret_name
+from .i18n import N_
 
 #: how a referable field's value is given (the ``<path>:source`` input)
 SOURCES = ("value", "keep", "env", "file", "")
@@ -282,8 +283,8 @@ def _reference(form_field: FormField, form: _Form, source: str, current: Any,
                problems: list) -> Any:
     name = form.get(form_field.path) or ""
     if not name:
-        problems.append((form_field.path, "Name an environment variable." if source == "env"
-                         else "Name a file."))
+        problems.append((form_field.path, N_("Name an environment variable.")
+                         if source == "env" else N_("Name a file.")))
         return current
     if source == "file":
         return {"$file": name}

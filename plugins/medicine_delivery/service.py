@@ -52,6 +52,7 @@ def package_label(prescription_id: str) -> str:
 class MedicineDeliveryService(Service):
     name = "medicine_delivery"
     title = "Medicine delivery (Gancang Aron)"
+    titles = {"id": "Pengantaran obat (Gancang Aron)"}
     description = ("A puskesmas or hospital pharmacy asks for a patient's prescription to be "
                    "carried home. The courier sees a sealed package, never its contents. The "
                    "answer carries a delivery PIN for the patient to tell the courier.")

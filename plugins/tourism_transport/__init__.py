@@ -9,5 +9,6 @@ from .service import TourismTransportService
 
 
 @hookimpl
-def register_services():
-    return [TourismTransportService()]
+def register_services(gateway):
+    # shuttle timetables are the region's local times (gateway.yaml's region.time_zone)
+    return [TourismTransportService(time_zone=gateway.region.time_zone)]

@@ -64,8 +64,12 @@ class TourismTransportConfigSchema(Schema):
     destinations = fields.List(fields.Nested(PlaceSchema), load_default=list)
     group_min_passengers = fields.Integer(strict=True, load_default=5,
                                           validate=validate.Range(min=2))
-    utc_offset_hours = fields.Integer(strict=True, load_default=7, metadata={
-        "description": "The local time of departure times (WIB: +7)."})
+    utc_offset_hours = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(
+            min=-12, max=14), metadata={
+            "description": "Older setting: a fixed offset from UTC for the departure times. "
+                           "Leave it out: the times are read in the region's time zone "
+                           "(gateway.yaml, region.time_zone)."})
     shuttle_departures = fields.List(fields.Nested(DepartureSchema), load_default=list)
 
     @validates_schema

@@ -1,5 +1,10 @@
 """The tourism transport service: rides for visitors, the regency's shuttle for groups.
 
+Departure times in the settings are local times: the region's (``gateway.yaml``'s
+``region.time_zone``: WIB in Banyuwangi, WITA or WIT elsewhere), or a fixed
+``utc_offset_hours`` where a deployment still sets that older key. The API takes and answers
+ISO 8601 times with their offset, so agencies never have to guess the zone.
+
 A small party becomes a ``RideOrder`` for a ride provider. A group (from
 ``group_min_passengers``) travels on the regency's shuttle, whose departures and seats per
 departure are configured; its order carries the ``shuttle`` requirement so only the shuttle
@@ -9,11 +14,11 @@ fleet takes it, and its seats are taken at intake: a full departure is refused w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from marshmallow import ValidationError
 
-from gateway import Service
+from gateway import Service, region
 from gateway.fields import place_registry
 from gateway.orders import Contact, Place, RideOrder
 from gateway.services import Capacity, RequestRefused
@@ -24,8 +29,6 @@ BOOKING_HORIZON = timedelta(days=30)
 MAX_ALTERNATIVES = 3
 
 
-def _local(config) -> timezone:
-    return timezone(timedelta(hours=config.get("utc_offset_hours", 7)))
 
 
 def route_departures(config, pickup: str, destination: str) -> dict | None:
@@ -39,9 +42,9 @@ def departure_key(pickup: str, destination: str, when: datetime) -> str:
     return f"{pickup}>{destination}@{when.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}"
 
 
-def upcoming(config, departure: dict, after: datetime, until: datetime):
-    """Every departure time of a route between ``after`` and ``until``, in order."""
-    zone = _local(config)
+def upcoming(zone: tzinfo, departure: dict, after: datetime, until: datetime):
+    """Every departure time of a route between ``after`` and ``until``, in order, reading
+    its daily ``times`` on the clock of ``zone``."""
     day = after.astimezone(zone).date()
     while True:
         for clock in sorted(departure["times"]):
@@ -57,6 +60,7 @@ def upcoming(config, departure: dict, after: datetime, until: datetime):
 class TourismTransportService(Service):
     name = "tourism_transport"
     title = "Tourist transport"
+    titles = {"id": "Transportasi wisata"}
     description = ("A visitor or tour group books transport between a pickup point (terminal, "
                    "airport, hotel, Taman Sritanjung) and a destination (Ijen, Pulau Merah...), "
                    "now or up to 30 days ahead. Groups ride the regency's shuttle; a full "
@@ -73,6 +77,16 @@ class TourismTransportService(Service):
         "destination_id": "pulau-merah",
         "passengers": 2,
     }
+
+    def __init__(self, time_zone: tzinfo | None = None):
+        #: the region's zone, which the shuttle's daily times are read in
+        self.time_zone = time_zone or region.zone(region.DEFAULTS["time_zone"])
+
+    def local_zone(self, config) -> tzinfo:
+        """The zone of the timetable: the region's, unless ``utc_offset_hours`` (the older
+        setting) fixes an offset."""
+        offset = config.get("utc_offset_hours")
+        return self.time_zone if offset is None else timezone(timedelta(hours=offset))
 
     def is_group(self, data, config) -> bool:
         return data["passengers"] >= config.get("group_min_passengers", 5)
@@ -102,7 +116,7 @@ class TourismTransportService(Service):
                                  "between these places; book smaller parties as rides.",
                                  {"destination_id": ["No shuttle on this route."]})
         when = data.get("departure_at")
-        times = [w for w in upcoming(config, route, now, now + BOOKING_HORIZON)]
+        times = list(upcoming(self.local_zone(config), route, now, now + BOOKING_HORIZON))
         if when is None or when not in times:
             soon = [w.isoformat() for w in times[:MAX_ALTERNATIVES]]
             raise RequestRefused("no_such_departure", "Groups travel on a scheduled shuttle "
@@ -121,7 +135,7 @@ class TourismTransportService(Service):
         route = route_departures(config, data["pickup_point_id"], data["destination_id"])
         now = datetime.now(UTC)
         found = []
-        for when in upcoming(config, route, now, now + BOOKING_HORIZON):
+        for when in upcoming(self.local_zone(config), route, now, now + BOOKING_HORIZON):
             key = departure_key(data["pickup_point_id"], data["destination_id"], when)
             left = route["capacity"] - taken(key)
             if left >= data["passengers"]:

@@ -76,6 +76,7 @@ class UmkmPickupConfigSchema(Schema):
 class UmkmPickupService(Service):
     name = "umkm_pickup"
     title = "UMKM parcel pickup"
+    titles = {"id": "Penjemputan paket UMKM"}
     description = ("A registered small business asks for a parcel to be picked up and "
                    "delivered to a buyer or a collection point.")
     version = "0.1.0"

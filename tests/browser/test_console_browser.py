@@ -273,3 +273,13 @@ def test_the_api_docs_page_keeps_its_style_under_its_content_security_policy(
     assert page.evaluate("getComputedStyle(document.body).maxWidth") == "960px"
     assert refused == []
     screenshot(page, "api-docs-desktop")
+
+
+def test_a_regency_in_wit_reads_wit_in_the_browser(gosend_app, new_page):
+    app = gosend_app(region={"name": "Kabupaten Jayapura", "time_zone": "Asia/Jayapura"})
+    page = new_page()
+    sign_in(page, app.server_url, add_user(app, "yohana", "auditor"))
+    expect(page.locator("footer")).to_contain_text("Kabupaten Jayapura")
+    expect(page.locator("footer")).to_contain_text("WIT (Asia/Jayapura)")
+    assert re.search(r"\d{2}-\d{2}-\d{4} 00:00 WIT", page.content())   # "today since"
+    assert "WIB" not in page.content()

@@ -86,11 +86,27 @@ def by_id(response_or_html, element_id: str) -> Element:
     return found
 
 
+def catalog() -> dict[str, str]:
+    """The console's Indonesian gettext catalogue as ``{English: Indonesian}`` (both forms
+    of a plural text map to its one Indonesian form); untranslated entries left out."""
+    from babel.messages.pofile import read_po
+
+    from gateway.console.i18n import TRANSLATIONS
+
+    with (TRANSLATIONS / "id" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        entries = [entry for entry in read_po(handle) if entry.id and not entry.fuzzy]
+    found = {}
+    for entry in entries:
+        if isinstance(entry.id, tuple):
+            found.update(dict.fromkeys(entry.id, entry.string[0]))
+        else:
+            found[entry.id] = entry.string
+    return {english: indonesian for english, indonesian in found.items() if indonesian}
+
+
 def untranslated(response_or_html) -> list[str]:
     """Headings, captions, labels and buttons still in English on a page meant to be in
     Indonesian (texts the same in both languages, like "Status", do not count)."""
-    from gateway.console.i18n import catalog
-
     english = {text for text, translated in catalog().items() if text != translated}
     root = parse(response_or_html)
     main = next(e for e in root.walk() if e.tag == "main")

@@ -181,7 +181,7 @@ def test_the_dashboard_asks_the_database_the_same_few_questions_however_many_req
     after = statements_for_one_page()
     assert after == before
     page = console.get("/console/dashboard")
-    assert table(page, "today-by-service")["UMKM parcel pickup"] == "1000"
+    assert table(page, "today-by-service")["UMKM parcel pickup"] == "1,000"   # en: 1,000
     assert table(page, "today-by-provider")["own_fleet"] == "667"
 
 

@@ -233,7 +233,7 @@ def test_unknown_kinds_and_names_are_404(app, console_as):
 
 
 def test_every_text_of_these_pages_has_its_indonesian_translation():
-    from gateway.console.i18n import catalog
+    from tests.console.page import catalog
 
     package = Path(__file__).resolve().parents[2] / "gateway" / "console"
     sources = [package / "views" / "services.py",

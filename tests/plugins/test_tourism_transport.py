@@ -126,3 +126,29 @@ def test_departures_are_limited_to_thirty_days_ahead(shuttle_app):
     too_far = group(1, 2, datetime.now(UTC) + timedelta(days=31))
     response = shuttle_app.test_client().post(CREATE, json=too_far, headers=bearer(key))
     assert response.status_code == 422 and "departure_at" in response.get_json()["fields"]
+
+
+def test_the_shuttle_timetable_is_read_on_the_regions_clock(make_app):
+    """The same timetable in a regency in WIT: the 22:00 departure is 22:00 WIT (13:00 UTC),
+    and 22:00 WIB is no departure there; an older utc_offset_hours still fixes the offset."""
+    app = make_app(couriers={"shuttle": {}}, region={"time_zone": "Asia/Jayapura"},
+                   services={"tourism_transport": {"couriers": ["shuttle"]}})
+    key = new_key(app, services=["tourism_transport"], key_type="test")
+    client = app.test_client()
+    wit = timezone(timedelta(hours=9))
+    day = datetime.now(wit).date() + timedelta(days=1)
+    at_wit = datetime(day.year, day.month, day.day, 22, 0, tzinfo=wit)
+    at_wib = datetime(day.year, day.month, day.day, 22, 0, tzinfo=WIB)
+
+    refused = client.post(CREATE, json=group(1, 10, at_wib), headers=bearer(key))
+    assert (refused.status_code, refused.get_json()["code"]) == (422, "no_such_departure")
+    assert at_wit.isoformat() in refused.get_json()["message"]
+    assert client.post(CREATE, json=group(2, 10, at_wit), headers=bearer(key)).status_code \
+        == 202
+
+    fixed = make_app(couriers={"shuttle": {}}, region={"time_zone": "Asia/Jayapura"},
+                     services={"tourism_transport": {"couriers": ["shuttle"],
+                                                     "utc_offset_hours": 7}})
+    key = new_key(fixed, services=["tourism_transport"], key_type="test")
+    kept = fixed.test_client().post(CREATE, json=group(3, 10, at_wib), headers=bearer(key))
+    assert kept.status_code == 202, kept.get_json()

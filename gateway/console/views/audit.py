@@ -35,7 +35,7 @@ def _cursor(name: str) -> int | None:
 
 
 def _page(verify_result=None, status: int = 200):
-    wanted, problems = AuditFilter.from_args(request.args)
+    wanted, problems = AuditFilter.from_args(request.args, gateway().region.time_zone)
     with gateway().db.read() as session:
         page = search(session, wanted, before=_cursor("before"), after=_cursor("after"))
     return render("console/audit.html", status, wanted=wanted, problems=problems, page=page,
@@ -67,7 +67,7 @@ def audit_verify():
 
 def _export(kind: str):
     gw = gateway()
-    wanted, _problems = AuditFilter.from_args(request.args)
+    wanted, _problems = AuditFilter.from_args(request.args, gw.region.time_zone)
     with gw.db.write() as session:
         up_to = last_seq(session)
         audit_action(session, "console.audit_export", None, format=kind, up_to_seq=up_to,

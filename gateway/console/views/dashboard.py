@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ... import reports
+from ... import region, reports
 from ...models import utcnow
 from .. import bp, gateway, render, requires
+from ..i18n import service_title
 
 #: the page reloads itself this often (console.js; only while nobody is typing)
 REFRESH_SECONDS = 60
@@ -22,7 +23,7 @@ REFRESH_SECONDS = 60
 def dashboard():
     gw = gateway()
     now = utcnow()
-    start, end = reports.today(now)
+    start, end = region.today(gw, now)
     targets = {name: gw.service_settings(name).get("target_minutes")
                for name in gw.services}
     with gw.db.read() as session:
@@ -37,5 +38,5 @@ def dashboard():
                   dispatch=dispatch, dispatch_seconds=int(reports.DISPATCH_WITHIN.total_seconds()),
                   on_time=on_time, health=health,
                   health_minutes=int(reports.HEALTH_WINDOW.total_seconds() // 60),
-                  queues=queues, titles={name: s.title for name, s in gw.services.items()},
+                  queues=queues, titles={name: service_title(s) for name, s in gw.services.items()},
                   refresh_seconds=REFRESH_SECONDS)

@@ -19,11 +19,14 @@ from ... import fleet as fleet_rules
 from ...errors import ApiError
 from ...events import actor_label
 from .. import audit, bp, can, gateway, render, requires
+from ..i18n import N_
 from ..i18n import gettext as _
 from ..masking import masked
 
 ACTIVE_STATES = ("new", "accepted", "picked_up")
-STEP_DONE = {"accept": "Assigned.", "pickup": "Marked picked up.", "deliver": "Delivered."}
+STEP_DONE = {"accept": N_("Assigned."), "pickup": N_("Marked picked up."),
+             "deliver": N_("Delivered.")}
+STEP_DONE_OTHER = N_("Done.")
 
 
 def _key_types():
@@ -59,5 +62,5 @@ def fleet_step(job_id: str, step: str):
     except ApiError as exc:
         flash(_(exc.message), "error")
     else:
-        flash(_(STEP_DONE.get(step, "Done.")), "success")
+        flash(_(STEP_DONE.get(step, STEP_DONE_OTHER)), "success")
     return redirect(url_for("console.fleet"))

@@ -22,7 +22,7 @@ from ...operations import RETRYABLE, cancel_request, retry_dispatch
 from ...records import encode_cursor, newest_first_after
 from ...statuses import Status
 from .. import audit, bp, can, gateway, render, requires, timeline
-from ..i18n import TIME_ZONE
+from ..i18n import N_
 from ..i18n import gettext as _
 from ..masking import flatten, masked
 
@@ -32,12 +32,12 @@ FILTERS = ("service", "status", "agency", "key_type", "provider", "reference", "
 
 
 def _day_start(text: str | None) -> datetime | None:
-    """A ``YYYY-MM-DD`` date, read as the start of that day in WIB."""
+    """A ``YYYY-MM-DD`` date, read as the start of that day in the region's zone (UTC)."""
     try:
         day = date.fromisoformat(text or "")
     except ValueError:
         return None
-    return datetime(day.year, day.month, day.day, tzinfo=TIME_ZONE)
+    return gateway().region.day(day)[0]
 
 
 def _search(args, cursor: str | None):
@@ -147,10 +147,10 @@ def cancel(request_id: str):
     def operation(gw, rid, actor, correlation_id):
         cancel_request(gw, rid, actor, correlation_id, reason="cancelled by an operator")
 
-    return _act(request_id, operation, "Cancellation requested.")
+    return _act(request_id, operation, N_("Cancellation requested."))
 
 
 @bp.route("/requests/<request_id>/retry", methods=["POST"])
 @requires("console:requests:act")
 def retry(request_id: str):
-    return _act(request_id, retry_dispatch, "Dispatch asked for again.")
+    return _act(request_id, retry_dispatch, N_("Dispatch asked for again."))

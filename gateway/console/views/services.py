@@ -22,6 +22,7 @@ from ...plugins import HOOK_FAILURES, describe_plugins
 from .. import bp, can, gateway, render, requires
 from ..forms import errors_by_field, form_data, form_fields
 from ..i18n import gettext as _
+from ..i18n import service_title
 
 READ, EDIT = "console:config:read", "console:config:edit"
 
@@ -30,7 +31,7 @@ READ, EDIT = "console:config:read", "console:config:edit"
 @requires(READ)
 def services():
     gw = gateway()
-    rows = [{"name": name, "title": getattr(service, "title", ""),
+    rows = [{"name": name, "title": service_title(service),
              "origin": _origin(gw, service),
              "enabled": name in gw.enabled_services(),
              "couriers": [_courier_entry(c) for c in
