@@ -13,8 +13,8 @@ import uuid
 from flask import Flask, current_app, g, request
 
 from ..context import CORRELATION_HEADER, correlation_id
-from ..errors import ApiError
 from ..ratelimit import retry_after_header, source_of
+from .errors import ApiError
 
 _CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

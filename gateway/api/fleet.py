@@ -13,8 +13,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .. import fleet
 from ..couriers.own_fleet.mapping import STATUS_MAP
-from ..errors import ApiError
 from ..events import actor_label
+from .errors import ApiError
 from .v1 import validation_error
 
 bp = Blueprint("fleet", __name__, url_prefix="/api/v1/fleet")

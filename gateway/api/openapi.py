@@ -15,9 +15,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify, make_response, render_template
 
-from ..errors import ErrorSchema
 from ..statuses import Status
 from . import public
+from .errors import ErrorSchema
 from .fleet import FleetJobListSchema, FleetJobSchema, FleetListArgsSchema, FleetStepSchema
 from .schemas import (
     HealthSchema,

@@ -31,8 +31,9 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from ..api import public
+from ..api.errors import ApiError, status_of
 from ..db import DatabaseUnavailable
-from ..errors import ApiError
+from ..errors import GatewayError
 from ..events import Event
 from . import i18n
 
@@ -140,7 +141,10 @@ def _template_context():
 def _error_page(error):
     from .auth import to_sign_in
 
-    status = getattr(error, "status", None) or getattr(error, "code", 500) or 500
+    if isinstance(error, GatewayError):
+        status = status_of(error)
+    else:
+        status = getattr(error, "status", None) or getattr(error, "code", 500) or 500
     if status == 401:
         return to_sign_in()
     reason = {400: "The form has expired or did not come from this console. Reload the page "
@@ -172,7 +176,7 @@ bp.context_processor(_template_context)
 bp.app_template_filter("local_time")(i18n.local_time)
 def _failure_page(error: Exception):
     """Anything a console page raised: a page, never JSON and never a traceback."""
-    if isinstance(error, HTTPException | ApiError):
+    if isinstance(error, HTTPException | ApiError | GatewayError):
         return _error_page(error)
     if isinstance(error, RedisError | DBAPIError | DatabaseUnavailable):
         current_app.logger.error("console page: dependency unavailable: %s",
