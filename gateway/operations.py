@@ -12,13 +12,12 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from .dispatch import UNRESOLVED
 from .errors import Conflict, NotFound
 from .events import Event
 from .models import CourierAttempt, ServiceRequest, utcnow
 from .queues import enqueue_job
 from .records import transition
-from .statuses import Status
+from .statuses import UNRESOLVED_ATTEMPTS, Status
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def cancel_request(gateway, request_id: str, actor: str, correlation_id: str | N
             # An attempt whose answer never came may have booked: release it at the courier.
             enqueue_cancel = session.scalar(select(CourierAttempt.id).where(
                 CourierAttempt.request_id == record.id,
-                CourierAttempt.state.in_(UNRESOLVED)).limit(1)) is not None
+                CourierAttempt.state.in_(UNRESOLVED_ATTEMPTS)).limit(1)) is not None
             if enqueue_cancel:
                 record.pending_job, record.pending_since = "cancel", utcnow()
         else:
