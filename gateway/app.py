@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, console, errors, gate, logs, metrics
+from . import api, console, gate, logs, metrics
 from .core import Gateway
 from .settings import load_settings
 
@@ -35,7 +35,6 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     app.extensions["gateway"] = Gateway(settings, plugins)
     metrics.init_app(app)
     app.before_request(_refresh_config)
-    errors.init_app(app)
     gate.init_app(app)
     api.init_app(app)
     console.init_app(app)

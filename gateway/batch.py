@@ -45,14 +45,13 @@ from .events import Event
 from .models import CourierAttempt, ServiceRequest
 from .queues import FAILURE_TTL, QueueNames, enqueue_job, request_lock
 from .records import transition
-from .statuses import Status
+from .statuses import AttemptState, Status
 
 log = logging.getLogger(__name__)
 
 READY_KEY = "gateway:dispatch:ready"
 SCHEDULED_KEY = "gateway:dispatch:batch-scheduled"
 BATCH_JOB = "gateway.jobs.dispatch_batch"
-UNSETTLED = {"temporary", "unknown"}
 
 
 def submit(gateway, request_id: str) -> None:
@@ -251,14 +250,14 @@ def _record(gateway, planned: list[_Planned], handed_over: list) -> list[str]:
                 outcome = adopt_booking(gateway, session, attempt, record, item.answer,
                                         how="booked")
             else:
-                state, detail = ("skipped", "its circuit opened before the call") \
+                state, detail = (AttemptState.SKIPPED, "its circuit opened before the call") \
                     if isinstance(item.error, CircuitOpenedMeanwhile) \
                     else attempt_failed(item.error)
                 finish_attempt(gateway, session, attempt, record, state, detail)
                 # A temporary error or an answer that never came is tried again (or looked
                 # up) after the first retry interval, as when its own job meets it.
-                handed_over.append((record.id, retry_after if state in UNSETTLED else 0))
-                outcome = state
+                handed_over.append((record.id, retry_after if state.settles_later else 0))
+                outcome = state.value
             outcomes.append(outcome)
             log.info("dispatch of %s (batch): %s", record.id, outcome,
                      extra={"outcome": outcome, "request_id": record.id, "job_kind": "dispatch",

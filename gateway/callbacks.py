@@ -185,7 +185,7 @@ def deliver(gateway, delivery_id: str) -> str:
         "retry" if retry else "refused")
     if not refused_url:
         circuit.record(CallOutcome(key, "callback", "temporary" if retry else "ok",
-                                   time.monotonic() - started))
+                                   time.monotonic() - started, failed=retry))
     _record(gateway, delivery_id, record, outcome, status, error)
     if outcome == "retry":
         raise CallbackRetry(f"callback {delivery_id}: {error or status}")

@@ -21,29 +21,19 @@ import logging
 
 from sqlalchemy import func, select
 
-from .couriers import (
-    Booking,
-    CourierAuthError,
-    CourierError,
-    CourierNotFound,
-    CourierOutcomeUnknown,
-    CourierRejected,
-    CourierTemporaryError,
-    NoDriverAvailable,
-)
+from .couriers import Booking, CourierError, CourierNotFound, CourierRejected
 from .events import Event
 from .models import CourierAttempt, ServiceRequest, utcnow
 from .queues import enqueue_after_commit
 from .records import transition
-from .statuses import Status
+from .statuses import UNRESOLVED_ATTEMPTS, AttemptState, Status
 
 log = logging.getLogger(__name__)
 
-# Attempt states after which that courier is not tried again for the same request.
-FINAL_FOR_COURIER = {"no_driver", "rejected", "auth", "released", "abandoned"}
-UNRESOLVED = {"pending", "unknown"}
-# (An attempt ``skipped`` was written but never sent: a batch found the courier's circuit open
-# when its turn came, ``gateway.batch``. It counts for nothing.)
+# What each attempt state means for the next step (tried again? looked up first? the failure
+# code?) is said once, by ``gateway.statuses.AttemptState``; what each courier error leaves,
+# by its class (``gateway.couriers``). An attempt ``skipped`` was written but never sent: a
+# batch found the courier's circuit open when its turn came (``gateway.batch``).
 
 
 class DispatchRetry(Exception):
@@ -89,7 +79,8 @@ def new_attempt(gateway, session, record: ServiceRequest, courier: str,
                 number: int) -> CourierAttempt:
     """Write attempt ``number`` at ``courier`` (committed before the provider is called)."""
     attempt = CourierAttempt(request_id=record.id, courier=courier, attempt_no=number,
-                             reference=f"{record.id}-{number}", state="pending")
+                             reference=f"{record.id}-{number}",
+                             state=AttemptState.PENDING.value)
     session.add(attempt)
     _audit(gateway, session, record, "courier.attempt", courier=courier,
            attempt=number, reference=attempt.reference)
@@ -106,33 +97,23 @@ def _start_attempt(gateway, request_id: str, courier: str) -> CourierAttempt:
         return attempt
 
 
-#: the provider errors that end an attempt (anything else propagates: the job fails, rq retries)
-ATTEMPT_ENDINGS = (NoDriverAvailable, CourierAuthError, CourierRejected, CourierTemporaryError,
-                   CourierOutcomeUnknown)
-
-
-def attempt_failed(exc: Exception) -> tuple[str, str | None]:
-    """The attempt state and detail a provider's refusal or error leaves. An error that is
-    not a courier's (a bug, a broken connection mid-answer) leaves the outcome unknown: the
-    booking may exist, so it is looked up before anything else is tried."""
-    if isinstance(exc, NoDriverAvailable):
-        return "no_driver", str(exc) or None
-    if isinstance(exc, CourierAuthError):
-        return "auth", "credentials refused"
-    if isinstance(exc, CourierRejected):
-        return "rejected", str(exc)[:200]
-    if isinstance(exc, CourierTemporaryError):
-        return "temporary", str(exc)[:200]
-    if isinstance(exc, CourierOutcomeUnknown):
-        return "unknown", str(exc)[:200]
-    return "unknown", str(exc)[:200] or type(exc).__name__
+def attempt_failed(exc: Exception) -> tuple[AttemptState, str | None]:
+    """The attempt state and detail an error leaves: a courier error says its own
+    (:class:`gateway.couriers.CourierError`). An error that is not a courier's (a bug, a
+    broken connection mid-answer) leaves the outcome unknown: the booking may exist, so it is
+    looked up before anything else is tried."""
+    if isinstance(exc, CourierError):
+        return exc.attempt_state, exc.attempt_detail()
+    return AttemptState.UNKNOWN, str(exc)[:200] or type(exc).__name__
 
 
 def finish_attempt(gateway, session, attempt: CourierAttempt, record: ServiceRequest,
-                   state: str, detail: str | None = None, timeline: bool = True) -> None:
+                   state: AttemptState, detail: str | None = None,
+                   timeline: bool = True) -> None:
     """Record how an attempt ended without a booking, in the caller's transaction."""
-    attempt.state, attempt.detail, attempt.updated_at = state, detail, utcnow()
-    _audit(gateway, session, record, "courier.book", outcome=state,
+    state = AttemptState(state)
+    attempt.state, attempt.detail, attempt.updated_at = state.value, detail, utcnow()
+    _audit(gateway, session, record, "courier.book", outcome=state.value,
            courier=attempt.courier, attempt=attempt.attempt_no)
     if timeline:
         transition(gateway, session, record, Status(record.status),
@@ -141,7 +122,7 @@ def finish_attempt(gateway, session, attempt: CourierAttempt, record: ServiceReq
                           + (f" ({detail})" if detail else ""))
 
 
-def _finish_attempt(gateway, attempt_id: int, state: str, detail: str | None = None,
+def _finish_attempt(gateway, attempt_id: int, state: AttemptState, detail: str | None = None,
                     timeline: bool = True) -> None:
     with gateway.db.write() as session:
         attempt = session.get(CourierAttempt, attempt_id)
@@ -152,7 +133,7 @@ def _finish_attempt(gateway, attempt_id: int, state: str, detail: str | None = N
 def adopt_booking(gateway, session, attempt: CourierAttempt, record: ServiceRequest,
                   booking: Booking, how: str) -> str:
     """Make ``booking`` the request's, in the caller's transaction. :return: the outcome"""
-    attempt.state, attempt.updated_at = "booked", utcnow()
+    attempt.state, attempt.updated_at = AttemptState.BOOKED.value, utcnow()
     attempt.provider_reference = booking.provider_reference
     record.provider, record.provider_reference = attempt.courier, booking.provider_reference
     _audit(gateway, session, record, "courier.book", outcome="booked", how=how,
@@ -209,11 +190,12 @@ def _look_up(gateway, courier, attempt: CourierAttempt):
 def _reconcile(gateway, attempts: list[CourierAttempt]) -> str | None:
     """Resolve attempts whose answer never came. :return: a result if one was booked."""
     for attempt in attempts:
-        if attempt.state not in UNRESOLVED:
+        if not AttemptState(attempt.state).unresolved:
             continue
         courier = gateway.couriers.get(attempt.courier)
         if courier is None:
-            _finish_attempt(gateway, attempt.id, "rejected", "courier no longer enabled")
+            _finish_attempt(gateway, attempt.id, AttemptState.REJECTED,
+                            "courier no longer enabled")
             continue
         try:
             booking = _look_up(gateway, courier, attempt)
@@ -222,27 +204,23 @@ def _reconcile(gateway, attempts: list[CourierAttempt]) -> str | None:
         except CourierError as exc:
             raise DispatchRetry(f"cannot yet reconcile {attempt.reference}: {exc}") from exc
         if booking is ABANDONED:
-            _finish_attempt(gateway, attempt.id, "abandoned",
+            _finish_attempt(gateway, attempt.id, AttemptState.ABANDONED,
                             "no answer and no way to look it up; trying another courier")
             continue
         if booking is not None:
             return _adopt_booking(gateway, attempt.id, booking, how="found by our reference")
-        _finish_attempt(gateway, attempt.id, "not_found", "no booking under our reference",
-                        timeline=False)
+        _finish_attempt(gateway, attempt.id, AttemptState.NOT_FOUND,
+                        "no booking under our reference", timeline=False)
     return None
-
-
-#: why a request failed, from how its last finished attempt ended
-FAILURE_REASONS = {"no_driver": "no_driver", "rejected": "rejected",
-                   "auth": "courier_unavailable", "temporary": "courier_unavailable"}
 
 
 def _reason_so_far(attempts: list[CourierAttempt]) -> str:
     """The failure code if no courier is left: the last attempt's (a batch or an earlier run
     of this job may have made it), or none tried."""
     for attempt in sorted(attempts, key=lambda a: a.attempt_no, reverse=True):
-        if attempt.state in FAILURE_REASONS:
-            return FAILURE_REASONS[attempt.state]
+        code = AttemptState(attempt.state).failure_code
+        if code:
+            return code
     return "no_courier_available"
 
 
@@ -284,11 +262,10 @@ def dispatch(gateway, request_id: str) -> str:
                 transition(gateway, session, record, Status(record.status), source="routing",
                            detail=f"skipped {name}: {why}")
     for name in chosen:
-        mine = [a for a in attempts if a.courier == name]
-        if any(a.state in FINAL_FOR_COURIER for a in mine):
+        mine = [AttemptState(a.state) for a in attempts if a.courier == name]
+        if any(state.final_for_courier for state in mine):
             continue
-        # An unknown outcome that turned out to book nothing counts like a temporary error.
-        temporaries = sum(a.state in ("temporary", "not_found") for a in mine)
+        temporaries = sum(state.temporary for state in mine)
         if temporaries >= max_temporary:
             continue
         if gateway.circuits.is_open(name):
@@ -297,14 +274,14 @@ def dispatch(gateway, request_id: str) -> str:
         attempt = _start_attempt(gateway, request_id, name)
         try:
             booking = gateway.couriers[name].book(order, attempt.reference)
-        except ATTEMPT_ENDINGS as exc:
+        except CourierError as exc:
             state, detail = attempt_failed(exc)
             _finish_attempt(gateway, attempt.id, state, detail)
-            if state == "unknown":
+            if state.unresolved:
                 raise DispatchRetry(f"{name}: outcome unknown, reconcile first") from exc
-            if state == "temporary" and temporaries + 1 < max_temporary:
+            if state.settles_later and temporaries + 1 < max_temporary:
                 raise DispatchRetry(f"{name}: temporary error") from exc
-            reason = FAILURE_REASONS[state]
+            reason = exc.failure_code or reason
         else:
             return _adopt_booking(gateway, attempt.id, booking, how="booked")
     if waiting_for_circuit:
@@ -327,7 +304,7 @@ def cancel_bookings(gateway, request_id: str) -> str:
         provider, reference = record.provider, record.provider_reference
         unresolved = session.scalars(select(CourierAttempt).where(
             CourierAttempt.request_id == request_id,
-            CourierAttempt.state.in_(UNRESOLVED))).all()
+            CourierAttempt.state.in_(UNRESOLVED_ATTEMPTS))).all()
     if provider is not None:
         try:
             gateway.couriers[provider].cancel(reference)
@@ -362,7 +339,8 @@ def cancel_bookings(gateway, request_id: str) -> str:
         if booking is not None:
             courier.cancel(booking.provider_reference)
         released = released or booking is not None
-        _finish_attempt(gateway, attempt.id, "released" if released else "not_found",
+        _finish_attempt(gateway, attempt.id,
+                        AttemptState.RELEASED if released else AttemptState.NOT_FOUND,
                         "cancelled with the request" if released else None, timeline=False)
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)

@@ -1,148 +1,80 @@
-"""The one error shape of the API, and the handlers that make every failure use it.
+"""The errors the gateway's own rules raise, named by what went wrong, not by HTTP.
 
-Every error a caller sees is JSON::
+Records, intake, operations and the own fleet raise these; they know nothing of status codes.
+The edges translate: the API answers each with the one JSON error shape
+(:mod:`gateway.api.errors` holds the one table from class to HTTP status), the console shows
+a page or a message, the CLI prints the message. So a rule reads the same wherever it is
+enforced, and a caller of the domain (the console form, the bulk upload) gets the same code and
+the same field paths the API answers with.
 
-    {"code": "validation_failed", "message": "The request body is not valid.",
-     "status": 422, "correlation_id": "...",
-     "fields": {"patient.nik": ["Must be exactly 16 digits."]}}
+Every error carries a stable machine-readable ``code`` (``request_not_found``,
+``idempotency_key_reused``), a ``message`` for people, and, where it helps, ``fields``
+(dotted field path -> messages) and ``details`` (structured help, such as the next
+departures that still have seats). The class says what the caller can do next:
 
-``code`` is stable and machine-readable; ``message`` is for people; ``fields`` (validation
-only) maps dotted field paths to messages; ``details`` (some codes only) carries structured
-help, such as the next departures that have seats. No HTML page and no stack trace ever reaches a
-caller: unexpected exceptions are logged with the correlation id and answered with
-``internal_error``.
+* :class:`NotFound` -- nothing by that name here (or nothing this caller may see);
+* :class:`Forbidden` -- it exists, but this caller may not do this;
+* :class:`Invalid` -- what was asked is not acceptable as it stands: change it;
+* :class:`Conflict` -- it clashes with what is stored now (a reused key, a busy reference,
+  a full shuttle, a step out of order): look at the current state first.
 """
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-from flask import Flask, g, jsonify, request
-from marshmallow import Schema, fields
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
-
-from .db import DatabaseUnavailable, is_outage
 from .settings import flatten_errors
-
-log = logging.getLogger(__name__)
-
-# HTTP status -> stable code for errors raised by Flask/Werkzeug themselves.
-HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    410: "gone",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_failed",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "service_unavailable",
-}
 
 
 class StartupError(Exception):
     """The gateway cannot start: plugins disagree, or the configuration is not usable."""
 
 
-class ApiError(Exception):
-    """An error for the caller, named by a stable code."""
+class GatewayError(Exception):
+    """A rule of the gateway refused what was asked (base class: raise a subclass)."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
-                 headers: dict | None = None, details: dict | None = None):
+    def __init__(self, code: str, message: str, fields: dict[str, list[str]] | None = None,
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.fields, self.headers, self.details = fields, headers or {}, details
+        self.code, self.message, self.fields, self.details = code, message, fields, details
 
 
-def validation_error(messages, message: str = "The request is not valid.") -> ApiError:
-    """A 422 ``validation_failed`` naming each field by its dotted path (``_body`` for the
-    body as a whole), from marshmallow's nested error messages."""
-    by_field: dict[str, list[str]] = {}
-    for path, text in flatten_errors(messages):
-        by_field.setdefault(path or "_body", []).append(text)
-    return ApiError(422, "validation_failed", message, fields=by_field)
+class NotFound(GatewayError):
+    """Nothing by that name, or nothing this caller may see: the two look the same, so an id
+    of another agency or of the other key type gives nothing away."""
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None,
-                   headers: dict | None = None, **extra):
-    body = {"code": code, "message": message, "status": status,
-            "correlation_id": g.get("correlation_id"), **extra}
-    if fields is not None:
-        body["fields"] = fields
-    response = jsonify(body)
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+class Forbidden(GatewayError):
+    """The caller is known and the thing exists, but this caller may not do this."""
 
 
-class ErrorSchema(Schema):
-    """The error shape, for the OpenAPI document."""
+class Invalid(GatewayError):
+    """What was asked is not acceptable as it stands; ``fields`` names what to change."""
 
-    code = fields.String(required=True, metadata={"description": "Stable machine-readable code."})
-    message = fields.String(required=True, metadata={"description": "What went wrong, for people."})
-    status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
-    correlation_id = fields.String(allow_none=True,
-                                   metadata={"description": "Quote it when asking for help."})
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
-        "description": "Readiness only: each dependency and its state."})
-    details = fields.Dict(allow_none=True, metadata={
-        "description": "Some codes only: structured help (e.g. alternatives)."})
-    fields_ = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()), data_key="fields",
-        metadata={"description": "Validation only: dotted field path -> messages."})
+    @classmethod
+    def from_messages(cls, messages: Any, message: str = "The request is not valid.",
+                      code: str = "validation_failed") -> Invalid:
+        """From marshmallow's nested messages: each becomes a dotted path (``_body`` for
+        what concerns the whole body)."""
+        fields: dict[str, list[str]] = {}
+        for path, text in flatten_errors(messages):
+            fields.setdefault(path or "_body", []).append(text)
+        return cls(code, message, fields=fields)
 
 
-def _http_error(exc: HTTPException):
-    status = exc.code or 500
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    message = exc.description or exc.name
-    if status == 413:
-        message = "The request body is larger than this endpoint accepts."
-    return error_response(status, HTTP_CODES.get(status, f"http_{status}"), message,
-                          headers=headers)
+class Conflict(GatewayError):
+    """What was asked clashes with what is stored now (not with any schema): a reused
+    Idempotency-Key, a reference with an active request, no room left, a step out of order."""
 
 
-def _unavailable(exc: Exception):
-    log.error("dependency unavailable on %s %s: %s", request.method, request.path,
-              type(exc).__name__)
-    return error_response(503, "service_unavailable",
-                          "A dependency of the gateway is unavailable; nothing was stored. "
-                          "Try again shortly.", headers={"Retry-After": "5"})
+class Unauthenticated(GatewayError):
+    """No credentials that the gateway recognises: the caller should send a valid,
+    unrevoked key (or sign in) before anything else is considered."""
 
 
-def _unexpected(exc: Exception):
-    if isinstance(exc, HTTPException):
-        return _http_error(exc)
-    log.exception("unexpected error on %s %s (correlation %s)", request.method, request.path,
-                  g.get("correlation_id"))
-    return error_response(500, "internal_error",
-                          "The gateway failed unexpectedly; the error is logged.")
+class TooManyRequests(GatewayError):
+    """The caller asked too often: it should wait ``retry_after`` seconds, then try again."""
 
-
-def init_app(app: Flask) -> None:
-    app.register_error_handler(ApiError, lambda e: error_response(
-        e.status, e.code, e.message, e.fields, e.headers,
-        **({"details": e.details} if e.details is not None else {})))
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(DatabaseUnavailable, _unavailable)
-    app.register_error_handler(DBAPIError, _database_error)
-    app.register_error_handler(PoolTimeout, _database_error)
-    app.register_error_handler(RedisError, _unavailable)
-    app.register_error_handler(Exception, _unexpected)
-
-
-def _database_error(exc: SQLAlchemyError):
-    """A database outage (see :func:`gateway.db.is_outage`) is 503; any other database error
-    is a failure of ours (500)."""
-    if is_outage(exc):
-        return _unavailable(exc)
-    return _unexpected(exc)
+    def __init__(self, code: str, message: str, retry_after: float):
+        super().__init__(code, message)
+        self.retry_after = retry_after

@@ -17,7 +17,7 @@ import hmac
 from sqlalchemy import select, update
 
 from .couriers.own_fleet.mapping import NEXT_STATES, fleet_event
-from .errors import ApiError
+from .errors import Conflict, Invalid, NotFound
 from .events import Event
 from .models import CourierAttempt, FleetJob, ServiceRequest, utcnow
 from .tracking import store_events
@@ -49,11 +49,12 @@ def _jobs_with_key_type(key_types=None):
 
 
 def _find_job(session, job_id: str, key_types) -> tuple[FleetJob, str]:
-    """:raises ApiError: 404, alike for a missing job and one of another world"""
+    """:raises NotFound: ``fleet_job_not_found``, alike for a missing job and one of another
+        world"""
     found = session.execute(_jobs_with_key_type(key_types).where(FleetJob.id == job_id)
                             ).first()
     if found is None:
-        raise ApiError(404, "fleet_job_not_found", "No fleet job with this id.")
+        raise NotFound("fleet_job_not_found", "No fleet job with this id.")
     return found[0], found[1]
 
 
@@ -80,11 +81,13 @@ def advance(gateway, job_id: str, step: str, actor: str, *, staff_name: str | No
 
     :param key_types: the caller may move only jobs for requests made with these types of
         key (see :func:`list_jobs`)
-    :raises ApiError: 404 unknown job (or of another world) or step, 409 wrong state or PIN
-        locked, 422 wrong PIN
+    :raises NotFound: an unknown job (or one of another world) or step
+    :raises Conflict: ``fleet_job_state`` (the job is not ready for this step),
+        ``pin_locked`` (too many wrong PINs)
+    :raises Invalid: ``wrong_pin``
     """
     if step not in NEXT_STATES:
-        raise ApiError(404, "not_found", "Steps are accept, pickup and deliver.")
+        raise NotFound("not_found", "Steps are accept, pickup and deliver.")
     before, after = NEXT_STATES[step]
     proof = None
     if step == "deliver":
@@ -92,8 +95,8 @@ def advance(gateway, job_id: str, step: str, actor: str, *, staff_name: str | No
     with gateway.db.write() as session:
         job, key_type = _find_job(session, job_id, key_types)
         if job.state != before:
-            raise ApiError(409, "fleet_job_state", f"The job is {job.state}; {step} needs it "
-                                                   f"to be {before}.")
+            raise Conflict("fleet_job_state", f"The job is {job.state}; {step} needs it "
+                                              f"to be {before}.")
         job.state, job.updated_at = after, utcnow()
         if step == "accept":
             job.staff_name = staff_name
@@ -119,7 +122,7 @@ def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str, actor
     with gateway.db.read() as session:
         job, _key_type = _find_job(session, job_id, key_types)
         if job.state != expected_state:
-            return {}  # the step itself is refused (409) before any PIN matters
+            return {}  # the step itself is refused (a Conflict) before any PIN matters
         attempt = session.scalars(select(CourierAttempt).where(
             CourierAttempt.reference == job.reference)).first()
         record = session.get(ServiceRequest, attempt.request_id) if attempt else None
@@ -148,9 +151,9 @@ def _check_pin(gateway, job_id: str, pin: str | None, expected_state: str, actor
         gateway.track(session, Event("fleet.pin", actor=actor, target=f"request:{request_id}",
                                      outcome=outcome, correlation_id=correlation))
     if outcome == "locked":
-        raise ApiError(409, "pin_locked", "Too many wrong PINs; the dispatch office must "
-                                          "confirm this delivery.")
+        raise Conflict("pin_locked", "Too many wrong PINs; the dispatch office must "
+                                     "confirm this delivery.")
     if outcome == "wrong":
-        raise ApiError(422, "wrong_pin", "The delivery PIN is missing or wrong.",
-                       fields={"pin": ["Ask the recipient for the delivery PIN."]})
+        raise Invalid("wrong_pin", "The delivery PIN is missing or wrong.",
+                      fields={"pin": ["Ask the recipient for the delivery PIN."]})
     return {"pin_verified": True}

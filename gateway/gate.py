@@ -17,8 +17,8 @@ import uuid
 from flask import Flask, current_app, g, request
 
 from .context import CORRELATION_HEADER, correlation_id
-from .errors import ApiError
-from .ratelimit import retry_after_header, source_of
+from .errors import TooManyRequests, Unauthenticated
+from .ratelimit import source_of
 
 _CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -47,23 +47,22 @@ def _begin_request():
     if presented:
         wait = gateway.failed_keys.wait(source_of(request.remote_addr))
         if wait is not None:
-            raise ApiError(429, "too_many_failed_keys", "Too many calls with a wrong API key "
-                           "from this address; retry after the time in Retry-After.",
-                           headers={"Retry-After": retry_after_header(wait)})
+            raise TooManyRequests("too_many_failed_keys", "Too many calls with a wrong API key "
+                                  "from this address; retry after the time in Retry-After.",
+                                  retry_after=wait)
     actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
     if actor is None:
         if presented:
             gateway.failed_keys.failed(source_of(request.remote_addr))
-        raise ApiError(401, "unauthenticated",
-                       "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.",
-                       headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
+        raise Unauthenticated("unauthenticated",
+                              "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.")
     g.actor = actor
     if actor.get("type") == "agency":
         wait = gateway.rate_limiter.check(actor["id"], actor.get("key_type", "live"))
         if wait is not None:
-            raise ApiError(429, "rate_limited", "Too many calls for this agency's keys; "
-                           "slow down and retry after the time in Retry-After.",
-                           headers={"Retry-After": retry_after_header(wait)})
+            raise TooManyRequests("rate_limited", "Too many calls for this agency's keys; slow "
+                                  "down and retry after the time in Retry-After.",
+                                  retry_after=wait)
 
 
 def _end_request(response):

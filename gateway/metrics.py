@@ -38,7 +38,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import region, reports
-from .couriers.circuit import FAILURES
 from .models import utcnow
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ class GatewayMetrics:
             return
         labels = (outcome.courier, outcome.operation, outcome.outcome)
         self.provider_duration.labels(*labels).observe(outcome.seconds)
-        if outcome.outcome in FAILURES:
+        if outcome.failed:
             self.provider_errors.labels(*labels).inc()
 
 

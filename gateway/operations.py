@@ -12,13 +12,12 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from .dispatch import UNRESOLVED
-from .errors import ApiError
+from .errors import Conflict, NotFound
 from .events import Event
 from .models import CourierAttempt, ServiceRequest, utcnow
 from .queues import enqueue_job
 from .records import transition
-from .statuses import Status
+from .statuses import UNRESOLVED_ATTEMPTS, Status
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def _enqueue(gateway, kind: str, request_id: str) -> None:
 def _load(session, request_id: str, find: Callable | None) -> ServiceRequest:
     record = find(session) if find else session.get(ServiceRequest, request_id)
     if record is None:
-        raise ApiError(404, "request_not_found", "No request with this id.")
+        raise NotFound("request_not_found", "No request with this id.")
     return record
 
 
@@ -50,7 +49,8 @@ def cancel_request(gateway, request_id: str, actor: str, correlation_id: str | N
 
     :param find: loads the record in a session (the API scopes it to the caller's agency)
     :param authorize: called with the record; raises if the caller may not cancel it
-    :raises ApiError: 404 not found, 409 ``request_not_cancellable`` once it has ended
+    :raises NotFound: ``request_not_found``
+    :raises Conflict: ``request_not_cancellable`` once it has ended
     """
     with gateway.db.write() as session:
         record = _load(session, request_id, find)
@@ -58,7 +58,7 @@ def cancel_request(gateway, request_id: str, actor: str, correlation_id: str | N
             authorize(record)
         status = Status(record.status)
         if status.terminal:
-            raise ApiError(409, "request_not_cancellable",
+            raise Conflict("request_not_cancellable",
                            f"The request is already {status.value}.")
         gateway.track(session, Event("request.cancel", actor=actor,
                                      target=f"request:{record.id}",
@@ -68,7 +68,7 @@ def cancel_request(gateway, request_id: str, actor: str, correlation_id: str | N
             # An attempt whose answer never came may have booked: release it at the courier.
             enqueue_cancel = session.scalar(select(CourierAttempt.id).where(
                 CourierAttempt.request_id == record.id,
-                CourierAttempt.state.in_(UNRESOLVED)).limit(1)) is not None
+                CourierAttempt.state.in_(UNRESOLVED_ATTEMPTS)).limit(1)) is not None
             if enqueue_cancel:
                 record.pending_job, record.pending_since = "cancel", utcnow()
         else:
@@ -83,14 +83,15 @@ def retry_dispatch(gateway, request_id: str, actor: str, correlation_id: str | N
     circuit, or whose dispatch job was lost). Safe to repeat: the job id is deterministic and
     dispatch reconciles earlier attempts by our reference before it books anything.
 
-    :raises ApiError: 404, or 409 ``request_not_retryable`` once a courier holds it or it ended
+    :raises NotFound: ``request_not_found``
+    :raises Conflict: ``request_not_retryable`` once a courier holds it or it ended
     """
     with gateway.db.write() as session:
         record = _load(session, request_id, None)
         status = Status(record.status)
         if status not in RETRYABLE or record.provider is not None \
                 or record.pending_job not in (None, "dispatch"):
-            raise ApiError(409, "request_not_retryable",
+            raise Conflict("request_not_retryable",
                            f"The request is {status.value}; only a request no courier holds "
                            "yet can be dispatched again.")
         record.pending_job, record.pending_since = "dispatch", utcnow()

@@ -30,10 +30,10 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from . import batch
 from .audit import first_seq_at, recorded_time
-from .couriers.circuit import FAILURES
+from .couriers import failed_outcomes
 from .models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
 from .queues import QueueNames
-from .statuses import RANKS, Status
+from .statuses import RANKS, AttemptState, Status
 
 #: a request counts as dispatched quickly when a courier booked it this soon after we
 #: accepted it (answered 202)
@@ -120,7 +120,7 @@ def dispatch_speed(session: Session, start: datetime, end: datetime,
     booked = (select(CourierAttempt.request_id.label("request_id"),
                      func.min(CourierAttempt.updated_at).label("at"))
               .join(ServiceRequest, ServiceRequest.id == CourierAttempt.request_id)
-              .where(_created_in(start, end), CourierAttempt.state == "booked")
+              .where(_created_in(start, end), CourierAttempt.state == AttemptState.BOOKED.value)
               .group_by(CourierAttempt.request_id).subquery())
     fast = and_(booked.c.at.is_not(None),
                 seconds_between(booked.c.at, ServiceRequest.created_at)
@@ -201,7 +201,7 @@ def provider_health(session: Session, circuits, couriers: Iterable[str],
     """
     now = now or utcnow()
     since = first_seq_at(session, now - HEALTH_WINDOW)
-    is_error = AuditRecord.outcome.in_(sorted(FAILURES))
+    is_error = AuditRecord.outcome.in_(sorted(failed_outcomes()))
     rows = session.execute(
         select(AuditRecord.target, func.count(),
                func.coalesce(func.sum(case((is_error, 1), else_=0)), 0),

@@ -16,17 +16,19 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema
 
+from .errors import Invalid
+
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
 
-class RequestRefused(Exception):
+class RequestRefused(Invalid):
     """A valid-looking request that a service's rules refuse, with a code of its own
-    (``restricted_medicine``, ``counselling_required``, ...). The API answers 422 with the
-    code, the message and the offending field paths."""
+    (``restricted_medicine``, ``counselling_required``, ...): an :class:`Invalid` like a
+    schema's refusal, so every caller of intake gets the code, the message and the offending
+    field paths (the API answers 422)."""
 
     def __init__(self, code: str, message: str, fields: dict[str, list[str]] | None = None):
-        super().__init__(message)
-        self.code, self.message, self.fields = code, message, fields or {}
+        super().__init__(code, message, fields or {})
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .inbox import fit_event
 from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
 from .queues import enqueue_after_commit
 from .records import transition
-from .statuses import TERMINAL, Status
+from .statuses import TERMINAL, AttemptState, Status
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ MATCH_PATIENCE = timedelta(minutes=15)
 
 def _apply(gateway, session, row, attempt, record) -> str:
     courier = gateway.couriers.get(row.courier)
-    if record is not None and attempt.state == "unknown" and row.provider_reference \
+    if record is not None and attempt.state == AttemptState.UNKNOWN and row.provider_reference \
             and record.provider is None \
             and getattr(courier, "adopts_reported_bookings", False):
         outcome = _adopt_reported_booking(gateway, session, row, attempt, record)
@@ -117,14 +117,14 @@ def _apply(gateway, session, row, attempt, record) -> str:
             return "adopted"
     # A report may overtake the create call's answer, or come while that answer is still
     # being reconciled (providers that echo our reference): wait for the attempt to resolve.
-    unresolved = record is None or attempt.state in ("pending", "unknown")
+    unresolved = record is None or AttemptState(attempt.state).unresolved
     if unresolved and utcnow() - row.received_at < MATCH_PATIENCE:
         raise EventNotMatchedYet(f"provider event {row.id} from {row.courier}")
     if record is None:
         log.warning("provider event %s from %s matches no booking", row.id, row.courier)
         return "unmatched"
     source = f"courier:{row.courier}"
-    current = attempt.state == "booked" and record.provider == attempt.courier
+    current = attempt.state == AttemptState.BOOKED and record.provider == attempt.courier
     details = gateway.vault.open(row.details_ciphertext) if row.details_ciphertext else {}
     replacement = details.get("new_provider_reference")
     if current and replacement and replacement != attempt.provider_reference:
@@ -145,7 +145,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
         return "noted"
     status = Status(row.status)
     if status == Status.NO_DRIVER and record.status not in TERMINAL:
-        attempt.state, attempt.updated_at = "no_driver", utcnow()
+        attempt.state, attempt.updated_at = AttemptState.NO_DRIVER.value, utcnow()
         transition(gateway, session, record, Status(record.status), source=source,
                    raw_status=row.raw_status,
                    detail=f"{row.courier} found no driver; trying the next courier")

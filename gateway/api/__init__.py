@@ -11,8 +11,11 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from . import fleet, health, openapi, v1, webhooks
+    """The API's blueprints, and the app's error handlers: every failure outside the
+    console's pages answers the API's one JSON error shape (``gateway.api.errors``)."""
+    from . import errors, fleet, health, openapi, v1, webhooks
 
+    errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(v1.bp)
     v1.register_views(app, app.extensions["gateway"])

@@ -12,8 +12,9 @@ from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 
 from .. import fleet
-from ..errors import ApiError, validation_error
+from ..errors import Invalid
 from ..events import actor_label
+from .errors import ApiError
 from .schemas import FleetJobListSchema, FleetJobSchema, FleetListArgsSchema, FleetStepSchema
 
 bp = Blueprint("fleet", __name__, url_prefix="/api/v1/fleet")
@@ -56,7 +57,7 @@ def list_jobs():
     try:
         args = FleetListArgsSchema().load(request.args.to_dict())
     except ValidationError as exc:
-        raise validation_error(exc.messages, "The query is not valid.") from None
+        raise Invalid.from_messages(exc.messages, "The query is not valid.") from None
     jobs = fleet.list_jobs(gateway, args.get("state"), key_types=(g.actor["key_type"],))
     return FleetJobListSchema().dump({"jobs": [_dump(job) for job in jobs]})
 
@@ -94,7 +95,7 @@ def advance(job_id: str, step: str):
     try:
         args = FleetStepSchema().load(body or {})
     except ValidationError as exc:
-        raise validation_error(exc.messages) from None
+        raise Invalid.from_messages(exc.messages) from None
     return _dump(fleet.advance(gateway, job_id, step, actor_label(g.actor),
                                staff_name=args.get("staff_name") or g.actor.get("name"),
                                pin=args.get("pin"), key_types=(g.actor["key_type"],)))

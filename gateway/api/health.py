@@ -7,9 +7,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ApiError, error_response
 from ..gate import public
 from ..metrics import exposition, scrape_allowed
+from .errors import ApiError, error_response
 
 bp = Blueprint("health", __name__)
 

@@ -32,9 +32,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify, make_response, render_template
 
-from ..errors import ErrorSchema
 from ..gate import public
 from ..statuses import Status
+from .errors import ErrorSchema
 from .schemas import (
     FleetJobListSchema,
     FleetJobSchema,

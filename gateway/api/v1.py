@@ -1,35 +1,25 @@
 """The agency API, version 1: services, requests, cancellation.
 
-Views are thin: they check permission, validate with the service's own schema, and call
-``gateway.records`` for everything that touches the database. Every answer is dumped through
-a schema from ``gateway.api.schemas``; every failure is an :class:`ApiError`.
+Views are thin: they read HTTP (headers, the JSON body, the query) and hand the rest to the
+domain: :mod:`gateway.intake` makes requests, :mod:`gateway.records` finds and lists them,
+:mod:`gateway.operations` cancels them. Every answer is dumped through a schema from
+``gateway.api.schemas``; every failure is a :mod:`gateway.errors` error or, for what only
+HTTP knows, an :class:`ApiError` (both answered in the one shape by ``gateway.api.errors``).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import secrets
-
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
-from redis.exceptions import RedisError
 
-from ..batch import submit as submit_for_dispatch
-from ..errors import ApiError, validation_error
+from .. import intake
+from ..errors import Invalid
 from ..events import actor_label
-from ..models import utcnow
 from ..operations import cancel_request as cancel
-from ..records import (
-    create_request,
-    detail,
-    fingerprint,
-    get_for_actor,
-    list_for_actor,
-    summary,
-)
-from ..services import RequestRefused, ViewGone
+from ..records import detail, get_for_actor, list_for_actor, summary
+from ..services import ViewGone
 from ..statuses import Status
+from .errors import ApiError
 from .openapi import service_request_json_schema
 from .schemas import (
     RequestDetailSchema,
@@ -38,11 +28,9 @@ from .schemas import (
     ServiceListSchema,
 )
 
-log = logging.getLogger(__name__)
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_HEADER = intake.IDEMPOTENCY_FIELD
 
 
 def _gateway():
@@ -88,19 +76,7 @@ def _json_body():
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.")
-    if not isinstance(body, dict):
-        raise validation_error({"_schema": ["The body must be a JSON object."]})
     return body
-
-
-def _idempotency_key() -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    if not _IDEMPOTENCY_PATTERN.match(key):
-        raise ApiError(422, "validation_failed", "The Idempotency-Key header is not valid.",
-                       fields={IDEMPOTENCY_HEADER: ["Use 1 to 255 visible ASCII characters."]})
-    return key
 
 
 @bp.post("/services/<service_name>/requests")
@@ -133,43 +109,18 @@ def create_service_request(service_name: str):
         503: Unavailable
     """
     gateway = _gateway()
-    service = gateway.enabled_services().get(service_name)
-    if service is None:
-        raise ApiError(404, "service_not_found", f"No service named {service_name!r} is offered.")
-    if not gateway.allowed(g.actor, "requests:create", service_name):
-        raise ApiError(403, "service_not_allowed",
-                       f"This agency is not allowed to use {service_name!r}.")
-    idempotency_key = _idempotency_key()
-    body = _json_body()
-    config = gateway.service_configs.get(service_name, {})
-    try:
-        data = service.validate(body, config)
-        eligibility = decide_eligibility(gateway, service, data, config)
-        service.admit(data, config, eligibility)
-    except ValidationError as exc:
-        raise validation_error(exc.messages, "The request body is not valid.") from None
-    except RequestRefused as exc:
-        raise ApiError(422, exc.code, exc.message, fields=exc.fields) from None
-    intake = create_request(
-        gateway, g.actor, service_name, service.stored_form(data),
-        reference=service.reference(data),
-        idempotency_key=idempotency_key, request_fingerprint=fingerprint(service_name, body),
-        correlation_id=g.correlation_id,
-        unique_reference_field=service.unique_reference_field, eligibility=eligibility,
-        delivery_pin=f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None,
-        capacity=service.capacity(data, config),
-        alternatives=lambda taken: service.alternatives(data, config, taken))
-    if intake.created:
-        try:
-            submit_for_dispatch(gateway, intake.record.id)
-        except RedisError as exc:
-            # Stored and marked as owed: the sweep enqueues it when Redis is back.
-            log.warning("enqueue of request %s deferred to the sweep: %s", intake.record.id,
-                        type(exc).__name__)
-    response = jsonify(RequestDetailSchema().dump(detail(intake.record, gateway.vault)))
+    # Refusals in the order callers have always met them: service, key, then the body.
+    intake.service_for(gateway, g.actor, service_name)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    intake.check_idempotency_key(idempotency_key)
+    accepted = intake.submit(gateway, intake.NewRequest(
+        actor=g.actor, service=service_name, body=_json_body(),
+        idempotency_key=idempotency_key, correlation_id=g.correlation_id))
+    record = accepted.record
+    response = jsonify(RequestDetailSchema().dump(detail(record, gateway.vault)))
     response.status_code = 202
-    response.headers["Location"] = f"/api/v1/requests/{intake.record.id}"
-    if not intake.created:
+    response.headers["Location"] = f"/api/v1/requests/{record.id}"
+    if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -199,7 +150,7 @@ def list_requests():
     try:
         args = RequestListArgsSchema().load(request.args.to_dict())
     except ValidationError as exc:
-        raise validation_error(exc.messages, "The query is not valid.") from None
+        raise Invalid.from_messages(exc.messages, "The query is not valid.") from None
     settings = _gateway().settings["api"]
     limit = min(args.pop("limit", settings["default_page_size"]), settings["max_page_size"])
     with _gateway().db.read() as session:
@@ -241,19 +192,6 @@ def register_views(app, gateway) -> None:
     if names:
         app.add_url_rule(f"{bp.url_prefix}/requests/<request_id>/<any({', '.join(names)}):"
                          "view_name>", "api_v1.request_view", request_view, methods=["GET"])
-
-
-def decide_eligibility(gateway, service, data, config) -> dict | None:
-    """Ask the ``eligibility_for`` hook; keep only the decision, its source and time."""
-    answer = gateway.pm.hook.eligibility_for(gateway=gateway, service=service, data=data,
-                                             config=config)
-    if answer is None:
-        return None
-    decision = {"eligible": bool(answer["eligible"]), "source": str(answer["source"]),
-                "decided_at": utcnow().isoformat().replace("+00:00", "Z")}
-    if answer.get("reason"):
-        decision["reason"] = str(answer["reason"])
-    return decision
 
 
 def request_view(request_id: str, view_name: str):

@@ -27,11 +27,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from ..couriers import WebhookRejected
-from ..errors import ApiError
 from ..gate import public
 from ..ratelimit import retry_after_header, source_of
 from ..tracking import store_events
 from ..webhook_refusals import UNKNOWN_COURIER
+from .errors import ApiError
 from .webhook_body import BodyRefused, check_body, read_body
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")

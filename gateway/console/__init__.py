@@ -32,7 +32,8 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from ..db import DatabaseUnavailable
-from ..errors import ApiError
+from ..error_status import status_of
+from ..errors import GatewayError
 from ..events import Event
 from ..gate import public
 from . import i18n
@@ -146,7 +147,10 @@ def _template_context():
 def _error_page(error):
     from .auth import to_sign_in
 
-    status = getattr(error, "status", None) or getattr(error, "code", 500) or 500
+    if isinstance(error, GatewayError):
+        status = status_of(error)
+    else:
+        status = getattr(error, "status", None) or getattr(error, "code", 500) or 500
     if status == 401:
         return to_sign_in()
     reason = {400: N_("The form has expired or did not come from this console. Reload the "
@@ -180,7 +184,7 @@ bp.app_template_filter("number")(i18n.number)
 bp.app_template_filter("money")(i18n.money)
 def _failure_page(error: Exception):
     """Anything a console page raised: a page, never JSON and never a traceback."""
-    if isinstance(error, HTTPException | ApiError):
+    if isinstance(error, HTTPException | GatewayError):
         return _error_page(error)
     if isinstance(error, RedisError | DBAPIError | DatabaseUnavailable):
         current_app.logger.error("console page: dependency unavailable: %s",

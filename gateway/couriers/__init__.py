@@ -28,16 +28,37 @@ import requests
 from marshmallow import Schema
 
 from .. import origins
-from ..statuses import Status
+from ..statuses import AttemptState, Status
 
 log = logging.getLogger(__name__)
 
 
 # -- errors, named by what the caller should do next ---------------------------------------
+# Each class carries what it means everywhere (the attempt state it leaves, the label its
+# calls are logged and counted under, whether it counts against the provider's circuit), so
+# an adapter only raises the right class and dispatch, the breaker and the metrics follow.
 class CourierError(Exception):
-    """Base of every error an adapter raises."""
+    """Base of every error an adapter raises. Raised as such (no subclass fits), it is
+    treated as an answer that never came: the booking is looked up before anything else."""
 
     retry_after: float | None = None
+    #: what the attempt that met this error becomes
+    attempt_state: ClassVar[AttemptState] = AttemptState.UNKNOWN
+    #: the call's outcome label in logs, metrics and the audit trail
+    outcome: ClassVar[str] = "error"
+    #: a failure of the provider (the circuit breaker counts it), not an answer about an order
+    counts_against_provider: ClassVar[bool] = True
+    #: opens the provider's circuit at once
+    opens_circuit: ClassVar[bool] = False
+
+    @property
+    def failure_code(self) -> str | None:
+        """The request's failure code, if this ends its last courier's attempt."""
+        return self.attempt_state.failure_code
+
+    def attempt_detail(self) -> str | None:
+        """What the attempt's timeline entry says (never a credential)."""
+        return str(self)[:200] or None
 
 
 class CourierTemporaryError(CourierError):
@@ -45,6 +66,9 @@ class CourierTemporaryError(CourierError):
 
     :ivar retry_after: seconds the provider asked us to wait, when it said
     """
+
+    attempt_state = AttemptState.TEMPORARY
+    outcome = "temporary"
 
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
@@ -54,23 +78,55 @@ class CourierTemporaryError(CourierError):
 class NoDriverAvailable(CourierError):
     """The provider has no driver now: fail over to the next courier."""
 
+    attempt_state = AttemptState.NO_DRIVER
+    outcome = "no_driver"
+    counts_against_provider = False
+
 
 class CourierRejected(CourierError):
     """The provider refused this order for good (validation, not serviceable): don't retry it
     there."""
 
+    attempt_state = AttemptState.REJECTED
+    outcome = "rejected"
+    counts_against_provider = False
+
 
 class CourierNotFound(CourierRejected):
     """The provider does not know this booking or reference."""
+
+    outcome = "not_found"
 
 
 class CourierAuthError(CourierError):
     """Our credentials were refused: take the provider out of rotation and alert."""
 
+    attempt_state = AttemptState.AUTH
+    outcome = "auth"
+    opens_circuit = True
+
+    def attempt_detail(self) -> str | None:
+        return "credentials refused"
+
 
 class CourierOutcomeUnknown(CourierError):
     """A create call timed out or failed mid-way: the booking may exist. Reconcile by our
     reference; never book again blindly."""
+
+    attempt_state = AttemptState.UNKNOWN
+    outcome = "unknown"
+
+
+def failed_outcomes() -> frozenset[str]:
+    """The outcome labels that count against a provider, for reading them back from the
+    audit trail: those of every courier error class defined so far (adapters' own included)."""
+    found, todo = set(), [CourierError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.counts_against_provider:
+            found.add(cls.outcome)
+    return frozenset(found)
 
 
 class WebhookRejected(Exception):
@@ -116,13 +172,20 @@ class ProviderEvent:
 
 @dataclass(frozen=True)
 class CallOutcome:
-    """What the observer hears after every provider call."""
+    """What the observer hears after every provider call.
+
+    :ivar failed: the provider failed (the circuit breaker counts it); "no driver" and a
+        rejection are answers, not failures
+    :ivar opens_circuit: a failure that takes the provider out of rotation at once
+    """
 
     courier: str
     operation: str
     outcome: str
     seconds: float
     error: str | None = None
+    failed: bool = False
+    opens_circuit: bool = False
 
 
 # -- the adapter base ------------------------------------------------------------------------
@@ -269,19 +332,19 @@ class CourierAdapter:
     # -- shared machinery ------------------------------------------------------------------
     def _call(self, operation: str, method, *args, creating: bool = False):
         started = time.monotonic()
-        outcome, error = "ok", None
+        outcome, error, failure = "ok", None, None
         try:
             return method(*args)
         except CourierError as exc:
-            outcome, error = _outcome_of(exc), type(exc).__name__
+            outcome, error, failure = exc.outcome, type(exc).__name__, exc
             raise
         except NotImplementedError:
             outcome = "unsupported"  # not a call to the provider: neither success nor failure
             raise
         except requests.RequestException as exc:
-            mapped = map_transport_error(exc, creating=creating)
-            outcome, error = _outcome_of(mapped), type(exc).__name__
-            raise mapped from exc
+            failure = map_transport_error(exc, creating=creating)
+            outcome, error = failure.outcome, type(exc).__name__
+            raise failure from exc
         finally:
             seconds = time.monotonic() - started
             log.info("courier call courier=%s operation=%s outcome=%s ms=%.1f", self.instance,
@@ -289,7 +352,10 @@ class CourierAdapter:
                      extra={"courier": self.instance, "operation": operation,
                             "outcome": outcome, "duration_ms": round(seconds * 1000, 1)})
             if self.observer is not None:
-                self.observer(CallOutcome(self.instance, operation, outcome, seconds, error))
+                self.observer(CallOutcome(
+                    self.instance, operation, outcome, seconds, error,
+                    failed=failure is not None and failure.counts_against_provider,
+                    opens_circuit=failure is not None and failure.opens_circuit))
 
     def raise_for_status(self, response: requests.Response, *, creating: bool = False,
                          message: str | None = None) -> None:
@@ -343,9 +409,3 @@ def map_transport_error(exc: requests.RequestException, *, creating: bool) -> Co
     if creating and not never_sent:
         return CourierOutcomeUnknown(f"{type(exc).__name__} on create")
     return CourierTemporaryError(f"{type(exc).__name__}")
-
-
-def _outcome_of(exc: CourierError) -> str:
-    return {CourierTemporaryError: "temporary", NoDriverAvailable: "no_driver",
-            CourierRejected: "rejected", CourierNotFound: "not_found",
-            CourierAuthError: "auth", CourierOutcomeUnknown: "unknown"}.get(type(exc), "error")

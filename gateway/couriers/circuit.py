@@ -21,7 +21,6 @@ from . import CallOutcome
 
 log = logging.getLogger(__name__)
 
-FAILURES = {"temporary", "unknown", "auth", "error"}
 #: operations whose success shows the provider works again
 CLOSING_OPERATIONS = {"book"}
 PREFIX = "gateway:circuit"
@@ -47,7 +46,7 @@ class CircuitBreaker:
         failures, open_key, tripped = self._keys(outcome.courier)
         rules = self.settings.get(outcome.courier, {})
         try:
-            if outcome.outcome not in FAILURES:
+            if not outcome.failed:
                 if outcome.outcome == "ok" and outcome.operation in self.closing_operations:
                     self.redis.delete(failures, tripped)
                 return
@@ -55,7 +54,7 @@ class CircuitBreaker:
             if count == 1:
                 self.redis.expire(failures, rules.get("window_seconds", 60))
             half_open = self.redis.exists(tripped) and not self.redis.exists(open_key)
-            if outcome.outcome == "auth" or half_open \
+            if outcome.opens_circuit or half_open \
                     or count >= rules.get("failure_threshold", 5):
                 cooldown = rules.get("cooldown_seconds", 30)
                 self.redis.set(open_key, "1", ex=cooldown)

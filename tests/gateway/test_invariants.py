@@ -3,6 +3,7 @@ documented with their exact signatures."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -164,6 +165,53 @@ def test_the_core_never_names_or_imports_a_service():
             if word in source:
                 offenders.append(f"{path.relative_to(ROOT)}: {word}")
     assert offenders == []
+
+
+#: where HTTP errors may be named: the edges that speak HTTP
+HTTP_EDGES = ("gateway/api/", "gateway/console/")
+HTTP_ERROR_NAMES = {"ApiError", "HTTPException", "abort", "error_response"}
+
+
+def http_error_imports(root: Path, folders=("gateway", "plugins", "examples")) -> list[str]:
+    """Each import of an HTTP error (werkzeug's exceptions, flask's ``abort``, the API's own
+    ``ApiError``) by a module outside the HTTP edges, as ``path:line name``."""
+    found = []
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            where = path.relative_to(root).as_posix()
+            if where.startswith(HTTP_EDGES):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), where)):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names
+                             if alias.name.startswith("werkzeug.exceptions")]
+                elif isinstance(node, ast.ImportFrom):
+                    module = node.module or ""
+                    names = [f"{module}.{alias.name}" for alias in node.names
+                             if module.startswith("werkzeug.exceptions")
+                             or module.endswith("api.errors")
+                             or alias.name in HTTP_ERROR_NAMES]
+                else:
+                    continue
+                found.extend(f"{where}:{node.lineno} {name}" for name in names)
+    return found
+
+
+def test_no_module_outside_the_api_and_the_console_imports_an_http_error():
+    """The domain speaks domain (``gateway.errors``); only the edges speak HTTP."""
+    assert http_error_imports(ROOT) == []
+
+
+def test_the_http_error_scan_finds_what_it_looks_for(tmp_path):
+    module = tmp_path / "gateway" / "records.py"
+    module.parent.mkdir()
+    module.write_text("from flask import abort\nfrom .api.errors import ApiError\n"
+                      "import werkzeug.exceptions\nfrom .errors import NotFound\n")
+    (tmp_path / "gateway" / "api").mkdir()
+    (tmp_path / "gateway" / "api" / "v1.py").write_text("from .errors import ApiError\n")
+    assert http_error_imports(tmp_path, folders=("gateway",)) == [
+        "gateway/records.py:1 flask.abort", "gateway/records.py:2 api.errors.ApiError",
+        "gateway/records.py:3 werkzeug.exceptions"]
 
 
 def test_every_courier_adapter_maps_every_status_it_can_receive(gateway):

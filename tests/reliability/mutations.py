@@ -98,7 +98,7 @@ MUTATIONS = (
              "        if link_hash(prev_hash, record_fields(record)) != record.hash:",
              "        if False:",
              ("tests/gateway/test_audit.py::test_an_edited_record_is_caught_at_that_record",)),
-    Mutation("db-503", "a database outage answers 503, not 500", "gateway/errors.py",
+    Mutation("db-503", "a database outage answers 503, not 500", "gateway/api/errors.py",
              "    if is_outage(exc):", "    if False:",
              ("tests/reliability/test_database_outage.py",)),
     Mutation("encryption", "personal data encrypted at rest", "gateway/crypto.py",
@@ -130,7 +130,7 @@ MUTATIONS = (
              "    status = job.get_status(refresh=False)\n",
              "    return False\n",
              ("tests/reliability/test_worker_crashes.py",)),
-    Mutation("error-shape", "every error is the documented JSON shape", "gateway/errors.py",
+    Mutation("error-shape", "every error is the documented JSON shape", "gateway/api/errors.py",
              '    return error_response(status, HTTP_CODES.get(status, f"http_{status}"), '
              "message,\n                          headers=headers)\n",
              "    return exc  # werkzeug's own HTML page\n",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, request, url_for
 
 from ... import fleet as fleet_rules
-from ...errors import ApiError
+from ...errors import GatewayError
 from ...events import actor_label
 from .. import audit, bp, can, gateway, render, requires
 from ..i18n import N_
@@ -59,7 +59,7 @@ def fleet_step(job_id: str, step: str):
         fleet_rules.advance(gateway(), job_id, step, actor_label(g.actor),
                             staff_name=staff_name, pin=request.form.get("pin", "").strip(),
                             key_types=_key_types())
-    except ApiError as exc:
+    except GatewayError as exc:
         flash(_(exc.message), "error")
     else:
         flash(_(STEP_DONE.get(step, STEP_DONE_OTHER)), "success")

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from flask import flash, g, redirect, request, url_for
 from sqlalchemy import or_, select
 
-from ...errors import ApiError
+from ...errors import GatewayError, Invalid
 from ...events import actor_label
 from ...keys import KEY_TYPES
 from ...models import (
@@ -65,7 +65,7 @@ def _search(args, cursor: str | None):
         query = query.where(ServiceRequest.created_at < until + timedelta(days=1))
     try:
         query = newest_first_after(query, cursor)
-    except ApiError:            # a mangled cursor in a link: start from the newest
+    except Invalid:             # a mangled cursor in a link: start from the newest
         query = newest_first_after(query, None)
     with gateway().db.read() as session:
         rows = session.execute(query.limit(PAGE_SIZE + 1)).all()
@@ -134,7 +134,7 @@ def request_detail(request_id: str):
 def _act(request_id: str, operation, done_message: str):
     try:
         operation(gateway(), request_id, actor_label(g.actor), g.get("correlation_id"))
-    except ApiError as exc:
+    except GatewayError as exc:
         flash(_(exc.message), "error")
     else:
         flash(_(done_message), "success")
