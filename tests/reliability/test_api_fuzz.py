@@ -30,7 +30,8 @@ from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.migrate import upgrade
 from gateway.redis_server import EmbeddedRedis, redis_binary
-from tests.conftest import CONFIG_DIR, SERVICE_NAMES, SERVICE_PLUGINS, free_port
+from gateway.testing import free_port
+from tests.conftest import CONFIG_DIR, SERVICE_NAMES, SERVICE_PLUGINS
 
 EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "25"))
 

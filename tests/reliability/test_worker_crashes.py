@@ -25,8 +25,10 @@ FINISH_WITHIN = max(120, REQUESTS)   # seconds
 
 
 def test_killing_workers_loses_nothing_and_books_nothing_twice(
-        tmp_path, gosend_sim, redis_url, redis_conn, database_url, serve_app):
-    scenario = Scenario(tmp_path, gosend_sim, database_url, redis_url, serve_app)
+        tmp_path, gateway_gosend, gateway_redis_url, gateway_redis, gateway_database_url,
+        serve_app):
+    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, gateway_redis_url,
+                        serve_app)
     scenario.submit("crash", REQUESTS)
     rng = random.Random(20261128)
     log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed in finally
@@ -56,7 +58,7 @@ def test_killing_workers_loses_nothing_and_books_nothing_twice(
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}
     assert stuck == {}, f"{len(stuck)} request(s) did not finish: {sorted(set(stuck.values()))}"
     per_request = bookings_per_request(
-        requests.get(f"{gosend_sim.url}/_sim/bookings", timeout=5).json())
+        requests.get(f"{gateway_gosend.url}/_sim/bookings", timeout=5).json())
     assert set(per_request) == set(scenario.ids)
     doubled = {i: n for i, n in per_request.items() if n > 1}
     assert doubled == {}, f"booked more than once: {doubled}"
