@@ -52,6 +52,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gateway_database_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.database)
+    # The longest tests first (pip into fresh virtualenvs, minutes each): under xdist's
+    # --dist loadgroup they go to different workers at the start instead of ending the run.
+    items.sort(key=lambda item: item.get_closest_marker("plugin_kit") is None)
 
 
 def postgres_test_url() -> str | None:

@@ -28,6 +28,10 @@ from gateway.models import CallbackDelivery, ServiceRequest
 from gateway.testing import ServerThread
 from tests.conftest import CONFIG_DIR, MEDICINE_BODY, SERVICE_NAMES, bearer
 
+# Timing-sensitive (measures how long other agencies wait):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
+
 SLOW_SECONDS = float(os.environ.get("GATEWAY_CALLBACK_SLOW_SECONDS", "3"))
 REQUESTS_PER_AGENCY = int(os.environ.get("GATEWAY_CALLBACK_REQUESTS", "12"))
 

@@ -15,9 +15,14 @@ import random
 import signal
 import time
 
+import pytest
 import requests
 
 from tests.reliability.harness import Scenario, bookings_per_request, start_worker
+
+# Timing-sensitive (a timed chaos run of real worker processes):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 REQUESTS = int(os.environ.get("GATEWAY_CRASH_REQUESTS", "200"))
 KILL_FOR_SECONDS = 10

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from gateway.redis_server import EmbeddedRedis, redis_binary
 from gateway.testing import free_port
 from tests.reliability.harness import Scenario, start_worker
+
+# Timing-sensitive (a worker outlives a Redis restart within a bound):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 OUTAGE_SECONDS = 3
 SURVIVE_SECONDS = 8
