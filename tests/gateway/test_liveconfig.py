@@ -172,6 +172,7 @@ def wait_for(condition, seconds=2.5):
     raise AssertionError("not seen in time")
 
 
+@pytest.mark.serial   # times the change reaching another node: alone, after the parallel run
 def test_a_service_disabled_on_one_node_is_refused_by_another_within_seconds(
         make_app, medicine_body):
     console_node, api_node = make_app(), make_app()
