@@ -55,9 +55,14 @@ def main():
 @click.option("--web-workers", default=2, show_default=True, help="API server processes.")
 def up(workers, web_workers):
     """Run everything on this machine: database, Redis, API server and worker."""
+    from .redis_server import RedisNotFound
     from .runner import run_all_in_one
 
-    sys.exit(run_all_in_one(build_app, workers=workers, web_workers=web_workers))
+    try:
+        status = run_all_in_one(build_app, workers=workers, web_workers=web_workers)
+    except RedisNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(status)
 
 
 @main.command()

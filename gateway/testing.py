@@ -148,10 +148,14 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 class ConsoleClient:
     """A Flask test client signed in to the console through its real sign-in form; it
-    sends the page's CSRF token with every form it posts."""
+    sends the page's CSRF token with every form it posts.
 
-    def __init__(self, client):
-        self.client = client
+    :ivar username: who signed in (None before :meth:`sign_in`)
+    :ivar role: their console role, when known
+    """
+
+    def __init__(self, client, username: str | None = None, role: str | None = None):
+        self.client, self.username, self.role = client, username, role
         self.csrf: str | None = None
 
     def get(self, url, **kw):
@@ -161,15 +165,20 @@ class ConsoleClient:
             self.csrf = found.group(1)
         return response
 
-    def post(self, url, data=None, **kw):
+    def post(self, url, data=None, csrf: bool = True, **kw):
+        """Post a form with the last page's CSRF token (``csrf=False``: without one, as a
+        forged form would come)."""
+        if not csrf:
+            return self.client.post(url, data=data or {}, **kw)
         if self.csrf is None:
             self.get("/console/sign-in")
         return self.client.post(url, data={"csrf_token": self.csrf, **(data or {})}, **kw)
 
     @classmethod
-    def sign_in(cls, app, username: str, password: str) -> ConsoleClient:
+    def sign_in(cls, app, username: str, password: str,
+                role: str | None = None) -> ConsoleClient:
         """Sign in as an existing console user; :raises AssertionError: if refused."""
-        console = cls(app.test_client())
+        console = cls(app.test_client(), username, role)
         console.get("/console/sign-in")
         response = console.post("/console/sign-in", {"username": username,
                                                       "password": password})

@@ -1,22 +1,26 @@
-"""Shared fixtures: a real Redis server, a real database, apps built with chosen plugins.
+"""The suite's own fixtures, on top of the ones plugin authors get (gateway/pytest_plugin.py).
 
-* Redis: ``GATEWAY_TEST_REDIS_URL`` when set (CI starts Debian's redis-server), otherwise a
-  private redis-server started here on a free port. Each test gets a flushed database.
-* Database: a fresh SQLite file per test; with a PostgreSQL URL (see
-  :func:`postgres_test_url`), the same tests run against that server, its schema dropped and
-  migrated again per test.
+Redis, the database, the GO-SEND simulator, agencies, the worker and the console come from
+the shipped plugin, so our tests use exactly what a plugin's tests get:
+
+* Redis: ``gateway_redis_url`` / ``gateway_redis`` (``GATEWAY_TEST_REDIS_URL`` when set,
+  otherwise a private redis-server; one database per xdist worker, flushed around each test).
+* Database: ``gateway_database_url``, a fresh SQLite file per test; with
+  ``GATEWAY_TEST_DATABASE_URL`` a PostgreSQL database per xdist worker, its schema dropped and
+  migrated again per test. Tests that use it are marked ``database``: the PostgreSQL pass of
+  scripts/test runs only those.
+
+What is ours: apps on the repository's ``config/`` with every courier off unless a test turns
+it on (``make_app``), the plugin's ``gateway_app`` pointed at that app, agencies with live
+keys, request bodies, and apps served over HTTP for the simulators' webhooks.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
-from redis import Redis
-from rq import SimpleWorker
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import plugins.medicine_delivery
@@ -25,8 +29,7 @@ import plugins.umkm_pickup
 from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.migrate import upgrade
-from gateway.queues import QueueNames
-from gateway.redis_server import EmbeddedRedis, redis_binary
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -37,80 +40,50 @@ SERVICE_NAMES = ("medicine_delivery", "umkm_pickup", "tourism_transport")
 def pytest_configure(config):
     config.addinivalue_line("markers", "plugin_kit: installs plugins into a fresh virtual "
                                        "environment with pip (under a minute; -m plugin_kit)")
+    config.addinivalue_line("markers", "database: uses the test database (set by the suite on "
+                                       "every test that asks for gateway_database_url); "
+                                       "the PostgreSQL pass of scripts/test runs only these")
+    config.addinivalue_line("markers", "serial: measures time or runs many processes; "
+                                       "scripts/test runs these alone, after the parallel run")
+    _test_database_from_the_environment()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    url = os.environ.get("GATEWAY_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port(),
-                           binary=redis_binary())
-    yield server.start()
-    server.stop()
-
-
-@pytest.fixture
-def redis_conn(redis_url):
-    conn = Redis.from_url(redis_url)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
-
-
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "gateway_database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)
+    # The longest tests first (pip into fresh virtualenvs, minutes each): under xdist's
+    # --dist loadgroup they go to different workers at the start instead of ending the run.
+    items.sort(key=lambda item: item.get_closest_marker("plugin_kit") is None)
 
 
 def postgres_test_url() -> str | None:
-    """The PostgreSQL database the tests may wipe, if any.
+    """The PostgreSQL server the tests may wipe (``$GATEWAY_TEST_DATABASE_URL``), if any."""
+    return os.environ.get("GATEWAY_TEST_DATABASE_URL")
 
-    ``GATEWAY_TEST_DATABASE_URL`` is used as given. ``GATEWAY_DATABASE_URL`` is used too, but
-    only when its database name says ``test``: the tests drop its schema, and that variable
-    may well point at real data.
-    """
-    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
-    if url:
-        return url
+
+def _test_database_from_the_environment() -> None:
+    """``GATEWAY_DATABASE_URL`` stands for ``GATEWAY_TEST_DATABASE_URL`` when that is unset,
+    but only when its database name says ``test``: the tests drop its schema, and that
+    variable may well point at real data."""
     url = os.environ.get("GATEWAY_DATABASE_URL")
-    if url:
-        if "test" not in (make_url(url).database or ""):
-            pytest.exit("GATEWAY_DATABASE_URL names a database without 'test' in its name; "
-                        "the tests would wipe it. Use GATEWAY_TEST_DATABASE_URL or a test "
-                        "database.", returncode=4)
-        return url
-    return None
+    if not url or os.environ.get("GATEWAY_TEST_DATABASE_URL"):
+        return
+    if "test" not in (make_url(url).database or ""):
+        pytest.exit("GATEWAY_DATABASE_URL names a database without 'test' in its name; "
+                    "the tests would wipe it. Use GATEWAY_TEST_DATABASE_URL or a test "
+                    "database.", returncode=4)
+    os.environ["GATEWAY_TEST_DATABASE_URL"] = url
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    url = postgres_test_url()
-    if url:
-        _reset_postgres(url)
-        return url
-    return f"sqlite:///{tmp_path / 'gateway.db'}"
-
-
-@pytest.fixture
-def make_app(tmp_path, database_url, redis_url, redis_conn):
+def make_app(tmp_path, gateway_database_url, gateway_redis_url, gateway_redis):
     """Build an app on the repo's config, with overrides and explicit plugins."""
     built = []
 
     def make(plugins=None, **overrides):
         config = {"config_dir": str(CONFIG_DIR), "data_dir": str(tmp_path / "data"),
-                  "database_url": database_url, "redis_url": redis_url,
+                  "database_url": gateway_database_url, "redis_url": gateway_redis_url,
                   "jobs": {"intervals": [0, 0], "job_timeout": 30},
                   # No courier unless a test asks for one; routing then tries them by name.
                   "couriers": {"gosend_sandbox": {"enabled": False},
@@ -147,51 +120,18 @@ def client(app):
     return app.test_client()
 
 
-class AgencyClient:
-    """A test client that always sends one agency's key."""
-
-    def __init__(self, client, key: str, agency):
-        self.client, self.key, self.agency = client, key, agency
-
-    def _headers(self, headers):
-        return {"Authorization": f"Bearer {self.key}", **(headers or {})}
-
-    def get(self, url, headers=None, **kw):
-        return self.client.get(url, headers=self._headers(headers), **kw)
-
-    def post(self, url, headers=None, **kw):
-        return self.client.post(url, headers=self._headers(headers), **kw)
+@pytest.fixture
+def gateway_app(app):
+    """The shipped plugin's fixtures (``gateway_make_agency``, ``gateway_worker``,
+    ``gateway_console``) work on :func:`app`, built on the repository's config."""
+    return app
 
 
 @pytest.fixture
-def create_agency_client(app, gateway, client):
-    counter = iter(range(1, 10_000))
-
-    def make(services=("medicine_delivery", "umkm_pickup", "tourism_transport"),
-             key_type="live", name=None, callback_url=None):
-        agency, key = create_agency(gateway, name or f"Agency {next(counter)}", list(services),
-                                    callback_url, actor="test", key_type=key_type)
-        return AgencyClient(client, key, agency)
-
-    return make
-
-
-@pytest.fixture
-def agency(create_agency_client):
-    return create_agency_client()
-
-
-def drain(app) -> None:
-    """Work every queue empty with a real rq SimpleWorker in this process (retries included:
-    the test config retries with no interval, so no scheduler is needed)."""
-    from rq import Queue
-
-    with app.app_context():
-        connection = Redis.from_url(app.extensions["gateway"].redis_url)
-        worker = SimpleWorker([Queue(n, connection=connection) for n in QueueNames.all()],
-                              connection=connection)
-        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
-        connection.close()
+def agency(gateway_make_agency):
+    """An agency allowed every service, with a live key (the plugin's default is a test key,
+    which routes to sandbox couriers)."""
+    return gateway_make_agency(key_type="live")
 
 
 def new_key(app, services=("medicine_delivery",), key_type="live", name=None) -> str:
@@ -204,11 +144,6 @@ def new_key(app, services=("medicine_delivery",), key_type="live", name=None) ->
 
 def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def run_jobs(app):
-    return lambda: drain(app)
 
 
 MEDICINE_BODY = {
@@ -235,25 +170,7 @@ def medicine_body():
     return copy.deepcopy(MEDICINE_BODY)
 
 
-# -- real HTTP: the GO-SEND simulator, the gateway itself, an agency's callback receiver -------
-SIM_CREDENTIALS = {"client_id": "test-engine", "pass_key": "test-pass-key",
-                   "webhook_token": "test-webhook-token-0123456789"}
-
-
-@pytest.fixture
-def gosend_sim():
-    """The GO-SEND simulator on a free port, its clock stepping every 0.2 s."""
-    from gateway.couriers.gosend.simulator import GoSendSimulator, create_simulator_app
-    from gateway.testing import ServerThread
-
-    sim = GoSendSimulator(step_seconds=0.2, slow_seconds=2.0, **SIM_CREDENTIALS)
-    with ServerThread(create_simulator_app(sim)) as server:
-        sim.url = server.url
-        sim.start_clock()
-        yield sim
-        sim.stop_clock()
-
-
+# -- real HTTP: an agency's callback receiver, the gateway itself --------------------------
 @pytest.fixture
 def callback_receiver():
     from gateway.testing import CallbackReceiver, ServerThread
@@ -285,19 +202,19 @@ def serve_app():
 
 
 @pytest.fixture
-def gosend_app(make_app, gosend_sim, serve_app):
+def gosend_app(make_app, gateway_gosend, serve_app):
     """An app whose medicine requests go to the GO-SEND simulator, then the own fleet, served
     over HTTP so that the simulator's webhooks reach it."""
 
     def make(**overrides):
         config = {
-            "couriers": {"gosend_sandbox": {"base_url": gosend_sim.url, "timeout_seconds": 1,
-                                            **SIM_CREDENTIALS},
+            "couriers": {"gosend_sandbox": {"base_url": gateway_gosend.url, "timeout_seconds": 1,
+                                            **GOSEND_TEST_CREDENTIALS},
                          "own_fleet": {"enabled": True}},
             "services": {"medicine_delivery": {"couriers": ["gosend_sandbox", "own_fleet"]},
                          "umkm_pickup": {"couriers": ["gosend_sandbox", "own_fleet"]}},
         }
         config.update(overrides)
-        return serve_app(make_app(**config), gosend_sim, "gosend_sandbox")
+        return serve_app(make_app(**config), gateway_gosend, "gosend_sandbox")
 
     return make

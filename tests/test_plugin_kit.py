@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIG_DIR, free_port
+from gateway.testing import free_port
+from tests.conftest import CONFIG_DIR
 
 pytestmark = pytest.mark.plugin_kit
 
@@ -108,7 +109,7 @@ def test_a_new_plugin_passes_its_own_tests_as_generated(venv):
 
 
 @pytest.fixture
-def operator_env(venv, tmp_path, database_url, redis_url, redis_conn):
+def operator_env(venv, tmp_path, gateway_database_url, gateway_redis_url, gateway_redis):
     """The environment an operator's gateway runs with: a copy of config/ with the new
     service's entry, its own data directory, this test's database and Redis, and the GO-SEND
     simulator's address (the probe serves the simulator there)."""
@@ -119,7 +120,7 @@ def operator_env(venv, tmp_path, database_url, redis_url, redis_conn):
                        "  regency_code: \"3510\"\n")
     port = free_port()
     return {"GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(tmp_path / "data"),
-            "GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url,
+            "GATEWAY_DATABASE_URL": gateway_database_url, "GATEWAY_REDIS_URL": gateway_redis_url,
             "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{port}",
             "GATEWAY_ADMIN_PASSWORD": "plugin-kit-admin-password", "SIM_PORT": str(port)}
 

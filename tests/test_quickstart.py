@@ -24,11 +24,16 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from fhir.resources.R4B.medicationdispense import MedicationDispense
 from openapi_spec_validator import validate
 from redis import Redis
 from redis.exceptions import RedisError
+
+# Timing-sensitive (times `gateway up` to its banner, runs many processes):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60

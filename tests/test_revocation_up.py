@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.test_quickstart import (
@@ -30,6 +31,10 @@ from tests.test_quickstart import (
     grab_urls,
     wait_for_banner,
 )
+
+# Timing-sensitive (a revoked key must be refused within a second):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 REFUSED_WITHIN = 1.0
 

@@ -77,7 +77,7 @@ def test_an_admin_creates_an_agency_and_its_key_works(gosend_app, new_page):
 
 
 def test_a_request_submitted_through_the_api_moves_to_delivered_on_its_page(
-        gosend_app, gosend_sim, new_page, background_worker):
+        gosend_app, gateway_gosend, new_page, background_worker):
     app = gosend_app()
     url = app.server_url
     background_worker(app)
@@ -93,7 +93,7 @@ def test_a_request_submitted_through_the_api_moves_to_delivered_on_its_page(
     for step in ("received", "booked", "driver_assigned", "picked_up", "delivered"):
         expect(timeline).to_contain_text(step)
     expect(timeline).to_contain_text("gosend_sandbox #1")
-    assert len(gosend_sim.bookings) == 1, "the simulator should hold exactly one booking"
+    assert len(gateway_gosend.bookings) == 1, "the simulator should hold exactly one booking"
     screenshot(page, "request-detail-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "request-detail-phone")

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, insert, select, update
 
 from gateway.models import CourierAttempt, ServiceRequest, StatusEvent
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.testing import drain, wait_for_status
-from tests.conftest import SIM_CREDENTIALS, bearer, new_key
+from tests.conftest import bearer, new_key
 from tests.console.conftest import sign_in
 from tests.console.page import by_id, untranslated
 
@@ -109,10 +110,10 @@ def test_the_shares_dispatched_quickly_and_delivered_on_target_count_the_slow_on
 
 
 def test_a_courier_that_keeps_failing_shows_its_open_circuit_and_its_failed_calls(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app(couriers={
-        "gosend_sandbox": {"base_url": gosend_sim.url, "timeout_seconds": 1,
-                           "circuit": {"failure_threshold": 2}, **SIM_CREDENTIALS},
+        "gosend_sandbox": {"base_url": gateway_gosend.url, "timeout_seconds": 1,
+                           "circuit": {"failure_threshold": 2}, **GOSEND_TEST_CREDENTIALS},
         "own_fleet": {"enabled": True}})
     key = new_key(app, key_type="test")
     request_id = submit(app, key, MEDICINE,

@@ -73,7 +73,7 @@ def test_an_auditor_sees_no_actions_and_cannot_post_them(app, agency, console_as
 
 
 def test_retry_dispatch_requeues_a_request_no_courier_holds(app, agency, console_as,
-                                                            redis_conn):
+                                                            gateway_redis):
     request_id = _submit(agency)
     drain(app)   # no courier is enabled in tests: the request ends without one
     operator = console_as("operator")
@@ -84,8 +84,8 @@ def test_retry_dispatch_requeues_a_request_no_courier_holds(app, agency, console
     assert "only a request no courier holds" in refused.get_data(as_text=True)
 
     waiting = _submit(agency, prescription_id="RX-WAIT-1")
-    redis_conn.delete(READY_KEY)                                  # its batch was lost
-    Queue("dispatch", connection=redis_conn).empty()
+    gateway_redis.delete(READY_KEY)                                  # its batch was lost
+    Queue("dispatch", connection=gateway_redis).empty()
     assert "Retry dispatch" in operator.get(f"/console/requests/{waiting}").get_data(
         as_text=True)
     assert operator.post(f"/console/requests/{waiting}/retry").status_code == 302

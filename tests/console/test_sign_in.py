@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway.console import throttle
-from tests.console.conftest import PASSWORD, ConsoleClient, sign_in
+from gateway.testing import ConsoleClient
+from tests.console.conftest import PASSWORD, sign_in
 
 
 def test_pages_need_a_signed_in_user(app):

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from gateway.console import throttle
 from gateway.console.users import create_admin
 from gateway.models import AuditRecord
-from tests.console.conftest import PASSWORD, ConsoleClient
+from gateway.testing import ConsoleClient
+from tests.console.conftest import PASSWORD
 
 ATTACKER, ADMIN_DESK = "203.0.113.9", "198.51.100.7"
 PROXY = "10.0.0.2"
@@ -58,7 +59,7 @@ def test_an_attackers_failures_do_not_lock_the_admin_out_at_her_own_desk(app):
     assert attempt(attacker, "ani", PASSWORD).status_code == 429
 
 
-def test_delays_grow_with_every_further_failure(app, redis_conn):
+def test_delays_grow_with_every_further_failure(app, gateway_redis):
     create_admin(app.extensions["gateway"], "bayu", PASSWORD, "admin", language="en")
     attacker = browser(app, ATTACKER)
     waits = []
@@ -69,8 +70,8 @@ def test_delays_grow_with_every_further_failure(app, redis_conn):
         assert refused.status_code == 429
         waits.append(int(refused.headers["Retry-After"]))
         # The wait is over (as if the time had passed): one more guess may be made.
-        for key in redis_conn.scan_iter("gateway:console:signin:*"):
-            redis_conn.hset(key, "until", 0)
+        for key in gateway_redis.scan_iter("gateway:console:signin:*"):
+            gateway_redis.hset(key, "until", 0)
     assert waits[0] < waits[1] < waits[2], waits
 
 

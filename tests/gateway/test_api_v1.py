@@ -21,7 +21,7 @@ def count_requests(gateway) -> int:
 
 
 def test_a_valid_request_is_stored_audited_and_queued_with_its_id_only(
-        agency, medicine_body, gateway, redis_conn):
+        agency, medicine_body, gateway, gateway_redis):
     response = agency.post(CREATE, json=medicine_body)
     assert response.status_code == 202
     body = response.get_json()
@@ -39,15 +39,15 @@ def test_a_valid_request_is_stored_audited_and_queued_with_its_id_only(
     assert "request.create" in actions
 
     # Waiting for a batch job (gateway.batch): the list holds its id, the job no arguments.
-    assert redis_conn.lrange(READY_KEY, 0, -1) == [body["id"].encode()]
-    queue = Queue("dispatch", connection=redis_conn)
+    assert gateway_redis.lrange(READY_KEY, 0, -1) == [body["id"].encode()]
+    queue = Queue("dispatch", connection=gateway_redis)
     assert len(queue.job_ids) == 1
-    job = Job.fetch(queue.job_ids[0], connection=redis_conn)
+    job = Job.fetch(queue.job_ids[0], connection=gateway_redis)
     assert job.func_name == "gateway.jobs.dispatch_batch" and job.args == ()
 
 
 def test_personal_data_is_encrypted_at_rest_and_kept_out_of_redis(
-        agency, medicine_body, gateway, redis_conn):
+        agency, medicine_body, gateway, gateway_redis):
     agency.post(CREATE, json=medicine_body)
     with gateway.db.read() as session:
         record = session.scalars(select(ServiceRequest)).one()
@@ -55,9 +55,9 @@ def test_personal_data_is_encrypted_at_rest_and_kept_out_of_redis(
     assert b"3510011203650002" not in record.payload_ciphertext
     assert b"Siti" not in record.payload_ciphertext
     assert "3510011203650002" not in audit_text and "Siti" not in audit_text
-    for key in redis_conn.keys("*"):
-        if redis_conn.type(key) == b"hash":
-            dump = b"".join(v for v in redis_conn.hgetall(key).values())
+    for key in gateway_redis.keys("*"):
+        if gateway_redis.type(key) == b"hash":
+            dump = b"".join(v for v in gateway_redis.hgetall(key).values())
             assert b"3510011203650002" not in dump and b"Siti" not in dump
 
 
@@ -121,8 +121,8 @@ def test_an_oversized_body_is_refused_with_413(agency, medicine_body, gateway):
     assert count_requests(gateway) == 0
 
 
-def test_unknown_and_unallowed_services_are_refused(create_agency_client, medicine_body):
-    agency = create_agency_client(services=["umkm_pickup"])
+def test_unknown_and_unallowed_services_are_refused(gateway_make_agency, medicine_body):
+    agency = gateway_make_agency(key_type="live", services=["umkm_pickup"])
     assert agency.post("/api/v1/services/pizza/requests", json={}).get_json()["code"] == \
         "service_not_found"
     refused = agency.post(CREATE, json=medicine_body)
@@ -141,7 +141,7 @@ def test_services_list_carries_each_request_json_schema(agency):
 
 
 def test_a_retried_post_with_the_same_idempotency_key_returns_the_same_request(
-        agency, medicine_body, gateway, redis_conn):
+        agency, medicine_body, gateway, gateway_redis):
     headers = {"Idempotency-Key": "rx-000123-attempt"}
     first = agency.post(CREATE, json=medicine_body, headers=headers)
     again = agency.post(CREATE, json=medicine_body, headers=headers)
@@ -149,7 +149,7 @@ def test_a_retried_post_with_the_same_idempotency_key_returns_the_same_request(
     assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert count_requests(gateway) == 1
-    assert redis_conn.lrange(READY_KEY, 0, -1) == [first.get_json()["id"].encode()]
+    assert gateway_redis.lrange(READY_KEY, 0, -1) == [first.get_json()["id"].encode()]
 
 
 def test_the_same_idempotency_key_with_another_body_is_refused(agency, medicine_body, gateway):
@@ -161,17 +161,17 @@ def test_the_same_idempotency_key_with_another_body_is_refused(agency, medicine_
     assert count_requests(gateway) == 1
 
 
-def test_idempotency_keys_belong_to_one_agency(create_agency_client, medicine_body):
-    one, two = create_agency_client(), create_agency_client()
+def test_idempotency_keys_belong_to_one_agency(gateway_make_agency, medicine_body):
+    one, two = gateway_make_agency(key_type="live"), gateway_make_agency(key_type="live")
     headers = {"Idempotency-Key": "shared-key"}
     a = one.post(CREATE, json=medicine_body, headers=headers).get_json()["id"]
     b = two.post(CREATE, json=medicine_body, headers=headers).get_json()["id"]
     assert a != b
 
 
-def test_a_request_reads_back_with_its_timeline(agency, medicine_body, run_jobs):
+def test_a_request_reads_back_with_its_timeline(agency, medicine_body, gateway_worker):
     request_id = agency.post(CREATE, json=medicine_body).get_json()["id"]
-    run_jobs()
+    gateway_worker.drain()
     body = agency.get(f"/api/v1/requests/{request_id}").get_json()
     assert body["id"] == request_id
     assert [e["status"] for e in body["timeline"]] == ["received", "dispatching", "failed"]
@@ -179,8 +179,8 @@ def test_a_request_reads_back_with_its_timeline(agency, medicine_body, run_jobs)
 
 
 def test_another_agencys_request_is_indistinguishable_from_a_missing_one(
-        create_agency_client, medicine_body):
-    owner, stranger = create_agency_client(), create_agency_client()
+        gateway_make_agency, medicine_body):
+    owner, stranger = gateway_make_agency(key_type="live"), gateway_make_agency(key_type="live")
     request_id = owner.post(CREATE, json=medicine_body).get_json()["id"]
     theirs = stranger.get(f"/api/v1/requests/{request_id}")
     missing = stranger.get("/api/v1/requests/00000000-0000-0000-0000-000000000000")
@@ -224,12 +224,12 @@ def test_bad_list_queries_are_422_naming_the_parameter(agency):
 
 
 def test_cancelling_before_dispatch_is_immediate_and_the_job_then_does_nothing(
-        agency, medicine_body, gateway, run_jobs):
+        agency, medicine_body, gateway, gateway_worker):
     request_id = agency.post(CREATE, json=medicine_body).get_json()["id"]
     response = agency.post(f"/api/v1/requests/{request_id}/cancel")
     assert response.status_code == 200
     assert response.get_json()["status"] == "cancelled"
-    run_jobs()
+    gateway_worker.drain()
     body = agency.get(f"/api/v1/requests/{request_id}").get_json()
     assert [e["status"] for e in body["timeline"]] == ["received", "cancelled"]
     again = agency.post(f"/api/v1/requests/{request_id}/cancel")

@@ -25,13 +25,13 @@ from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS
 
 
 @pytest.fixture
-def cli_env(tmp_path, monkeypatch, database_url, redis_url, redis_conn):
+def cli_env(tmp_path, monkeypatch, gateway_database_url, gateway_redis_url, gateway_redis):
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)
     monkeypatch.setenv("GATEWAY_CONFIG", str(config))
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.setenv("GATEWAY_REDIS_URL", redis_url)
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", gateway_database_url)
+    monkeypatch.setenv("GATEWAY_REDIS_URL", gateway_redis_url)
     return tmp_path
 
 

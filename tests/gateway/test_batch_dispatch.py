@@ -47,15 +47,15 @@ def creates_received(sim) -> list[str]:
 
 
 def test_requests_accepted_together_are_booked_by_a_few_batch_jobs_each_once(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app(dispatch={"batch_size": 10})
     ids = submit_many(app, medicine_body, 25)
     drain(app)
 
     assert set(statuses(app, ids).values()) <= {"booked", "driver_assigned", "picked_up",
                                                "in_transit", "delivered"}
-    assert sorted(creates_received(gosend_sim)) == sorted(f"{i}-1" for i in ids)
-    assert len(bookings(gosend_sim)) == 25
+    assert sorted(creates_received(gateway_gosend)) == sorted(f"{i}-1" for i in ids)
+    assert len(bookings(gateway_gosend)) == 25
     gateway = app.extensions["gateway"]
     finished = FinishedJobRegistry("dispatch", connection=gateway.redis).get_job_ids()
     assert 1 <= len(finished) <= 3 and all(j.startswith("dispatch-batch-") for j in finished)
@@ -67,17 +67,17 @@ def test_requests_accepted_together_are_booked_by_a_few_batch_jobs_each_once(
     assert len(calls) == 25 and all(calls)
 
 
-def test_with_batches_off_each_request_has_its_own_job(gosend_app, gosend_sim, medicine_body):
+def test_with_batches_off_each_request_has_its_own_job(gosend_app, gateway_gosend, medicine_body):
     app = gosend_app(dispatch={"batch_size": 0})
     ids = submit_many(app, medicine_body, 3)
     queue = Queue("dispatch", connection=app.extensions["gateway"].redis)
     assert sorted(queue.job_ids) == sorted(f"dispatch-{i}" for i in ids)
     drain(app)
-    assert len(bookings(gosend_sim)) == 3
+    assert len(bookings(gateway_gosend)) == 3
 
 
 def test_a_request_its_own_job_is_working_on_is_left_to_that_job(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     gateway = app.extensions["gateway"]
     busy, free = submit_many(app, medicine_body, 2)
@@ -86,7 +86,7 @@ def test_a_request_its_own_job_is_working_on_is_left_to_that_job(
     with app.app_context():
         outcomes = batch.dispatch_batch(gateway, [busy, free])
     assert outcomes == {"booked": 1}
-    assert creates_received(gosend_sim) == [f"{free}-1"]
+    assert creates_received(gateway_gosend) == [f"{free}-1"]
     assert statuses(app, [busy]) == {busy: "received"}       # untouched, still owed
     lock.release()
     with gateway.db.write() as session:   # as if its job had been lost: the sweep finds it
@@ -94,11 +94,11 @@ def test_a_request_its_own_job_is_working_on_is_left_to_that_job(
                         .values(pending_since=utcnow() - timedelta(hours=1)))
     sweep_once(gateway)
     drain(app)
-    assert sorted(creates_received(gosend_sim)) == sorted([f"{free}-1", f"{busy}-1"])
+    assert sorted(creates_received(gateway_gosend)) == sorted([f"{free}-1", f"{busy}-1"])
 
 
 def test_a_batch_interrupted_after_calling_the_courier_is_adopted_not_booked_twice(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     """A worker killed between the provider's answer and recording it: the attempts stay
     pending; the sweep's jobs look them up by our reference and adopt what was booked."""
     app = gosend_app()
@@ -108,7 +108,7 @@ def test_a_batch_interrupted_after_calling_the_courier_is_adopted_not_booked_twi
     with app.app_context():
         planned = batch._plan(gateway, ids, [])
         batch._call_couriers(gateway, planned)   # ... and died here
-    assert len(bookings(gosend_sim)) == 3
+    assert len(bookings(gateway_gosend)) == 3
     with gateway.db.write() as session:
         assert set(session.scalars(select(CourierAttempt.state))) == {"pending"}
         session.execute(update(ServiceRequest).where(ServiceRequest.id.in_(ids))
@@ -116,8 +116,8 @@ def test_a_batch_interrupted_after_calling_the_courier_is_adopted_not_booked_twi
     assert sweep_once(gateway) == 3
     drain(app)
 
-    assert len(bookings(gosend_sim)) == 3                    # nothing booked twice
-    assert sorted(creates_received(gosend_sim)) == sorted(f"{i}-1" for i in ids)
+    assert len(bookings(gateway_gosend)) == 3                    # nothing booked twice
+    assert sorted(creates_received(gateway_gosend)) == sorted(f"{i}-1" for i in ids)
     assert set(statuses(app, ids).values()) - {"booked", "driver_assigned", "picked_up",
                                                "in_transit", "delivered"} == set()
     with gateway.db.read() as session:
@@ -127,11 +127,11 @@ def test_a_batch_interrupted_after_calling_the_courier_is_adopted_not_booked_twi
 
 
 def test_a_refusal_in_a_batch_hands_the_request_to_its_own_job_which_fails_over(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     (request_id,) = submit_many(app, {**medicine_body, "notes_for_courier": "[sim:reject]"}, 1)
     drain(app)
-    assert creates_received(gosend_sim) == [f"{request_id}-1"]    # tried once, refused
+    assert creates_received(gateway_gosend) == [f"{request_id}-1"]    # tried once, refused
     with app.extensions["gateway"].db.read() as session:
         record = session.get(ServiceRequest, request_id)
         attempts = session.execute(select(CourierAttempt.courier, CourierAttempt.state)

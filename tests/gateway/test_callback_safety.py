@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from gateway.agencies import AgencyError, create_agency
 from gateway.callbacks import NO_ANSWER, circuit_key, host_circuit
 from gateway.models import Agency, CallbackDelivery
-from gateway.testing import ServerThread
-from tests.conftest import bearer, drain
+from gateway.testing import ServerThread, drain
+from tests.conftest import bearer
 
 LIVE_KEY = "bGl2ZS1tb2RlLXRlc3Qta2V5LW5vdC1hLXNlY3JldCE="  # a Fernet key for tests only
 FAST = {"intervals": [], "connect_timeout_seconds": 0.5, "timeout_seconds": 0.5}
@@ -167,7 +167,7 @@ def test_live_mode_refuses_unsafe_callback_urls_when_they_are_set(live_app, url)
 
 
 def test_a_redirect_is_not_followed_even_where_loopback_is_allowed(
-        create_agency_client, app, callback_receiver, medicine_body):
+        gateway_make_agency, app, callback_receiver, medicine_body):
     redirector = Flask("redirector")
 
     @redirector.post("/callback")
@@ -175,7 +175,7 @@ def test_a_redirect_is_not_followed_even_where_loopback_is_allowed(
         return redirect(callback_receiver.url, code=307)
 
     with ServerThread(redirector) as server:
-        agency = create_agency_client(callback_url=f"{server.url}/callback")
+        agency = gateway_make_agency(key_type="live", callback_url=f"{server.url}/callback")
         deliveries = _status_changes(app, agency.key, medicine_body)
     assert callback_receiver.received == []
     assert {d.last_error for d in deliveries} == {"HTTP 307"}

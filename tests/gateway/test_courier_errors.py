@@ -24,7 +24,8 @@ from gateway.couriers import (
 )
 from gateway.models import CourierAttempt, ServiceRequest
 from gateway.statuses import AttemptState
-from tests.conftest import SERVICE_PLUGINS, bearer, drain, new_key
+from gateway.testing import drain
+from tests.conftest import SERVICE_PLUGINS, bearer, new_key
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
 

@@ -35,7 +35,7 @@ def stored(gateway) -> int:
 
 
 def test_a_valid_request_is_stored_audited_and_owed_its_dispatch(
-        gateway, actor, medicine_body, redis_conn):
+        gateway, actor, medicine_body, gateway_redis):
     accepted = intake.submit(gateway, new(actor, medicine_body))
     assert not accepted.replayed
     with gateway.db.read() as session:
@@ -47,7 +47,7 @@ def test_a_valid_request_is_stored_audited_and_owed_its_dispatch(
             "3510011203650002"
         assert session.scalars(select(AuditRecord.target).where(
             AuditRecord.action == "request.create")).all() == [f"request:{record.id}"]
-    assert redis_conn.lrange(READY_KEY, 0, -1) == [accepted.record.id.encode()]
+    assert gateway_redis.lrange(READY_KEY, 0, -1) == [accepted.record.id.encode()]
 
 
 def test_invalid_fields_are_named_with_the_paths_the_api_answers_with(
@@ -80,8 +80,8 @@ def test_a_service_rule_refuses_with_its_own_code_and_field(gateway, actor, medi
 
 
 def test_unknown_and_unallowed_services_are_refused(
-        gateway, create_agency_client, app, medicine_body):
-    pharmacy = create_agency_client(services=("umkm_pickup",))
+        gateway, gateway_make_agency, app, medicine_body):
+    pharmacy = gateway_make_agency(services=("umkm_pickup",), key_type="live")
     with app.test_request_context(headers=bearer(pharmacy.key)):
         umkm_only = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
     with pytest.raises(NotFound) as missing:
@@ -93,13 +93,13 @@ def test_unknown_and_unallowed_services_are_refused(
 
 
 def test_the_same_idempotency_key_and_body_replays_the_request(gateway, actor, medicine_body,
-                                                                redis_conn):
+                                                                gateway_redis):
     first = intake.submit(gateway, new(actor, medicine_body, idempotency_key="row-17"))
     again = intake.submit(gateway, new(actor, medicine_body, idempotency_key="row-17"))
     assert (first.replayed, again.replayed) == (False, True)
     assert again.record.id == first.record.id
     assert stored(gateway) == 1
-    assert redis_conn.lrange(READY_KEY, 0, -1) == [first.record.id.encode()]  # queued once
+    assert gateway_redis.lrange(READY_KEY, 0, -1) == [first.record.id.encode()]  # queued once
 
 
 def test_the_same_idempotency_key_with_another_body_is_a_conflict(gateway, actor,

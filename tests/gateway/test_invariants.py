@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway import create_app, hookspecs
-from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS, free_port
+from gateway.testing import free_port
+from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics", "openapi.openapi_json",
@@ -115,10 +116,10 @@ def test_an_unexpected_exception_is_a_json_500_without_a_traceback(app, agency):
     assert b"secret internals" not in response.data
 
 
-def test_an_unreachable_database_is_503_with_the_shape(tmp_path, redis_url):
+def test_an_unreachable_database_is_503_with_the_shape(tmp_path, gateway_redis_url):
     app = create_app({"config_dir": str(CONFIG_DIR), "data_dir": str(tmp_path),
                       "database_url": f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x",
-                      "redis_url": redis_url}, plugins=SERVICE_PLUGINS)
+                      "redis_url": gateway_redis_url}, plugins=SERVICE_PLUGINS)
     client = app.test_client()
     response = client.get("/api/v1/services",
                           headers={"Authorization": "Bearer gw_live_AAAAAAAAAA_" + "B" * 40})

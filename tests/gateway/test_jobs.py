@@ -9,7 +9,8 @@ from sqlalchemy import select
 from gateway.couriers import CourierRejected, CourierTemporaryError, NoDriverAvailable
 from gateway.models import AuditRecord, ServiceRequest
 from gateway.sweep import sweep_once
-from tests.conftest import SERVICE_PLUGINS, bearer, drain, free_port, new_key
+from gateway.testing import drain, free_port
+from tests.conftest import SERVICE_PLUGINS, bearer, new_key
 from tests.fixture_plugins.scripted_courier import scripted_courier
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
@@ -124,7 +125,7 @@ def test_a_temporary_error_is_retried_by_the_worker(make_app, medicine_body):
 
 
 def test_a_job_that_keeps_failing_marks_its_request_failed_and_stays_inspectable(
-        make_app, medicine_body, redis_conn):
+        make_app, medicine_body, gateway_redis):
     errors = [CourierTemporaryError("502") for _ in range(5)]
     broken, _cls = scripted_courier("broken", outcomes=errors)
     app = make_app(plugins=[*SERVICE_PLUGINS, broken], jobs={"intervals": [0, 0]},
@@ -134,12 +135,12 @@ def test_a_job_that_keeps_failing_marks_its_request_failed_and_stays_inspectable
     record = read(app, request_id)
     assert (record.status, record.failure_code) == ("failed", "dispatch_error")
     assert record.pending_job is None
-    failed = FailedJobRegistry("dispatch", connection=redis_conn)
+    failed = FailedJobRegistry("dispatch", connection=gateway_redis)
     assert failed.get_job_ids() == [f"dispatch-{request_id}"]
 
 
 def test_a_request_survives_redis_being_down_at_intake_and_the_sweep_enqueues_it(
-        make_app, medicine_body, redis_url, redis_conn):
+        make_app, medicine_body, gateway_redis_url, gateway_redis):
     plugin, courier = scripted_courier("fleet")
     down = make_app(plugins=[*SERVICE_PLUGINS, plugin],
                     redis_url=f"redis://127.0.0.1:{free_port()}/0")
@@ -162,12 +163,12 @@ def test_a_request_survives_redis_being_down_at_intake_and_the_sweep_enqueues_it
     assert len(courier.booked) == 1
 
 
-def test_the_sweep_requeues_work_that_redis_lost(make_app, medicine_body, redis_conn):
+def test_the_sweep_requeues_work_that_redis_lost(make_app, medicine_body, gateway_redis):
     plugin, courier = scripted_courier("fleet")
     app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
     request_id = submit(app, new_key(app, key_type="test"), medicine_body)
-    redis_conn.flushdb()  # Redis restarted without persistence
-    assert Queue("dispatch", connection=redis_conn).count == 0
+    gateway_redis.flushdb()  # Redis restarted without persistence
+    assert Queue("dispatch", connection=gateway_redis).count == 0
     gateway = app.extensions["gateway"]
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)
@@ -345,7 +346,7 @@ def test_cancelling_while_a_booking_answer_is_unknown_releases_that_booking(
 
 
 def test_a_parcel_over_a_couriers_limit_is_routed_elsewhere_with_the_reason(
-        make_app, create_agency_client):
+        make_app):
     small, small_cls = scripted_courier("small", supports=("delivery", "cash_on_delivery"))
     big, big_cls = scripted_courier("big", supports=("delivery", "cash_on_delivery"))
     app = make_app(plugins=[*SERVICE_PLUGINS, small, big],

@@ -18,8 +18,9 @@ import requests
 from gateway.agencies import create_agency, issue_key
 from gateway.couriers.gosend.simulator import GoSendSimulator, create_simulator_app
 from gateway.models import ServiceRequest
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.testing import ServerThread, drain, wait_for_status
-from tests.conftest import SIM_CREDENTIALS, bearer
+from tests.conftest import bearer
 from tests.console.conftest import sign_in
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
@@ -131,7 +132,7 @@ def two_gosends():
     sims = []
     servers = []
     for _ in range(2):
-        sim = GoSendSimulator(step_seconds=0.2, **SIM_CREDENTIALS)
+        sim = GoSendSimulator(step_seconds=0.2, **GOSEND_TEST_CREDENTIALS)
         server = ServerThread(create_simulator_app(sim)).__enter__()
         sim.url = server.url
         sims.append(sim)
@@ -147,9 +148,9 @@ def test_in_live_mode_a_test_key_reaches_only_the_sandbox_courier(
     # The "real" GO-SEND is a simulator too, listed as a provider host by the deploy's file.
     app = make_app(mode="live", secret_key=LIVE_SECRET, courier_hosts=[real.url], couriers={
         "gosend": {"adapter": "gosend", "sandbox": False, "base_url": real.url,
-                   "timeout_seconds": 2, **SIM_CREDENTIALS},
+                   "timeout_seconds": 2, **GOSEND_TEST_CREDENTIALS},
         "gosend_sandbox": {"base_url": sandbox.url, "timeout_seconds": 2,
-                           **SIM_CREDENTIALS}},
+                           **GOSEND_TEST_CREDENTIALS}},
         services={"medicine_delivery": {"couriers": ["gosend", "gosend_sandbox"]}})
     live, test = one_agency_two_keys(app)
     client = app.test_client()
@@ -226,14 +227,14 @@ def test_callbacks_and_the_fhir_view_say_a_request_is_a_test(
 
 
 # -- migration 0007 --------------------------------------------------------------------
-def test_migration_0007_derives_each_requests_key_type_from_its_key(database_url):
+def test_migration_0007_derives_each_requests_key_type_from_its_key(gateway_database_url):
     from sqlalchemy.exc import IntegrityError
 
     from gateway.db import Database
     from gateway.migrate import upgrade
     from gateway.models import Agency, ApiKey
 
-    db = Database(database_url)
+    db = Database(gateway_database_url)
     try:
         upgrade(db, "0006")
         with db.write() as session:

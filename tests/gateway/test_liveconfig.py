@@ -22,7 +22,8 @@ from gateway.liveconfig import (
 )
 from gateway.models import AuditRecord, ConfigVersion, ServiceRequest
 from gateway.settings import ConfigError
-from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS, bearer, drain, new_key
+from gateway.testing import drain
+from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS, bearer, new_key
 from tests.fixture_plugins.scripted_courier import scripted_courier
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
@@ -49,7 +50,7 @@ def gosend_app(make_app, monkeypatch):
 
 
 def test_a_bad_value_is_refused_with_its_key_path_and_the_start_up_reason(gosend_app, tmp_path,
-                                                                          redis_url):
+                                                                          gateway_redis_url):
     gateway = gosend_app.extensions["gateway"]
     section = effective_section(gateway, "courier:gosend_sandbox")
     bad = {**section, "circuit": {"failure_threshold": 0}}
@@ -57,7 +58,7 @@ def test_a_bad_value_is_refused_with_its_key_path_and_the_start_up_reason(gosend
     # Start-up says the same thing, about the same key, for the same value.
     with pytest.raises(ConfigError) as caught:
         create_app({"config_dir": str(CONFIG_DIR), "data_dir": str(tmp_path / "other"),
-                    "redis_url": redis_url, "couriers": {"gosend_sandbox": bad}},
+                    "redis_url": gateway_redis_url, "couriers": {"gosend_sandbox": bad}},
                    plugins=SERVICE_PLUGINS)
     at_start_up = [(path, reason) for _file, path, reason in caught.value.problems]
     assert problems == [("circuit.failure_threshold", "Must be greater than or equal to 1.")]
@@ -171,6 +172,7 @@ def wait_for(condition, seconds=2.5):
     raise AssertionError("not seen in time")
 
 
+@pytest.mark.serial   # times the change reaching another node: alone, after the parallel run
 def test_a_service_disabled_on_one_node_is_refused_by_another_within_seconds(
         make_app, medicine_body):
     console_node, api_node = make_app(), make_app()

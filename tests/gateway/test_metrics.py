@@ -17,8 +17,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.testing import drain, wait_for_status
-from tests.conftest import CONFIG_DIR, bearer, free_port, new_key
+from gateway.testing import drain, free_port, wait_for_status
+from tests.conftest import CONFIG_DIR, bearer, new_key
 
 CREATE_ROUTE = "/api/v1/services/<service_name>/requests"
 TOKEN = "metrics-token-0123456789abcdef"
@@ -90,10 +90,10 @@ def test_a_delivery_through_the_gosend_simulator_shows_on_metrics(gosend_app, me
 
 
 def test_failed_provider_calls_are_counted_as_errors_and_open_the_circuit(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app(services={"medicine_delivery": {"couriers": ["gosend_sandbox"]}},
                      couriers={"gosend_sandbox": {
-                         "base_url": gosend_sim.url, "timeout_seconds": 1,
+                         "base_url": gateway_gosend.url, "timeout_seconds": 1,
                          "circuit": {"failure_threshold": 1, "cooldown_seconds": 60},
                          "client_id": "test-engine", "pass_key": "wrong-pass-key",
                          "webhook_token": "test-webhook-token-0123456789"},
@@ -134,8 +134,8 @@ def test_metrics_with_a_token_need_it_from_every_address(make_app):
     assert "gateway_circuit_state" in accepted.get_data(as_text=True)
 
 
-def test_an_api_key_does_not_open_metrics(create_agency_client):
-    agency = create_agency_client()
+def test_an_api_key_does_not_open_metrics(gateway_make_agency):
+    agency = gateway_make_agency(key_type="live")
     response = agency.client.get("/metrics", headers=bearer(agency.key),
                                  environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert response.status_code == 403
@@ -171,7 +171,7 @@ def _worker_pids(metrics_dir) -> set[int]:
 
 
 def test_gateway_serve_adds_up_the_requests_of_both_workers(
-        tmp_path, make_app, database_url, redis_url):
+        tmp_path, make_app, gateway_database_url, gateway_redis_url):
     make_app()  # the schema, in the database the server will use
     config_dir, data_dir = tmp_path / "config", tmp_path / "served-data"
     shutil.copytree(CONFIG_DIR, config_dir)
@@ -182,7 +182,7 @@ def test_gateway_serve_adds_up_the_requests_of_both_workers(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GATEWAY_CONFIG": str(config_dir), "GATEWAY_DATA_DIR": str(data_dir),
-           "GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url,
+           "GATEWAY_DATABASE_URL": gateway_database_url, "GATEWAY_REDIS_URL": gateway_redis_url,
            "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port),
            "GATEWAY_LOG_FORMAT": "json"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

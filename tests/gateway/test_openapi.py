@@ -24,8 +24,8 @@ def test_every_registered_service_has_its_own_path_schema_and_example(client, ga
         assert {"202", "401", "422"} <= set(operation["responses"])
 
 
-def test_each_service_example_is_accepted_by_the_api(create_agency_client, gateway):
-    agency = create_agency_client(key_type="test")
+def test_each_service_example_is_accepted_by_the_api(gateway_make_agency, gateway):
+    agency = gateway_make_agency(key_type="test")
     for name, service in gateway.services.items():
         response = agency.post(f"/api/v1/services/{name}/requests",
                                json=service.example_request)

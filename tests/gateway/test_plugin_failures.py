@@ -85,14 +85,14 @@ def config_dir(tmp_path):
 
 
 @pytest.fixture
-def build(tmp_path, config_dir, redis_url):
+def build(tmp_path, config_dir, gateway_redis_url):
     """Build an app from the installed entry points, as ``gateway serve`` does."""
     built = []
 
     def make(**overrides):
         app = create_app({"config_dir": str(config_dir), "data_dir": str(tmp_path / "data"),
                           "database_url": f"sqlite:///{tmp_path / 'gw.db'}",
-                          "redis_url": redis_url, **overrides})
+                          "redis_url": gateway_redis_url, **overrides})
         built.append(app)
         return app.extensions["gateway"]
 
@@ -224,12 +224,12 @@ def test_an_installed_plugin_that_works_is_loaded_with_its_distribution(install,
 
 
 def test_the_cli_reports_a_broken_plugin_in_one_line_without_a_traceback(
-        install, config_dir, tmp_path, monkeypatch, redis_url):
+        install, config_dir, tmp_path, monkeypatch, gateway_redis_url):
     install("broken", "import no_such_module_anywhere\n")
     monkeypatch.setenv("GATEWAY_CONFIG", str(config_dir))
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite:///{tmp_path / 'gw.db'}")
-    monkeypatch.setenv("GATEWAY_REDIS_URL", redis_url)
+    monkeypatch.setenv("GATEWAY_REDIS_URL", gateway_redis_url)
     for command in (["plugins"], ["config", "check"]):
         result = CliRunner().invoke(main, command, catch_exceptions=False)
         assert result.exit_code == 2, result.output

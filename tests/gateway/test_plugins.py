@@ -18,7 +18,8 @@ from gateway.events import Event
 from gateway.models import AuditRecord
 from gateway.orders import Contact, DeliveryOrder, Package, Place
 from gateway.plugins import DEFAULT_PLUGINS, describe_plugins
-from tests.conftest import SERVICE_PLUGINS, bearer, drain, new_key
+from gateway.testing import drain
+from tests.conftest import SERVICE_PLUGINS, bearer, new_key
 from tests.fixture_plugins.scripted_courier import scripted_courier
 
 HOOK_NAMES = sorted(name for name in dir(hookspecs)
@@ -59,7 +60,7 @@ class EchoPlugin:
         return [EchoService()]
 
 
-def test_hook_register_services(make_app, create_agency_client):
+def test_hook_register_services(make_app):
     app = make_app(plugins=[EchoPlugin()])
     assert list(app.extensions["gateway"].services) == ["echo"]
     key = new_key(app, services=["echo"])

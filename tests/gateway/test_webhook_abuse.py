@@ -17,14 +17,15 @@ import requests
 from sqlalchemy import func, select
 
 from gateway.models import AuditRecord, ProviderEventRecord
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.testing import drain, wait_for_status
-from tests.conftest import SIM_CREDENTIALS, bearer, new_key
+from tests.conftest import bearer, new_key
 from tests.gateway.couriers.helpers import bookings, detail
 from tests.gateway.test_invariants import assert_error_shape
 from tests.gateway.test_metrics import samples
 
 URL = "/webhooks/gosend_sandbox"
-TOKEN = {"X-Callback-Token": SIM_CREDENTIALS["webhook_token"]}
+TOKEN = {"X-Callback-Token": GOSEND_TEST_CREDENTIALS["webhook_token"]}
 FORGED = {"X-Callback-Token": "not-the-token-we-registered"}
 CREATE = "/api/v1/services/medicine_delivery/requests"
 
@@ -33,7 +34,7 @@ CREATE = "/api/v1/services/medicine_delivery/requests"
 def webhook_app(make_app):
     """An app whose GO-SEND entry takes webhooks (its provider is never called here)."""
     return make_app(couriers={"gosend_sandbox": {"base_url": "http://127.0.0.1:9",
-                                                 **SIM_CREDENTIALS}})
+                                                 **GOSEND_TEST_CREDENTIALS}})
 
 
 def rows(gateway, model) -> int:
@@ -130,7 +131,7 @@ def test_bodies_no_provider_sends_are_refused_before_parsing(webhook_app, body, 
 
 def test_a_streamed_body_without_a_length_is_cut_at_the_limit(make_app, serve_app):
     app = serve_app(make_app(couriers={"gosend_sandbox": {"base_url": "http://127.0.0.1:9",
-                                                           **SIM_CREDENTIALS}}))
+                                                           **GOSEND_TEST_CREDENTIALS}}))
     limit = app.extensions["gateway"].settings["webhooks"]["max_body_bytes"]
 
     def chunks():  # chunked transfer encoding: no Content-Length to refuse it by
@@ -146,7 +147,7 @@ def test_a_streamed_body_without_a_length_is_cut_at_the_limit(make_app, serve_ap
 
 
 # -- genuine reports with awkward values -----------------------------------------------------------
-def booked_request(app, gosend_sim, medicine_body) -> tuple[str, str, str]:
+def booked_request(app, gateway_gosend, medicine_body) -> tuple[str, str, str]:
     """A request booked at the GO-SEND simulator, whose driver never moves: (key, id, order)."""
     key = new_key(app, key_type="test")
     answer = app.test_client().post(CREATE, json={**medicine_body,
@@ -155,13 +156,13 @@ def booked_request(app, gosend_sim, medicine_body) -> tuple[str, str, str]:
     assert answer.status_code == 202, answer.get_json()
     request_id = answer.get_json()["id"]
     wait_for_status(app, request_id, "booked")
-    return key, request_id, bookings(gosend_sim)[0]["orderNo"]
+    return key, request_id, bookings(gateway_gosend)[0]["orderNo"]
 
 
-def test_a_signed_report_with_a_nul_byte_is_applied_not_refused(gosend_app, gosend_sim,
+def test_a_signed_report_with_a_nul_byte_is_applied_not_refused(gosend_app, gateway_gosend,
                                                                   medicine_body):
     app = gosend_app()
-    key, request_id, order_no = booked_request(app, gosend_sim, medicine_body)
+    key, request_id, order_no = booked_request(app, gateway_gosend, medicine_body)
     body = report(event_id="evt\u0000picked", entity_id=order_no, status="picked",
                   receiver_name="Siti\u0000Aminah")
     answer = app.test_client().post(URL, json=body, headers=TOKEN)
@@ -173,11 +174,11 @@ def test_a_signed_report_with_a_nul_byte_is_applied_not_refused(gosend_app, gose
     assert detail(app, key, request_id)["status"] == "picked_up"
 
 
-def test_a_signed_report_with_a_10000_character_value_is_kept_whole(gosend_app, gosend_sim,
+def test_a_signed_report_with_a_10000_character_value_is_kept_whole(gosend_app, gateway_gosend,
                                                                      medicine_body):
     app = gosend_app()
     gateway = app.extensions["gateway"]
-    key, request_id, order_no = booked_request(app, gosend_sim, medicine_body)
+    key, request_id, order_no = booked_request(app, gateway_gosend, medicine_body)
     long_status = "picked-" + "x" * 10_000
     answer = app.test_client().post(URL, json=report(event_id="evt-long", entity_id=order_no,
                                                      status=long_status), headers=TOKEN)

@@ -171,14 +171,14 @@ def test_an_ineligible_patient_is_refused_when_the_rule_is_required(make_app, me
 
 
 def test_gosend_receives_no_nik_no_drug_names_and_no_quantities(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     key = new_key(app, key_type="test")
     medicine_body["items"] = [{"name": "Amlodipine 10 mg", "quantity": 30},
                               {"name": "Metformin 500 mg", "quantity": 60}]
     request_id = post(app, key, medicine_body).get_json()["id"]
     wait_for_status(app, request_id, "delivered")
-    received = json.dumps(requests.get(f"{gosend_sim.url}/_sim/requests", timeout=5).json())
+    received = json.dumps(requests.get(f"{gateway_gosend.url}/_sim/requests", timeout=5).json())
     for secret in ("3510011203650002", "Amlodipine", "Metformin", '"30"', '"60"', "x30"):
         assert secret not in received
     (create,) = [r for r in json.loads(received) if r["method"] == "POST"]
@@ -186,7 +186,7 @@ def test_gosend_receives_no_nik_no_drug_names_and_no_quantities(
     assert create["json"]["routes"][0]["destinationNote"] == "Rumah pagar hijau"
 
 
-def test_cold_chain_medicine_never_reaches_gosend(gosend_app, gosend_sim, medicine_body):
+def test_cold_chain_medicine_never_reaches_gosend(gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     key = new_key(app, key_type="test")
     medicine_body["cold_chain"] = True
@@ -194,7 +194,7 @@ def test_cold_chain_medicine_never_reaches_gosend(gosend_app, gosend_sim, medici
     wait_for_status(app, request_id, "booked")
     detail = app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key))
     assert detail.get_json()["provider"] == "own_fleet"
-    assert requests.get(f"{gosend_sim.url}/_sim/requests", timeout=5).json() == []
+    assert requests.get(f"{gateway_gosend.url}/_sim/requests", timeout=5).json() == []
 
 
 def test_a_delivered_request_has_gosend_proof_and_a_valid_fhir_view(

@@ -11,7 +11,8 @@ import time
 
 import yaml
 
-from tests.conftest import CONFIG_DIR, SIM_CREDENTIALS
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
+from tests.conftest import CONFIG_DIR
 
 
 def write_config(target, sim_url: str) -> None:
@@ -24,7 +25,7 @@ def write_config(target, sim_url: str) -> None:
         "api": {"rate_limits": {"test": {"rate": 1000.0, "burst": 1000}}},
         "demo": {"enabled": False}}))
     couriers = {"gosend_sandbox": {"adapter": "gosend", "sandbox": True, "base_url": sim_url,
-                                   "timeout_seconds": 2, **SIM_CREDENTIALS},
+                                   "timeout_seconds": 2, **GOSEND_TEST_CREDENTIALS},
                 "own_fleet": {"enabled": False}}
     (target / "couriers.yaml").write_text(yaml.safe_dump(couriers))
     services = yaml.safe_load((target / "services.yaml").read_text())

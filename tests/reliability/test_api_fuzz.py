@@ -29,20 +29,23 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.migrate import upgrade
+from gateway.pytest_plugin import worker_redis_url
 from gateway.redis_server import EmbeddedRedis, redis_binary
-from tests.conftest import CONFIG_DIR, SERVICE_NAMES, SERVICE_PLUGINS, free_port
+from gateway.testing import free_port
+from tests.conftest import CONFIG_DIR, SERVICE_NAMES, SERVICE_PLUGINS
 
 EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "25"))
 
 
 def _redis_url(data: Path) -> str:
-    """Database 15 of the suite's Redis, or a private server: the other tests flush db 0."""
+    """A database of the suite's Redis that no fixture flushes (this xdist worker's, plus 8),
+    or a private server."""
     url = os.environ.get("GATEWAY_TEST_REDIS_URL")
     if not url:
         server = EmbeddedRedis(data / "redis", port=free_port(), binary=redis_binary())
         url = server.start()
         atexit.register(server.stop)
-    return url.rsplit("/", 1)[0] + "/15"
+    return worker_redis_url(url, offset=8)
 
 
 def _fuzzed_app():

@@ -28,6 +28,10 @@ from gateway.models import CallbackDelivery, ServiceRequest
 from gateway.testing import ServerThread
 from tests.conftest import CONFIG_DIR, MEDICINE_BODY, SERVICE_NAMES, bearer
 
+# Timing-sensitive (measures how long other agencies wait):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
+
 SLOW_SECONDS = float(os.environ.get("GATEWAY_CALLBACK_SLOW_SECONDS", "3"))
 REQUESTS_PER_AGENCY = int(os.environ.get("GATEWAY_CALLBACK_REQUESTS", "12"))
 
@@ -57,7 +61,7 @@ def p95(values: list[float]) -> float:
 
 
 @pytest.fixture
-def setup(tmp_path, database_url, redis_url, redis_conn):
+def setup(tmp_path, gateway_database_url, gateway_redis_url, gateway_redis):
     from gateway import create_app
     from gateway.migrate import upgrade
     from tests.conftest import SERVICE_PLUGINS
@@ -76,9 +80,9 @@ def setup(tmp_path, database_url, redis_url, redis_conn):
     (config / "services.yaml").write_text(yaml.safe_dump(services))
     (config / "couriers.yaml").write_text(yaml.safe_dump({"own_fleet": {"enabled": False}}))
     env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_DATA_DIR": str(data),
-           "GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url}
+           "GATEWAY_DATABASE_URL": gateway_database_url, "GATEWAY_REDIS_URL": gateway_redis_url}
     app = create_app({"config_dir": str(config), "data_dir": str(data),
-                      "database_url": database_url, "redis_url": redis_url},
+                      "database_url": gateway_database_url, "redis_url": gateway_redis_url},
                      plugins=SERVICE_PLUGINS)
     upgrade(app.extensions["gateway"].db)
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below

@@ -24,15 +24,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.testing import drain, wait_for_status
-from tests.conftest import (
-    MEDICINE_BODY,
-    SIM_CREDENTIALS,
-    bearer,
-    free_port,
-    new_key,
-    postgres_test_url,
-)
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
+from gateway.testing import drain, free_port, wait_for_status
+from tests.conftest import MEDICINE_BODY, bearer, new_key, postgres_test_url
 from tests.gateway.couriers.helpers import bookings, detail
 from tests.gateway.test_invariants import assert_error_shape
 
@@ -165,7 +159,7 @@ def picked_report(order_no: str) -> dict:
 
 
 WEBHOOK = "/webhooks/gosend_sandbox"
-TOKEN = {"X-Callback-Token": SIM_CREDENTIALS["webhook_token"]}
+TOKEN = {"X-Callback-Token": GOSEND_TEST_CREDENTIALS["webhook_token"]}
 
 
 def retry_until_accepted(client, url, **kw):
@@ -177,7 +171,7 @@ def retry_until_accepted(client, url, **kw):
 
 
 def test_the_api_answers_503_while_the_database_is_away_and_recovers_by_itself(
-        app, database_url):
+        app, gateway_database_url):
     client = app.test_client()
     key = new_key(app, key_type="test")
     before = client.post(CREATE, json=MEDICINE_BODY, headers=bearer(key))
@@ -185,16 +179,16 @@ def test_the_api_answers_503_while_the_database_is_away_and_recovers_by_itself(
     body = {**MEDICINE_BODY, "prescription_id": "RX-DURING-OUTAGE"}
     retry_key = {"Idempotency-Key": "during-the-outage", **bearer(key)}
 
-    if database_url.startswith("sqlite"):
-        outage = SqliteLockedOut(database_url, seconds=12)   # past the 10 s busy timeout
+    if gateway_database_url.startswith("sqlite"):
+        outage = SqliteLockedOut(gateway_database_url, seconds=12)   # past the 10 s busy timeout
     else:
-        outage = PostgresRefusing(database_url)
+        outage = PostgresRefusing(gateway_database_url)
     with outage:
         refused = client.post(CREATE, json=body, headers=retry_key)
         assert_error_shape(refused, 503)
         assert refused.get_json()["code"] == "service_unavailable"
         assert refused.headers["Retry-After"]
-        if not database_url.startswith("sqlite"):   # reads need no lock on SQLite
+        if not gateway_database_url.startswith("sqlite"):   # reads need no lock on SQLite
             assert_error_shape(client.get(f"/api/v1/requests/{before.get_json()['id']}",
                                           headers=bearer(key)), 503)
             ready = client.get("/readyz")
@@ -216,15 +210,15 @@ def test_the_api_answers_503_while_the_database_is_away_and_recovers_by_itself(
 
 
 def test_a_webhook_that_arrives_during_the_outage_is_answered_503_and_applied_when_resent(
-        gosend_app, gosend_sim, database_url):
+        gosend_app, gateway_gosend, gateway_database_url):
     app = gosend_app()
     client = app.test_client()
-    key, request_id, order_no = booked_at_gosend(app, gosend_sim)
+    key, request_id, order_no = booked_at_gosend(app, gateway_gosend)
 
-    if database_url.startswith("sqlite"):
-        outage = SqliteLockedOut(database_url, seconds=12)   # past the 10 s busy timeout
+    if gateway_database_url.startswith("sqlite"):
+        outage = SqliteLockedOut(gateway_database_url, seconds=12)   # past the 10 s busy timeout
     else:
-        outage = PostgresRefusing(database_url)
+        outage = PostgresRefusing(gateway_database_url)
     with outage:
         refused = client.post(WEBHOOK, json=picked_report(order_no), headers=TOKEN)
         assert_error_shape(refused, 503)
@@ -238,12 +232,12 @@ def test_a_webhook_that_arrives_during_the_outage_is_answered_503_and_applied_wh
 
 
 def test_a_server_stopped_under_a_unix_socket_connection_answers_503_not_500(
-        postgres_over_socket, gosend_app, gosend_sim):
+        postgres_over_socket, gosend_app, gateway_gosend):
     """psycopg says "connection to server on socket ... failed: No such file or directory":
     no words of a TCP refusal, yet the same outage."""
     app = gosend_app(database_url=postgres_over_socket.url)
     client = app.test_client()
-    key, request_id, order_no = booked_at_gosend(app, gosend_sim)
+    key, request_id, order_no = booked_at_gosend(app, gateway_gosend)
 
     postgres_over_socket.stop()
     try:

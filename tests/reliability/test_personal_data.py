@@ -52,7 +52,7 @@ def _redis_text(redis) -> str:
 
 
 def test_personal_data_is_nowhere_in_clear_but_where_it_must_be(
-        gosend_app, gosend_sim, medicine_body, redis_conn, caplog):
+        gosend_app, gateway_gosend, medicine_body, gateway_redis, caplog):
     caplog.set_level(logging.DEBUG)
     app = gosend_app()
     gateway = app.extensions["gateway"]
@@ -64,9 +64,9 @@ def test_personal_data_is_nowhere_in_clear_but_where_it_must_be(
     wait_for_status(app, request_id, "delivered")
     secrets = _secrets(medicine_body)
 
-    stored, queued = _database_text(gateway), _redis_text(redis_conn)
+    stored, queued = _database_text(gateway), _redis_text(gateway_redis)
     assert request_id in stored and stored.count("delivered") > 0   # we did read the rows
-    assert redis_conn.dbsize() > 0
+    assert gateway_redis.dbsize() > 0
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for what, value in secrets.items():
         assert value not in stored, f"the {what} is stored in clear"
@@ -74,7 +74,7 @@ def test_personal_data_is_nowhere_in_clear_but_where_it_must_be(
         assert value not in logged, f"the {what} is in the logs"
 
     # The courier got what it needs to deliver (a name, a phone, an address) and no more.
-    (booking,) = gosend_sim.bookings.values()
+    (booking,) = gateway_gosend.bookings.values()
     sent = json.dumps(booking["payload"])
     assert secrets["name"] in sent and secrets["address"] in sent
     assert secrets["nik"] not in sent and secrets["medicine"] not in sent

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.testing import ServerThread, drain, wait_for_status
-from tests.conftest import MEDICINE_BODY, SIM_CREDENTIALS, bearer, new_key
+from tests.conftest import MEDICINE_BODY, bearer, new_key
 
 OUTAGE_SECONDS = 6
 DURING = 6
@@ -29,7 +30,7 @@ def two_accounts():
 
     sims, servers = {}, []
     for name in ("primary", "backup"):
-        sim = GoSendSimulator(step_seconds=0.2, slow_seconds=1.5, **SIM_CREDENTIALS)
+        sim = GoSendSimulator(step_seconds=0.2, slow_seconds=1.5, **GOSEND_TEST_CREDENTIALS)
         server = ServerThread(create_simulator_app(sim)).__enter__()
         servers.append(server)
         sim.url = server.url
@@ -45,7 +46,7 @@ def two_accounts():
 @pytest.fixture
 def outage_app(make_app, two_accounts, serve_app):
     couriers = {name: {"adapter": "gosend", "sandbox": True, "base_url": sim.url,
-                       "timeout_seconds": 1, "circuit": CIRCUIT, **SIM_CREDENTIALS}
+                       "timeout_seconds": 1, "circuit": CIRCUIT, **GOSEND_TEST_CREDENTIALS}
                 for name, sim in two_accounts.items()}
     app = make_app(couriers=couriers,
                    services={"medicine_delivery": {"couriers": ["primary", "backup"]}},

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from gateway.redis_server import EmbeddedRedis, redis_binary
-from tests.conftest import free_port
+from gateway.testing import free_port
 from tests.reliability.harness import Scenario, bookings_per_request, start_worker
+
+# Timing-sensitive (a timed chaos run: Redis restarted mid-load):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 PER_PHASE = 10
 OUTAGE_SECONDS = 4
@@ -24,9 +29,9 @@ FINISH_WITHIN = 120
 
 
 def test_redis_restarted_empty_mid_load_loses_nothing_and_doubles_nothing(
-        tmp_path, gosend_sim, database_url, serve_app):
+        tmp_path, gateway_gosend, gateway_database_url, serve_app):
     redis = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=redis_binary())
-    scenario = Scenario(tmp_path, gosend_sim, database_url, redis.start(), serve_app)
+    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, redis.start(), serve_app)
     log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed in finally
     workers = [start_worker(scenario.env, log), start_worker(scenario.env, log)]
 
@@ -57,6 +62,6 @@ def test_redis_restarted_empty_mid_load_loses_nothing_and_doubles_nothing(
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}
     assert stuck == {}, f"{len(stuck)} request(s) did not finish: {sorted(set(stuck.values()))}"
     per_request = bookings_per_request(
-        requests.get(f"{gosend_sim.url}/_sim/bookings", timeout=5).json())
+        requests.get(f"{gateway_gosend.url}/_sim/bookings", timeout=5).json())
     assert set(per_request) == set(scenario.ids)
     assert {i: n for i, n in per_request.items() if n > 1} == {}

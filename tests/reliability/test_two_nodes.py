@@ -11,12 +11,18 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
 from gateway.models import StatusEvent
-from tests.conftest import MEDICINE_BODY, bearer, free_port
+from gateway.testing import free_port
+from tests.conftest import MEDICINE_BODY, bearer
 from tests.reliability.harness import Scenario, bookings_per_request, start_worker
+
+# Timing-sensitive (two API nodes and two workers, finished within a bound):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 REQUESTS = 40
 FINISH_WITHIN = 90
@@ -45,8 +51,10 @@ def _wait_healthy(url: str, process: subprocess.Popen, within: float = 30) -> No
 
 
 def test_two_api_nodes_and_two_workers_complete_every_request_exactly_once(
-        tmp_path, gosend_sim, redis_url, redis_conn, database_url, serve_app):
-    scenario = Scenario(tmp_path, gosend_sim, database_url, redis_url, serve_app)
+        tmp_path, gateway_gosend, gateway_redis_url, gateway_redis, gateway_database_url,
+        serve_app):
+    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, gateway_redis_url,
+                        serve_app)
     log = open(tmp_path / "processes.log", "wb")  # noqa: SIM115 - closed in finally
     processes = []
     try:
@@ -57,7 +65,7 @@ def test_two_api_nodes_and_two_workers_complete_every_request_exactly_once(
             nodes.append(url)
         for process, url in zip(processes, nodes, strict=True):
             _wait_healthy(url, process)
-        gosend_sim.webhook_url = f"{nodes[1]}/webhooks/gosend_sandbox"
+        gateway_gosend.webhook_url = f"{nodes[1]}/webhooks/gosend_sandbox"
         processes += [start_worker(scenario.env, log), start_worker(scenario.env, log)]
 
         served = {url: 0 for url in nodes}
@@ -93,7 +101,7 @@ def test_two_api_nodes_and_two_workers_complete_every_request_exactly_once(
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}
     assert stuck == {}, f"{len(stuck)} not delivered: {sorted(set(stuck.values()))}"
     per_request = bookings_per_request(
-        requests.get(f"{gosend_sim.url}/_sim/bookings", timeout=5).json())
+        requests.get(f"{gateway_gosend.url}/_sim/bookings", timeout=5).json())
     assert per_request == dict.fromkeys(scenario.ids, 1), "a request booked twice or never"
     with scenario.gateway.db.read() as session:
         delivered = dict(session.execute(

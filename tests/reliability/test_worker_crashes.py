@@ -15,9 +15,14 @@ import random
 import signal
 import time
 
+import pytest
 import requests
 
 from tests.reliability.harness import Scenario, bookings_per_request, start_worker
+
+# Timing-sensitive (a timed chaos run of real worker processes):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 REQUESTS = int(os.environ.get("GATEWAY_CRASH_REQUESTS", "200"))
 KILL_FOR_SECONDS = 10
@@ -25,8 +30,10 @@ FINISH_WITHIN = max(120, REQUESTS)   # seconds
 
 
 def test_killing_workers_loses_nothing_and_books_nothing_twice(
-        tmp_path, gosend_sim, redis_url, redis_conn, database_url, serve_app):
-    scenario = Scenario(tmp_path, gosend_sim, database_url, redis_url, serve_app)
+        tmp_path, gateway_gosend, gateway_redis_url, gateway_redis, gateway_database_url,
+        serve_app):
+    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, gateway_redis_url,
+                        serve_app)
     scenario.submit("crash", REQUESTS)
     rng = random.Random(20261128)
     log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed in finally
@@ -56,7 +63,7 @@ def test_killing_workers_loses_nothing_and_books_nothing_twice(
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}
     assert stuck == {}, f"{len(stuck)} request(s) did not finish: {sorted(set(stuck.values()))}"
     per_request = bookings_per_request(
-        requests.get(f"{gosend_sim.url}/_sim/bookings", timeout=5).json())
+        requests.get(f"{gateway_gosend.url}/_sim/bookings", timeout=5).json())
     assert set(per_request) == set(scenario.ids)
     doubled = {i: n for i, n in per_request.items() if n > 1}
     assert doubled == {}, f"booked more than once: {doubled}"

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from gateway.redis_server import EmbeddedRedis, redis_binary
-from tests.conftest import free_port
+from gateway.testing import free_port
 from tests.reliability.harness import Scenario, start_worker
+
+# Timing-sensitive (a worker outlives a Redis restart within a bound):
+# scripts/test runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
 
 OUTAGE_SECONDS = 3
 SURVIVE_SECONDS = 8
@@ -25,9 +30,9 @@ SLOW_ANSWER_SECONDS = 1.5
 
 
 def test_the_same_worker_takes_a_job_enqueued_after_redis_restarts(
-        tmp_path, gosend_sim, database_url, serve_app):
+        tmp_path, gateway_gosend, gateway_database_url, serve_app):
     redis = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=redis_binary())
-    scenario = Scenario(tmp_path, gosend_sim, database_url, redis.start(), serve_app)
+    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, redis.start(), serve_app)
     log_path = tmp_path / "worker.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
     worker = start_worker(scenario.env, log)
@@ -37,12 +42,12 @@ def test_the_same_worker_takes_a_job_enqueued_after_redis_restarts(
             scenario.ids[0]: "delivered"}, log_path.read_text(errors="replace")
 
         # The next booking answers slowly; Redis stops while the worker waits for it.
-        gosend_sim.slow_seconds = SLOW_ANSWER_SECONDS
-        requests.post(f"{gosend_sim.url}/_sim/faults", json={"create": ["timeout"]}, timeout=5)
-        calls = len(gosend_sim.requests)
+        gateway_gosend.slow_seconds = SLOW_ANSWER_SECONDS
+        requests.post(f"{gateway_gosend.url}/_sim/faults", json={"create": ["timeout"]}, timeout=5)
+        calls = len(gateway_gosend.requests)
         scenario.submit("during", 1)
         deadline = time.monotonic() + DELIVERED_WITHIN
-        while len(gosend_sim.requests) == calls and time.monotonic() < deadline:
+        while len(gateway_gosend.requests) == calls and time.monotonic() < deadline:
             time.sleep(0.05)
         redis.stop()
         time.sleep(OUTAGE_SECONDS)

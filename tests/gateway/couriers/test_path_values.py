@@ -16,8 +16,8 @@ from gateway.couriers.gosend.adapter import GoSendConfigSchema, GoSendCourier
 from gateway.couriers.lalamove.adapter import LalamoveConfigSchema, LalamoveCourier
 from gateway.couriers.lalamove.simulator import LalamoveSimulator
 from gateway.couriers.lalamove.simulator import create_simulator_app as lalamove_app
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.testing import ServerThread
-from tests.conftest import SIM_CREDENTIALS
 from tests.gateway.couriers.helpers import sim_get
 
 HOSTILE = ["../../admin", "A/B?x=1", "GK-1#frag", "%2e%2e%2Fadmin"]
@@ -34,7 +34,7 @@ def lalamove_sim():
 
 
 def gosend(sim) -> GoSendCourier:
-    config = GoSendConfigSchema().load({"base_url": sim.url, **SIM_CREDENTIALS})
+    config = GoSendConfigSchema().load({"base_url": sim.url, **GOSEND_TEST_CREDENTIALS})
     return GoSendCourier("gosend_sandbox", {**config, "sandbox": True, "timeout_seconds": 2})
 
 
@@ -56,18 +56,18 @@ def escaped(value: str) -> str:
 
 
 @pytest.mark.parametrize("order_no", HOSTILE)
-def test_a_gosend_order_number_stays_one_path_segment_of_the_status_call(gosend_sim, order_no):
+def test_a_gosend_order_number_stays_one_path_segment_of_the_status_call(gateway_gosend, order_no):
     with pytest.raises(CourierError):
-        gosend(gosend_sim).get_status(order_no)
-    call = last_call(gosend_sim)
+        gosend(gateway_gosend).get_status(order_no)
+    call = last_call(gateway_gosend)
     assert call["raw_path"] == f"/gokilat/v10/booking/orderno/{escaped(order_no)}"
     assert call["query"] == {}
 
 
 @pytest.mark.parametrize("reference", HOSTILE)
-def test_a_reference_stays_one_path_segment_of_the_gosend_lookup(gosend_sim, reference):
-    assert gosend(gosend_sim).find_by_reference(reference) is None
-    call = last_call(gosend_sim)
+def test_a_reference_stays_one_path_segment_of_the_gosend_lookup(gateway_gosend, reference):
+    assert gosend(gateway_gosend).find_by_reference(reference) is None
+    call = last_call(gateway_gosend)
     assert call["raw_path"] == f"/gokilat/v10/booking/storeOrderId/{escaped(reference)}"
     assert call["query"] == {}
 

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 
 from gateway.agencies import create_agency, reveal_callback_secret
 from gateway.models import ProviderEventRecord, ServiceRequest
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.statuses import Status
 from gateway.sweep import sweep_once
 from gateway.testing import drain, wait_for_status
-from tests.conftest import SIM_CREDENTIALS, bearer, new_key
+from tests.conftest import bearer, new_key
 from tests.gateway.couriers.helpers import bookings, detail, sim_get
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
@@ -35,7 +36,7 @@ def applied_statuses(body):
 
 
 def test_a_request_is_booked_at_gosend_delivered_by_webhooks_and_each_status_called_back(
-        gosend_app, gosend_sim, callback_receiver, medicine_body):
+        gosend_app, gateway_gosend, callback_receiver, medicine_body):
     app = gosend_app()
     gateway = app.extensions["gateway"]
     agency, key = create_agency(gateway, "Puskesmas Sobo", ["medicine_delivery"],
@@ -44,13 +45,13 @@ def test_a_request_is_booked_at_gosend_delivered_by_webhooks_and_each_status_cal
     wait_for_status(app, request_id, "delivered")
     drain(app)
 
-    (booking,) = bookings(gosend_sim)
+    (booking,) = bookings(gateway_gosend)
     assert booking["storeOrderId"] == f"{request_id}-1"
     assert booking["history"] == ["confirmed", "allocated", "out_for_pickup", "picked",
                                   "out_for_delivery", "delivered"]
-    (create_call,) = [r for r in sim_get(gosend_sim, "/_sim/requests")
+    (create_call,) = [r for r in sim_get(gateway_gosend, "/_sim/requests")
                       if r["method"] == "POST"]
-    assert create_call["caller"] == SIM_CREDENTIALS["client_id"]
+    assert create_call["caller"] == GOSEND_TEST_CREDENTIALS["client_id"]
     route = create_call["json"]["routes"][0]
     assert route["destinationContactName"] == "Siti Aminah"
     assert "3510011203650002" not in json.dumps(create_call["json"])
@@ -74,7 +75,7 @@ def test_a_request_is_booked_at_gosend_delivered_by_webhooks_and_each_status_cal
     assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
 
 
-def test_no_driver_at_gosend_fails_over_to_the_own_fleet(gosend_app, gosend_sim, medicine_body):
+def test_no_driver_at_gosend_fails_over_to_the_own_fleet(gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     key = new_key(app, key_type="test")
     request_id = submit(app, key, medicine_body, note="[sim:no_driver]")
@@ -92,39 +93,39 @@ def test_no_driver_at_gosend_fails_over_to_the_own_fleet(gosend_app, gosend_sim,
     body = detail(app, key, request_id)
     assert body["provider"] == "own_fleet"
     assert body["status"] == "booked"
-    (booking,) = bookings(gosend_sim)
+    (booking,) = bookings(gateway_gosend)
     assert booking["status"] == "no_driver"
     assert any("gosend_sandbox found no driver" in (e["detail"] or "")
                for e in body["timeline"])
 
 
 def test_a_timeout_after_gosend_committed_does_not_book_twice(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     key = new_key(app, key_type="test")
     request_id = submit(app, key, medicine_body, note="[sim:timeout]")
     wait_for_status(app, request_id, "delivered")
-    (booking,) = bookings(gosend_sim)
-    paths = [r["path"] for r in sim_get(gosend_sim, "/_sim/requests")]
+    (booking,) = bookings(gateway_gosend)
+    paths = [r["path"] for r in sim_get(gateway_gosend, "/_sim/requests")]
     assert paths.count("/gokilat/v10/booking") == 1
     assert f"/gokilat/v10/booking/storeOrderId/{request_id}-1" in paths
     assert detail(app, key, request_id)["provider_reference"] == booking["orderNo"]
 
 
-def test_a_5xx_on_create_is_reconciled_then_booked_once(gosend_app, gosend_sim, medicine_body):
+def test_a_5xx_on_create_is_reconciled_then_booked_once(gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     key = new_key(app, key_type="test")
-    requests.post(f"{gosend_sim.url}/_sim/faults", json={"create": ["5xx"]}, timeout=5)
+    requests.post(f"{gateway_gosend.url}/_sim/faults", json={"create": ["5xx"]}, timeout=5)
     request_id = submit(app, key, medicine_body)
     wait_for_status(app, request_id, "delivered")
-    (booking,) = bookings(gosend_sim)
+    (booking,) = bookings(gateway_gosend)
     assert booking["storeOrderId"] == f"{request_id}-2"
-    paths = [r["path"] for r in sim_get(gosend_sim, "/_sim/requests")]
+    paths = [r["path"] for r in sim_get(gateway_gosend, "/_sim/requests")]
     assert f"/gokilat/v10/booking/storeOrderId/{request_id}-1" in paths
 
 
 def test_duplicated_and_reordered_webhooks_leave_a_forward_only_timeline(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     gateway = app.extensions["gateway"]
     key = new_key(app, key_type="test")
@@ -140,22 +141,23 @@ def test_duplicated_and_reordered_webhooks_leave_a_forward_only_timeline(
     with gateway.db.read() as session:
         stored = session.scalar(select(func.count()).select_from(ProviderEventRecord)
                                 .where(ProviderEventRecord.request_id == duplicated))
-    (order_no,) = [b["orderNo"] for b in bookings(gosend_sim)
+    (order_no,) = [b["orderNo"] for b in bookings(gateway_gosend)
                    if b["storeOrderId"] == f"{duplicated}-1"]   # booked together: any order
-    sent = [w for w in sim_get(gosend_sim, "/_sim/webhooks") if w["body"]["booking_id"] == order_no]
+    sent = [w for w in sim_get(gateway_gosend, "/_sim/webhooks")
+            if w["body"]["booking_id"] == order_no]
     assert len(sent) == 12 and stored == 6
     late = [e for e in detail(app, key, reordered)["timeline"] if not e["applied"]]
     assert late, "the reordered run must show events that arrived late and changed nothing"
 
 
 def test_a_webhook_with_a_wrong_token_is_refused_and_changes_nothing(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     gateway = app.extensions["gateway"]
     key = new_key(app, key_type="test")
     request_id = submit(app, key, medicine_body, note="[sim:stall]")
     wait_for_status(app, request_id, "booked")
-    order_no = bookings(gosend_sim)[0]["orderNo"]
+    order_no = bookings(gateway_gosend)[0]["orderNo"]
     forged = {"entity_id": order_no, "booking_id": order_no, "status": "delivered",
               "event_id": "forged-1", "event_date": 1700000000000}
     url = f"{app.server_url}/webhooks/gosend_sandbox"
@@ -170,7 +172,7 @@ def test_a_webhook_with_a_wrong_token_is_refused_and_changes_nothing(
                               .where(ProviderEventRecord.event_key == "forged-1")) == 0
 
 
-def test_dropped_webhooks_are_caught_up_by_polling(gosend_app, gosend_sim, medicine_body):
+def test_dropped_webhooks_are_caught_up_by_polling(gosend_app, gateway_gosend, medicine_body):
     app = gosend_app(dispatch={"poll_after_seconds": 1})
     gateway = app.extensions["gateway"]
     key = new_key(app, key_type="test")
@@ -189,13 +191,14 @@ def test_dropped_webhooks_are_caught_up_by_polling(gosend_app, gosend_sim, medic
             break
         time.sleep(0.3)
     assert detail(app, key, request_id)["status"] == "delivered"
-    assert sim_get(gosend_sim, "/_sim/webhooks") == []
-    polled = [r for r in sim_get(gosend_sim, "/_sim/requests")
+    assert sim_get(gateway_gosend, "/_sim/webhooks") == []
+    polled = [r for r in sim_get(gateway_gosend, "/_sim/requests")
               if r["path"].startswith("/gokilat/v10/booking/orderno/")]
     assert polled
 
 
-def test_cancelling_a_booked_request_cancels_it_at_gosend(gosend_app, gosend_sim, medicine_body):
+def test_cancelling_a_booked_request_cancels_it_at_gosend(gosend_app, gateway_gosend,
+                                                          medicine_body):
     app = gosend_app()
     key = new_key(app, key_type="test")
     request_id = submit(app, key, medicine_body, note="[sim:stall]")
@@ -204,13 +207,13 @@ def test_cancelling_a_booked_request_cancels_it_at_gosend(gosend_app, gosend_sim
                                       headers=bearer(key))
     assert response.status_code == 202
     wait_for_status(app, request_id, "cancelled")
-    assert bookings(gosend_sim)[0]["status"] == "cancelled"
+    assert bookings(gateway_gosend)[0]["status"] == "cancelled"
 
 
 def test_wrong_credentials_take_gosend_out_and_the_own_fleet_takes_over(
-        gosend_app, gosend_sim, medicine_body):
-    app = gosend_app(couriers={"gosend_sandbox": {"base_url": gosend_sim.url,
-                                                  **SIM_CREDENTIALS, "pass_key": "wrong"},
+        gosend_app, gateway_gosend, medicine_body):
+    app = gosend_app(couriers={"gosend_sandbox": {"base_url": gateway_gosend.url,
+                                                  **GOSEND_TEST_CREDENTIALS, "pass_key": "wrong"},
                                "own_fleet": {"enabled": True}})
     gateway = app.extensions["gateway"]
     key = new_key(app, key_type="test")
@@ -218,20 +221,20 @@ def test_wrong_credentials_take_gosend_out_and_the_own_fleet_takes_over(
     wait_for_status(app, request_id, "booked")
     assert detail(app, key, request_id)["provider"] == "own_fleet"
     assert gateway.circuits.state("gosend_sandbox") == "open"
-    assert bookings(gosend_sim) == []
+    assert bookings(gateway_gosend) == []
 
 
 def test_gosend_failing_repeatedly_opens_its_circuit_and_traffic_returns_after_cooldown(
-        gosend_app, gosend_sim, medicine_body):
+        gosend_app, gateway_gosend, medicine_body):
     import time
 
     app = gosend_app(couriers={"gosend_sandbox": {
-        "base_url": gosend_sim.url, **SIM_CREDENTIALS,
+        "base_url": gateway_gosend.url, **GOSEND_TEST_CREDENTIALS,
         "circuit": {"failure_threshold": 2, "cooldown_seconds": 3, "window_seconds": 60}},
         "own_fleet": {"enabled": True}}, dispatch={"temporary_tries_per_courier": 1})
     gateway = app.extensions["gateway"]
     key = new_key(app, key_type="test")
-    requests.post(f"{gosend_sim.url}/_sim/faults", json={"create": ["429", "429"]}, timeout=5)
+    requests.post(f"{gateway_gosend.url}/_sim/faults", json={"create": ["429", "429"]}, timeout=5)
 
     def send(n):
         request_id = submit(app, key, {**medicine_body, "prescription_id": f"RX-{n}"},
@@ -240,7 +243,7 @@ def test_gosend_failing_repeatedly_opens_its_circuit_and_traffic_returns_after_c
         return detail(app, key, request_id)["provider"]
 
     def creates():
-        return [r for r in sim_get(gosend_sim, "/_sim/requests") if r["method"] == "POST"]
+        return [r for r in sim_get(gateway_gosend, "/_sim/requests") if r["method"] == "POST"]
 
     assert [send(1), send(2)] == ["own_fleet", "own_fleet"]
     assert gateway.circuits.state("gosend_sandbox") == "open"
@@ -250,18 +253,18 @@ def test_gosend_failing_repeatedly_opens_its_circuit_and_traffic_returns_after_c
     assert gateway.circuits.state("gosend_sandbox") == "half_open"
     assert send(4) == "gosend_sandbox"
     assert gateway.circuits.state("gosend_sandbox") == "closed"
-    assert len(creates()) == 3 and len(bookings(gosend_sim)) == 1
+    assert len(creates()) == 3 and len(bookings(gateway_gosend)) == 1
 
 
-def test_oversized_and_replayed_webhooks_change_nothing(gosend_app, gosend_sim, medicine_body):
+def test_oversized_and_replayed_webhooks_change_nothing(gosend_app, gateway_gosend, medicine_body):
     app = gosend_app()
     gateway = app.extensions["gateway"]
     key = new_key(app, key_type="test")
     request_id = submit(app, key, medicine_body, note="[sim:stall]")
     wait_for_status(app, request_id, "booked")
-    order_no = bookings(gosend_sim)[0]["orderNo"]
+    order_no = bookings(gateway_gosend)[0]["orderNo"]
     url = f"{app.server_url}/webhooks/gosend_sandbox"
-    token = {"X-Callback-Token": SIM_CREDENTIALS["webhook_token"]}
+    token = {"X-Callback-Token": GOSEND_TEST_CREDENTIALS["webhook_token"]}
 
     huge = {"entity_id": order_no, "status": "delivered", "event_id": "huge-1",
             "padding": "x" * 400_000}

@@ -19,8 +19,8 @@ from gateway.models import ProviderEventRecord, ServiceRequest
 from gateway.orders import Contact, DeliveryOrder, Package, Place
 from gateway.statuses import Status
 from gateway.sweep import sweep_once
-from gateway.testing import ServerThread, drain, wait_for_status
-from tests.conftest import bearer, free_port, new_key
+from gateway.testing import ServerThread, drain, free_port, wait_for_status
+from tests.conftest import bearer, new_key
 from tests.gateway.couriers.helpers import bookings, detail, sim_get, sim_post
 
 CREATE = "/api/v1/services/umkm_pickup/requests"
