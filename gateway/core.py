@@ -24,6 +24,7 @@ from .context import correlation_id as current_correlation_id
 from .context import pending_call_audits
 from .couriers import CallOutcome
 from .couriers.circuit import CircuitBreaker
+from .couriers.http import courier_session
 from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
@@ -176,7 +177,9 @@ class Gateway:
                 continue
             adapter = current.get(instance)
             if adapter is None or adapter.config != config:
-                adapter = self.courier_classes[config["adapter"]](instance, config)
+                adapter = self.courier_classes[config["adapter"]](
+                    instance, config,
+                    session=courier_session(self.settings["dispatch"]["batch_concurrency"]))
                 adapter.bind(self)
                 adapter.observer = self._courier_called
             couriers[instance] = adapter

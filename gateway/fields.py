@@ -1,49 +1,40 @@
 """Marshmallow building blocks that every Indonesian public service needs.
 
-Phone numbers normalised to E.164 (+62...), coordinates, a service area, registries of
-named places (puskesmas, pickup points) read from config, and :class:`Secret`, the field a
-settings schema declares a credential with. They carry no knowledge of any particular
-service.
+Phone numbers normalised to E.164 (+62..., by ``gateway.phones``), coordinates, a service
+area, registries of named places (puskesmas, pickup points) read from config, and
+:class:`Secret`, the field a settings schema declares a credential with. They carry no
+knowledge of any particular service.
 """
 
 from __future__ import annotations
 
-import re
-
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-_PHONE_CLEAN = re.compile(r"[\s\-().]")
-
-
-def normalise_indonesian_phone(value: str) -> str:
-    """``0812-3456-7890``, ``62812...`` and ``+62812...`` all become ``+62812...``.
-
-    :raises ValidationError: when it is not an Indonesian number of plausible length
-    """
-    digits = _PHONE_CLEAN.sub("", value or "")
-    if digits.startswith("+62"):
-        rest = digits[3:]
-    elif digits.startswith("62"):
-        rest = digits[2:]
-    elif digits.startswith("0"):
-        rest = digits[1:]
-    else:
-        raise ValidationError("Must be an Indonesian phone number (+62..., 62... or 0...).")
-    if not rest.isdigit() or not 8 <= len(rest) <= 12 or rest.startswith("0"):
-        raise ValidationError("Must be an Indonesian phone number with 9 to 13 digits.")
-    return f"+62{rest}"
+from . import phones
 
 
 class IndonesianPhone(fields.String):
-    """A phone number, stored and sent on as E.164 (``+62...``)."""
+    """A phone number of the home region (``gateway.phones``), stored and sent on as E.164
+    (``+62...``), whatever way it was typed (``0812-3456-7890``, ``62812...``).
 
-    def __init__(self, **kwargs):
+    :param mobile: only a mobile number will do: for the person a courier calls or texts
+        on the way (a patient, a recipient, a visitor), where a fixed line would leave the
+        driver at the door with no one to reach. A place's or a shop's number may be fixed.
+    """
+
+    def __init__(self, *, mobile: bool = False, **kwargs):
+        self.mobile = mobile
         kwargs.setdefault("metadata", {}).setdefault(
-            "description", "Indonesian phone number; normalised to +62...")
+            "description", "Indonesian mobile number; normalised to +62..." if mobile
+            else "Indonesian phone number; normalised to +62...")
         super().__init__(validate=validate.Length(min=8, max=20), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return normalise_indonesian_phone(super()._deserialize(value, attr, data, **kwargs))
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return phones.canonical(text, mobile=self.mobile)
+        except phones.InvalidPhoneNumber as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class Secret(fields.String):

@@ -12,11 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from . import phones
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
+    """Who to ask for at a place. ``phone`` is kept in E.164 (``+6281234567890``) whatever
+    form it is given in, or empty when the place has none: mappings only write it in their
+    provider's dialect (``gateway.phones``)."""
+
     name: str
     phone: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "phone", phones.e164(self.phone))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from redis.exceptions import RedisError
-from rq import Queue, RateLimit, Retry
+from rq import Queue, RateLimit, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -77,10 +77,10 @@ def _orphaned(job: Job) -> bool:
     """
     status = job.get_status(refresh=False)
     if status == JobStatus.STARTED:
-        return bool(job.worker_name) and \
-            not job.connection.exists(f"rq:worker:{job.worker_name}")
+        return bool(job.worker_name) and not job.connection.exists(
+            Worker.redis_worker_namespace_prefix + job.worker_name)
     if status == JobStatus.QUEUED:
-        return job.connection.lpos(f"rq:queue:{job.origin}", job.id) is None
+        return Queue(job.origin, connection=job.connection).get_job_position(job) is None
     return False
 
 

@@ -73,14 +73,35 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-# KEYS[1] counter; ARGV[1] window (ms). Returns {count, ms left in the window}.
+# KEYS[1] counter; ARGV[1] window (ms). Returns {count, ms left in the window}. A counter
+# without an expiry (left by an older version that set it apart) is given one here too.
 COUNT_SCRIPT = """
 local count = redis.call('INCR', KEYS[1])
-if count == 1 then
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
 end
-return {count, redis.call('PTTL', KEYS[1])}
+return {count, left}
 """
+
+
+class WindowCounter:
+    """Counts in fixed windows that start at the first count: the count and its expiry are
+    one atomic script, so no crash or lost connection between an ``INCR`` and an ``EXPIRE``
+    can leave a count that never expires. Used for failures: by :class:`FailureLimiter`
+    and by the couriers' circuit breaker (``gateway.couriers.circuit``).
+
+    :raises redis.exceptions.RedisError: Redis unreachable (callers decide what that means)
+    """
+
+    def __init__(self, redis):
+        self._script = redis.register_script(COUNT_SCRIPT)
+
+    def add(self, key: str, window_seconds: float) -> int:
+        """Count one at ``key``. :return: the count in the current window"""
+        count, _left_ms = self._script(keys=[key], args=[max(1, int(window_seconds * 1000))])
+        return int(count)
 
 
 class FailureLimiter:
@@ -101,8 +122,8 @@ class FailureLimiter:
 
     def __init__(self, redis, prefix: str, limit: int, window_seconds: int):
         self.redis, self.prefix = redis, prefix
-        self.limit, self.window_ms = limit, window_seconds * 1000
-        self._script = redis.register_script(COUNT_SCRIPT)
+        self.limit, self.window_seconds = limit, window_seconds
+        self._counter = WindowCounter(redis)
 
     def _key(self, source: str) -> str:
         return f"{self.prefix}:{source}"
@@ -123,7 +144,7 @@ class FailureLimiter:
     def failed(self, source: str) -> None:
         """Count one failure of ``source``."""
         try:
-            self._script(keys=[self._key(source)], args=[self.window_ms])
+            self._counter.add(self._key(source), self.window_seconds)
         except RedisError as exc:
             _lapses.warning(("failed",), "failure not counted: Redis unavailable (%s)",
                             type(exc).__name__)

@@ -146,7 +146,8 @@ class DispatchSchema(Schema):
                                  "(gateway.batch); 0: one job per request."})
     batch_concurrency = fields.Integer(
         strict=True, load_default=8, validate=validate.Range(min=1, max=64),
-        metadata={"description": "Provider calls one batch makes at the same time."})
+        metadata={"description": "Provider calls one batch makes at the same time (each "
+                                 "courier's HTTP connection pool holds at least as many)."})
 
 
 class SweepSchema(Schema):

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from flask import Flask, request
 from redis import Redis
 from rq import Queue, SimpleWorker
-from rq.timeouts import TimerDeathPenalty
 from werkzeug.serving import make_server
 
 from .queues import QueueNames
+from .rqthreads import InThread
 
 
 class ServerThread:
@@ -69,15 +69,9 @@ class CallbackReceiver:
         return app
 
 
-class ThreadSafeWorker(SimpleWorker):
-    """A ``SimpleWorker`` that can run in any thread: it installs no signal handlers and
-    times jobs out with a timer instead of SIGALRM (Python allows signals only in the main
-    thread), so tests can drain from a background thread."""
-
-    death_penalty_class = TimerDeathPenalty
-
-    def _install_signal_handlers(self):
-        pass
+class ThreadSafeWorker(InThread, SimpleWorker):
+    """A ``SimpleWorker`` that can run in any thread (``gateway.rqthreads``), so tests can
+    drain from a background thread."""
 
 
 def drain(app) -> None:

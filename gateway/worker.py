@@ -33,11 +33,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import StopRequested
-from rq.timeouts import TimerDeathPenalty
 
 from .logs import configure_logging
 from .metrics import use_multiprocess_dir
 from .queues import QueueNames
+from .rqthreads import InThread
 from .sweep import run_forever
 
 log = logging.getLogger(__name__)
@@ -112,36 +112,32 @@ def _wait_for_redis(connection: Redis, worker: _StopNoted, pause: float) -> bool
     return False
 
 
-class CallbackWorker(SimpleWorker):
+class CallbackWorker(InThread, SimpleWorker):
     """An rq worker on the ``callbacks`` queue, one per thread of a ``gateway worker``.
 
     Callbacks call endpoints agencies control, so they never share a worker with our own
     work: each process runs several of these beside its main worker (``callbacks.workers``),
     and rq's rate limit keeps any one agency to ``callbacks.agency_concurrency`` of them, so
-    a slow agency leaves the others free. It runs in a thread: no signal handlers (the main
-    thread stops it), jobs timed out by a timer instead of SIGALRM, and its wait for work
+    a slow agency leaves the others free. It runs in a thread (``gateway.rqthreads``: no
+    signal handlers, the main thread stops it, jobs timed out by a timer), its wait for work
     broken every few seconds to see whether it was asked to stop.
     """
 
-    death_penalty_class = TimerDeathPenalty
     stop_check_seconds = 2
-
-    def _install_signal_handlers(self):
-        pass
 
     def stop(self) -> None:
         """Finish the current job, if any, then leave (rq's warm shutdown, without a signal)."""
-        self._stop_requested = True
+        self.ask_to_stop()
 
     @property
     def stop_signalled(self) -> bool:
         """Asked to stop (what :func:`_wait_for_redis` watches, as for the main worker)."""
-        return self._stop_requested
+        return self.stop_asked
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         if timeout is None:     # burst: rq does not wait at all
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        while not self._stop_requested:
+        while not self.stop_asked:
             result = super().dequeue_job_and_maintain_ttl(
                 min(timeout, self.stop_check_seconds), max_idle_time=self.stop_check_seconds)
             if result is not None:

@@ -195,7 +195,8 @@ class CourierAdapter:
     :param instance: the entry name in ``couriers.yaml`` (``gosend``, ``gosend_sandbox``)
     :param config: the entry's validated settings (``sandbox``, ``timeout_seconds``, and the
         adapter's own keys)
-    :param session: the HTTP session to use (one per instance, for connection reuse)
+    :param session: the HTTP session to use (one per instance, for connection reuse; the
+        gateway passes one whose pool fits a dispatch batch: ``gateway.couriers.http``)
     """
 
     name: ClassVar[str]

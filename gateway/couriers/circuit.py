@@ -7,8 +7,10 @@ one failure opens it again at once. "No driver" and "rejected" are answers, not 
 do not count. Only a successful booking closes the circuit: a provider whose lookups answer
 while its bookings fail is still down for us (a failed create is followed by a lookup by our
 reference, and that lookup's success must not reset the count, or the circuit never opens).
-If Redis itself is unreachable the breaker says "closed": it must never be the reason a
-request is not dispatched.
+A failure is counted, and its window set, in one atomic step (``gateway.ratelimit``'s
+:class:`WindowCounter`): no crash can leave a count that never expires. If Redis itself is
+unreachable the breaker says "closed": it must never be the reason a request is not
+dispatched.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 
 from redis.exceptions import RedisError
 
+from ..ratelimit import WindowCounter
 from . import CallOutcome
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ class CircuitBreaker:
         self.redis = redis
         self.settings = settings
         self.closing_operations = closing_operations
+        self._failures = WindowCounter(redis)
 
     def _keys(self, courier: str) -> tuple[str, str, str]:
         return (f"{PREFIX}:{courier}:failures", f"{PREFIX}:{courier}:open",
@@ -50,9 +54,7 @@ class CircuitBreaker:
                 if outcome.outcome == "ok" and outcome.operation in self.closing_operations:
                     self.redis.delete(failures, tripped)
                 return
-            count = self.redis.incr(failures)
-            if count == 1:
-                self.redis.expire(failures, rules.get("window_seconds", 60))
+            count = self._failures.add(failures, rules.get("window_seconds", 60))
             half_open = self.redis.exists(tripped) and not self.redis.exists(open_key)
             if outcome.opens_circuit or half_open \
                     or count >= rules.get("failure_threshold", 5):

@@ -26,7 +26,7 @@ class PatientSchema(Schema):
         unknown = RAISE
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True)
+    phone = IndonesianPhone(required=True, mobile=True)   # the courier calls the patient
     nik = fields.String(required=True, validate=validate.Regexp(
         r"^\d{16}$", error="Must be exactly 16 digits."),
         metadata={"description": "16-digit national identity number; never sent to a courier."})

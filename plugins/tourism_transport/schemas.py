@@ -18,7 +18,7 @@ class VisitorSchema(Schema):
         unknown = RAISE
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True)
+    phone = IndonesianPhone(required=True, mobile=True)   # the driver calls the visitor
 
 
 class TourismTransportRequestSchema(Schema):

@@ -27,7 +27,7 @@ class DropoffSchema(Schema):
         unknown = RAISE
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True)
+    phone = IndonesianPhone(required=True, mobile=True)   # the courier calls them
     address = fields.String(required=True, validate=validate.Length(min=5, max=300))
     location = fields.Nested(LocationSchema, required=True)
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))

@@ -71,6 +71,19 @@ def test_phone_numbers_are_normalised_to_plus_62(agency, medicine_body, gateway)
             "+6281234567890"
 
 
+def test_a_patient_phone_must_be_a_mobile_a_courier_can_call(agency, medicine_body, gateway):
+    """A fixed line is a real number, but the courier at the door cannot reach the patient on
+    it: refused like any invalid field, at its path, and nothing stored."""
+    medicine_body["patient"]["phone"] = "(0333) 421-234"
+    response = agency.post(CREATE, json=medicine_body)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["code"] == "validation_failed"
+    assert list(body["fields"]) == ["patient.phone"]
+    assert "mobile" in " ".join(body["fields"]["patient.phone"])
+    assert count_requests(gateway) == 0
+
+
 def test_each_invalid_field_is_named_with_its_path_and_nothing_is_stored(
         agency, medicine_body, gateway):
     medicine_body["patient"]["nik"] = "35100112"

@@ -4,6 +4,7 @@ interrupted or meets a request its own job is working on."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from rq import Queue
@@ -17,7 +18,7 @@ from gateway.queues import request_lock
 from gateway.sweep import sweep_once
 from gateway.testing import drain
 from tests.conftest import bearer, new_key
-from tests.gateway.couriers.helpers import bookings, sim_get
+from tests.gateway.couriers.helpers import bookings, sim_get, sim_post
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
 
@@ -139,3 +140,23 @@ def test_a_refusal_in_a_batch_hands_the_request_to_its_own_job_which_fails_over(
                                    .order_by(CourierAttempt.attempt_no)).all()
     assert attempts == [("gosend_sandbox", "rejected"), ("own_fleet", "booked")]
     assert record.provider == "own_fleet"
+
+
+def test_a_batch_making_more_calls_at_once_than_requests_default_pool_keeps_its_connections(
+        gosend_app, gateway_gosend, medicine_body, caplog):
+    """16 bookings at GO-SEND at the same moment (each answer held half a second): the
+    courier's connection pool holds them all, so none is thrown away after its call
+    (requests' default pool holds 10, and urllib3 would discard the other 6, each
+    connection made again for the next call)."""
+    gateway_gosend.slow_seconds = 0.5
+    sim_post(gateway_gosend, "/_sim/faults", {"create": ["timeout"] * 16})
+    app = gosend_app(dispatch={"batch_size": 16, "batch_concurrency": 16})
+    ids = submit_many(app, medicine_body, 16)
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        drain(app)
+    discarded = [r.getMessage() for r in caplog.records
+                 if r.name == "urllib3.connectionpool" and "pool is full" in r.getMessage()]
+    assert discarded == []
+    assert sorted(creates_received(gateway_gosend)) == sorted(f"{i}-1" for i in ids)
+    assert set(statuses(app, ids).values()) <= {"booked", "driver_assigned", "picked_up",
+                                               "in_transit", "delivered"}

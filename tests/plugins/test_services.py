@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from marshmallow import ValidationError
 
-from gateway.fields import normalise_indonesian_phone
+from gateway import phones
 from gateway.orders import DeliveryOrder, RideOrder
 from tests.conftest import MEDICINE_BODY
 
@@ -18,13 +18,27 @@ from tests.conftest import MEDICINE_BODY
     ("081234567890", "+6281234567890"), ("0812-3456-7890", "+6281234567890"),
     ("(0333) 421-234", "+62333421234")])
 def test_indonesian_phones_are_normalised(given, expected):
-    assert normalise_indonesian_phone(given) == expected
+    assert phones.canonical(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["+4915112345678", "12345", "08", "+62 0812 3456", "0812abc4567"])
+@pytest.mark.parametrize("bad", ["+4915112345678", "12345", "08", "+62 0812 3456", "0812abc4567",
+                                 "0812-3456-7890-1234", ""])
 def test_non_indonesian_phones_are_refused(bad):
-    with pytest.raises(ValidationError):
-        normalise_indonesian_phone(bad)
+    with pytest.raises(phones.InvalidPhoneNumber):
+        phones.canonical(bad)
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("081234567890", "+6281234567890"), ("+62 852-3456-7890", "+6285234567890"),
+    ("0878 1234 5678", "+6287812345678")])
+def test_mobile_numbers_pass_where_a_mobile_is_needed(given, expected):
+    assert phones.canonical(given, mobile=True) == expected
+
+
+@pytest.mark.parametrize("fixed_line", ["(0333) 421-234", "0333-000-0001", "+62 21 3456789"])
+def test_fixed_lines_are_refused_where_a_mobile_is_needed(fixed_line):
+    with pytest.raises(phones.InvalidPhoneNumber, match="mobile"):
+        phones.canonical(fixed_line, mobile=True)
 
 
 def service(gateway, name):

@@ -123,13 +123,22 @@ MUTATIONS = (
               "test_requests_keep_moving_through_a_provider_outage_and_come_back_after[timeout]",)),
     Mutation("circuit", "the circuit opens on a failing provider", "gateway/couriers/circuit.py",
              "                if outcome.outcome == \"ok\" and outcome.operation in "
-             "CLOSING_OPERATIONS:", "                if outcome.outcome == \"ok\":",
+             "self.closing_operations:", "                if outcome.outcome == \"ok\":",
              ("tests/reliability/test_provider_outages.py::"
               "test_requests_keep_moving_through_a_provider_outage_and_come_back_after[5xx]",)),
+    Mutation("circuit-count", "a circuit's failure count always expires",
+             "gateway/ratelimit.py",
+             "        count, _left_ms = self._script(keys=[key], "
+             "args=[max(1, int(window_seconds * 1000))])\n",
+             "        client = self._script.registered_client\n"
+             "        count = client.incr(key)\n"
+             "        if count == 1:\n"
+             "            client.expire(key, max(1, int(window_seconds)))\n",
+             ("tests/gateway/couriers/test_circuit.py",)),
     Mutation("lost-jobs", "a job a killed worker held is run again", "gateway/queues.py",
              "    status = job.get_status(refresh=False)\n",
              "    return False\n",
-             ("tests/reliability/test_worker_crashes.py",)),
+             ("tests/gateway/test_lost_jobs.py", "tests/reliability/test_worker_crashes.py")),
     Mutation("error-shape", "every error is the documented JSON shape", "gateway/api/errors.py",
              '    return error_response(status, HTTP_CODES.get(status, f"http_{status}"), '
              "message,\n                          headers=headers)\n",

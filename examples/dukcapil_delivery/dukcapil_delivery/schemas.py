@@ -59,7 +59,7 @@ class CitizenSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     nik = Nik(required=True, metadata={"description": "Stored encrypted; never sent to a "
                                                       "courier."})
-    phone = IndonesianPhone(required=True)
+    phone = IndonesianPhone(required=True, mobile=True)   # the courier calls the citizen
     address = fields.String(required=True, validate=validate.Length(min=5, max=300))
     location = fields.Nested(LocationSchema, required=True)
 
@@ -71,7 +71,7 @@ class RecipientSchema(Schema):
         unknown = RAISE
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True)
+    phone = IndonesianPhone(required=True, mobile=True)
     relationship = fields.String(required=True, validate=validate.OneOf(RELATIONSHIPS))
 
 

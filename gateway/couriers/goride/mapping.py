@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent
 
@@ -96,11 +97,6 @@ def map_status(raw: str) -> Status | None:
     return STATUS_MAP.get((raw or "").strip().lower())
 
 
-def phone(e164: str) -> str:
-    """``+6281234567890`` -> ``6281234567890`` (the GO-JEK convention: no plus sign)."""
-    return (e164 or "").lstrip("+")
-
-
 def latlong(place) -> str:
     return f"{place.lat:.6f},{place.lng:.6f}"
 
@@ -122,7 +118,7 @@ def _place(place) -> dict[str, str]:
         "address": place.address,
         "latLong": latlong(place),
         "contactName": place.contact.name,
-        "contactPhone": phone(place.contact.phone),
+        "contactPhone": phones.e164_digits(place.contact.phone),
         "note": place.note or "",
     }
 

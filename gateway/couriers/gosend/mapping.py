@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent, Quote
 
@@ -55,11 +56,6 @@ def map_status(raw: str) -> Status | None:
     return STATUS_MAP.get((raw or "").strip().lower())
 
 
-def gosend_phone(e164: str) -> str:
-    """``+6281234567890`` -> ``6281234567890`` (GO-SEND takes no plus sign)."""
-    return (e164 or "").lstrip("+")
-
-
 def latlong(place) -> str:
     return f"{place.lat:.6f},{place.lng:.6f}"
 
@@ -80,13 +76,13 @@ def booking_payload(order, reference: str, *, shipment_method: str = "Instant",
             "originName": pickup.contact.name,
             "originNote": pickup.note or "",
             "originContactName": pickup.contact.name,
-            "originContactPhone": gosend_phone(pickup.contact.phone),
+            "originContactPhone": phones.e164_digits(pickup.contact.phone),
             "originLatLong": latlong(pickup),
             "originAddress": pickup.address,
             "destinationName": dropoff.contact.name,
             "destinationNote": dropoff.note or "",
             "destinationContactName": dropoff.contact.name,
-            "destinationContactPhone": gosend_phone(dropoff.contact.phone),
+            "destinationContactPhone": phones.e164_digits(dropoff.contact.phone),
             "destinationLatLong": latlong(dropoff),
             "destinationAddress": dropoff.address,
             "item": f"{order.package.description} ({', '.join(flags)})",

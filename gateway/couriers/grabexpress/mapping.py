@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent, Quote
 
@@ -77,11 +78,6 @@ def map_status(raw: str, failed_reason: str | None = None) -> Status | None:
     return STATUS_MAP.get(raw)
 
 
-def grab_phone(e164: str) -> str:
-    """``+6281234567890`` -> ``6281234567890`` (Grab takes E.164 without the plus sign)."""
-    return (e164 or "").strip().lstrip("+")
-
-
 def location(place) -> dict[str, Any]:
     return {"address": place.address,
             "coordinates": {"latitude": round(place.lat, 6), "longitude": round(place.lng, 6)}}
@@ -92,7 +88,7 @@ def person(place, *, sms: bool) -> dict[str, Any]:
 
     The whole name goes in ``firstName`` (many Indonesian names are one word).
     """
-    return {"firstName": place.contact.name, "phone": grab_phone(place.contact.phone),
+    return {"firstName": place.contact.name, "phone": phones.e164_digits(place.contact.phone),
             "smsEnabled": sms, "instruction": place.note or ""}
 
 

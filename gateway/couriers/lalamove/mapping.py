@@ -4,7 +4,8 @@ Field names, endpoints and statuses follow the public integrations collected in 
 project's courier reference (section 4): every call is signed with
 ``Authorization: hmac <API_KEY>:<TIMESTAMP_MS>:<SIGNATURE>`` over
 ``"{timestamp}\\r\\n{METHOD}\\r\\n{path}\\r\\n\\r\\n{body}"`` and names its ``Market``; bodies
-and answers are wrapped in ``{"data": ...}``, errors in ``{"errors": [{"id", "message"}]}``.
+and answers are wrapped in ``{"data": ...}``, errors in ``{"errors": [{"id", "message"}]}``;
+phones in E.164 with the plus sign (the reference names no other form).
 A booking is two calls: a quotation (``quotationId``, its ``stops[].stopId``, valid about five
 minutes) and an order that names the quotation and the stops. Order ids are 19-digit strings.
 Webhooks carry their signature in the body, computed over the raw text of ``data``.
@@ -27,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent, Quote
 
@@ -234,9 +236,10 @@ def order_payload(quotation: Quotation, order, reference: str, *,
     return {"data": {
         "quotationId": quotation.quotation_id,
         "sender": {"stopId": pickup_stop, "name": order.pickup.contact.name,
-                   "phone": order.pickup.contact.phone},
+                   "phone": phones.e164(order.pickup.contact.phone)},
         "recipients": [{"stopId": stop_id, "name": place.contact.name,
-                        "phone": place.contact.phone, "remarks": _remarks(order, place)}
+                        "phone": phones.e164(place.contact.phone),
+                        "remarks": _remarks(order, place)}
                        for stop_id, place in zip(dropoff_stops, order.dropoffs, strict=True)],
         "isPODEnabled": pod_enabled,
         "metadata": {"client_reference": reference},

@@ -91,8 +91,8 @@ def test_the_booking_payload_follows_the_delivery_api_format():
 
 
 def test_phones_lose_their_plus_sign_and_nothing_else():
-    assert mapping.grab_phone("+6285234567890") == "6285234567890"
-    assert mapping.grab_phone("6285234567890") == "6285234567890"
+    assert mapping.person(ORDER.dropoffs[0], sms=True)["phone"] == "6285234567890"
+    assert mapping.person(ORDER.pickup, sms=False)["phone"] == "6281234567891"
     text = json.dumps(mapping.booking_payload(ORDER, "req-1-1"))
     assert "+" not in text
 

@@ -1,0 +1,46 @@
+"""A job rq still calls live but that will never run (its worker killed) is enqueued again;
+one that will run is left alone. Read through rq's public API (``gateway.queues``)."""
+
+from __future__ import annotations
+
+from rq import Queue, SimpleWorker
+from rq.job import Job, JobStatus
+
+from gateway.queues import enqueue_job, job_id
+
+
+def stored_job(gateway, target: str) -> Job:
+    return Job.fetch(job_id("dispatch", target), connection=gateway.redis)
+
+
+def test_a_job_waiting_in_its_queue_is_not_enqueued_twice(gateway):
+    assert enqueue_job(gateway, "dispatch", "req-1")
+    assert not enqueue_job(gateway, "dispatch", "req-1")
+    assert Queue("dispatch", connection=gateway.redis).count == 1
+
+
+def test_a_queued_job_no_queue_holds_is_enqueued_again(gateway):
+    """A worker killed between taking a job off its queue and marking it started."""
+    assert enqueue_job(gateway, "dispatch", "req-2")
+    queue = Queue("dispatch", connection=gateway.redis)
+    queue.remove(stored_job(gateway, "req-2"))
+    assert enqueue_job(gateway, "dispatch", "req-2")
+    assert queue.job_ids == [job_id("dispatch", "req-2")]
+
+
+def test_a_started_job_is_enqueued_again_only_when_its_worker_is_gone(gateway):
+    queue = Queue("dispatch", connection=gateway.redis)
+    assert enqueue_job(gateway, "dispatch", "req-3")
+    queue.remove(stored_job(gateway, "req-3"))
+    worker = SimpleWorker([queue], connection=gateway.redis)
+    worker.register_birth()
+    job = stored_job(gateway, "req-3")
+    job.worker_name = worker.name
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    assert not enqueue_job(gateway, "dispatch", "req-3"), "its worker is alive: it will finish"
+
+    worker.register_death()
+    gateway.redis.delete(worker.key)   # what a killed worker leaves: its heartbeat expired
+    assert enqueue_job(gateway, "dispatch", "req-3")
+    assert queue.job_ids == [job_id("dispatch", "req-3")]

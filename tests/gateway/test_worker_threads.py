@@ -1,0 +1,43 @@
+"""rq workers in threads (``gateway.rqthreads``): they work jobs outside the main thread and
+stop when another thread asks. These fail if an rq upgrade changes the two private names the
+gateway relies on there."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from redis import Redis
+from rq import Queue
+from rq.job import JobStatus
+
+from gateway.testing import drain
+from gateway.worker import start_callback_workers, stop_callback_workers
+
+
+def test_a_worker_in_a_thread_works_jobs(app):
+    redis = Redis.from_url(app.extensions["gateway"].redis_url)
+    job = Queue("default", connection=redis).enqueue(len, "abc")
+    errors = []
+
+    def work():
+        try:
+            drain(app)
+        except Exception as exc:    # a signal handler installed outside the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=30)
+    assert not errors
+    assert job.get_status(refresh=True) == JobStatus.FINISHED and job.return_value() == 3
+
+
+def test_callback_workers_in_threads_stop_when_the_main_thread_asks(app):
+    started = start_callback_workers(app, 2, with_scheduler=False)
+    time.sleep(0.5)
+    assert all(thread.is_alive() for _worker, thread in started)
+    began = time.monotonic()
+    stop_callback_workers(started, timeout=10)
+    assert not any(thread.is_alive() for _worker, thread in started)
+    assert time.monotonic() - began < 5     # within one wait for work (two seconds)
