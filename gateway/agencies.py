@@ -1,6 +1,9 @@
 """Agencies and their API keys: creation, changes, key issue and revocation, each audited.
 
-Used by the CLI and the console; one home for the rules so both behave alike.
+Used by the CLI and the console; one home for the rules so both behave alike. A refusal is a
+:mod:`gateway.errors` error with a stable code (``agency_not_found``, ``agency_exists``,
+``unknown_service``, ``key_not_found``, ``callback_url_refused``...); its message is written
+for the operator, and the CLI and the console show it as it is.
 A key's clear text is returned once, to be shown once, and never stored.
 """
 
@@ -10,21 +13,20 @@ import secrets
 
 from sqlalchemy import select
 
+from .errors import Conflict, Invalid, NotFound
 from .events import Event
 from .keys import generate_key, hash_key, parse_key
 from .models import Agency, ApiKey, utcnow
 from .urlguard import UnsafeURL, check_url, policy_from_settings
 
 
-class AgencyError(Exception):
-    """An agency or key operation that cannot be done, with a message for the operator."""
-
-
 def _check_services(gateway, services: list[str]) -> None:
     unknown = sorted(set(services) - set(gateway.services))
     if unknown:
-        raise AgencyError(f"unknown service(s): {', '.join(unknown)}; installed: "
-                          f"{', '.join(sorted(gateway.services)) or 'none'}")
+        raise Invalid("unknown_service",
+                      f"unknown service(s): {', '.join(unknown)}; installed: "
+                      f"{', '.join(sorted(gateway.services)) or 'none'}",
+                      fields={"services": [f"unknown: {', '.join(unknown)}"]})
 
 
 ROLES = ("fleet_dispatch",)
@@ -42,10 +44,11 @@ def create_agency(gateway, name: str, services: list[str], callback_url: str | N
     _check_roles(roles)
     check_callback_url(gateway, callback_url)
     if not (name or "").strip() or len(name) > 200:
-        raise AgencyError("an agency needs a name of 1 to 200 characters")
+        raise Invalid("agency_name_invalid", "an agency needs a name of 1 to 200 characters",
+                      fields={"name": ["1 to 200 characters"]})
     with gateway.db.write() as session:
         if session.execute(select(Agency).where(Agency.name == name)).scalar_one_or_none():
-            raise AgencyError(f"an agency named {name!r} already exists")
+            raise Conflict("agency_exists", f"an agency named {name!r} already exists")
         agency = Agency(name=name, services=sorted(set(services)), callback_url=callback_url,
                         roles=sorted(set(roles or [])),
                         callback_secret_ciphertext=gateway.vault.seal(secrets.token_hex(32)))
@@ -61,8 +64,9 @@ def create_agency(gateway, name: str, services: list[str], callback_url: str | N
 def _check_roles(roles) -> None:
     unknown_roles = sorted(set(roles or []) - set(ROLES))
     if unknown_roles:
-        raise AgencyError(f"unknown role(s): {', '.join(unknown_roles)}; known: "
-                          f"{', '.join(ROLES)}")
+        raise Invalid("unknown_role", f"unknown role(s): {', '.join(unknown_roles)}; known: "
+                      f"{', '.join(ROLES)}",
+                      fields={"roles": [f"unknown: {', '.join(unknown_roles)}"]})
 
 
 def check_callback_url(gateway, url: str | None) -> None:
@@ -72,11 +76,13 @@ def check_callback_url(gateway, url: str | None) -> None:
     if not url:
         return
     if len(url) > 500:
-        raise AgencyError("a callback URL has at most 500 characters")
+        raise Invalid("callback_url_too_long", "a callback URL has at most 500 characters",
+                      fields={"callback_url": ["at most 500 characters"]})
     try:
         check_url(url, policy_from_settings(gateway.settings))
     except UnsafeURL as exc:
-        raise AgencyError(f"callback URL refused: {exc}") from exc
+        raise Invalid("callback_url_refused", f"callback URL refused: {exc}",
+                      fields={"callback_url": [str(exc)]}) from exc
 
 
 def update_agency(gateway, agency_id: str, *, services: list[str], roles: list[str],
@@ -89,7 +95,7 @@ def update_agency(gateway, agency_id: str, *, services: list[str], roles: list[s
     with gateway.db.write() as session:
         agency = session.get(Agency, agency_id)
         if agency is None:
-            raise AgencyError("no such agency")
+            raise NotFound("agency_not_found", "no such agency")
         before = {"services": list(agency.services or []), "roles": list(agency.roles or []),
                   "callback": agency.callback_url, "active": agency.active}
         agency.services, agency.roles = sorted(set(services)), sorted(set(roles))
@@ -114,7 +120,8 @@ def _issue(gateway, session, agency: Agency, key_type: str, actor: str,
     key = key or generate_key(key_type)
     parsed = parse_key(key)
     if not parsed or parsed[1] != key_type:
-        raise AgencyError("the given key is not a well-formed gateway key of that type")
+        raise Invalid("key_malformed",
+                      "the given key is not a well-formed gateway key of that type")
     row = ApiKey(agency_id=agency.id, prefix=parsed[0], key_hash=hash_key(key),
                  key_type=key_type)
     session.add(row)
@@ -135,7 +142,7 @@ def issue_key(gateway, agency_ident: str, key_type: str = "live", actor: str = "
     with gateway.db.write() as session:
         agency = find_agency(session, agency_ident)
         if agency is None:
-            raise AgencyError(f"no agency with id or name {agency_ident!r}")
+            raise NotFound("agency_not_found", f"no agency with id or name {agency_ident!r}")
         return _issue(gateway, session, agency, key_type, actor)
 
 
@@ -143,7 +150,7 @@ def revoke_key(gateway, prefix: str, actor: str = "cli") -> ApiKey:
     with gateway.db.write() as session:
         key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
         if key is None:
-            raise AgencyError(f"no key with prefix {prefix!r}")
+            raise NotFound("key_not_found", f"no key with prefix {prefix!r}")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             gateway.track(session, Event("key.revoke", actor=actor,
@@ -157,7 +164,7 @@ def reveal_callback_secret(gateway, agency_ident: str, actor: str = "cli") -> st
     with gateway.db.write() as session:
         agency = find_agency(session, agency_ident)
         if agency is None:
-            raise AgencyError(f"no agency with id or name {agency_ident!r}")
+            raise NotFound("agency_not_found", f"no agency with id or name {agency_ident!r}")
         gateway.track(session, Event("agency.callback_secret.read", actor=actor,
                                      target=f"agency:{agency.id}"))
         return gateway.vault.open(agency.callback_secret_ciphertext)

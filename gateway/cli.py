@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import click
 
-from .errors import StartupError
+from .errors import GatewayError, StartupError
 from .settings import ConfigError, default_config_dir, load_settings
 
 
@@ -176,7 +176,7 @@ def agencies():
 @click.option("--role", "roles", multiple=True, help="Extra role, e.g. fleet_dispatch.")
 def agencies_create(name, services, callback_url, test_key, roles):
     """Create an agency; print its id and its first API key (shown once)."""
-    from .agencies import AgencyError, create_agency, reveal_callback_secret
+    from .agencies import create_agency, reveal_callback_secret
 
     try:
         with opened_gateway() as gateway:
@@ -184,7 +184,7 @@ def agencies_create(name, services, callback_url, test_key, roles):
                                         key_type="test" if test_key else "live",
                                         roles=list(roles))
             secret = reveal_callback_secret(gateway, agency.id) if callback_url else None
-    except AgencyError as exc:
+    except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"agency id: {agency.id}")
     click.echo(f"api key:   {key}")
@@ -197,12 +197,12 @@ def agencies_create(name, services, callback_url, test_key, roles):
 @click.argument("agency")
 def agencies_callback_secret(agency):
     """Print the secret AGENCY verifies callback signatures with (the read is audited)."""
-    from .agencies import AgencyError, reveal_callback_secret
+    from .agencies import reveal_callback_secret
 
     try:
         with opened_gateway() as gateway:
             click.echo(reveal_callback_secret(gateway, agency))
-    except AgencyError as exc:
+    except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -271,12 +271,12 @@ def keys():
 @click.option("--test", "test_key", is_flag=True, help="A test key: sandbox couriers only.")
 def keys_issue(agency, test_key):
     """Issue another key to AGENCY (its id or name); print it once."""
-    from .agencies import AgencyError, issue_key
+    from .agencies import issue_key
 
     try:
         with opened_gateway() as gateway:
             key = issue_key(gateway, agency, "test" if test_key else "live")
-    except AgencyError as exc:
+    except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(key)
 
@@ -285,12 +285,12 @@ def keys_issue(agency, test_key):
 @click.argument("key_prefix")
 def keys_revoke(key_prefix):
     """Revoke the key whose prefix (gw_live_XXXXXXXXXX) is KEY_PREFIX."""
-    from .agencies import AgencyError, revoke_key
+    from .agencies import revoke_key
 
     try:
         with opened_gateway() as gateway:
             revoke_key(gateway, key_prefix)
-    except AgencyError as exc:
+    except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"revoked {key_prefix}")
 

@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
-from .agencies import AgencyError, create_agency
+from .agencies import create_agency
 from .console.users import AdminUserError, create_admin, list_admins
+from .errors import GatewayError
 from .keys import parse_key
 from .migrate import upgrade
 from .models import ApiKey
@@ -53,7 +54,7 @@ def ensure_demo_agency(gateway) -> str | None:
         try:
             create_agency(gateway, demo["agency_name"], services, actor="gateway-up",
                           key_type="test", api_key=demo["api_key"])
-        except AgencyError as exc:
+        except GatewayError as exc:
             print(f"demo agency skipped: {exc}", file=sys.stderr)
             return None
     return demo["api_key"]

@@ -18,9 +18,11 @@ keys, request bodies, and apps served over HTTP for the simulators' webhooks.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
 import plugins.medicine_delivery
@@ -28,6 +30,7 @@ import plugins.tourism_transport
 import plugins.umkm_pickup
 from gateway import create_app
 from gateway.agencies import create_agency
+from gateway.cli import main as cli_main
 from gateway.migrate import upgrade
 from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 
@@ -118,6 +121,26 @@ def gateway(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch, gateway_database_url, gateway_redis_url, gateway_redis):
+    """The environment an operator runs ``gateway`` commands in: a copy of the repository's
+    ``config/`` (returned), the data folder beside it (``tmp_path / "data"``), the test
+    database and Redis."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", gateway_database_url)
+    monkeypatch.setenv("GATEWAY_REDIS_URL", gateway_redis_url)
+    return config
+
+
+def run_cli(*args) -> tuple[int, str]:
+    """Run a ``gateway`` command in this process: :return: its exit code and its output."""
+    result = CliRunner().invoke(cli_main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
 
 
 @pytest.fixture

@@ -32,11 +32,34 @@ RUNTIME_FILES = (
 )
 
 
+def _dockerfile_build_context(into: Path) -> None:
+    """Copy what ``deploy/Dockerfile`` COPYs into the image's /src, so a wheel built there is
+    the image's."""
+    lines = (ROOT / "deploy/Dockerfile").read_text().splitlines()
+    into.mkdir()
+    for line in lines:
+        if line.startswith("COPY "):
+            for name in line.split()[1:-1]:
+                if (ROOT / name).is_dir():
+                    shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns(
+                        "__pycache__", "*.egg-info"))
+                else:
+                    shutil.copy(ROOT / name, into / name)
+
+
+def test_the_image_installs_the_locked_versions():
+    lines = (ROOT / "deploy/Dockerfile").read_text().splitlines()
+    copied = {name for line in lines if line.startswith("COPY ") for name in line.split()[1:-1]}
+    installs = [line for line in lines if "pip install" in line]
+    assert "requirements.lock" in copied
+    assert installs and all("-c requirements.lock" in line for line in installs)
+
+
 def test_a_built_wheel_carries_every_file_the_gateway_reads_at_run_time(tmp_path):
+    """Built from exactly what the Dockerfile copies into the image (it once left out
+    MANIFEST.in, which the build reads to know the package's data files)."""
     source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "data", "build", "*.egg-info", "__pycache__", ".pytest_cache",
-        ".ruff_cache"))
+    _dockerfile_build_context(source)
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
          str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)

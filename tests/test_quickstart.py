@@ -111,31 +111,56 @@ def redis_answers(url: str) -> bool:
         client.close()
 
 
-def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
+def up_environment(tmp_path, port: int, **extra: str) -> dict:
+    """What a test gives ``gateway up``: a copy of config/, private data and ports, the
+    simulators on free ports, and the embedded default (no Redis and no database from the
+    caller's environment); ``extra`` adds or overrides variables."""
     config_dir = tmp_path / "config"
     shutil.copytree(ROOT / "config", config_dir)
-    data_dir = tmp_path / "data"
-    port = free_port()
-    env = {**os.environ,
-           "GATEWAY_CONFIG": str(config_dir),
-           "GATEWAY_DATA_DIR": str(data_dir),
-           "GATEWAY_HOST": "127.0.0.1",
+    env = {**os.environ, "GATEWAY_CONFIG": str(config_dir),
+           "GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_HOST": "127.0.0.1",
            "GATEWAY_PORT": str(port),
-           # The GO-SEND simulator that `up` starts, on a free port and a quick clock.
            "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
            "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
            **grab_urls(free_port()),
            "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
-           "GATEWAY_SIMULATOR_STEP_SECONDS": "0.3"}
-    # The embedded default: no Redis and no database from the caller's environment.
+           **extra}
     for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
         env.pop(name, None)
-    log_path = tmp_path / "gateway-up.log"
+    return env
 
+
+def start_up(tmp_path, env: dict) -> tuple[subprocess.Popen, Path]:
+    """``gateway up`` as its own process group, its output in ``tmp_path/gateway-up.log``."""
+    log_path = tmp_path / "gateway-up.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gateway", "up"], cwd=tmp_path,
                                    env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
+    return process, log_path
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """Whatever happened, take the whole tree down (it has its own session/group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill_tree(process)
+
+
+def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
+    port = free_port()
+    # The GO-SEND simulator that `up` starts runs on a quick clock.
+    env = up_environment(tmp_path, port, GATEWAY_SIMULATOR_STEP_SECONDS="0.3")
+    process, log_path = start_up(tmp_path, env)
     try:
         banner = wait_for_banner(process, log_path)
         base = BANNER_URL.search(banner).group(1)
@@ -218,46 +243,7 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         output = log_path.read_text(errors="replace")
         assert "Traceback" not in output, output
     finally:
-        # Whatever happened above, take the whole tree down (it has its own session/group).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def up_environment(tmp_path, port: int) -> dict:
-    """What the first test gives ``gateway up``: a copy of config/, private data and ports."""
-    config_dir = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config_dir)
-    env = {**os.environ, "GATEWAY_CONFIG": str(config_dir),
-           "GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_HOST": "127.0.0.1",
-           "GATEWAY_PORT": str(port),
-           "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
-           "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
-           **grab_urls(free_port()),
-           "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}"}
-    for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
-        env.pop(name, None)
-    return env
-
-
-def start_up(tmp_path, env: dict) -> tuple[subprocess.Popen, Path]:
-    log_path = tmp_path / "gateway-up.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gateway", "up"], cwd=tmp_path,
-                                   env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    return process, log_path
-
-
-def stop_tree(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        kill_tree(process)
 
 
 def test_gateway_up_is_quiet_and_quick_until_its_banner(tmp_path):

@@ -11,9 +11,6 @@ Run it alone with ``pytest -k revocation_up``.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,10 +22,11 @@ import requests
 from tests.test_quickstart import (
     BANNER_KEY,
     BANNER_URL,
-    ROOT,
     STOP_TIMEOUT,
     free_port,
-    grab_urls,
+    kill_tree,
+    start_up,
+    up_environment,
     wait_for_banner,
 )
 
@@ -54,25 +52,8 @@ def _refused(base: str, key: str) -> bool:
 
 
 def test_a_key_revoked_with_the_cli_is_refused_by_every_worker_within_a_second(tmp_path):
-    config_dir = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config_dir)
-    port = free_port()
-    env = {**os.environ,
-           "GATEWAY_CONFIG": str(config_dir),
-           "GATEWAY_DATA_DIR": str(tmp_path / "data"),
-           "GATEWAY_HOST": "127.0.0.1",
-           "GATEWAY_PORT": str(port),
-           "GATEWAY_GOSEND_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
-           "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
-           **grab_urls(free_port()),
-           "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}"}
-    for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
-        env.pop(name, None)
-    log_path = tmp_path / "gateway-up.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gateway", "up"], cwd=tmp_path,
-                                   env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    env = up_environment(tmp_path, free_port())
+    process, log_path = start_up(tmp_path, env)
     try:
         banner = wait_for_banner(process, log_path)
         base, key = BANNER_URL.search(banner).group(1), BANNER_KEY.search(banner).group(1)
@@ -99,6 +80,4 @@ def test_a_key_revoked_with_the_cli_is_refused_by_every_worker_within_a_second(t
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=STOP_TIMEOUT) == 0, log_path.read_text(errors="replace")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        kill_tree(process)

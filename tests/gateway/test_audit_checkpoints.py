@@ -9,42 +9,24 @@ operator runs it; it must fail and name the first record that can no longer be t
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 
 from gateway import create_app
 from gateway.audit import link_hash, record_fields
-from gateway.cli import main
 from gateway.events import Event
 from gateway.models import AuditRecord
-from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch, gateway_database_url, gateway_redis_url, gateway_redis):
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, config)
-    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", gateway_database_url)
-    monkeypatch.setenv("GATEWAY_REDIS_URL", gateway_redis_url)
-    return tmp_path
-
-
-def run(*args):
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
+from tests.conftest import SERVICE_PLUGINS
+from tests.conftest import run_cli as run
 
 
 @pytest.fixture
 def gateway(cli_env):
     """The gateway of the CLI's configuration, with a schema and a chain of 6 records."""
     assert run("db", "upgrade")[0] == 0
-    app = create_app({"config_dir": str(cli_env / "config")}, plugins=SERVICE_PLUGINS)
+    app = create_app({"config_dir": str(cli_env)}, plugins=SERVICE_PLUGINS)
     gw = app.extensions["gateway"]
     append(gw, 6)
     yield gw
@@ -59,7 +41,7 @@ def append(gw, n, start=0):
 
 
 def checkpoint_lines(cli_env):
-    path = cli_env / "data" / "audit" / "checkpoints.jsonl"
+    path = cli_env.parent / "data" / "audit" / "checkpoints.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -146,7 +128,7 @@ def test_a_checkpoint_forged_with_another_key_is_refused(gateway, cli_env):
     body = json.dumps({k: line[k] for k in ("seq", "hash", "count", "at")},
                       sort_keys=True, separators=(",", ":")).encode()
     line["signature"] = forged_key.sign(body).hex()
-    path = cli_env / "data" / "audit" / "checkpoints.jsonl"
+    path = cli_env.parent / "data" / "audit" / "checkpoints.jsonl"
     with path.open("a") as f:
         f.write(json.dumps(line) + "\n")
     code, output = run("audit", "verify")
@@ -156,9 +138,9 @@ def test_a_checkpoint_forged_with_another_key_is_refused(gateway, cli_env):
 
 def test_the_checkpoint_key_is_private_to_its_owner(gateway, cli_env):
     run("audit", "checkpoint")
-    key = cli_env / "data" / "audit" / "checkpoint-signing.key"
+    key = cli_env.parent / "data" / "audit" / "checkpoint-signing.key"
     assert key.stat().st_mode & 0o777 == 0o600
-    assert (cli_env / "data" / "audit" / "checkpoint-signing.pub").exists()
+    assert (cli_env.parent / "data" / "audit" / "checkpoint-signing.pub").exists()
 
 
 def test_the_workers_sweep_writes_a_checkpoint_when_the_chain_moved(gateway, cli_env):

@@ -17,8 +17,9 @@ import pytest
 from flask import Flask, redirect
 from sqlalchemy import select, update
 
-from gateway.agencies import AgencyError, create_agency
+from gateway.agencies import create_agency
 from gateway.callbacks import NO_ANSWER, circuit_key, host_circuit
+from gateway.errors import Invalid
 from gateway.models import Agency, CallbackDelivery
 from gateway.testing import ServerThread, drain
 from tests.conftest import bearer
@@ -156,12 +157,13 @@ def test_a_name_rebound_to_loopback_after_its_first_lookup_is_never_connected_to
 ])
 def test_live_mode_refuses_unsafe_callback_urls_when_they_are_set(live_app, url):
     gateway = live_app.extensions["gateway"]
-    with pytest.raises(AgencyError, match="callback URL refused"):
+    with pytest.raises(Invalid, match="callback URL refused") as refused:
         create_agency(gateway, "Dinas X", ["medicine_delivery"], url, actor="test")
+    assert refused.value.code == "callback_url_refused"
     agency, _key = create_agency(gateway, "Dinas Y", ["medicine_delivery"],
                                  "https://agency.example/callback", actor="test")
     from gateway.agencies import update_agency
-    with pytest.raises(AgencyError, match="callback URL refused"):
+    with pytest.raises(Invalid, match="callback URL refused"):
         update_agency(gateway, agency.id, services=["medicine_delivery"], roles=[],
                       callback_url=url, active=True, actor="test")
 

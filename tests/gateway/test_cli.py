@@ -13,23 +13,8 @@ from sqlalchemy import text
 
 from gateway import create_app
 from gateway.cli import main
-from tests.conftest import CONFIG_DIR, SERVICE_PLUGINS
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch, gateway_database_url, gateway_redis_url, gateway_redis):
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, config)
-    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", gateway_database_url)
-    monkeypatch.setenv("GATEWAY_REDIS_URL", gateway_redis_url)
-    return config
-
-
-def run(*args):
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
+from tests.conftest import SERVICE_PLUGINS
+from tests.conftest import run_cli as run
 
 
 @pytest.fixture

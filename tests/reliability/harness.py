@@ -12,6 +12,8 @@ import time
 import yaml
 
 from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
+from gateway.redis_server import EmbeddedRedis, redis_binary
+from gateway.testing import free_port
 from tests.conftest import CONFIG_DIR
 
 
@@ -106,3 +108,45 @@ class Scenario:
             time.sleep(1)
             statuses = self.statuses()
         return statuses
+
+
+class OwnRedisRun:
+    """A :class:`Scenario` on a redis-server of its own (no persistence, a fixed port), so a
+    test can ``redis.stop()`` it and ``redis.start()`` it again, empty, where the workers look
+    for it; and the worker processes of the run, logging to one file. Leaving the ``with``
+    kills the workers still running and stops Redis."""
+
+    def __init__(self, tmp_path, sim, database_url: str, serve_app, log_name: str):
+        self.redis = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=redis_binary())
+        self.scenario = Scenario(tmp_path, sim, database_url, self.redis.start(), serve_app)
+        self.log_path = tmp_path / log_name
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
+        self.workers: list[subprocess.Popen] = []
+
+    def start_worker(self) -> subprocess.Popen:
+        self.workers.append(start_worker(self.scenario.env, self._log))
+        return self.workers[-1]
+
+    def restart_dead_workers(self) -> None:
+        """Start again every worker that exited, as a process manager would."""
+        for index, worker in enumerate(self.workers):
+            if worker.poll() is not None:
+                self.workers[index] = start_worker(self.scenario.env, self._log)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        self._log.close()
+        self.scenario.close()
+        self.redis.stop()
+
+    def __enter__(self) -> OwnRedisRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

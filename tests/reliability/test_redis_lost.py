@@ -15,9 +15,7 @@ import time
 import pytest
 import requests
 
-from gateway.redis_server import EmbeddedRedis, redis_binary
-from gateway.testing import free_port
-from tests.reliability.harness import Scenario, bookings_per_request, start_worker
+from tests.reliability.harness import OwnRedisRun, bookings_per_request
 
 # Timing-sensitive (a timed chaos run: Redis restarted mid-load):
 # scripts/test runs it alone, after the parallel run.
@@ -30,17 +28,11 @@ FINISH_WITHIN = 120
 
 def test_redis_restarted_empty_mid_load_loses_nothing_and_doubles_nothing(
         tmp_path, gateway_gosend, gateway_database_url, serve_app):
-    redis = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=redis_binary())
-    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, redis.start(), serve_app)
-    log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed in finally
-    workers = [start_worker(scenario.env, log), start_worker(scenario.env, log)]
-
-    def restart_dead_workers():
-        for index, worker in enumerate(workers):
-            if worker.poll() is not None:
-                workers[index] = start_worker(scenario.env, log)
-
-    try:
+    with OwnRedisRun(tmp_path, gateway_gosend, gateway_database_url, serve_app,
+                     "workers.log") as run:
+        scenario, redis = run.scenario, run.redis
+        run.start_worker()
+        run.start_worker()
         scenario.submit("before", PER_PHASE)
         time.sleep(1.5)
         redis.stop()                               # lost, with whatever it held
@@ -48,15 +40,7 @@ def test_redis_restarted_empty_mid_load_loses_nothing_and_doubles_nothing(
         time.sleep(OUTAGE_SECONDS)
         redis.start()                              # back, empty
         scenario.submit("after", PER_PHASE)
-        statuses = scenario.wait_all_delivered(FINISH_WITHIN, restart_dead_workers)
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-        log.close()
-        scenario.close()
-        redis.stop()
+        statuses = scenario.wait_all_delivered(FINISH_WITHIN, run.restart_dead_workers)
 
     assert len(scenario.ids) == 3 * PER_PHASE
     stuck = {i: s for i, s in statuses.items() if s != "delivered"}

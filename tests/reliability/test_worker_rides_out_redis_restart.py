@@ -15,9 +15,7 @@ import time
 import pytest
 import requests
 
-from gateway.redis_server import EmbeddedRedis, redis_binary
-from gateway.testing import free_port
-from tests.reliability.harness import Scenario, start_worker
+from tests.reliability.harness import OwnRedisRun
 
 # Timing-sensitive (a worker outlives a Redis restart within a bound):
 # scripts/test runs it alone, after the parallel run.
@@ -31,15 +29,13 @@ SLOW_ANSWER_SECONDS = 1.5
 
 def test_the_same_worker_takes_a_job_enqueued_after_redis_restarts(
         tmp_path, gateway_gosend, gateway_database_url, serve_app):
-    redis = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=redis_binary())
-    scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, redis.start(), serve_app)
-    log_path = tmp_path / "worker.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
-    worker = start_worker(scenario.env, log)
-    try:
+    with OwnRedisRun(tmp_path, gateway_gosend, gateway_database_url, serve_app,
+                     "worker.log") as run:
+        scenario, redis = run.scenario, run.redis
+        worker = run.start_worker()
         scenario.submit("before", 1)
         assert scenario.wait_all_delivered(DELIVERED_WITHIN) == {
-            scenario.ids[0]: "delivered"}, log_path.read_text(errors="replace")
+            scenario.ids[0]: "delivered"}, run.log_tail()
 
         # The next booking answers slowly; Redis stops while the worker waits for it.
         gateway_gosend.slow_seconds = SLOW_ANSWER_SECONDS
@@ -55,23 +51,15 @@ def test_the_same_worker_takes_a_job_enqueued_after_redis_restarts(
         time.sleep(SURVIVE_SECONDS)       # long enough for a worker that gives up to exit
         assert worker.poll() is None, (
             f"the worker exited with status {worker.returncode} when Redis restarted:\n"
-            + log_path.read_text(errors="replace")[-3000:])
+            + run.log_tail())
 
         scenario.submit("after", 1)       # its job goes to the new, empty Redis
         statuses = scenario.wait_all_delivered(DELIVERED_WITHIN)
         # "during" comes back through the sweep of the same worker, "after" from the queue.
-        assert set(statuses.values()) == {"delivered"}, (
-            statuses, log_path.read_text(errors="replace")[-3000:])
+        assert set(statuses.values()) == {"delivered"}, (statuses, run.log_tail())
         assert worker.poll() is None
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        log.close()
-        scenario.close()
-        redis.stop()
 
-    output = log_path.read_text(errors="replace")
+    output = run.log_path.read_text(errors="replace")
     # Said once when the connection is lost (not once per retry), and no word of quitting.
     assert output.count("Redis unreachable") == 1, output[-3000:]
     assert "quitting" not in output, output[-3000:]

@@ -12,13 +12,13 @@ from sqlalchemy.orm import selectinload
 
 from ...agencies import (
     ROLES,
-    AgencyError,
     create_agency,
     issue_key,
     reveal_callback_secret,
     revoke_key,
     update_agency,
 )
+from ...errors import GatewayError
 from ...events import actor_label
 from ...models import Agency, ApiKey
 from .. import bp, gateway, render, requires
@@ -68,7 +68,7 @@ def create_agency_view():
                                     key_type=choices["key_type"], roles=choices["roles"])
         secret = reveal_callback_secret(gateway(), agency.id, actor=actor) \
             if choices["callback_url"] else None
-    except AgencyError as exc:
+    except GatewayError as exc:
         return _list_page(422, error=str(exc), form=choices)
     return _list_page(201, created=agency.name, new_key=key, callback_secret=secret)
 
@@ -100,7 +100,7 @@ def update_agency_view(agency_id: str):
         update_agency(gateway(), agency_id, services=choices["services"],
                       roles=choices["roles"], callback_url=choices["callback_url"],
                       active=choices["active"], actor=actor_label(g.actor))
-    except AgencyError as exc:
+    except GatewayError as exc:
         return _detail_page(agency_id, 422, error=str(exc))
     flash(_("Agency saved."), "success")
     return redirect(url_for("console.agency_detail", agency_id=agency_id))
@@ -114,7 +114,7 @@ def issue_key_view(agency_id: str):
         return _detail_page(agency_id, 422, error=_("Choose a live or a test key."))
     try:
         key = issue_key(gateway(), agency_id, key_type, actor=actor_label(g.actor))
-    except AgencyError as exc:
+    except GatewayError as exc:
         return _detail_page(agency_id, 404, error=str(exc))
     return _detail_page(agency_id, 201, new_key=key)
 
