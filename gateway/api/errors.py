@@ -31,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..db import DatabaseUnavailable, is_outage
-from ..error_status import STATUS_OF, status_of  # noqa: F401 - the edge's table, re-exported
+from ..error_status import status_of
 from ..errors import GatewayError, TooManyRequests, Unauthenticated
 from ..ratelimit import retry_after_header
 
