@@ -38,6 +38,9 @@ GOSEND_TEST_CREDENTIALS = {"client_id": "plugin-tests", "pass_key": "plugin-test
                            "webhook_token": "plugin-tests-webhook-token-0000"}
 #: The courier instance wired to the simulator; requests of test keys go there.
 GOSEND_COURIER = "gosend_sandbox"
+# Console passwords hashed at a test cost (1 MiB, milliseconds) instead of the default's
+# 32 MiB and quarter second: tests sign in hundreds of times. Only allowed in mode sandbox.
+TEST_PASSWORD_HASH = "scrypt:1024:8:1"  # noqa: S105 (a hashing method, not a password)
 CONSOLE_PASSWORD = "plugin-tests-console-password"  # noqa: S105 (a throwaway test user)
 
 
@@ -215,6 +218,8 @@ def gateway_make_app(tmp_path, gateway_config_dir, gateway_redis_url, gateway_re
                   "database_url": f"sqlite:///{tmp_path / f'gateway-{number}.db'}",
                   "redis_url": gateway_redis_url,
                   "jobs": {"intervals": [0, 0], "job_timeout": 30},
+                  **({} if core.get("mode") == "live"
+                     else {"console": {"password_hash": TEST_PASSWORD_HASH}}),
                   "couriers": {GOSEND_COURIER: {"adapter": "gosend", "sandbox": True,
                                                 "base_url": gateway_gosend.url,
                                                 "timeout_seconds": 2,

@@ -22,13 +22,22 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from . import origins, region
 
@@ -247,12 +256,37 @@ class DemoSchema(Schema):
         "description": "Its password: a public demo value, never for a real deployment."})
 
 
+# werkzeug's scrypt default: N=2**15, r=8, p=1 (32 MiB and about a quarter second a hash).
+DEFAULT_PASSWORD_HASH = "scrypt:32768:8:1"  # noqa: S105 (a hashing method)
+_SCRYPT_METHOD = re.compile(r"^scrypt:(\d+):(\d+):(\d+)$")
+
+
+def scrypt_cost(method: str) -> tuple[int, int, int] | None:
+    """``(N, r, p)`` of a werkzeug ``scrypt:N:r:p`` method, or None when it is not one."""
+    match = _SCRYPT_METHOD.match(method)
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def validate_password_hash(method: str) -> None:
+    cost = scrypt_cost(method)
+    if cost is None or cost[0] < 2 or cost[0] & (cost[0] - 1) or not all(cost):
+        raise ValidationError("use 'scrypt:N:r:p' with N a power of two, e.g. "
+                              f"{DEFAULT_PASSWORD_HASH!r}")
+
+
 class ConsoleSchema(Schema):
     class Meta:
         unknown = RAISE
 
     secure_cookies = fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "Send the console cookie over HTTPS only. Default: on in mode live."})
+    password_hash = fields.String(
+        load_default=DEFAULT_PASSWORD_HASH, validate=validate_password_hash, metadata={
+            "description": "How console passwords are hashed, in werkzeug's notation: "
+                           f"{DEFAULT_PASSWORD_HASH!r} (the default) or a stronger "
+                           "'scrypt:N:r:p'. A weaker cost is refused in mode live; the test "
+                           "suite uses a cheap one so that its hundreds of sign-ins do not "
+                           "spend minutes hashing."})
 
 
 class MetricsSchema(Schema):
@@ -400,6 +434,15 @@ class CoreConfigSchema(Schema):
     metrics = fields.Nested(MetricsSchema, load_default=lambda: MetricsSchema().load({}))
     audit = fields.Nested(AuditSchema, load_default=lambda: AuditSchema().load({}))
     region = fields.Nested(RegionSchema, load_default=lambda: RegionSchema().load({}))
+
+    @validates_schema
+    def _live_passwords_keep_their_cost(self, data, **kwargs):
+        """A cheap hash is for the test suite; a live deploy keeps at least the default."""
+        method = data.get("console", {}).get("password_hash", DEFAULT_PASSWORD_HASH)
+        if data.get("mode") == "live" and scrypt_cost(method) < scrypt_cost(
+                DEFAULT_PASSWORD_HASH):
+            raise ValidationError({"console": {"password_hash": [
+                f"mode live needs at least {DEFAULT_PASSWORD_HASH!r}"]}})
 
 
 class CourierEntry(fields.Field):

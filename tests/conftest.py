@@ -32,7 +32,7 @@ from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.cli import main as cli_main
 from gateway.migrate import upgrade
-from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
+from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS, TEST_PASSWORD_HASH
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -88,6 +88,9 @@ def make_app(tmp_path, gateway_database_url, gateway_redis_url, gateway_redis):
         config = {"config_dir": str(CONFIG_DIR), "data_dir": str(tmp_path / "data"),
                   "database_url": gateway_database_url, "redis_url": gateway_redis_url,
                   "jobs": {"intervals": [0, 0], "job_timeout": 30},
+                  # Cheap password hashing (sandbox only; mode live keeps the default).
+                  **({} if overrides.get("mode") == "live"
+                     else {"console": {"password_hash": TEST_PASSWORD_HASH}}),
                   # No courier unless a test asks for one; routing then tries them by name.
                   "couriers": {"gosend_sandbox": {"enabled": False},
                                "own_fleet": {"enabled": False},

@@ -16,8 +16,20 @@ MIN_PASSWORD_LENGTH = 10
 LANGUAGES = ("id", "en")
 
 # Checked against when a username is unknown, so a wrong name costs as long as a wrong password
-# and the time taken does not tell which names exist.
-_UNKNOWN_USER_HASH = generate_password_hash("no such user, no such password")
+# and the time taken does not tell which names exist: one per hashing method in use, made the
+# first time it is needed (the method is a setting, ``console.password_hash``).
+_UNKNOWN_USER_HASHES: dict[str, str] = {}
+
+
+def _hash_method(gateway) -> str:
+    return gateway.settings["console"]["password_hash"]
+
+
+def _unknown_user_hash(method: str) -> str:
+    if method not in _UNKNOWN_USER_HASHES:
+        _UNKNOWN_USER_HASHES[method] = generate_password_hash(
+            "no such user, no such password", method=method)
+    return _UNKNOWN_USER_HASHES[method]
 
 
 class AdminUserError(Exception):
@@ -36,7 +48,8 @@ def create_admin(gateway, username: str, password: str, role: str, actor: str = 
         if session.execute(select(AdminUser).where(AdminUser.username == username)
                            ).scalar_one_or_none():
             raise AdminUserError(f"a console user named {username!r} already exists")
-        user = AdminUser(username=username, password_hash=generate_password_hash(password),
+        user = AdminUser(username=username, password_hash=generate_password_hash(
+                             password, method=_hash_method(gateway)),
                          role=role, language=language)
         session.add(user)
         gateway.track(session, Event("admin.create", actor=actor, target=f"admin:{username}",
@@ -50,7 +63,7 @@ def authenticate(gateway, username: str, password: str) -> AdminUser | None:
         user = session.execute(select(AdminUser).where(AdminUser.username == username)
                                ).scalar_one_or_none()
         if user is None or not user.active:
-            check_password_hash(_UNKNOWN_USER_HASH, password)
+            check_password_hash(_unknown_user_hash(_hash_method(gateway)), password)
             return None
         if not check_password_hash(user.password_hash, password):
             return None

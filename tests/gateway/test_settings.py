@@ -95,3 +95,29 @@ def test_live_mode_refuses_to_start_without_a_secret_key(make_app, monkeypatch):
     from cryptography.fernet import Fernet
 
     assert make_app(mode="live", secret_key=Fernet.generate_key().decode())
+
+
+def test_console_passwords_are_hashed_at_the_configured_cost_and_live_keeps_the_default(
+        make_app, config_dir):
+    from werkzeug.security import check_password_hash
+
+    from gateway.console.users import authenticate, create_admin
+    from gateway.settings import DEFAULT_PASSWORD_HASH
+
+    assert load_settings(config_dir)["console"]["password_hash"] == DEFAULT_PASSWORD_HASH
+    gateway = make_app(console={"password_hash": "scrypt:2048:8:1"}).extensions["gateway"]
+    user = create_admin(gateway, "wulan", "a long enough password", "admin")
+    assert user.password_hash.startswith("scrypt:2048:8:1$")
+    assert check_password_hash(user.password_hash, "a long enough password")
+    assert authenticate(gateway, "wulan", "a long enough password").username == "wulan"
+    assert authenticate(gateway, "nobody", "a long enough password") is None
+
+    (config_dir / "gateway.yaml").write_text(
+        "mode: live\nsecret_key: x\nconsole:\n  password_hash: scrypt:1024:8:1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_dir)
+    assert [path for _f, path, _r in caught.value.problems] == ["console.password_hash"]
+    (config_dir / "gateway.yaml").write_text("console:\n  password_hash: md5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_dir)
+    assert [path for _f, path, _r in caught.value.problems] == ["console.password_hash"]
