@@ -79,6 +79,10 @@ class GatewayMetrics:
             "entry) and reason (unverified, unreadable, too_large, too_deep, not_utf8, "
             "encoded, rate_limited, unknown_courier).", ["courier", "reason"],
             registry=self.registry)
+        self.webhook_probes = Counter(
+            "gateway_webhook_probes", "Registration probes answered 200 without a report "
+            "(Lalamove's empty POST when a webhook URL is set), by courier entry.",
+            ["courier"], registry=self.registry)
 
     def observe_request(self, method: str, rule: str | None, status: int,
                         seconds: float) -> None:
@@ -90,6 +94,9 @@ class GatewayMetrics:
 
     def count_webhook_rejected(self, courier: str, reason: str) -> None:
         self.webhooks_rejected.labels(courier, reason).inc()
+
+    def count_webhook_probe(self, courier: str) -> None:
+        self.webhook_probes.labels(courier).inc()
 
     def observe_provider_call(self, outcome) -> None:
         """:param outcome: a ``gateway.couriers.CallOutcome``"""
