@@ -17,6 +17,8 @@ from gateway.models import CourierAttempt, ProviderEventRecord, ServiceRequest
 from gateway.sweep import sweep_once
 from gateway.testing import drain, free_port, wait_for_status
 from tests.conftest import new_key
+from tests.console.conftest import sign_in
+from tests.console.page import by_id
 from tests.gateway.couriers.helpers import bookings, detail, sim_get, sim_post
 from tests.gateway.couriers.lalamove.test_lalamove import (
     CREDENTIALS,
@@ -26,6 +28,7 @@ from tests.gateway.couriers.lalamove.test_lalamove import (
     parcel,
     signed_webhook,
     submit,
+    wait_until,
 )
 from tests.gateway.test_metrics import samples, value
 
@@ -259,3 +262,54 @@ def test_an_order_replaced_while_webhooks_are_off_is_followed_to_its_new_id_by_p
     assert [a for a in body["timeline"] if "trying the next courier" in (a["detail"] or "")
             ] == [], "no failover"
     assert len(calls(lalamove_sim, "POST", "/v3/orders")) == 1
+
+
+# -- 2b. alerting when a provider's webhooks go silent --------------------------------------------
+def test_a_courier_whose_webhooks_go_silent_while_it_carries_bookings_is_flagged(
+        lalamove_app, lalamove_sim):
+    app = lalamove_app(webhooks={"silence_alert_seconds": 600})
+    gateway = app.extensions["gateway"]
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
+    wait_for_status(app, request_id, "booked")
+    wait_until(lambda: inbox_rows(app) == 1)  # its ORDER_CREATED webhook was accepted
+    scraped = scrape(app)
+    assert value(scraped, "gateway_courier_active_bookings", courier="lalamove_sandbox") == 1
+    assert value(scraped, "gateway_webhook_silent", courier="lalamove_sandbox") == 0
+    assert value(scraped, "gateway_webhook_last_accepted_age_seconds",
+                 courier="lalamove_sandbox") < 60
+    assert value(scraped, "gateway_webhook_silent", courier="own_fleet") is None, \
+        "the own fleet takes no webhooks"
+
+    # Our URL fails every sending of the next update for a day: Lalamove disables it.
+    registered, lalamove_sim.webhook_url = (lalamove_sim.webhook_url,
+                                            f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")
+    order_id = bookings(lalamove_sim)[0]["orderId"]
+    set_sim_status(lalamove_sim, order_id, "ON_GOING")
+    answer = sim_post(lalamove_sim, "/_sim/webhooks/retry",
+                      {"elapsed_seconds": sum(RETRY_DELAYS)})
+    assert answer["disabled"] is True
+    lalamove_sim.webhook_url = registered
+    set_sim_status(lalamove_sim, order_id, "PICKED_UP")  # not sent: the URL is disabled
+    # ... and an hour goes by.
+    with gateway.db.write() as session:
+        for row in session.scalars(select(ProviderEventRecord)):
+            row.received_at = row.received_at.replace(year=2020)
+        session.get(ServiceRequest, request_id).created_at = \
+            session.get(ServiceRequest, request_id).created_at.replace(year=2020)
+
+    scraped = scrape(app)
+    assert value(scraped, "gateway_webhook_silent", courier="lalamove_sandbox") == 1
+    assert value(scraped, "gateway_webhook_last_accepted_age_seconds",
+                 courier="lalamove_sandbox") > 3600
+    page = sign_in(app, "operator").get("/console/dashboard")
+    warning = by_id(page, "webhook-silent-lalamove_sandbox").text
+    assert "lalamove_sandbox carries 1 booking but has sent no webhook" in warning
+    assert "register it again" in warning
+
+    # Once it carries nothing, silence is no alarm.
+    with gateway.db.write() as session:
+        session.get(ServiceRequest, request_id).status = "delivered"
+    assert value(scrape(app), "gateway_webhook_silent", courier="lalamove_sandbox") == 0
+    page = sign_in(app, "operator").get("/console/dashboard")
+    assert 'id="webhook-silent-' not in page.get_data(as_text=True)
