@@ -27,7 +27,10 @@ so a test key can never reach the live service.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import hmac
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -35,6 +38,7 @@ from urllib.parse import urlsplit
 
 import requests
 from marshmallow import RAISE, Schema, fields, validate
+from redis.exceptions import RedisError
 
 from ...errors import StartupError
 from ...hookspecs import hookimpl
@@ -49,6 +53,8 @@ from .. import (
     map_transport_error,
 )
 from . import mapping
+
+log = logging.getLogger(__name__)
 
 #: where a sandbox entry may go besides a simulator on this machine
 PROVIDER_SANDBOXES = ("https://rest.sandbox.lalamove.com",)
@@ -272,10 +278,44 @@ class LalamoveCourier(CourierAdapter):
             raise WebhookRejected("wrong signature")
 
     def _parse_webhook(self, headers, raw_body):
+        envelope = self._envelope(raw_body)
         try:
-            return mapping.parse_webhook(self._envelope(raw_body))
+            events = mapping.parse_webhook(envelope)
         except ValueError as exc:
             raise WebhookRejected(f"not a Lalamove order event: {exc}") from None
+        first = self._first_event_id(envelope.body)
+        if first is not None:
+            events = [dataclasses.replace(event, event_key=first) for event in events]
+        return events
+
+    def _first_event_id(self, body) -> str | None:
+        """The ``eventId`` under which this signed body was first received, if another.
+
+        The signature covers the timestamp and ``data``, not the ``eventId``: within the
+        retry window, a body seen once (a leaked log, a proxy) could be sent again under a
+        new ``eventId`` and pass as a new report. So each signature is remembered (in Redis,
+        for as long as its timestamp is acceptable) with the first ``eventId`` it came with,
+        and a body that comes back under another is stored under that first one: the inbox
+        sees a duplicate, and the sender gets the same 200 as for any retry. Without Redis
+        this check is skipped; statuses still move forward only.
+        """
+        event_id, signature = body.get("eventId"), body.get("signature")
+        redis = getattr(self.gateway, "redis", None)
+        if redis is None or not event_id or not isinstance(signature, str):
+            return None
+        digest = hashlib.sha256(signature.lower().encode()).hexdigest()
+        key = f"gateway:webhooks:{self.instance}:signature:{digest}"
+        seconds = (self.config["webhook_max_age_seconds"] +
+                   self.config["webhook_clock_skew_seconds"])
+        try:
+            redis.set(key, str(event_id)[:128], nx=True, ex=seconds)
+            first = redis.get(key)
+        except RedisError as exc:
+            log.warning("lalamove webhook replay check skipped, Redis unavailable (%s)",
+                        type(exc).__name__)
+            return None
+        first = first.decode() if isinstance(first, bytes) else first
+        return first if first and first != str(event_id)[:128] else None
 
 
 @hookimpl

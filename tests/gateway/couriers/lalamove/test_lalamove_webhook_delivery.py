@@ -168,6 +168,31 @@ def test_a_20_hour_old_retry_of_an_earlier_status_never_moves_the_request_back(
     assert [e["applied"] for e in late] == [True, False], "recorded, and changed nothing"
 
 
+def test_a_signed_body_sent_again_under_another_event_id_is_a_duplicate_not_a_new_report(
+        lalamove_app, lalamove_sim):
+    app = lalamove_app()
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
+    wait_for_status(app, request_id, "booked")
+    order_id = bookings(lalamove_sim)[0]["orderId"]
+    url = f"{app.server_url}{WEBHOOK_PATH}"
+    # The eventId is not signed: an attacker who saw a genuine body can swap it.
+    genuine = signed_webhook({"order": {"orderId": order_id, "status": "ON_GOING"}},
+                             event_id="EVT-GENUINE-1", timestamp=int(time.time()) - 3600)
+    first = requests.post(url, data=genuine, timeout=5)
+    assert first.json() == {"received": 1, "duplicates": 0}
+    rows = inbox_rows(app)
+    for n in range(3):
+        replayed = requests.post(url, timeout=5, data=genuine.replace(
+            b'"EVT-GENUINE-1"', f'"EVT-REPLAY-{n}"'.encode()))
+        assert replayed.status_code == 200
+        assert replayed.json() == {"received": 0, "duplicates": 1}
+    assert inbox_rows(app) == rows
+    wait_for_status(app, request_id, "driver_assigned")
+    assert [s for s, applied in timeline(app, key, request_id) if applied].count(
+        "driver_assigned") == 1
+
+
 def test_signed_webhooks_outside_the_retry_window_or_from_the_future_are_refused(
         lalamove_app, lalamove_sim):
     app = lalamove_app()
