@@ -6,14 +6,17 @@ by polling alone. Each test drives the simulator, which behaves as the tutorial 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from gateway.couriers import CourierRejected
+from gateway.couriers.lalamove import mapping
 from gateway.couriers.lalamove.simulator import MAX_SENDINGS, RETRY_DELAYS, LalamoveSimulator
 from gateway.models import CourierAttempt, ProviderEventRecord, ServiceRequest
+from gateway.statuses import Status
 from gateway.sweep import sweep_once
 from gateway.testing import drain, free_port, wait_for_status
 from tests.conftest import new_key
@@ -49,6 +52,16 @@ def timeline(app, key, request_id) -> list[tuple[str, bool]]:
 def set_sim_status(sim, order_id, status) -> None:
     requests.post(f"{sim.url}/_sim/bookings/{order_id}/status", json={"status": status},
                   timeout=5).raise_for_status()
+
+
+def stalled_booking(lalamove_app, lalamove_sim, note="[sim:stall]", **overrides):
+    """An app, a test key, and a parcel booked at Lalamove that moves only when the test
+    says so. :return: (app, key, request id, Lalamove order id)"""
+    app = lalamove_app(**overrides)
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, parcel(app, note=note))
+    wait_for_status(app, request_id, "booked")
+    return app, key, request_id, bookings(lalamove_sim)[0]["orderId"]
 
 
 # -- 1. registering the webhook URL: Lalamove's empty POST ------------------------------------
@@ -107,11 +120,7 @@ def test_the_probe_opens_no_hole_bodies_with_content_are_still_verified(
 # -- 2. retries for 24 hours ------------------------------------------------------------------
 def test_an_update_lalamove_retries_20_hours_later_is_accepted_and_applied_once(
         lalamove_app, lalamove_sim):
-    app = lalamove_app()
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
-    wait_for_status(app, request_id, "booked")
-    order_id = bookings(lalamove_sim)[0]["orderId"]
+    app, key, request_id, order_id = stalled_booking(lalamove_app, lalamove_sim)
     set_sim_status(lalamove_sim, order_id, "ON_GOING")
     wait_for_status(app, request_id, "driver_assigned")
 
@@ -143,11 +152,7 @@ def test_an_update_lalamove_retries_20_hours_later_is_accepted_and_applied_once(
 
 def test_a_20_hour_old_retry_of_an_earlier_status_never_moves_the_request_back(
         lalamove_app, lalamove_sim):
-    app = lalamove_app()
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
-    wait_for_status(app, request_id, "booked")
-    order_id = bookings(lalamove_sim)[0]["orderId"]
+    app, key, request_id, order_id = stalled_booking(lalamove_app, lalamove_sim)
     set_sim_status(lalamove_sim, order_id, "ON_GOING")
     set_sim_status(lalamove_sim, order_id, "PICKED_UP")
     wait_for_status(app, request_id, "picked_up")
@@ -170,11 +175,7 @@ def test_a_20_hour_old_retry_of_an_earlier_status_never_moves_the_request_back(
 
 def test_a_signed_body_sent_again_under_another_event_id_is_a_duplicate_not_a_new_report(
         lalamove_app, lalamove_sim):
-    app = lalamove_app()
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
-    wait_for_status(app, request_id, "booked")
-    order_id = bookings(lalamove_sim)[0]["orderId"]
+    app, key, request_id, order_id = stalled_booking(lalamove_app, lalamove_sim)
     url = f"{app.server_url}{WEBHOOK_PATH}"
     # The eventId is not signed: an attacker who saw a genuine body can swap it.
     genuine = signed_webhook({"order": {"orderId": order_id, "status": "ON_GOING"}},
@@ -195,11 +196,7 @@ def test_a_signed_body_sent_again_under_another_event_id_is_a_duplicate_not_a_ne
 
 def test_signed_webhooks_outside_the_retry_window_or_from_the_future_are_refused(
         lalamove_app, lalamove_sim):
-    app = lalamove_app()
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
-    wait_for_status(app, request_id, "booked")
-    order_id = bookings(lalamove_sim)[0]["orderId"]
+    app, key, request_id, order_id = stalled_booking(lalamove_app, lalamove_sim)
     url = f"{app.server_url}{WEBHOOK_PATH}"
     on_going = {"order": {"orderId": order_id, "status": "ON_GOING"}}
     now = int(time.time())
@@ -253,12 +250,10 @@ def poll_now(app, request_id) -> None:
 
 def test_an_order_replaced_while_webhooks_are_off_is_followed_to_its_new_id_by_polling(
         lalamove_app, lalamove_sim):
-    app = lalamove_app(dispatch={"poll_after_seconds": 1})
+    app, key, request_id, old_id = stalled_booking(
+        lalamove_app, lalamove_sim, note="[sim:replace] [sim:stall]",
+        dispatch={"poll_after_seconds": 1})
     lalamove_sim.webhook_url = None  # webhooks off: polling alone follows the booking
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id = submit(app, key, parcel(app, note="[sim:replace] [sim:stall]"))
-    wait_for_status(app, request_id, "booked")
-    old_id = bookings(lalamove_sim)[0]["orderId"]
     set_sim_status(lalamove_sim, old_id, "ON_GOING")  # Lalamove replaces it now
     drain(app)
     old, new = bookings(lalamove_sim)
@@ -279,7 +274,8 @@ def test_an_order_replaced_while_webhooks_are_off_is_followed_to_its_new_id_by_p
     body = detail(app, key, request_id)
     assert body["status"] == "delivered"
     assert calls(lalamove_sim, "GET", f"/v3/orders/{new['orderId']}"), "polled by its new id"
-    assert sim_get(lalamove_sim, "/_sim/webhooks") == []
+    assert {w["body"]["eventType"] for w in sim_get(lalamove_sim, "/_sim/webhooks")} <= {
+        "ORDER_CREATED"}, "nothing since webhooks were turned off"
     with app.extensions["gateway"].db.read() as session:
         (attempt,) = session.scalars(select(CourierAttempt).where(
             CourierAttempt.request_id == request_id)).all()
@@ -292,11 +288,9 @@ def test_an_order_replaced_while_webhooks_are_off_is_followed_to_its_new_id_by_p
 # -- 2b. alerting when a provider's webhooks go silent --------------------------------------------
 def test_a_courier_whose_webhooks_go_silent_while_it_carries_bookings_is_flagged(
         lalamove_app, lalamove_sim):
-    app = lalamove_app(webhooks={"silence_alert_seconds": 600})
+    app, key, request_id, order_id = stalled_booking(
+        lalamove_app, lalamove_sim, webhooks={"silence_alert_seconds": 600})
     gateway = app.extensions["gateway"]
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id = submit(app, key, parcel(app, note="[sim:stall]"))
-    wait_for_status(app, request_id, "booked")
     wait_until(lambda: inbox_rows(app) == 1)  # its ORDER_CREATED webhook was accepted
     scraped = scrape(app)
     assert value(scraped, "gateway_courier_active_bookings", courier="lalamove_sandbox") == 1
@@ -309,7 +303,6 @@ def test_a_courier_whose_webhooks_go_silent_while_it_carries_bookings_is_flagged
     # Our URL fails every sending of the next update for a day: Lalamove disables it.
     registered, lalamove_sim.webhook_url = (lalamove_sim.webhook_url,
                                             f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")
-    order_id = bookings(lalamove_sim)[0]["orderId"]
     set_sim_status(lalamove_sim, order_id, "ON_GOING")
     answer = sim_post(lalamove_sim, "/_sim/webhooks/retry",
                       {"elapsed_seconds": sum(RETRY_DELAYS)})
@@ -338,3 +331,27 @@ def test_a_courier_whose_webhooks_go_silent_while_it_carries_bookings_is_flagged
     assert value(scrape(app), "gateway_webhook_silent", courier="lalamove_sandbox") == 0
     page = sign_in(app, "operator").get("/console/dashboard")
     assert 'id="webhook-silent-' not in page.get_data(as_text=True)
+
+
+# -- the pure parts ------------------------------------------------------------------------------
+def test_the_retry_window_takes_a_day_old_timestamp_and_only_minutes_of_future():
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    window = {"max_age": timedelta(hours=26), "max_ahead": timedelta(minutes=5)}
+    for age in (timedelta(0), timedelta(minutes=10), timedelta(hours=20), timedelta(hours=26)):
+        assert mapping.within_retry_window(now - age, now, **window), age
+    for off in (-timedelta(hours=26, seconds=1), timedelta(minutes=5, seconds=1),
+                timedelta(hours=20)):
+        assert not mapping.within_retry_window(now + off, now, **window), off
+
+
+def test_a_poll_answered_for_another_order_id_reports_the_replacement_with_its_status():
+    answer = {"data": {"orderId": "3000000000000000002", "status": "PICKED_UP",
+                       "metadata": {"client_reference": "req-1-1"}}}
+    event = mapping.parse_order(answer, asked="3000000000000000001")
+    assert (event.provider_reference, event.our_reference) == ("3000000000000000001",
+                                                               "req-1-1")
+    assert event.details["new_provider_reference"] == "3000000000000000002"
+    assert (event.raw_status, event.status) == ("PICKED_UP", Status.PICKED_UP)
+    same = mapping.parse_order(answer, asked="3000000000000000002")
+    assert same.provider_reference == "3000000000000000002"
+    assert "new_provider_reference" not in same.details
