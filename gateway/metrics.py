@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
@@ -79,6 +80,10 @@ class GatewayMetrics:
             "entry) and reason (unverified, unreadable, too_large, too_deep, not_utf8, "
             "encoded, rate_limited, unknown_courier).", ["courier", "reason"],
             registry=self.registry)
+        self.webhook_probes = Counter(
+            "gateway_webhook_probes", "Registration probes answered 200 without a report "
+            "(Lalamove's empty POST when a webhook URL is set), by courier entry.",
+            ["courier"], registry=self.registry)
 
     def observe_request(self, method: str, rule: str | None, status: int,
                         seconds: float) -> None:
@@ -90,6 +95,9 @@ class GatewayMetrics:
 
     def count_webhook_rejected(self, courier: str, reason: str) -> None:
         self.webhooks_rejected.labels(courier, reason).inc()
+
+    def count_webhook_probe(self, courier: str) -> None:
+        self.webhook_probes.labels(courier).inc()
 
     def observe_provider_call(self, outcome) -> None:
         """:param outcome: a ``gateway.couriers.CallOutcome``"""
@@ -115,6 +123,39 @@ class StateCollector:
         yield from self._queues()
         yield from self._circuits()
         yield from self._sla()
+        yield from self._webhook_silence()
+
+    def _webhook_silence(self):
+        gateway = self.gateway
+        couriers = [name for name, adapter in gateway.couriers.items()
+                    if adapter.takes_webhooks()]
+        threshold = timedelta(seconds=gateway.settings["webhooks"]["silence_alert_seconds"])
+        try:
+            with gateway.db.read() as session:
+                figures = reports.webhook_silence(session, couriers, threshold)
+        except SQLAlchemyError as exc:
+            log.warning("metrics: webhook gauges left out, database unavailable (%s)",
+                        type(exc).__name__)
+            return
+        age = GaugeMetricFamily(
+            "gateway_webhook_last_accepted_age_seconds", "Seconds since the courier's last "
+            "accepted (verified, stored) webhook; absent if none was ever accepted.",
+            labels=["courier"])
+        active = GaugeMetricFamily(
+            "gateway_courier_active_bookings", "Requests the courier carries that are not "
+            "finished (booked, driver assigned, picked up).", labels=["courier"])
+        silent = GaugeMetricFamily(
+            "gateway_webhook_silent", "1 when the courier carries bookings but no webhook "
+            "was accepted from it for webhooks.silence_alert_seconds (its provider may have "
+            "disabled our URL), else 0.", labels=["courier"])
+        now = utcnow()
+        for figure in figures:
+            if figure.last_webhook_at is not None:
+                age.add_metric([figure.courier],
+                               (now - figure.last_webhook_at).total_seconds())
+            active.add_metric([figure.courier], figure.active_bookings)
+            silent.add_metric([figure.courier], int(figure.silent))
+        yield from (age, active, silent)
 
     def _queues(self):
         try:

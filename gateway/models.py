@@ -252,6 +252,9 @@ class ProviderEventRecord(Base):
     __table_args__ = (
         UniqueConstraint("courier", "event_key", name="uq_provider_events_courier_key"),
         Index("ix_provider_events_unprocessed", "processed_at", "received_at"),
+        # the newest webhook per courier (gateway.reports.webhook_silence)
+        Index("ix_provider_events_courier_source_received", "courier", "source",
+              "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),

@@ -31,7 +31,14 @@ from sqlalchemy.sql.functions import FunctionElement
 from . import batch
 from .audit import first_seq_at, recorded_time
 from .couriers import failed_outcomes
-from .models import AuditRecord, CourierAttempt, ServiceRequest, StatusEvent, utcnow
+from .models import (
+    AuditRecord,
+    CourierAttempt,
+    ProviderEventRecord,
+    ServiceRequest,
+    StatusEvent,
+    utcnow,
+)
 from .queues import QueueNames
 from .statuses import RANKS, AttemptState, Status
 
@@ -224,6 +231,57 @@ def provider_health(session: Session, circuits, couriers: Iterable[str],
             last_error=((record.details or {}).get("error") or record.outcome)
             if record else None))
     return health
+
+
+#: statuses of a request a courier is carrying: its webhooks are expected
+CARRIED = (Status.BOOKED, Status.DRIVER_ASSIGNED, Status.PICKED_UP)
+
+
+@dataclass
+class WebhookSilence:
+    courier: str
+    #: requests this courier holds that are not finished (booked, driver assigned, picked up)
+    active_bookings: int
+    #: when its last webhook was accepted (verified and stored), or None if never
+    last_webhook_at: datetime | None
+    #: seconds since that webhook, or since the oldest active booking began if later: how
+    #: long the courier has said nothing while it had something to say
+    quiet_seconds: float | None
+    #: quiet for longer than the threshold while it has active bookings
+    silent: bool
+
+
+def webhook_silence(session: Session, couriers: Iterable[str], threshold: timedelta,
+                    now: datetime | None = None) -> list[WebhookSilence]:
+    """Per courier instance that takes webhooks: its last accepted webhook and whether it has
+    gone silent while carrying bookings (a provider that disabled our URL, as Lalamove does
+    after 10 failed sendings, or a URL never registered). Polling keeps such bookings moving,
+    but late, and the URL must be registered again: this is what an operator is alerted to.
+
+    One indexed lookup of the newest webhook per courier (``ix_provider_events_courier_source
+    _received``), and one aggregate of the requests each carries.
+    """
+    now = now or utcnow()
+    names = sorted(set(couriers))
+    carried = {provider: (int(count), oldest) for provider, count, oldest in session.execute(
+        select(ServiceRequest.provider, func.count(), func.min(ServiceRequest.created_at))
+        .where(ServiceRequest.provider.in_(names),
+               ServiceRequest.status.in_([str(s) for s in CARRIED]))
+        .group_by(ServiceRequest.provider)).all()} if names else {}
+    figures = []
+    for courier in names:
+        last = session.scalar(
+            select(ProviderEventRecord.received_at)
+            .where(ProviderEventRecord.courier == courier,
+                   ProviderEventRecord.source == "webhook")
+            .order_by(ProviderEventRecord.received_at.desc()).limit(1))
+        active, oldest = carried.get(courier, (0, None))
+        since = max((t for t in (last, oldest) if t is not None), default=None)
+        quiet = (now - since).total_seconds() if since is not None else None
+        figures.append(WebhookSilence(
+            courier, active, last, quiet,
+            silent=bool(active) and quiet is not None and quiet > threshold.total_seconds()))
+    return figures
 
 
 @dataclass

@@ -237,6 +237,12 @@ class WebhooksSchema(Schema):
         strict=True, load_default=60, validate=validate.Range(min=1), metadata={
             "description": "At most one log line per courier and reason in this time; it "
                            "says how many refusals it stands for."})
+    silence_alert_seconds = fields.Integer(
+        strict=True, load_default=1800, validate=validate.Range(min=60), metadata={
+            "description": "A courier that takes webhooks and carries bookings but has sent "
+                           "none accepted for this long is flagged silent (the metric "
+                           "gateway_webhook_silent and a warning on the console's "
+                           "dashboard): its provider may have disabled our URL."})
 
 
 class DemoSchema(Schema):

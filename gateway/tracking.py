@@ -133,7 +133,10 @@ def _apply(gateway, session, row, attempt, record) -> str:
         transition(gateway, session, record, Status(record.status), source=f"courier:{row.courier}",
                    raw_status=row.raw_status,
                    detail=f"the provider replaced booking {previous} by {replacement}")
-        return "replaced"
+        if row.status is None:
+            return "replaced"
+        # A poll's answer about the replacement also says where the new booking is: that
+        # status is applied below like any other, forward only.
     if not current:
         transition(gateway, session, record, Status(record.status), source=source,
                    raw_status=row.raw_status, detail="report about a booking this request "

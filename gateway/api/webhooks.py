@@ -10,8 +10,11 @@ Anyone can post here, so what a refusal costs must stay small and write nothing:
 1. the body is read only up to ``webhooks.max_body_bytes`` (413), and must be UTF-8 (400
    ``invalid_body_encoding``) and nest at most ``webhooks.max_depth`` levels (400
    ``body_too_deep``), checked on the bytes before any parser sees them;
-2. the adapter verifies (401 ``webhook_rejected``), then parses (the same);
-3. a source address refused ``webhooks.max_rejections_per_source`` times in the window is
+2. a provider's registration probe (Lalamove's empty POST, recognised by the adapter) is
+   answered 200 at once and only counted (``gateway_webhook_probes_total``): it carries no
+   report, so it is neither verified nor stored, and it is not a refusal;
+3. the adapter verifies (401 ``webhook_rejected``), then parses (the same);
+4. a source address refused ``webhooks.max_rejections_per_source`` times in the window is
    answered 429 with ``Retry-After`` instead of 401 until the window ends. Its webhooks are
    still verified, and a verified one is accepted: an address may be shared (a NAT, a proxy
    that is not trusted to name the client), and a forger must not be able to get the
@@ -54,7 +57,8 @@ def receive(courier: str):
         content: {application/json: {schema: {type: object}}}
       responses:
         200:
-          description: Stored (or a duplicate).
+          description: Stored (or a duplicate), or a provider's registration probe (an
+            empty body where the courier's provider sends one; nothing stored).
           content: {application/json: {schema: WebhookReceiptSchema}}
         400:
           description: Not UTF-8 (`invalid_body_encoding`) or nested deeper than
@@ -94,6 +98,10 @@ def receive(courier: str):
     except BodyRefused as exc:
         refusals.refused(courier, exc.reason, source)
         raise ApiError(exc.status, exc.code, exc.message) from None
+    if adapter.is_registration_probe(request.headers, raw):
+        # Nothing to verify and nothing to store: answered, counted, and that is all.
+        gateway.metrics.count_webhook_probe(courier)
+        return jsonify(received=0, duplicates=0)
     try:
         adapter.verify_webhook(request.headers, raw)
     except WebhookRejected as exc:

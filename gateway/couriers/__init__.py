@@ -302,6 +302,18 @@ class CourierAdapter:
         cannot be understood)."""
         return self._parse_webhook(headers, raw_body)
 
+    def is_registration_probe(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        """True for the request a provider sends to check a webhook URL while it is being
+        registered, which carries no report and must be answered 200 at once (Lalamove's
+        empty POST). Such a request is answered and changes nothing; anything else is
+        verified. Default: no provider probe is recognised."""
+        return False
+
+    @classmethod
+    def takes_webhooks(cls) -> bool:
+        """Whether this adapter verifies webhooks at all (it overrides ``_verify_webhook``)."""
+        return cls._verify_webhook is not CourierAdapter._verify_webhook
+
     # -- provider-specific parts -------------------------------------------------------------
     def _quote(self, order) -> Quote:
         raise CourierRejected(f"{self.name} gives no quotes")

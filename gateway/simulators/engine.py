@@ -267,7 +267,9 @@ class SimulatorEngine:
         for item in ready:
             self._send(item["body"])
 
-    def _send(self, body: dict) -> None:
+    def _send(self, body: dict) -> int | str:
+        """Post one webhook; log it with the answer. :return: the HTTP status, or the name of
+        the error when none came"""
         headers, data = self.webhook_request(body)
         try:
             response = requests.post(self.webhook_url, data=data, timeout=5,
@@ -277,6 +279,7 @@ class SimulatorEngine:
             status = type(exc).__name__
         with self.lock:
             self.webhooks.append({"body": body, "answer": status})
+        return status
 
     # -- HTTP ------------------------------------------------------------------------------
     def create_app(self) -> Flask:

@@ -7,6 +7,8 @@ queue card then says it cannot be read (and the breaker reports every circuit cl
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import current_app
 
 from ... import region, reports
@@ -31,12 +33,16 @@ def dashboard():
         dispatch = reports.dispatch_speed(session, start, end, now)
         on_time = reports.delivery_on_time(session, start, end, targets, now)
         health = reports.provider_health(session, gw.circuits, gw.couriers, now)
+        silent = [figure for figure in reports.webhook_silence(
+            session, [name for name, adapter in gw.couriers.items() if adapter.takes_webhooks()],
+            timedelta(seconds=gw.settings["webhooks"]["silence_alert_seconds"]), now)
+            if figure.silent]
     queues = reports.queue_figures_or_none(gw.redis)
     if queues is None:
         current_app.logger.warning("dashboard: Redis unreachable, queue figures left out")
     return render("console/dashboard.html", now=now, day_start=start, counts=counts,
                   dispatch=dispatch, dispatch_seconds=int(reports.DISPATCH_WITHIN.total_seconds()),
-                  on_time=on_time, health=health,
+                  on_time=on_time, health=health, silent=silent,
                   health_minutes=int(reports.HEALTH_WINDOW.total_seconds() // 60),
                   queues=queues, titles={name: service_title(s) for name, s in gw.services.items()},
                   refresh_seconds=REFRESH_SECONDS)

@@ -14,8 +14,12 @@ have been debited); on the quotation call it is only a temporary error.
 Lalamove has no lookup and no cancel by our reference, so this adapter implements neither:
 an unknown outcome waits for a webhook that carries our reference in ``metadata`` (see
 ``gateway.dispatch``). Webhooks are verified in the body: ``apiKey`` must be ours, the
-timestamp recent, and the signature must match the raw ``data`` text signed with our secret
-and the registered ``webhook_path``; anything else is refused.
+timestamp within Lalamove's retry window (an update is sent again for 24 hours with the
+timestamp of its first sending; only a few minutes of clock skew into the future), and the
+signature must match the raw ``data`` text signed with our secret and the registered
+``webhook_path``; anything else is refused. A retry is the same report again: the inbox
+deduplicates it by its ``eventId``. The empty POST Lalamove sends when a webhook URL is set
+is answered 200 and nothing else (:meth:`LalamoveCourier.is_registration_probe`).
 
 A ``sandbox`` entry must point at a simulator on this machine or at Lalamove's sandbox host,
 so a test key can never reach the live service.
@@ -23,7 +27,10 @@ so a test key can never reach the live service.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import hmac
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,6 +38,7 @@ from urllib.parse import urlsplit
 
 import requests
 from marshmallow import RAISE, Schema, fields, validate
+from redis.exceptions import RedisError
 
 from ...errors import StartupError
 from ...hookspecs import hookimpl
@@ -46,10 +54,16 @@ from .. import (
 )
 from . import mapping
 
+log = logging.getLogger(__name__)
+
 #: where a sandbox entry may go besides a simulator on this machine
 PROVIDER_SANDBOXES = ("https://rest.sandbox.lalamove.com",)
 #: answers to a quotation that mean "not from here, not to there" rather than "try later"
 NOT_SERVICEABLE = {"ERR_OUT_OF_SERVICE_AREA", "ERR_REVERSE_GEOCODE_FAILURE"}
+#: Lalamove sends an update not answered 200 again, 10 times within 24 hours, then disables
+#: the webhook URL (webhook tutorial v1.4): a retry may carry a timestamp this old
+RETRY_WINDOW_SECONDS = 24 * 3600
+RETRY_WINDOW_MARGIN_SECONDS = 2 * 3600
 
 
 class LalamoveConfigSchema(Schema):
@@ -70,9 +84,17 @@ class LalamoveConfigSchema(Schema):
         metadata={"description": "The path of the webhook URL registered with Lalamove "
                                  "(/webhooks/<this entry's name>): it is part of what "
                                  "Lalamove signs."})
-    webhook_tolerance_seconds = fields.Integer(
+    webhook_max_age_seconds = fields.Integer(
+        strict=True, load_default=RETRY_WINDOW_SECONDS + RETRY_WINDOW_MARGIN_SECONDS,
+        validate=validate.Range(min=60),
+        metadata={"description": "Signed webhooks whose timestamp is older are refused. "
+                                 "Lalamove sends an update again for 24 hours with the "
+                                 "timestamp of its first sending, so the default is 24 h "
+                                 "plus a 2 h margin; replays are deduplicated by eventId."})
+    webhook_clock_skew_seconds = fields.Integer(
         strict=True, load_default=300, validate=validate.Range(min=1),
-        metadata={"description": "Webhooks whose timestamp is further off are refused."})
+        metadata={"description": "Signed webhooks whose timestamp is further than this in "
+                                 "the future are refused (clock skew, not retries)."})
     quotation_margin_seconds = fields.Integer(
         strict=True, load_default=15, validate=validate.Range(min=0),
         metadata={"description": "A quotation expiring sooner than this is replaced."})
@@ -198,7 +220,7 @@ class LalamoveCourier(CourierAdapter):
         response = self._send("GET", mapping.order_path(provider_reference))
         self._check(response)
         try:
-            return mapping.parse_order(response.json())
+            return mapping.parse_order(response.json(), asked=provider_reference)
         except ValueError as exc:
             raise CourierTemporaryError(f"unreadable order: {exc}") from None
 
@@ -207,10 +229,26 @@ class LalamoveCourier(CourierAdapter):
         response = self._send("DELETE", mapping.order_path(provider_reference))
         self._check(response)
 
+    def register_webhook(self, url: str) -> None:
+        """Set the URL Lalamove sends webhooks to (``PATCH /v3/webhook``). Lalamove first
+        sends the URL an empty POST and keeps it only if that is answered 200.
+
+        :raises CourierRejected: Lalamove refused the URL (``ERR_INVALID_RESPONSE``: it did
+            not answer the probe with 200)
+        """
+        self._call("webhook", lambda: self._check(
+            self._send("PATCH", mapping.WEBHOOK_URL_PATH, {"data": {"url": url}})))
+
     def _health_check(self):
         self._check(self._send("GET", mapping.CITIES_PATH))
 
     # -- webhooks ----------------------------------------------------------------------
+    def is_registration_probe(self, headers, raw_body) -> bool:
+        """Lalamove checks a webhook URL being registered with a POST that has no body and
+        expects 200 at once (webhook tutorial v1.4, "Receiving the webhooks", step 6). Only
+        an empty (or blank) body is a probe: any body with content is verified as a report."""
+        return not raw_body.strip()
+
     def _envelope(self, raw_body) -> mapping.WebhookEnvelope:
         try:
             return mapping.read_webhook(raw_body)
@@ -227,19 +265,57 @@ class LalamoveCourier(CourierAdapter):
         if not isinstance(supplied, str) or not supplied:
             raise WebhookRejected("no signature")
         sent_at = mapping.webhook_time(body.get("timestamp"))
-        tolerance = timedelta(seconds=self.config["webhook_tolerance_seconds"])
-        if sent_at is None or abs(self._now() - sent_at) > tolerance:
-            raise WebhookRejected("timestamp missing or outside the tolerance window")
+        if sent_at is None:
+            raise WebhookRejected("no timestamp")
+        if not mapping.within_retry_window(
+                sent_at, self._now(),
+                max_age=timedelta(seconds=self.config["webhook_max_age_seconds"]),
+                max_ahead=timedelta(seconds=self.config["webhook_clock_skew_seconds"])):
+            raise WebhookRejected("timestamp outside the retry window")
         expected = mapping.webhook_signature(self.config["api_secret"], body["timestamp"],
                                              self.config["webhook_path"], envelope.raw_data)
         if not hmac.compare_digest(supplied.lower().encode(), expected.encode()):
             raise WebhookRejected("wrong signature")
 
     def _parse_webhook(self, headers, raw_body):
+        envelope = self._envelope(raw_body)
         try:
-            return mapping.parse_webhook(self._envelope(raw_body))
+            events = mapping.parse_webhook(envelope)
         except ValueError as exc:
             raise WebhookRejected(f"not a Lalamove order event: {exc}") from None
+        first = self._first_event_id(envelope.body)
+        if first is not None:
+            events = [dataclasses.replace(event, event_key=first) for event in events]
+        return events
+
+    def _first_event_id(self, body) -> str | None:
+        """The ``eventId`` under which this signed body was first received, if another.
+
+        The signature covers the timestamp and ``data``, not the ``eventId``: within the
+        retry window, a body seen once (a leaked log, a proxy) could be sent again under a
+        new ``eventId`` and pass as a new report. So each signature is remembered (in Redis,
+        for as long as its timestamp is acceptable) with the first ``eventId`` it came with,
+        and a body that comes back under another is stored under that first one: the inbox
+        sees a duplicate, and the sender gets the same 200 as for any retry. Without Redis
+        this check is skipped; statuses still move forward only.
+        """
+        event_id, signature = body.get("eventId"), body.get("signature")
+        redis = getattr(self.gateway, "redis", None)
+        if redis is None or not event_id or not isinstance(signature, str):
+            return None
+        digest = hashlib.sha256(signature.lower().encode()).hexdigest()
+        key = f"gateway:webhooks:{self.instance}:signature:{digest}"
+        seconds = (self.config["webhook_max_age_seconds"] +
+                   self.config["webhook_clock_skew_seconds"])
+        try:
+            redis.set(key, str(event_id)[:128], nx=True, ex=seconds)
+            first = redis.get(key)
+        except RedisError as exc:
+            log.warning("lalamove webhook replay check skipped, Redis unavailable (%s)",
+                        type(exc).__name__)
+            return None
+        first = first.decode() if isinstance(first, bytes) else first
+        return first if first and first != str(event_id)[:128] else None
 
 
 @hookimpl

@@ -44,6 +44,8 @@ STATUS_MAP: dict[str, Status | None] = {
 }
 
 QUOTATIONS_PATH = "/v3/quotations"
+#: ``PATCH`` with ``{"data": {"url"}}`` sets the webhook URL (webhook tutorial v1.4)
+WEBHOOK_URL_PATH = "/v3/webhook"
 ORDERS_PATH = "/v3/orders"
 CITIES_PATH = "/v3/cities"
 
@@ -288,13 +290,28 @@ def _proof(order: Mapping[str, Any]) -> dict:
     return {"proof": proof}
 
 
-def parse_order(body: Any) -> ProviderEvent:
+def parse_order(body: Any, asked: str | None = None) -> ProviderEvent:
     """A ``GET /v3/orders/{id}`` answer as a report (one key per order and status, so polling
-    the same status twice is a duplicate). :raises ValueError: not an order"""
+    the same status twice is a duplicate).
+
+    An answer about another order than ``asked`` (the id polled) means Lalamove replaced the
+    order (``ORDER_REPLACED``) and answers for the order as it now is: the report is about
+    the ``asked`` id, names the new one (``new_provider_reference``) and carries its status,
+    so a booking followed by polling alone moves to the new id as it does by webhook. The
+    reference documents no field for this in the order details; see the simulator [U].
+
+    :raises ValueError: not an order
+    """
     order = unwrap(body)
     order_id, raw = _order_id(order), str(order.get("status") or "")
     if not raw:
         raise ValueError("no status in the order")
+    if asked is not None and order_id != asked:
+        return ProviderEvent(
+            event_key=f"replaced:{asked}:{order_id}:{raw}"[:128], provider_reference=asked,
+            our_reference=_our_reference(order), raw_status=raw, status=map_status(raw),
+            details={"type": "ORDER_REPLACED", "new_provider_reference": order_id,
+                     **_proof(order)})
     return ProviderEvent(event_key=f"status:{order_id}:{raw}", provider_reference=order_id,
                          our_reference=_our_reference(order), raw_status=raw,
                          status=map_status(raw), details=_proof(order))
@@ -389,6 +406,14 @@ def webhook_time(value: Any) -> datetime | None:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def within_retry_window(sent_at: datetime, now: datetime, *, max_age: timedelta,
+                        max_ahead: timedelta) -> bool:
+    """Whether a webhook stamped ``sent_at`` may be taken at ``now``: up to ``max_age`` old
+    (Lalamove's retries keep the first sending's timestamp for up to 24 hours), and no
+    further than ``max_ahead`` in the future (clocks differ by a little, never by hours)."""
+    return now - max_age <= sent_at <= now + max_ahead
 
 
 def parse_webhook(envelope: WebhookEnvelope) -> list[ProviderEvent]:

@@ -15,11 +15,28 @@ photos on every drop-off stop), or end ``EXPIRED`` for want of a driver; they ca
 cancelled only while ``ASSIGNING_DRIVER`` (409 ``ERR_CANCELLATION_FORBIDDEN`` after). Each step
 is a webhook signed the Lalamove way (``ORDER_CREATED``, then ``ORDER_STATUS_CHANGED``).
 
+Webhooks follow Lalamove's webhook tutorial (v3_Webhook_v1.4): setting the URL
+(``PATCH /v3/webhook`` with ``{"data": {"url"}}``) first sends it an empty POST, and a URL
+that does not answer 200 is not registered (``ERR_INVALID_RESPONSE``, the code the courier
+reference lists for "your webhook returned non-200"). An update that is not answered 200 is
+sent again, 10 times in all within 24 hours with exponentially growing delays
+(``RETRY_DELAYS``), each time the same body: the same ``eventId`` and the ``timestamp`` and
+signature of its first sending; after the 10th failure the URL is disabled (no more
+webhooks until it is set again). The tests cannot wait a day: ``POST /_sim/webhooks/retry``
+with ``{"elapsed_seconds": N}`` sends each pending update again as the retry that falls due
+N seconds after its first sending (its timestamp N seconds old), and
+``POST /_sim/webhooks/resend`` with ``{"index": i, "elapsed_seconds": N}`` sends the i-th
+logged update again that way, as a retry after an answer that was lost.
+
 Faults and the ``/_sim/*`` endpoints are the engine's (``gateway.simulators.engine``); the
 magic words go in a recipient's ``remarks``. Besides the engine's, this dialect knows:
 
 * ``[sim:replace]``            once a driver is assigned, the order is replaced by a new id
-  (``ORDER_REPLACED`` with ``prevOrderId``) and the new order goes on to the end;
+  (``ORDER_REPLACED`` with ``prevOrderId``) and the new order goes on to the end. Reading
+  the previous id (``GET /v3/orders/{prevOrderId}``) answers the order as it now is, under
+  its new ``orderId``: the reference documents no field of the order details for a
+  replacement, so this is the simulator's reading [U], and the adapter takes any answer
+  whose ``orderId`` is not the one asked for as the replacement;
 * ``expire_quotation``         (queued with ``POST /_sim/faults``) the order call is refused
   with ``ERR_INVALID_QUOTATION_ID``, as when the provider's clock runs ahead of ours;
 * ``quotation_faults``         (``POST /_sim/config``) ``"5xx"`` or ``"429"``, one per
@@ -40,6 +57,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import requests
 from flask import Flask, jsonify, request
 
 from ...simulators.engine import DRIVERS, SimulatorEngine
@@ -48,6 +66,11 @@ LIFECYCLE = ["ASSIGNING_DRIVER", "ON_GOING", "PICKED_UP", "COMPLETED"]
 TERMINAL = {"COMPLETED", "CANCELED", "REJECTED", "EXPIRED"}
 CANCELLABLE = {"ASSIGNING_DRIVER"}
 AUTHORIZATION = re.compile(r"hmac ([^:\s]+):(\d+):([0-9a-fA-F]+)")
+#: seconds between the sendings of an update that is not answered 200: 10 sendings in all,
+#: the delay doubling each time, the last one within 24 hours of the first (webhook tutorial)
+RETRY_DELAYS = tuple(160 * 2 ** k for k in range(9))
+#: sendings of one update after which Lalamove disables the webhook URL
+MAX_SENDINGS = 1 + len(RETRY_DELAYS)
 
 
 def _hmac_hex(secret: str, message: bytes) -> str:
@@ -109,6 +132,10 @@ class LalamoveSimulator(SimulatorEngine):
             self.quotation_lifetimes: list[float] = []
             self.quotation_faults: list[str] = []
             self._replacements: list[dict] = []
+            #: updates not answered 200, waiting for their next sending
+            self.retries: list[dict] = []
+            #: set when the 10th sending of an update failed; cleared by setting a URL
+            self.webhook_disabled = False
 
     def new_id(self) -> str:
         """A 19-digit id, as a string (Lalamove's ids do not survive a JS number)."""
@@ -154,12 +181,11 @@ class LalamoveSimulator(SimulatorEngine):
             # Not now: the clock may be walking the bookings.
             self._replacements.append(booking)
 
-    def flush_webhooks(self) -> None:
+    def _replace_pending(self) -> None:
         with self.lock:
             pending, self._replacements = self._replacements, []
             for booking in pending:
                 self.replace(booking)
-        super().flush_webhooks()
 
     def replace(self, old: dict) -> dict:
         """Lalamove re-creates an order under a new id (``ORDER_REPLACED``): the old one goes
@@ -224,8 +250,9 @@ class LalamoveSimulator(SimulatorEngine):
 
     def webhook_request(self, body: dict) -> tuple[dict, bytes]:
         """The envelope, with ``data`` serialised once (compactly, as Lalamove does) and its
-        signature over exactly that text and the path of the registered webhook URL."""
-        timestamp = int(time.time())
+        signature over exactly that text and the path of the registered webhook URL. The
+        timestamp is that of the update's first sending (a retry keeps it)."""
+        timestamp = body.setdefault("timestamp", int(time.time()))
         data = json.dumps(body["data"], separators=(",", ":"), ensure_ascii=False)
         path = urlsplit(self.webhook_url or "/").path or "/"
         signed = f"{timestamp}\r\nPOST\r\n{path}\r\n\r\n{data}".encode()
@@ -234,6 +261,72 @@ class LalamoveSimulator(SimulatorEngine):
                 "eventType": body["eventType"], "eventVersion": body["eventVersion"]}
         text = json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + data + "}"
         return {}, text.encode()
+
+    # -- webhook delivery: the probe, retries, disabling ------------------------------------
+    def register_webhook(self, url: str) -> int | str:
+        """Set the webhook URL as ``PATCH /v3/webhook`` does: an empty POST first; the URL is
+        kept only if that is answered 200. :return: the probe's answer"""
+        try:
+            status = requests.post(url, data=b"", timeout=5).status_code
+        except requests.RequestException as exc:
+            status = type(exc).__name__
+        with self.lock:
+            self.webhooks.append({"body": None, "probe": True, "url": url, "answer": status})
+            if status == 200:
+                self.webhook_url, self.webhook_disabled = url, False
+        return status
+
+    def _send(self, body: dict) -> int | str:
+        if self.webhook_disabled or not self.webhook_url:
+            return "disabled"
+        status = super()._send(body)
+        if status != 200:
+            self._failed(body, sendings=1)
+        return status
+
+    def _failed(self, body: dict, sendings: int) -> None:
+        with self.lock:
+            if sendings >= MAX_SENDINGS:
+                self.webhook_disabled = True
+                return
+            self.retries.append({"body": body, "sendings": sendings,
+                                 "due": time.monotonic() + RETRY_DELAYS[sendings - 1]})
+
+    def flush_retries(self, now: float | None = None) -> None:
+        """Send again each pending update whose delay has passed."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            due = [r for r in self.retries if r["due"] <= now]
+            self.retries = [r for r in self.retries if r["due"] > now]
+        for retry in due:
+            self._retry(retry["body"], retry["sendings"] + 1)
+
+    def _retry(self, body: dict, sendings: int) -> int | str:
+        if self.webhook_disabled or not self.webhook_url:
+            return "disabled"
+        status = super()._send(body)
+        if status != 200:
+            self._failed(body, sendings)
+        return status
+
+    @staticmethod
+    def sendings_by(elapsed_seconds: float) -> int:
+        """How many times an update unanswered all along has been sent ``elapsed_seconds``
+        after its first sending (the schedule of ``RETRY_DELAYS``)."""
+        return 1 + sum(1 for total in itertools.accumulate(RETRY_DELAYS)
+                       if total <= elapsed_seconds)
+
+    def retry_after(self, body: dict, elapsed_seconds: float) -> int | str:
+        """Send ``body`` again as its retry ``elapsed_seconds`` after its first sending: its
+        timestamp (and signature) say it was first sent that long ago."""
+        with self.lock:
+            body["timestamp"] = int(time.time() - elapsed_seconds)
+        return self._retry(body, self.sendings_by(elapsed_seconds))
+
+    def flush_webhooks(self) -> None:
+        self._replace_pending()
+        super().flush_webhooks()
+        self.flush_retries()
 
     def describe(self, booking: dict) -> dict:
         return {**super().describe(booking), "orderId": booking["id"],
@@ -361,6 +454,8 @@ class LalamoveSimulator(SimulatorEngine):
             if booking is None:
                 return error(404, "ERR_ORDER_NOT_FOUND", "No such order")
             with sim.lock:
+                while booking.get("replaced_by"):  # the order as it now is (see above)
+                    booking = sim.bookings[booking["replaced_by"]]
                 return reply(sim.order_body(booking))
 
         @app.delete("/v3/orders/<order_id>")
@@ -378,6 +473,37 @@ class LalamoveSimulator(SimulatorEngine):
             return reply([{"locode": "ID_JKT", "name": "Jakarta",
                            "services": [{"key": "MOTORCYCLE"}, {"key": "MPV"},
                                         {"key": "VAN"}]}])
+
+        @app.patch("/v3/webhook")
+        def set_webhook():
+            url = _data().get("url")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                return error(422, "ERR_INVALID_FIELD", "data.url must be an http(s) URL")
+            answer = sim.register_webhook(url)
+            if answer != 200:
+                return error(422, "ERR_INVALID_RESPONSE",
+                             f"The webhook URL answered {answer}, not 200")
+            return reply({"url": url})
+
+        @app.post("/_sim/webhooks/retry")
+        def sim_retry():
+            elapsed = float((request.get_json(silent=True) or {}).get("elapsed_seconds", 0))
+            with sim.lock:
+                pending, sim.retries = sim.retries, []
+            answers = [sim.retry_after(r["body"], elapsed) for r in pending]
+            return jsonify(answers=answers, disabled=sim.webhook_disabled)
+
+        @app.post("/_sim/webhooks/resend")
+        def sim_resend():
+            body = request.get_json(silent=True) or {}
+            with sim.lock:
+                sent = [w for w in sim.webhooks if w.get("body")]
+                index = body.get("index", -1)
+                if not isinstance(index, int) or not -len(sent) <= index < len(sent):
+                    return jsonify(error="no logged webhook at that index"), 400
+                event = sent[index]["body"]
+            answer = sim.retry_after(event, float(body.get("elapsed_seconds", 0)))
+            return jsonify(answer=answer, disabled=sim.webhook_disabled)
 
         @app.get("/_sim/signatures")
         def sim_signatures():
