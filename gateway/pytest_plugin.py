@@ -27,9 +27,14 @@ them, are loaded either way)::
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -139,6 +144,42 @@ def gateway_postgres_url():
     return worker_postgres_url(url) if url else None
 
 
+_MIGRATED_SQLITE: list[Path] = []   # this process's SQLite file at the head revision
+
+
+def migrate_test_database(db) -> None:
+    """``gateway.migrate.upgrade(db)``, faster on SQLite: a test's new, empty SQLite file is
+    replaced by a copy of one this process migrated once (a file copy against about 0.1 s of
+    Alembic a test). Anything else (PostgreSQL, a file that already has tables) is upgraded
+    as usual."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from gateway.migrate import upgrade
+
+    url = make_url(db.url)
+    path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database \
+        and url.database != ":memory:" else None
+    if path is not None and _MIGRATED_SQLITE:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            empty = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if empty:
+            db.dispose()
+            for journal in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                journal.unlink(missing_ok=True)
+            shutil.copyfile(_MIGRATED_SQLITE[0], path)
+            return
+    upgrade(db)
+    if path is not None and not _MIGRATED_SQLITE:
+        db.dispose()
+        folder = tempfile.mkdtemp(prefix="gateway-migrated-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = Path(folder) / "head.db"
+        shutil.copyfile(path, template)
+        _MIGRATED_SQLITE.append(template)
+
+
 @pytest.fixture
 def gateway_database_url(tmp_path, gateway_postgres_url):
     """The database of this test: an empty SQLite file, or with ``$GATEWAY_TEST_DATABASE_URL``
@@ -206,7 +247,6 @@ def gateway_make_app(tmp_path, gateway_config_dir, gateway_redis_url, gateway_re
     ``gateway.yaml`` keys. ``plugins`` defaults to the ``gateway_plugins`` fixture.
     """
     from gateway import create_app
-    from gateway.migrate import upgrade
     from gateway.testing import ServerThread
 
     built, numbers = [], itertools.count(1)
@@ -228,7 +268,7 @@ def gateway_make_app(tmp_path, gateway_config_dir, gateway_redis_url, gateway_re
                   "services": services or {}, **core}
         app = create_app(config, plugins=gateway_plugins if plugins is None else plugins)
         app.testing = True
-        upgrade(app.extensions["gateway"].db)
+        migrate_test_database(app.extensions["gateway"].db)
         server = ServerThread(app).__enter__()
         built.append((app, server))
         app.server_url = server.url

@@ -31,8 +31,11 @@ import plugins.umkm_pickup
 from gateway import create_app
 from gateway.agencies import create_agency
 from gateway.cli import main as cli_main
-from gateway.migrate import upgrade
-from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS, TEST_PASSWORD_HASH
+from gateway.pytest_plugin import (
+    GOSEND_TEST_CREDENTIALS,
+    TEST_PASSWORD_HASH,
+    migrate_test_database,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -102,7 +105,7 @@ def make_app(tmp_path, gateway_database_url, gateway_redis_url, gateway_redis):
         config.update(overrides)
         app = create_app(config, plugins=SERVICE_PLUGINS if plugins is None else plugins)
         app.testing = True
-        upgrade(app.extensions["gateway"].db)
+        migrate_test_database(app.extensions["gateway"].db)
         built.append(app)
         return app
 
