@@ -13,6 +13,13 @@ then books again under a new reference. Webhooks are authenticated by the static
 ``Authorization`` (and, when configured, ``Authorization-Id``) values we gave Grab, compared
 in constant time; anything else is refused.
 
+Cash on delivery goes as Grab's ``CASH`` payment method with its amount. Grab enables payment
+types per project, and a contract may cap the cash a driver collects: an entry says so with
+``cash_on_delivery: false`` or ``max_cash_on_delivery``, and :meth:`refusal` then skips
+such orders before any call, so routing gives them to the next courier (the own fleet takes
+COD). A refusal by Grab itself ("Taxi type ID not found") is a rejection and fails over too.
+Field by field, with sources: ``docs/couriers.md``.
+
 A ``sandbox`` entry must point at a simulator on this machine or at Grab's sandbox path, so
 a test key can never reach the live service.
 """
