@@ -107,6 +107,17 @@ def details_of(body):
     return [e["detail"] or "" for e in body["timeline"]]
 
 
+def assert_failed_over_with_grabs_words(app, key, request_id, sim, words):
+    """Grab refused the one create it got, for good: the own fleet has the parcel and the
+    timeline keeps Grab's own words."""
+    wait_for_status(app, request_id, "booked")
+    body = detail(app, key, request_id)
+    assert body["provider"] == "own_fleet"
+    assert any(d.startswith("grab_sandbox: rejected") and words in d
+               for d in details_of(body))
+    assert len(creates(sim)) == 1 and bookings(sim) == []
+
+
 def wait_for_provider(app, key, request_id, provider, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -271,12 +282,7 @@ def test_cod_grab_refuses_for_its_payment_type_fails_over_with_grabs_words(
     sim_post(grab_sim, "/_sim/config", {"cash_enabled": False})
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     request_id = submit(app, key, {**umkm_body(app), "cash_on_delivery": 50000})
-    wait_for_status(app, request_id, "booked")
-    body = detail(app, key, request_id)
-    assert body["provider"] == "own_fleet"
-    assert any(d.startswith("grab_sandbox: rejected") and "Taxi type ID not found" in d
-               for d in details_of(body))
-    assert len(creates(grab_sim)) == 1 and bookings(grab_sim) == []
+    assert_failed_over_with_grabs_words(app, key, request_id, grab_sim, "Taxi type ID not found")
 
 
 def test_an_expired_token_is_refreshed_once_before_the_next_call(grab_app, grab_sim):
@@ -440,12 +446,8 @@ def test_a_parcel_grab_itself_refuses_is_rejected_and_fails_over_with_grabs_word
     app = grab_app()
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     request_id = submit(app, key, umkm_body(app, weight_grams=25000))
-    wait_for_status(app, request_id, "booked")
-    body = detail(app, key, request_id)
-    assert body["provider"] == "own_fleet"
-    assert any(d.startswith("grab_sandbox: rejected") and "Package over weight limit" in d
-               for d in details_of(body))
-    assert len(creates(grab_sim)) == 1 and bookings(grab_sim) == []
+    assert_failed_over_with_grabs_words(app, key, request_id, grab_sim,
+                                        "Package over weight limit")
 
 
 def test_an_unknown_create_outcome_is_released_by_merchant_order_id_and_booked_once_more(
