@@ -168,7 +168,7 @@ def puskesmas_places() -> list[dict]:
     """The day's pickup locations, as ``services.yaml`` lists them."""
     return [{"id": f"puskesmas-{name.lower().replace(' ', '-')}", "name": f"Puskesmas {name}",
              "address": f"Jl. Raya {name} No. {n + 1}, {name}, Banyuwangi",
-             "location": {"lat": lat, "lng": lng}, "phone": f"0333-100-{n + 1:04d}"}
+             "location": {"lat": lat, "lng": lng}, "phone": f"0811-100-{n + 1:04d}"}
             for n, (name, lat, lng) in enumerate(PUSKESMAS)]
 
 

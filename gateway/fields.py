@@ -99,6 +99,14 @@ class PlaceSchema(Schema):
     contact_name = fields.String(load_default=None)
 
 
+class PickupPlaceSchema(PlaceSchema):
+    """A place a courier collects from (a puskesmas pharmacy): its ``phone`` is the pickup
+    contact the driver calls or chats with in the courier's app, so it must be a mobile
+    number; a fixed line (``0333-...``) cannot be reached from there."""
+
+    phone = IndonesianPhone(mobile=True, load_default=None)
+
+
 def place_registry(places: list[dict], field_name: str) -> dict[str, dict]:
     """Index places by id. :raises ValidationError: on a duplicate id."""
     registry: dict[str, dict] = {}

@@ -3,9 +3,10 @@
 One canonical form everywhere inside the gateway: E.164 (``+6281234567890``). Services'
 fields read what people type (``0812-3456-7890``, ``62812...``, ``+62 812...``) into it
 (``gateway.fields.IndonesianPhone``), neutral orders carry only it (``gateway.orders``),
-and each courier's mapping writes it in its provider's dialect with :func:`e164` or
-:func:`e164_digits`. Which numbers exist, which are mobiles and how long they are is
-libphonenumber's metadata, kept up to date upstream, not rules of our own.
+and each courier's mapping writes it in its provider's dialect with :func:`written`, whose
+table :data:`DIALECTS` is the one place that says which provider takes which form. Which
+numbers exist, which are mobiles and how long they are is libphonenumber's metadata, kept up
+to date upstream, not rules of our own.
 """
 
 from __future__ import annotations
@@ -85,3 +86,32 @@ def e164_digits(text: str) -> str:
     """``text`` in E.164 without its plus sign (``6281234567890``), for a provider that takes
     that form (GO-JEK's and Grab's); no number stays none."""
     return e164(text).removeprefix("+")
+
+
+#: How each courier provider writes a phone number, as its documentation says (sources in
+#: the project's courier reference and ``docs/couriers.md``):
+#:
+#: * ``gosend``: ``62...``, no plus sign (integrators normalise ``08...`` to ``62...``; the
+#:   create-booking samples' ``originContactPhone``/``destinationContactPhone``);
+#: * ``goride``: ``62...``, no plus sign (our provisional dialect, modelled on GO-SEND's until
+#:   GO-JEK documents its partner ride API);
+#: * ``grabexpress``: E.164 without the plus sign (``sender``/``recipient.phone`` in Grab's
+#:   Create Delivery);
+#: * ``lalamove``: E.164 with the plus sign (``sender``/``recipients[].phone`` of
+#:   ``POST /v3/orders``; Lalamove answers ``ERR_INVALID_PHONE_NUMBER`` otherwise).
+DIALECTS = {
+    "gosend": e164_digits,
+    "goride": e164_digits,
+    "grabexpress": e164_digits,
+    "lalamove": e164,
+}
+
+
+def written(text: str, dialect: str) -> str:
+    """``text`` (normally the E.164 of a neutral order's contact) in the form ``dialect``'s
+    provider documents (:data:`DIALECTS`); no number stays none.
+
+    :raises KeyError: an unknown dialect (a programming error)
+    :raises InvalidPhoneNumber: ``text`` is not a phone number at all
+    """
+    return DIALECTS[dialect](text)

@@ -321,21 +321,23 @@ def _unmask(value: Any, current: Any) -> Any:
 
 
 def errors_by_field(form_fields_: list[FormField], problems: list[tuple[str, str]]
-                    ) -> tuple[dict[str, list[str]], list[str]]:
+                    ) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
     """Place each ``(key path, reason)`` at the input that holds that path (a problem deep
-    in a YAML input, ``pickup_locations.0.location.lat``, goes to ``pickup_locations``).
+    in a YAML input, ``pickup_locations.0.location.lat``, goes to ``pickup_locations``, with
+    ``0.location.lat`` to say where in it).
 
-    :return: reasons by input path, and the reasons no input holds (shown above the form)
+    :return: ``(where within the input, reason)`` by input path (``where`` empty for the
+        input itself), and the reasons no input holds (shown above the form)
     """
     paths = sorted(_paths(form_fields_), key=len, reverse=True)
-    placed: dict[str, list[str]] = {}
+    placed: dict[str, list[tuple[str, str]]] = {}
     general: list[str] = []
     for path, reason in problems:
         holder = next((p for p in paths if path == p or path.startswith(f"{p}.")), None)
         if holder is None:
             general.append(f"{path}: {reason}" if path else reason)
         else:
-            placed.setdefault(holder, []).append(reason)
+            placed.setdefault(holder, []).append((path[len(holder) + 1:], reason))
     return placed, general
 
 

@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from gateway.fields import (
     IndonesianPhone,
     LocationSchema,
-    PlaceSchema,
+    PickupPlaceSchema,
     ServiceAreaSchema,
     place_registry,
 )
@@ -102,7 +102,7 @@ class MedicineDeliveryConfigSchema(Schema):
         unknown = RAISE
 
     service_area = fields.Nested(ServiceAreaSchema, load_default=None, allow_none=True)
-    pickup_locations = fields.List(fields.Nested(PlaceSchema), load_default=list)
+    pickup_locations = fields.List(fields.Nested(PickupPlaceSchema), load_default=list)
     allowed_restricted_categories = fields.List(
         fields.String(validate=validate.OneOf(RESTRICTED_CATEGORIES)), load_default=list,
         metadata={"description": "Restricted categories this regency allows anyway."})

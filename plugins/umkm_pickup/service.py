@@ -17,7 +17,7 @@ class BusinessSchema(Schema):
     nib = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
         r"^\d{13}$", error="Must be the 13-digit NIB business number."))
     contact_name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True)
+    phone = IndonesianPhone(required=True, mobile=True)   # the pickup contact the courier calls
     address = fields.String(required=True, validate=validate.Length(min=5, max=300))
     location = fields.Nested(LocationSchema, required=True)
 

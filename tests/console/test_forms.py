@@ -121,6 +121,6 @@ def test_problems_are_placed_at_the_input_that_holds_their_path():
         ("circuit.failure_threshold", "Must be greater than or equal to 1."),
         ("places.0", "Not a valid string."), ("", "marked sandbox but not local"),
         ("nowhere", "Unknown field.")])
-    assert placed == {"circuit.failure_threshold": ["Must be greater than or equal to 1."],
-                      "places": ["Not a valid string."]}
+    assert placed == {"circuit.failure_threshold": [("", "Must be greater than or equal to 1.")],
+                      "places": [("0", "Not a valid string.")]}
     assert general == ["marked sandbox but not local", "nowhere: Unknown field."]

@@ -129,7 +129,7 @@ def test_an_invalid_value_is_shown_at_its_field_with_422_and_nothing_is_saved(ap
         "Must be greater than or equal to 1 and less than or equal to 3650."
     assert by_id(response, "error-eligibility.rule").text == "Must be one of: always, " \
         "allow_list, never."
-    assert by_id(response, "error-pickup_locations").text == "Not a valid number."
+    assert by_id(response, "error-pickup_locations").text == "0.location.lat: Not a valid number."
     assert by_id(response, "input-retention_days").attrs["value"] == "0"   # kept for fixing
     assert "lat: north" in by_id(response, "input-pickup_locations").text
     assert by_id(response, "form-errors")
@@ -146,7 +146,7 @@ def test_yaml_that_does_not_parse_or_holds_more_than_plain_data_is_refused_at_it
     dated = admin.post(url, {"couriers": "- own_fleet\n- 2026-11-28\n"})
     assert dated.status_code == 422
     assert by_id(dated, "error-couriers").text == \
-        "Use only text, numbers, true/false, null, lists and mappings."
+        "1: Use only text, numbers, true/false, null, lists and mappings."
     assert versions(app) == []
 
 
@@ -259,3 +259,17 @@ def test_the_pages_are_in_indonesian(app, console_as):
     settings = admin.get("/console/services/courier/gosend_sandbox")
     assert by_id(settings, "field-timeout_seconds").all("label")[0].text == \
         "Batas waktu (detik)"
+
+
+def test_a_landline_pickup_contact_is_refused_in_the_editor_naming_the_entry(app, console_as):
+    """A courier's app cannot reach a fixed line: the pickup contact must be a mobile."""
+    admin = console_as("admin")
+    url = "/console/services/service/medicine_delivery"
+    form = inputs(admin.get(url))
+    form["pickup_locations"] = form["pickup_locations"].replace("0811-0000-0002",
+                                                                "0333-000-0002")
+    response = admin.post(url, form)
+    assert response.status_code == 422
+    assert by_id(response, "error-pickup_locations").text == \
+        "1.phone: Must be a mobile number of region ID (+62..., 62... or 08...)."
+    assert versions(app) == []

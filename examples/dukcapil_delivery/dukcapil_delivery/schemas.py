@@ -13,7 +13,12 @@ from __future__ import annotations
 import copy
 import re
 
-from gateway.fields import IndonesianPhone, LocationSchema, PlaceSchema, ServiceAreaSchema
+from gateway.fields import (
+    IndonesianPhone,
+    LocationSchema,
+    PickupPlaceSchema,
+    ServiceAreaSchema,
+)
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 #: The documents the service knows; ``documents`` in the settings says which are offered.
@@ -26,11 +31,11 @@ SAMPLE_OFFICES = [
     {"id": "disdukcapil-banyuwangi", "name": "Disdukcapil Kabupaten Banyuwangi",
      "address": "Jl. K.H. Agus Salim, Banyuwangi",
      "location": {"lat": -8.2150, "lng": 114.3580},
-     "phone": "+62333000010", "contact_name": "Loket pengiriman dokumen"},
+     "phone": "+6281100000010", "contact_name": "Loket pengiriman dokumen"},
     {"id": "mpp-banyuwangi", "name": "Mal Pelayanan Publik Banyuwangi",
      "address": "Jl. Jenderal Ahmad Yani, Banyuwangi",
      "location": {"lat": -8.2185, "lng": 114.3668},
-     "phone": "+62333000011", "contact_name": "Loket Dukcapil MPP"},
+     "phone": "+6281100000011", "contact_name": "Loket Dukcapil MPP"},
 ]
 
 _NIK = re.compile(r"^\d{16}$")
@@ -100,7 +105,7 @@ class DukcapilDeliveryConfigSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    offices = fields.List(fields.Nested(PlaceSchema), validate=validate.Length(min=1),
+    offices = fields.List(fields.Nested(PickupPlaceSchema), validate=validate.Length(min=1),
                           load_default=lambda: copy.deepcopy(SAMPLE_OFFICES))
     regency_code = fields.String(load_default="3510", validate=validate.Regexp(r"^\d{4}$"),
                                  metadata={"description": "The first four digits of the NIK "

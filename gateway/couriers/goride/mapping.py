@@ -55,6 +55,9 @@ from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent
 
+#: how this provider writes a phone number (``gateway.phones.DIALECTS``)
+DIALECT = "goride"
+
 #: Every status of the dialect, mapped; ``None`` would mean "noted, no change".
 STATUS_MAP: dict[str, Status | None] = {
     "scheduled": Status.BOOKED,             # accepted for a future pickup time
@@ -118,7 +121,7 @@ def _place(place) -> dict[str, str]:
         "address": place.address,
         "latLong": latlong(place),
         "contactName": place.contact.name,
-        "contactPhone": phones.e164_digits(place.contact.phone),
+        "contactPhone": phones.written(place.contact.phone, DIALECT),
         "note": place.note or "",
     }
 

@@ -23,6 +23,9 @@ from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent, Quote
 
+#: how this provider writes a phone number (``gateway.phones.DIALECTS``)
+DIALECT = "gosend"
+
 #: Every status GO-SEND is known to send, mapped; ``None`` means "noted, no change".
 STATUS_MAP: dict[str, Status | None] = {
     "confirmed": Status.BOOKED,             # booking received, finding a driver
@@ -76,13 +79,13 @@ def booking_payload(order, reference: str, *, shipment_method: str = "Instant",
             "originName": pickup.contact.name,
             "originNote": pickup.note or "",
             "originContactName": pickup.contact.name,
-            "originContactPhone": phones.e164_digits(pickup.contact.phone),
+            "originContactPhone": phones.written(pickup.contact.phone, DIALECT),
             "originLatLong": latlong(pickup),
             "originAddress": pickup.address,
             "destinationName": dropoff.contact.name,
             "destinationNote": dropoff.note or "",
             "destinationContactName": dropoff.contact.name,
-            "destinationContactPhone": phones.e164_digits(dropoff.contact.phone),
+            "destinationContactPhone": phones.written(dropoff.contact.phone, DIALECT),
             "destinationLatLong": latlong(dropoff),
             "destinationAddress": dropoff.address,
             "item": f"{order.package.description} ({', '.join(flags)})",

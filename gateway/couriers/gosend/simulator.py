@@ -4,14 +4,17 @@ It is what ``gateway up`` books in sandbox mode and what the tests watch. It che
 ``Client-ID``/``Pass-Key`` (401 with an ``Error-Message`` header otherwise), answers 201 with
 a ``GK-11-...`` order number, moves each booking through ``confirmed -> allocated ->
 out_for_pickup -> picked -> out_for_delivery -> delivered``, and POSTs a webhook for each step
-with the registered token. Faults and the ``/_sim/*`` endpoints are the engine's
-(``gateway.simulators.engine``); the magic words go in a route's ``destinationNote``.
+with the registered token. A contact phone must be written as GO-SEND integrators write it,
+``62...`` with no plus sign (400 with an ``Error-Message`` otherwise). Faults and the
+``/_sim/*`` endpoints are the engine's (``gateway.simulators.engine``); the magic words go in
+a route's ``destinationNote``.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,6 +27,9 @@ LIFECYCLE = ["confirmed", "allocated", "out_for_pickup", "picked", "out_for_deli
              "delivered"]
 TERMINAL = {"delivered", "cancelled", "rejected", "no_driver"}
 CANCELLABLE = {"confirmed", "allocated", "out_for_pickup"}
+#: a contact phone as GO-SEND integrators send it: ``62`` and the digits, no plus, no ``08``
+#: (courier reference section 2.3, "Phone format" [C])
+PHONE = re.compile(r"^62\d{7,13}$")
 
 
 class GoSendSimulator(SimulatorEngine):
@@ -118,6 +124,10 @@ class GoSendSimulator(SimulatorEngine):
             if len(routes) != 1 or not routes[0].get("storeOrderId"):
                 return error(400, "exactly one route with a storeOrderId is required")
             route = routes[0]
+            for field in ("originContactPhone", "destinationContactPhone"):
+                phone = route.get(field)
+                if phone and not PHONE.match(str(phone)):
+                    return error(400, f"{field} must be 62 followed by the number's digits")
             faults = sim.take_faults(route.get("destinationNote", ""))
             if "reject" in faults:
                 return error(422, "Destination is not serviceable")

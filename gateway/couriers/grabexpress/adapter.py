@@ -13,6 +13,13 @@ then books again under a new reference. Webhooks are authenticated by the static
 ``Authorization`` (and, when configured, ``Authorization-Id``) values we gave Grab, compared
 in constant time; anything else is refused.
 
+Cash on delivery goes as Grab's ``CASH`` payment method with its amount. Grab enables payment
+types per project, and a contract may cap the cash a driver collects: an entry says so with
+``cash_on_delivery: false`` or ``max_cash_on_delivery``, and :meth:`refusal` then skips
+such orders before any call, so routing gives them to the next courier (the own fleet takes
+COD). A refusal by Grab itself ("Taxi type ID not found") is a rejection and fails over too.
+Field by field, with sources: ``docs/couriers.md``.
+
 A ``sandbox`` entry must point at a simulator on this machine or at Grab's sandbox path, so
 a test key can never reach the live service.
 """
@@ -77,6 +84,20 @@ class GrabExpressConfigSchema(Schema):
                                                        "if we gave it one."})
     service_type = fields.String(load_default="INSTANT", validate=validate.OneOf(SERVICE_TYPES))
     vehicle_type = fields.String(load_default="BIKE", validate=validate.OneOf(VEHICLE_TYPES))
+    cash_on_delivery = fields.Boolean(load_default=True, metadata={
+        "description": "Grab enabled the CASH payment method for this project (Grab sets "
+                       "the payment types per project); when false, cash-on-delivery orders "
+                       "skip this courier."})
+    max_cash_on_delivery = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                          validate=validate.Range(min=1), metadata={
+                                              "description": "The most cash a driver may "
+                                                             "collect under the contract; "
+                                                             "larger amounts skip this "
+                                                             "courier."})
+    cod_type = fields.String(load_default=None, allow_none=True,
+                             validate=validate.OneOf(mapping.COD_TYPES), metadata={
+                                 "description": "Grab's codType for cash-on-delivery orders, "
+                                                "if the contract names one."})
 
 
 def _sandbox_problem(base_url: str, token_url: str) -> str | None:
@@ -105,6 +126,21 @@ class GrabExpressCourier(CourierAdapter):
         self._token_lock = threading.Lock()
         self._access_token: str | None = None
         self._token_expires_at = 0.0
+
+    def refusal(self, order) -> str | None:
+        """Also refuse, before any call, cash on delivery that this Grab project cannot take:
+        the CASH payment method not enabled for it, or more cash than its contract lets a
+        driver collect. Routing then tries the next courier (the own fleet takes COD)."""
+        reason = super().refusal(order)
+        amount = getattr(order, "cash_on_delivery", None)
+        if reason is not None or not amount:
+            return reason
+        if not self.config.get("cash_on_delivery", True):
+            return "cash on delivery is not enabled for this Grab project"
+        most = self.config.get("max_cash_on_delivery")
+        if most and amount > most:
+            return f"cash on delivery over {most}"
+        return None
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -179,7 +215,7 @@ class GrabExpressCourier(CourierAdapter):
     def _quote(self, order):
         response = self._send("POST", mapping.QUOTES_PATH, json=mapping.quote_payload(
             order, service_type=self.config["service_type"],
-            vehicle_type=self.config["vehicle_type"]))
+            vehicle_type=self.config["vehicle_type"], cod_type=self.config.get("cod_type")))
         self._check(response)
         return mapping.parse_quote(self.instance, response.json(), self.config["service_type"])
 
@@ -188,7 +224,8 @@ class GrabExpressCourier(CourierAdapter):
             raise CourierRejected("GrabExpress takes exactly one drop-off")
         payload = mapping.booking_payload(order, reference,
                                           service_type=self.config["service_type"],
-                                          vehicle_type=self.config["vehicle_type"])
+                                          vehicle_type=self.config["vehicle_type"],
+                                          cod_type=self.config.get("cod_type"))
         response = self._send("POST", mapping.DELIVERIES_PATH, json=payload)
         self._check(response, creating=True)
         try:

@@ -4,11 +4,15 @@ Field names, endpoints and statuses follow the public integrations collected in 
 project's courier reference (section 3): ``POST /v1/deliveries`` with our reference in
 ``merchantOrderID``, ``sender``/``recipient`` with phones in E.164 without the plus sign,
 ``origin``/``destination`` with ``coordinates`` to six decimals, ``packages[]`` with
-``dimensions`` in centimetres and grams, ``cashOnDelivery.amount`` for COD, delivery ids like
-``IN-2-0BTPB1C1G8IL6W72ZHK8``. Webhooks carry no event id: a report is keyed by a digest of
-(``deliveryID``, ``status``, ``timestamp``). Grab spells the cancelled status ``CANCELED`` in
-the details API and ``CANCELLED`` in webhooks; both are mapped. ``FAILED`` means "no driver"
-when its ``failedReason`` starts with ``6|``, and a failure otherwise.
+``dimensions`` in centimetres and grams, cash on delivery as ``paymentMethod: CASH`` with
+``cashOnDelivery.amount``, delivery ids like ``IN-2-0BTPB1C1G8IL6W72ZHK8``. Grab shows the
+driver only the sender's ``instruction`` (the recipient's is documented as unused), so every
+note for the driver goes there (Grab's Create Delivery page, as transcribed in the public
+research note the reference cites: ``docs/couriers.md``). Webhooks carry no event id: a
+report is keyed by a digest of (``deliveryID``, ``status``, ``timestamp``). Grab spells the
+cancelled status ``CANCELED`` in the details API and ``CANCELLED`` in webhooks; both are
+mapped. ``FAILED`` means "no driver" when its ``failedReason`` starts with ``6|``, and a
+failure otherwise.
 
 What a driver sees (package name and description, the instructions) is built only from the
 neutral order, whose package description is already a masked label: never drug names.
@@ -26,6 +30,9 @@ from urllib.parse import quote
 from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent, Quote
+
+#: how this provider writes a phone number (``gateway.phones.DIALECTS``)
+DIALECT = "grabexpress"
 
 #: Every status GrabExpress is known to send, mapped; ``None`` means "noted, no change".
 STATUS_MAP: dict[str, Status | None] = {
@@ -48,6 +55,10 @@ NO_DRIVER_REASON_CODE = "6"
 #: the OAuth2 scope of the Delivery API
 SCOPE = "grab_express.partner_deliveries"
 QUOTES_PATH = "/v1/deliveries/quotes"
+#: the longest ``sender.instruction`` Grab takes
+INSTRUCTION_MAX = 1000
+#: Grab's ``codType`` values
+COD_TYPES = ("REGULAR", "ADVANCED")
 DELIVERIES_PATH = "/v1/deliveries"
 
 
@@ -83,13 +94,29 @@ def location(place) -> dict[str, Any]:
             "coordinates": {"latitude": round(place.lat, 6), "longitude": round(place.lng, 6)}}
 
 
-def person(place, *, sms: bool) -> dict[str, Any]:
-    """A ``sender`` or ``recipient``: the contact's name, phone and the place's note.
+def person(place, *, sms: bool, instruction: str = "") -> dict[str, Any]:
+    """A ``sender`` or ``recipient``: the contact's name and phone, and the ``instruction``.
 
     The whole name goes in ``firstName`` (many Indonesian names are one word).
     """
-    return {"firstName": place.contact.name, "phone": phones.e164_digits(place.contact.phone),
-            "smsEnabled": sms, "instruction": place.note or ""}
+    return {"firstName": place.contact.name,
+            "phone": phones.written(place.contact.phone, DIALECT),
+            "smsEnabled": sms, "instruction": instruction}
+
+
+def driver_instruction(order) -> str:
+    """What the driver is told, in the one field Grab shows the driver: ``sender.instruction``
+    ("shown to driver at pickup", at most 1000 characters; ``recipient.instruction`` is
+    documented as currently unused, so a note put there reaches no one).
+
+    The pickup's note as it is, then the drop-off's note after the drop-off's address (which
+    says, in any language, which place the note is about); cut to Grab's limit.
+    """
+    parts = [order.pickup.note or ""]
+    dropoff = order.dropoffs[0]
+    if dropoff.note:
+        parts.append(f"{dropoff.address}: {dropoff.note}")
+    return "\n".join(part for part in parts if part)[:INSTRUCTION_MAX]
 
 
 def packages(order) -> list[dict[str, Any]]:
@@ -106,31 +133,45 @@ def packages(order) -> list[dict[str, Any]]:
     }]
 
 
-def quote_payload(order, *, service_type: str = "INSTANT",
-                  vehicle_type: str = "BIKE") -> dict[str, Any]:
+def payment(order, cod_type: str | None = None) -> dict[str, Any]:
+    """How the order is paid: cash on delivery is Grab's ``CASH`` payment method with the
+    amount the driver collects in ``cashOnDelivery.amount`` (and the entry's ``codType``, if
+    its contract names one); anything else is ``CASHLESS``, the default. The sender pays the
+    delivery fee either way (``payer: SENDER``; Grab refuses ``RECIPIENT`` with
+    ``CASHLESS``)."""
+    if not order.cash_on_delivery:
+        return {"paymentMethod": "CASHLESS"}
+    paid: dict[str, Any] = {"paymentMethod": "CASH",
+                            "cashOnDelivery": {"amount": order.cash_on_delivery}}
+    if cod_type:
+        paid["codType"] = cod_type
+    return paid
+
+
+def quote_payload(order, *, service_type: str = "INSTANT", vehicle_type: str = "BIKE",
+                  cod_type: str | None = None) -> dict[str, Any]:
     """The body of ``POST /v1/deliveries/quotes`` for a one-drop ``DeliveryOrder``."""
-    payload: dict[str, Any] = {
+    return {
         "serviceType": service_type,
         "vehicleType": vehicle_type,
         "packages": packages(order),
         "origin": location(order.pickup),
         "destination": location(order.dropoffs[0]),
+        **payment(order, cod_type),
     }
-    if order.cash_on_delivery:
-        payload["cashOnDelivery"] = {"amount": order.cash_on_delivery}
-    return payload
 
 
 def booking_payload(order, reference: str, *, service_type: str = "INSTANT",
-                    vehicle_type: str = "BIKE") -> dict[str, Any]:
+                    vehicle_type: str = "BIKE", cod_type: str | None = None) -> dict[str, Any]:
     """The body of ``POST /v1/deliveries``: the quote fields, our ``reference`` as
-    ``merchantOrderID``, the sender (pickup contact) and recipient (drop-off contact)."""
+    ``merchantOrderID``, the sender (pickup contact, with every note for the driver) and the
+    recipient (drop-off contact, told by SMS when the parcel is picked up)."""
     return {
         "merchantOrderID": reference,
-        **quote_payload(order, service_type=service_type, vehicle_type=vehicle_type),
-        "paymentMethod": "CASHLESS",
+        **quote_payload(order, service_type=service_type, vehicle_type=vehicle_type,
+                        cod_type=cod_type),
         "payer": "SENDER",
-        "sender": person(order.pickup, sms=False),
+        "sender": person(order.pickup, sms=False, instruction=driver_instruction(order)),
         "recipient": person(order.dropoffs[0], sms=True),
     }
 

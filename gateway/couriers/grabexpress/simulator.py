@@ -11,14 +11,32 @@ IN_DELIVERY -> COMPLETED`` and each step is POSTed as a webhook carrying the sta
 webhooks say ``CANCELLED``, as Grab does. Cancelling is allowed only before pickup (409
 after), by delivery id or for every delivery under a ``merchantOrderID``.
 
+What it checks on a create, as Grab's Create Delivery page documents it (transcribed in the
+public research note ``docs/grab-api-research.md`` of alxvasilevvv/unyly-food, which the
+project's courier reference cites for section 3): ``sender``/``recipient`` each with a
+``firstName``, a boolean ``smsEnabled`` and a ``phone`` in E.164 without the plus sign
+(``62...``); the sender's ``instruction`` (what the driver sees at pickup) at most 1000
+characters; ``paymentMethod`` ``CASH`` or ``CASHLESS`` ("Invalid payment method"), ``payer``
+``SENDER`` or ``RECIPIENT`` ("Invalid payer value") and never ``RECIPIENT`` with ``CASHLESS``;
+``codType`` ``REGULAR`` or ``ADVANCED`` ("Invalid codType"); and ``CASH`` only where the project
+has it (Grab sets the payment types per project: "Taxi type ID not found", the message the
+docs give for a payment type not enabled; ``cash_enabled`` in ``/_sim/config``). A
+``cashOnDelivery`` amount with ``CASHLESS`` is refused as "Invalid payment method": the docs
+send the amount "only for COD orders" and switch ``paymentMethod`` between COD and non-COD
+(our reading; Grab does not spell out that combination). A booking's ``driver_instruction``
+in ``/_sim/bookings`` is what the driver would read: the sender's ``instruction`` only, since
+the docs call the recipient's "currently unused".
+
 Faults and the ``/_sim/*`` endpoints are the engine's (``gateway.simulators.engine``); the
-magic words go in ``recipient.instruction``. Grab's own: ``[sim:no_driver]`` ends as ``FAILED``
-with ``failedReason: "6|Could not find driver"``, ``[sim:reject]`` is "City not supported", a
-parcel over ``max_weight_grams`` is "Package over weight limit". Besides the engine's, it
+magic words go in ``sender.instruction`` (or ``recipient.instruction``). Grab's own:
+``[sim:no_driver]`` ends as ``FAILED`` with ``failedReason: "6|Could not find driver"``,
+``[sim:reject]`` is "City not supported", a parcel over ``max_weight_grams`` is "Package over
+weight limit". Besides the engine's, it
 offers ``GET /_sim/tokens`` (tokens issued and refused, calls answered 401) and
 ``POST /_sim/tokens/expire`` (every token issued so far stops working, as if it had expired
 before its announced time); ``POST /_sim/config`` also takes ``token_lifetime_seconds``,
-``reject_tokens`` (every API call gets 401, fresh token or not), ``max_weight_grams``,
+``reject_tokens`` (every API call gets 401, fresh token or not), ``cash_enabled``,
+``max_weight_grams``,
 ``max_side_cm`` and the webhook credentials. Client secrets are masked in
 ``/_sim/requests``.
 """
@@ -61,6 +79,11 @@ SERVICE_TYPES = {"INSTANT", "SAME_DAY", "BULK"}
 VEHICLE_TYPES = {"BIKE", "CAR", "JUSTEXPRESS", "VAN", "TRUCK", "TRIKE", "EBIKE", "SUV",
                  "BOXPICKUPTRUCK", "TRICYCLE", "CYCLE", "FOOT"}
 PHONE = re.compile(r"^[1-9]\d{7,14}$")  # E.164 without the plus sign
+PAYMENT_METHODS = {"CASH", "CASHLESS"}
+PAYERS = {"SENDER", "RECIPIENT"}
+COD_TYPES = {"REGULAR", "ADVANCED"}
+#: the longest ``instruction`` Grab takes
+INSTRUCTION_MAX = 1000
 
 
 class CallLog(list):
@@ -85,7 +108,8 @@ class GrabExpressSimulator(SimulatorEngine):
     cancellable = CANCELLABLE
     caller_header = ""  # a bearer token is a credential: callers are named in the token log
     configurable = ("webhook_auth", "webhook_auth_id", "token_lifetime_seconds",
-                    "reject_tokens", "max_weight_grams", "max_side_cm", "max_distance_km")
+                    "reject_tokens", "cash_enabled", "max_weight_grams", "max_side_cm",
+                    "max_distance_km")
 
     def __init__(self, *, client_id: str, client_secret: str, webhook_auth: str = "",
                  webhook_auth_id: str | None = None, webhook_url: str | None = None,
@@ -103,6 +127,7 @@ class GrabExpressSimulator(SimulatorEngine):
         self.prefix, self.grabid_path = prefix.rstrip("/"), grabid_path
         self.token_lifetime_seconds = token_lifetime_seconds
         self.reject_tokens = False
+        self.cash_enabled = True
         self.max_weight_grams, self.max_side_cm = max_weight_grams, max_side_cm
         self.max_distance_km = max_distance_km
 
@@ -180,8 +205,10 @@ class GrabExpressSimulator(SimulatorEngine):
         return headers, json.dumps(body).encode()
 
     def describe(self, booking: dict) -> dict:
+        sender = booking["payload"].get("sender") or {}
         return {**super().describe(booking), "deliveryID": booking["id"],
-                "merchantOrderID": booking["reference"]}
+                "merchantOrderID": booking["reference"],
+                "driver_instruction": sender.get("instruction") or ""}
 
     def quote_for(self, body: dict) -> tuple[dict, int]:
         distance_m = _distance_m(body.get("origin"), body.get("destination"))
@@ -233,6 +260,15 @@ class GrabExpressSimulator(SimulatorEngine):
         cod = body.get("cashOnDelivery")
         if cod is not None and not (isinstance(cod, dict) and _number(cod.get("amount"))):
             return 400, "Invalid parameters"
+        method = body.get("paymentMethod", "CASHLESS")
+        if method not in PAYMENT_METHODS:
+            return 400, "Invalid payment method"
+        if cod is not None and method != "CASH":
+            return 400, "Invalid payment method"
+        if "codType" in body and body["codType"] not in COD_TYPES:
+            return 400, "Invalid codType"
+        if method == "CASH" and not self.cash_enabled:
+            return 400, "Taxi type ID not found"
         weight = sum(p["dimensions"]["weight"] * p["quantity"] for p in packages)
         if weight > self.max_weight_grams:
             return 400, "Package over weight limit"
@@ -288,8 +324,8 @@ class GrabExpressSimulator(SimulatorEngine):
             for party in ("sender", "recipient"):
                 if not _valid_person(body.get(party)):
                     return error(400, "invalid_argument", "Invalid parameters", target=party)
-            if body.get("paymentMethod", "CASHLESS") not in ("CASH", "CASHLESS"):
-                return error(400, "invalid_argument", "Invalid payment method")
+            if body.get("payer", "SENDER") not in PAYERS:
+                return error(400, "invalid_argument", "Invalid payer value")
             if body.get("payer", "SENDER") == "RECIPIENT" \
                     and body.get("paymentMethod", "CASHLESS") == "CASHLESS":
                 return error(400, "invalid_argument", "Only SENDER payer value supported for "
@@ -297,7 +333,8 @@ class GrabExpressSimulator(SimulatorEngine):
             refused = sim.refusal(body)
             if refused:
                 return error(refused[0], "invalid_argument", refused[1])
-            faults = sim.take_faults(body["recipient"].get("instruction", ""))
+            faults = sim.take_faults(" ".join(
+                str(body[party].get("instruction") or "") for party in ("sender", "recipient")))
             if "reject" in faults:
                 return error(400, "invalid_argument", "City not supported")
             if "5xx" in faults:
@@ -417,7 +454,9 @@ def _valid_place(place) -> bool:
 def _valid_person(person) -> bool:
     return bool(isinstance(person, dict) and person.get("firstName")
                 and isinstance(person.get("smsEnabled"), bool)
-                and PHONE.match(str(person.get("phone", ""))))
+                and PHONE.match(str(person.get("phone", "")))
+                and isinstance(person.get("instruction", ""), str)
+                and len(person.get("instruction", "")) <= INSTRUCTION_MAX)
 
 
 def _distance_m(origin, destination) -> int:

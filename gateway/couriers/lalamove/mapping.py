@@ -32,6 +32,9 @@ from ... import phones
 from ...statuses import Status
 from .. import Booking, ProviderEvent, Quote
 
+#: how this provider writes a phone number (``gateway.phones.DIALECTS``)
+DIALECT = "lalamove"
+
 #: Every status Lalamove is known to send, mapped. It has no "en route to pickup" of its own.
 STATUS_MAP: dict[str, Status | None] = {
     "ASSIGNING_DRIVER": Status.BOOKED,      # order placed, finding a driver
@@ -238,9 +241,9 @@ def order_payload(quotation: Quotation, order, reference: str, *,
     return {"data": {
         "quotationId": quotation.quotation_id,
         "sender": {"stopId": pickup_stop, "name": order.pickup.contact.name,
-                   "phone": phones.e164(order.pickup.contact.phone)},
+                   "phone": phones.written(order.pickup.contact.phone, DIALECT)},
         "recipients": [{"stopId": stop_id, "name": place.contact.name,
-                        "phone": phones.e164(place.contact.phone),
+                        "phone": phones.written(place.contact.phone, DIALECT),
                         "remarks": _remarks(order, place)}
                        for stop_id, place in zip(dropoff_stops, order.dropoffs, strict=True)],
         "isPODEnabled": pod_enabled,

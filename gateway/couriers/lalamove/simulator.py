@@ -14,6 +14,9 @@ an unknown, used or expired one is refused with ``ERR_INVALID_QUOTATION_ID``. Or
 photos on every drop-off stop), or end ``EXPIRED`` for want of a driver; they can be
 cancelled only while ``ASSIGNING_DRIVER`` (409 ``ERR_CANCELLATION_FORBIDDEN`` after). Each step
 is a webhook signed the Lalamove way (``ORDER_CREATED``, then ``ORDER_STATUS_CHANGED``).
+Every sender's and recipient's ``phone`` must be E.164 with the plus sign, else
+``ERR_INVALID_PHONE_NUMBER`` (courier reference section 4.2 and its error codes; the
+delivery-nodejs-sdk's order payload).
 
 Webhooks follow Lalamove's webhook tutorial (v3_Webhook_v1.4): setting the URL
 (``PATCH /v3/webhook`` with ``{"data": {"url"}}``) first sends it an empty POST, and a URL
@@ -71,6 +74,8 @@ AUTHORIZATION = re.compile(r"hmac ([^:\s]+):(\d+):([0-9a-fA-F]+)")
 RETRY_DELAYS = tuple(160 * 2 ** k for k in range(9))
 #: sendings of one update after which Lalamove disables the webhook URL
 MAX_SENDINGS = 1 + len(RETRY_DELAYS)
+#: a stop's phone: E.164, with its plus sign
+PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
 
 
 def _hmac_hex(secret: str, message: bytes) -> str:
@@ -397,6 +402,9 @@ class LalamoveSimulator(SimulatorEngine):
                                                    "quotation's stops, in order")
         if not all(p.get("name") and p.get("phone") for p in [sender, *recipients]):
             return error(422, "ERR_INVALID_PHONE_NUMBER", "Every stop needs a name and phone")
+        if not all(PHONE.match(str(p["phone"])) for p in [sender, *recipients]):
+            return error(422, "ERR_INVALID_PHONE_NUMBER",
+                         "Phone numbers must be in E.164 format (+ and the country code)")
         faults = self.take_faults(" ".join(str(r.get("remarks") or "") for r in recipients))
         if "expire_quotation" in faults:
             with self.lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway import phones
 from gateway.couriers.goride import mapping as goride
 from gateway.couriers.gosend import mapping as gosend
 from gateway.couriers.grabexpress import mapping as grab
@@ -57,3 +58,11 @@ def test_a_place_without_a_phone_stays_without_one():
 def test_an_order_refuses_what_is_no_phone_number_at_all():
     with pytest.raises(InvalidPhoneNumber):
         Contact("Siti Aminah", "not a number")
+
+
+@pytest.mark.parametrize("mapping, expected", [
+    (gosend, "6281234567890"), (goride, "6281234567890"), (grab, "6281234567890"),
+    (lalamove, "+6281234567890")])
+def test_each_mapping_names_its_dialect_in_the_one_table(mapping, expected):
+    """The form each provider documents is said once, in ``gateway.phones.DIALECTS``."""
+    assert phones.written("+6281234567890", mapping.DIALECT) == expected

@@ -283,3 +283,31 @@ def test_oversized_and_replayed_webhooks_change_nothing(gosend_app, gateway_gose
     with gateway.db.read() as session:
         keys = session.scalars(select(ProviderEventRecord.event_key)).all()
     assert "huge-1" not in keys and keys.count("replayed-1") == 1
+
+
+def test_gosend_gets_both_contacts_as_62_digits_and_refuses_any_other_form(
+        gosend_app, gateway_gosend, medicine_body):
+    """The puskesmas's pickup contact (a mobile, from services.yaml) and the patient reach
+    GO-SEND as ``62...`` with no plus sign; the simulator refuses ``+62...`` and ``08...``
+    on its own, as GO-SEND integrators validate them."""
+    app = gosend_app()
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, medicine_body, note="[sim:stall]")
+    wait_for_status(app, request_id, "booked")
+    (create_call,) = [r for r in sim_get(gateway_gosend, "/_sim/requests")
+                      if r["method"] == "POST"]
+    route = create_call["json"]["routes"][0]
+    assert route["originContactPhone"] == "6281100000001"       # the demo mobile of Sobo
+    assert route["destinationContactPhone"] == "6281234567890"
+
+    headers = {"Client-ID": GOSEND_TEST_CREDENTIALS["client_id"],
+               "Pass-Key": GOSEND_TEST_CREDENTIALS["pass_key"]}
+    for field, phone in [("originContactPhone", "+6281100000001"),
+                         ("destinationContactPhone", "081234567890")]:
+        answer = requests.post(f"{gateway_gosend.url}/gokilat/v10/booking", headers=headers,
+                               json={**create_call["json"], "routes": [
+                                   {**route, "storeOrderId": "other-1", field: phone}]},
+                               timeout=5)
+        assert answer.status_code == 400
+        assert field in answer.headers["Error-Message"]
+    assert len(bookings(gateway_gosend)) == 1

@@ -107,6 +107,17 @@ def details_of(body):
     return [e["detail"] or "" for e in body["timeline"]]
 
 
+def assert_failed_over_with_grabs_words(app, key, request_id, sim, words):
+    """Grab refused the one create it got, for good: the own fleet has the parcel and the
+    timeline keeps Grab's own words."""
+    wait_for_status(app, request_id, "booked")
+    body = detail(app, key, request_id)
+    assert body["provider"] == "own_fleet"
+    assert any(d.startswith("grab_sandbox: rejected") and words in d
+               for d in details_of(body))
+    assert len(creates(sim)) == 1 and bookings(sim) == []
+
+
 def wait_for_provider(app, key, request_id, provider, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -160,15 +171,118 @@ def test_a_parcel_is_booked_at_grab_and_delivered_by_webhooks_with_its_proof(
     assert len(webhooks) == 6 and {w["answer"] for w in webhooks} == {200}
 
 
-def test_cash_on_delivery_is_sent_as_grabs_cod_amount(grab_app, grab_sim):
+def test_cash_on_delivery_is_sent_as_grabs_cash_payment_with_its_amount(grab_app, grab_sim):
+    """Grab collects cash only under its CASH payment method; CASHLESS with an amount is
+    refused by the simulator as Grab documents it."""
     app = grab_app()
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     body = {**umkm_body(app, note="[sim:stall]"), "cash_on_delivery": 175000}
     request_id = submit(app, key, body)
     wait_for_status(app, request_id, "booked")
     (create_call,) = creates(grab_sim)
-    assert create_call["json"]["cashOnDelivery"] == {"amount": 175000}
+    sent = create_call["json"]
+    assert (sent["paymentMethod"], sent["payer"]) == ("CASH", "SENDER")
+    assert sent["cashOnDelivery"] == {"amount": 175000}
+    assert "codType" not in sent
+    quote_call = calls(grab_sim, "POST", f"{API}/v1/deliveries/quotes")
+    assert all(c["json"]["paymentMethod"] == "CASH" for c in quote_call)
     assert detail(app, key, request_id)["provider"] == "grab_sandbox"
+
+
+def test_a_parcel_without_cod_is_cashless(grab_app, grab_sim):
+    app = grab_app()
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, umkm_body(app, note="[sim:stall]"))
+    wait_for_status(app, request_id, "booked")
+    (create_call,) = creates(grab_sim)
+    assert create_call["json"]["paymentMethod"] == "CASHLESS"
+    assert "cashOnDelivery" not in create_call["json"]
+
+
+def test_the_simulator_refuses_a_cod_amount_without_the_cash_payment_method(grab_sim):
+    """What our old payload sent (an amount under CASHLESS): Grab pairs COD with CASH."""
+    token = requests.post(f"{grab_sim.url}{TOKEN_PATH}", timeout=5, json={
+        "client_id": GRAB_CREDENTIALS["client_id"],
+        "client_secret": GRAB_CREDENTIALS["client_secret"],
+        "grant_type": "client_credentials",
+        "scope": "grab_express.partner_deliveries"}).json()["access_token"]
+    body = {"merchantOrderID": "m-1", "serviceType": "INSTANT", "paymentMethod": "CASHLESS",
+            "cashOnDelivery": {"amount": 1000},
+            "packages": [{"name": "p", "description": "p", "quantity": 1,
+                          "dimensions": {"height": 0, "width": 0, "depth": 0, "weight": 0}}],
+            "origin": {"address": "a", "coordinates": {"latitude": -8.2, "longitude": 114.3}},
+            "destination": {"address": "b",
+                            "coordinates": {"latitude": -8.21, "longitude": 114.31}},
+            "sender": {"firstName": "S", "phone": "6281234567891", "smsEnabled": False},
+            "recipient": {"firstName": "R", "phone": "6285234567890", "smsEnabled": True}}
+    headers = {"Authorization": f"Bearer {token}"}
+    answer = requests.post(f"{grab_sim.url}{API}/v1/deliveries", json=body, headers=headers,
+                           timeout=5)
+    assert (answer.status_code, answer.json()["message"]) == (400, "Invalid payment method")
+    for field, value, message in [("payer", "SOMEONE", "Invalid payer value"),
+                                  ("codType", "WEEKLY", "Invalid codType")]:
+        answer = requests.post(f"{grab_sim.url}{API}/v1/deliveries", headers=headers,
+                               json={**body, "paymentMethod": "CASH", field: value}, timeout=5)
+        assert (answer.status_code, answer.json()["message"]) == (400, message)
+    plus = {**body, "paymentMethod": "CASH",
+            "sender": {**body["sender"], "phone": "+6281234567891"}}
+    answer = requests.post(f"{grab_sim.url}{API}/v1/deliveries", json=plus, headers=headers,
+                           timeout=5)
+    assert (answer.status_code, answer.json()["target"]) == (400, "sender")
+    assert bookings(grab_sim) == []
+
+
+def test_the_drivers_notes_go_where_grab_shows_them_to_the_driver(grab_app, grab_sim):
+    """Grab documents ``recipient.instruction`` as unused and ``sender.instruction`` as
+    shown to the driver at pickup: the drop-off note must reach the driver there."""
+    app = grab_app()
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, umkm_body(app, note="Pagar hijau [sim:stall]"))
+    wait_for_status(app, request_id, "booked")
+    (booking,) = bookings(grab_sim)
+    assert booking["driver_instruction"] == \
+        "Jl. Ahmad Yani No. 80, Banyuwangi: Pagar hijau [sim:stall]"
+    (create_call,) = creates(grab_sim)
+    assert create_call["json"]["recipient"]["instruction"] == ""
+
+
+def test_cod_where_the_grab_project_has_no_cash_payment_goes_to_another_courier(
+        grab_app, grab_sim):
+    app = grab_app(grab_entry(grab_sim, cash_on_delivery=False))
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, {**umkm_body(app), "cash_on_delivery": 50000})
+    wait_for_status(app, request_id, "booked")
+    body = detail(app, key, request_id)
+    assert body["provider"] == "own_fleet"
+    assert "skipped grab_sandbox: cash on delivery is not enabled for this Grab project" \
+        in details_of(body)
+    assert sim_get(grab_sim, "/_sim/requests") == [], "Grab is not even asked"
+
+
+def test_cod_over_the_contracts_cash_limit_goes_to_another_courier(grab_app, grab_sim):
+    app = grab_app(grab_entry(grab_sim, max_cash_on_delivery=100000))
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    small = submit(app, key, {**umkm_body(app, "BWM-1", note="[sim:stall]"),
+                              "cash_on_delivery": 100000})
+    large = submit(app, key, {**umkm_body(app, "BWM-2"), "cash_on_delivery": 100001})
+    wait_for_status(app, small, "booked")
+    wait_for_status(app, large, "booked")
+    assert detail(app, key, small)["provider"] == "grab_sandbox"
+    body = detail(app, key, large)
+    assert body["provider"] == "own_fleet"
+    assert "skipped grab_sandbox: cash on delivery over 100000" in details_of(body)
+    assert len(creates(grab_sim)) == 1
+
+
+def test_cod_grab_refuses_for_its_payment_type_fails_over_with_grabs_words(
+        grab_app, grab_sim):
+    """The entry believes cash is enabled, Grab's project does not: a refusal for good, not
+    a retry, and the next courier takes the parcel."""
+    app = grab_app()
+    sim_post(grab_sim, "/_sim/config", {"cash_enabled": False})
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, {**umkm_body(app), "cash_on_delivery": 50000})
+    assert_failed_over_with_grabs_words(app, key, request_id, grab_sim, "Taxi type ID not found")
 
 
 def test_an_expired_token_is_refreshed_once_before_the_next_call(grab_app, grab_sim):
@@ -332,12 +446,8 @@ def test_a_parcel_grab_itself_refuses_is_rejected_and_fails_over_with_grabs_word
     app = grab_app()
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     request_id = submit(app, key, umkm_body(app, weight_grams=25000))
-    wait_for_status(app, request_id, "booked")
-    body = detail(app, key, request_id)
-    assert body["provider"] == "own_fleet"
-    assert any(d.startswith("grab_sandbox: rejected") and "Package over weight limit" in d
-               for d in details_of(body))
-    assert len(creates(grab_sim)) == 1 and bookings(grab_sim) == []
+    assert_failed_over_with_grabs_words(app, key, request_id, grab_sim,
+                                        "Package over weight limit")
 
 
 def test_an_unknown_create_outcome_is_released_by_merchant_order_id_and_booked_once_more(

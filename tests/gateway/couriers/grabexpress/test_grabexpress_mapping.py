@@ -75,14 +75,17 @@ def test_the_booking_payload_follows_the_delivery_api_format():
     payload = mapping.booking_payload(ORDER, "req-1-1")
     assert payload["merchantOrderID"] == "req-1-1"
     assert (payload["serviceType"], payload["vehicleType"]) == ("INSTANT", "BIKE")
-    assert (payload["paymentMethod"], payload["payer"]) == ("CASHLESS", "SENDER")
+    # Cash on delivery: Grab's CASH payment method and the amount the driver collects.
+    assert (payload["paymentMethod"], payload["payer"]) == ("CASH", "SENDER")
     assert payload["origin"] == {"address": "Jl. Kemiren No. 12, Glagah",
                                  "coordinates": {"latitude": -8.2163, "longitude": 114.3167}}
     assert payload["destination"]["coordinates"] == {"latitude": -8.219, "longitude": 114.369}
-    assert payload["sender"] == {"firstName": "Pak Slamet", "phone": "6281234567891",
-                                 "smsEnabled": False, "instruction": "Warung kopi"}
+    # Grab shows the driver only the sender's instruction: both notes go there.
+    assert payload["sender"] == {
+        "firstName": "Pak Slamet", "phone": "6281234567891", "smsEnabled": False,
+        "instruction": "Warung kopi\nJl. Ahmad Yani No. 80, Banyuwangi: Pagar hijau"}
     assert payload["recipient"] == {"firstName": "Dewi Lestari", "phone": "6285234567890",
-                                    "smsEnabled": True, "instruction": "Pagar hijau"}
+                                    "smsEnabled": True, "instruction": ""}
     assert payload["packages"] == [{
         "name": "Paket #req-1", "description": "Paket #req-1", "quantity": 1,
         "price": 150000,
@@ -100,12 +103,38 @@ def test_phones_lose_their_plus_sign_and_nothing_else():
 def test_an_order_without_cod_or_sizes_sends_no_cod_and_zero_dimensions():
     payload = mapping.booking_payload(BARE_ORDER, "req-2-1", service_type="SAME_DAY",
                                       vehicle_type="CAR")
-    assert "cashOnDelivery" not in payload
+    assert "cashOnDelivery" not in payload and "codType" not in payload
+    assert payload["paymentMethod"] == "CASHLESS"
     assert (payload["serviceType"], payload["vehicleType"]) == ("SAME_DAY", "CAR")
     (package,) = payload["packages"]
     assert package["dimensions"] == {"height": 0, "width": 0, "depth": 0, "weight": 0}
     assert package["price"] == 0
-    assert payload["recipient"]["instruction"] == "Pagar hijau"
+    assert payload["sender"]["instruction"] == \
+        "Warung kopi\nJl. Ahmad Yani No. 80, Banyuwangi: Pagar hijau"
+
+
+def test_a_drop_off_note_alone_reaches_the_driver_with_its_address():
+    order = DeliveryOrder(
+        reference="req-3",
+        pickup=Place(address="Jl. Kemiren No. 12", lat=-8.2, lng=114.3,
+                     contact=Contact("Pak Slamet", "+6281234567891")),
+        dropoffs=ORDER.dropoffs, package=BARE_ORDER.package)
+    payload = mapping.booking_payload(order, "req-3-1")
+    assert payload["sender"]["instruction"] == "Jl. Ahmad Yani No. 80, Banyuwangi: Pagar hijau"
+    assert payload["recipient"]["instruction"] == ""
+
+
+def test_the_driver_instruction_is_cut_to_grabs_limit():
+    long_note = Place(address="Jl. Ahmad Yani", lat=-8.2, lng=114.3,
+                      contact=Contact("Dewi", "+6285234567890"), note="x" * 1200)
+    order = DeliveryOrder(reference="req-4", pickup=ORDER.pickup, dropoffs=(long_note,),
+                          package=BARE_ORDER.package)
+    assert len(mapping.booking_payload(order, "r")["sender"]["instruction"]) == 1000
+
+
+def test_the_cod_type_goes_only_with_cash_on_delivery():
+    assert mapping.booking_payload(ORDER, "r", cod_type="REGULAR")["codType"] == "REGULAR"
+    assert "codType" not in mapping.booking_payload(BARE_ORDER, "r", cod_type="REGULAR")
 
 
 def test_the_payload_holds_nothing_the_order_does_not():

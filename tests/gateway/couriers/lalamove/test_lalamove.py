@@ -523,3 +523,39 @@ def test_polling_reads_the_order_and_a_quote_reads_the_quotation(lalamove_sim):
         booking.provider_reference, "req-3-1")
     assert event.raw_status in LIFECYCLE
     courier.health_check()
+
+
+# -- phone numbers -------------------------------------------------------------------------------
+def signed_post(sim, path, payload) -> requests.Response:
+    body = mapping.encode(payload)
+    return requests.post(f"{sim.url}{path}", data=body.encode(), timeout=5,
+                         headers=mapping.request_headers(
+                             api_key=CREDENTIALS["api_key"], secret=CREDENTIALS["api_secret"],
+                             market="ID", method="POST", path=path, body_text=body,
+                             timestamp_ms=int(time.time() * 1000),
+                             request_id=str(uuid.uuid4())))
+
+
+def test_lalamove_is_sent_phones_in_e164_with_the_plus_and_refuses_any_other_form(
+        lalamove_sim):
+    """``POST /v3/orders`` takes E.164 phones (``ERR_INVALID_PHONE_NUMBER`` otherwise): the
+    simulator checks it on its own, and the adapter sends that form."""
+    quotation = signed_post(lalamove_sim, mapping.QUOTATIONS_PATH,
+                            mapping.quotation_payload(ORDER)).json()["data"]
+    pickup, dropoff = (s["stopId"] for s in quotation["stops"])
+    for phone in ("6281234567891", "081234567891"):
+        refused = signed_post(lalamove_sim, mapping.ORDERS_PATH, {"data": {
+            "quotationId": quotation["quotationId"],
+            "sender": {"stopId": pickup, "name": "Pak Slamet", "phone": phone},
+            "recipients": [{"stopId": dropoff, "name": "Dewi", "phone": "+6285234567890"}]}})
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["id"] == "ERR_INVALID_PHONE_NUMBER"
+    assert bookings(lalamove_sim) == []
+
+    adapter(lalamove_sim).book(ORDER, "req-9-1")
+    assert len(bookings(lalamove_sim)) == 1
+    orders = [r for r in sim_get(lalamove_sim, "/_sim/requests")
+              if r["method"] == "POST" and r["path"] == mapping.ORDERS_PATH]
+    data = orders[-1]["json"]["data"]
+    assert data["sender"]["phone"] == "+6281234567891"
+    assert [r["phone"] for r in data["recipients"]] == ["+6285234567890"]
