@@ -89,9 +89,15 @@ def _distribution_of(entry_point) -> str | None:
 
 def _load_entry_points(pm: pluggy.PluginManager, group: str,
                        disabled: Iterable[str] = ()) -> None:
-    """``load_setuptools_entrypoints``, one plugin at a time, so a failure names its plugin.
-    A disabled name is skipped, and so is a plugin already registered under another name
-    (a courier module a test passes in ``plugins`` and also installed)."""
+    """Register the group's installed plugins, one at a time in the order of their names, so a
+    failure names its plugin. A disabled name is skipped, and so is a plugin already
+    registered under another name (a courier module a test passes in ``plugins`` and also
+    installed).
+
+    Not pluggy's ``load_setuptools_entrypoints(group, name=...)``: it reads every installed
+    distribution's entry points again for each name (some 60 ms an app here, and every test
+    builds an app); ``importlib.metadata.entry_points`` reads them once and tells each one's
+    distribution, kept for :func:`describe_plugins`."""
     disabled = set(disabled)
     entry_points = importlib.metadata.entry_points(group=group)
     for entry_point in sorted(entry_points, key=lambda ep: ep.name):
@@ -99,13 +105,27 @@ def _load_entry_points(pm: pluggy.PluginManager, group: str,
                 or pm.has_plugin(entry_point.name):
             continue
         try:
-            if pm.is_registered(entry_point.load()):
+            plugin = entry_point.load()
+            if pm.is_registered(plugin):
                 continue
-            pm.load_setuptools_entrypoints(group, name=entry_point.name)
+            pm.register(plugin, name=entry_point.name)
         except Exception as exc:
             log.debug("plugin %s could not be loaded", entry_point.name, exc_info=True)
             raise PluginError(entry_point.name, f"it could not be loaded ({_describe(exc)})",
                               distribution=_distribution_of(entry_point)) from exc
+        dist = getattr(entry_point, "dist", None)
+        if dist is not None:
+            _distributions(pm)[id(plugin)] = dist
+
+
+def _distributions(pm: pluggy.PluginManager) -> dict[int, importlib.metadata.Distribution]:
+    """The distribution each installed plugin came from, by the id of the plugin object."""
+    return pm.__dict__.setdefault("gateway_distributions", {})
+
+
+def _distribution_label(pm: pluggy.PluginManager, plugin) -> str | None:
+    dist = _distributions(pm).get(id(plugin))
+    return f"{dist.name} {dist.version}" if dist is not None else None
 
 
 def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.PluginManager:
@@ -168,17 +188,14 @@ def _blame_failed_hook(outcome, hook_name, hook_impls, kwargs) -> None:
 
 def _check_pending(pm: pluggy.PluginManager) -> None:
     """pluggy's ``check_pending``, saying which plugin implements which unknown hook."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     for name, caller in sorted(vars(pm.hook).items()):
         if name.startswith("_") or caller.has_spec():
             continue
         for impl in caller.get_hookimpls():
             if not impl.optionalhook:
-                dist = dists.get(id(impl.plugin))
                 raise PluginError(_label(impl), f"it implements {name!r}, which is not a hook "
                                   "of the gateway (misspelt?)",
-                                  distribution=f"{dist.project_name} {dist.version}"
-                                  if dist else None)
+                                  distribution=_distribution_label(pm, impl.plugin))
 
 
 def collect(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[str, object]]:
@@ -213,16 +230,15 @@ def collect(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[st
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
     """Name, version, origin and implemented hooks of every registered plugin."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     out = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: str(item[0])):
         if plugin is None:
             continue
-        dist = dists.get(id(plugin))
+        dist = _distributions(pm).get(id(plugin))
         out.append({
             "name": name,
             "version": dist.version if dist else None,
-            "distribution": dist.project_name if dist else None,
+            "distribution": dist.name if dist else None,
             "default": name in DEFAULT_PLUGINS,
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
         })

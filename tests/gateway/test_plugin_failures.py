@@ -219,8 +219,10 @@ def test_an_installed_plugin_that_works_is_loaded_with_its_distribution(install,
     gateway = build()
     assert gateway.services["words"].title == "Words"
     assert gateway.pm.get_plugin("words") is not None
-    assert dict(gateway.pm.list_plugin_distinfo())[gateway.pm.get_plugin("words")
-                                                   ].version == "0.3"
+    from gateway.plugins import describe_plugins
+
+    words = next(p for p in describe_plugins(gateway.pm) if p["name"] == "words")
+    assert (words["distribution"], words["version"]) == ("words-plugin", "0.3")
 
 
 def test_the_cli_reports_a_broken_plugin_in_one_line_without_a_traceback(
