@@ -20,6 +20,22 @@ from gateway.fields import (
 REFERENCE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
                             error="Use 1 to 64 letters, digits, '.', '_', '/' or '-'.")
 
+# SATUSEHAT references a puskesmas already holds (all optional; see ``fhir.py``). Their values
+# go into FHIR references (``Patient/{id}``) and identifier systems, so each must be a FHIR
+# ``id`` (R4 datatypes: ``[A-Za-z0-9\-\.]{1,64}``); the messages never echo the value.
+FHIR_ID = validate.Regexp(r"^[A-Za-z0-9.-]{1,64}\Z",
+                          error="Must be a SATUSEHAT id: 1 to 64 letters, digits, '-' or '.'.")
+#: IHS numbers of patients (``P02478375538``) and practitioners (``N10000001``): an optional
+#: capital letter and digits (SATUSEHAT sandbox examples, [S])
+IHS_NUMBER = validate.Regexp(r"^[A-Z]?\d{8,14}\Z",
+                             error="Must be an IHS number: an optional capital letter and 8 to "
+                                   "14 digits.")
+#: a KFA (Kamus Farmasi dan Alat Kesehatan) product code: 8 digits, e.g. ``93001019`` ([S])
+KFA_CODE = validate.Regexp(r"^\d{8}\Z", error="Must be a KFA code of 8 digits.")
+#: a code of HL7 v3 orderableDrugForm (``TAB``, ``CAP``, ``SYR``): the unit of ``quantity``
+DRUG_FORM = validate.Regexp(r"^[A-Z]{2,12}\Z", error="Must be an HL7 v3 orderableDrugForm code "
+                                                    "such as TAB, CAP or SYR.")
+
 
 class PatientSchema(Schema):
     class Meta:
@@ -32,6 +48,9 @@ class PatientSchema(Schema):
         metadata={"description": "16-digit national identity number; never sent to a courier."})
     address = fields.String(required=True, validate=validate.Length(min=5, max=300))
     location = fields.Nested(LocationSchema, required=True)
+    ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
+        "description": "The patient's SATUSEHAT IHS number (Patient id), if the puskesmas "
+                       "has it; personal data, never sent to a courier."})
 
 
 #: Categories BPOM 8/2020 (Pasal 27) forbids distributing online; refused unless allowed.
@@ -49,6 +68,29 @@ class ItemSchema(Schema):
                              metadata={"description": "regular, insulin (an injectable that "
                                                       "may be delivered), narcotic, psychotropic,"
                                                       " precursor or injectable."})
+    kfa_code = fields.String(load_default=None, validate=KFA_CODE, metadata={
+        "description": "The drug's KFA code (SATUSEHAT's drug dictionary)."})
+    unit = fields.String(load_default=None, validate=DRUG_FORM, metadata={
+        "description": "The unit of quantity, an HL7 v3 orderableDrugForm code (TAB, CAP)."})
+    medication_request_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
+        "description": "The SATUSEHAT MedicationRequest (prescription item) this dispenses."})
+
+
+class SatusehatReferencesSchema(Schema):
+    """Where the dispense belongs in SATUSEHAT: the ids the puskesmas's own system holds."""
+
+    class Meta:
+        unknown = RAISE
+
+    organization_id = fields.String(required=True, validate=FHIR_ID, metadata={
+        "description": "The puskesmas's SATUSEHAT Organization id (names the identifier "
+                       "systems)."})
+    location_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
+        "description": "The pharmacy's SATUSEHAT Location id."})
+    encounter_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
+        "description": "The visit's SATUSEHAT Encounter id."})
+    pharmacist_ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
+        "description": "The dispensing pharmacist's IHS number (Practitioner id)."})
 
 
 class MedicineDeliveryRequestSchema(Schema):
@@ -71,6 +113,9 @@ class MedicineDeliveryRequestSchema(Schema):
         "description": "A pharmacist explained the medicine to the patient before dispatch."})
     notes_for_courier = fields.String(load_default=None, allow_none=True,
                                       validate=validate.Length(max=200))
+    satusehat = fields.Nested(SatusehatReferencesSchema, load_default=None, metadata={
+        "description": "SATUSEHAT references, for the FHIR record of the dispense; "
+                       "health data, sealed and purged with the request."})
 
 
 class EligibilitySchema(Schema):

@@ -19,7 +19,7 @@ from gateway.fields import inside, place_registry
 from gateway.orders import Contact, DeliveryOrder, Package, Place
 from gateway.services import RequestRefused, View, ViewGone
 
-from .fhir import medication_dispense
+from .fhir import dispense_bundle
 from .schemas import (
     RESTRICTED_CATEGORIES,
     MedicineDeliveryConfigSchema,
@@ -124,7 +124,7 @@ class MedicineDeliveryService(Service):
             if data is None:
                 raise ViewGone("The prescription details were removed after the retention "
                                "period; the status history remains.")
-            return medication_dispense(request, data, proof)
+            return dispense_bundle(request, data, proof)
 
-        return {"fhir": View("A FHIR R4 MedicationDispense of the delivery", fhir,
-                             "application/fhir+json")}
+        return {"fhir": View("A FHIR R4 Bundle of a Medication and a MedicationDispense per "
+                             "item, as SATUSEHAT takes it", fhir, "application/fhir+json")}
