@@ -17,6 +17,8 @@ from gateway.fields import (
     place_registry,
 )
 
+from .satusehat import SatusehatSettingsSchema
+
 REFERENCE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
                             error="Use 1 to 64 letters, digits, '.', '_', '/' or '-'.")
 
@@ -153,6 +155,10 @@ class MedicineDeliveryConfigSchema(Schema):
         metadata={"description": "Restricted categories this regency allows anyway."})
     eligibility = fields.Nested(EligibilitySchema,
                                 load_default=lambda: EligibilitySchema().load({}))
+    satusehat = fields.Nested(SatusehatSettingsSchema,
+                              load_default=lambda: SatusehatSettingsSchema().load({}),
+                              metadata={"description": "Sending each delivered request's "
+                                                       "record to SATUSEHAT (off by default)."})
 
     @validates_schema
     def _unique_ids(self, data, **kwargs):

@@ -20,6 +20,7 @@ from gateway.orders import Contact, DeliveryOrder, Package, Place
 from gateway.services import RequestRefused, View, ViewGone
 
 from .fhir import dispense_bundle
+from .satusehat import SatusehatClient
 from .schemas import (
     RESTRICTED_CATEGORIES,
     MedicineDeliveryConfigSchema,
@@ -63,6 +64,10 @@ class MedicineDeliveryService(Service):
     example_request = EXAMPLE
     unique_reference_field = "prescription_id"
     delivery_pin = True
+
+    def __init__(self):
+        #: SATUSEHAT's token cache and HTTP session, one per gateway (``satusehat.py``)
+        self.satusehat = SatusehatClient()
 
     def validate(self, payload, config):
         data = self.request_schema().load(payload)
