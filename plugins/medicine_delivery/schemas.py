@@ -14,28 +14,29 @@ from gateway.fields import (
     LocationSchema,
     PlaceSchema,
     ServiceAreaSchema,
+    WholeMatch,
     place_registry,
 )
 
 from .satusehat import SatusehatSettingsSchema
 
-REFERENCE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+REFERENCE = WholeMatch(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
                             error="Use 1 to 64 letters, digits, '.', '_', '/' or '-'.")
 
 # SATUSEHAT references a puskesmas already holds (all optional; see ``fhir.py``). Their values
 # go into FHIR references (``Patient/{id}``) and identifier systems, so each must be a FHIR
 # ``id`` (R4 datatypes: ``[A-Za-z0-9\-\.]{1,64}``); the messages never echo the value.
-FHIR_ID = validate.Regexp(r"^[A-Za-z0-9.-]{1,64}\Z",
+FHIR_ID = WholeMatch(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$",
                           error="Must be a SATUSEHAT id: 1 to 64 letters, digits, '-' or '.'.")
 #: IHS numbers of patients (``P02478375538``) and practitioners (``N10000001``): an optional
 #: capital letter and digits (SATUSEHAT sandbox examples, [S])
-IHS_NUMBER = validate.Regexp(r"^[A-Z]?\d{8,14}\Z",
+IHS_NUMBER = WholeMatch(r"^[A-Z]?[0-9]{8,14}$",
                              error="Must be an IHS number: an optional capital letter and 8 to "
                                    "14 digits.")
 #: a KFA (Kamus Farmasi dan Alat Kesehatan) product code: 8 digits, e.g. ``93001019`` ([S])
-KFA_CODE = validate.Regexp(r"^\d{8}\Z", error="Must be a KFA code of 8 digits.")
+KFA_CODE = WholeMatch(r"^[0-9]{8}$", error="Must be a KFA code of 8 digits.")
 #: a code of HL7 v3 orderableDrugForm (``TAB``, ``CAP``, ``SYR``): the unit of ``quantity``
-DRUG_FORM = validate.Regexp(r"^[A-Z]{2,12}\Z", error="Must be an HL7 v3 orderableDrugForm code "
+DRUG_FORM = WholeMatch(r"^[A-Z]{2,12}$", error="Must be an HL7 v3 orderableDrugForm code "
                                                     "such as TAB, CAP or SYR.")
 
 
@@ -45,8 +46,8 @@ class PatientSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     phone = IndonesianPhone(required=True, mobile=True)   # the courier calls the patient
-    nik = fields.String(required=True, validate=validate.Regexp(
-        r"^\d{16}$", error="Must be exactly 16 digits."),
+    nik = fields.String(required=True, validate=WholeMatch(
+        r"^[0-9]{16}$", error="Must be exactly 16 digits."),
         metadata={"description": "16-digit national identity number; never sent to a courier."})
     address = fields.String(required=True, validate=validate.Length(min=5, max=300))
     location = fields.Nested(LocationSchema, required=True)

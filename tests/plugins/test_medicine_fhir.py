@@ -114,8 +114,12 @@ def test_the_bundle_without_references_is_still_valid_r4(app, medicine_body):
     ("patient", {"ihs_number": "P0247\n"}, "patient.ihs_number"),
     ("patient", {"ihs_number": "P02478375538\n"}, "patient.ihs_number"),
     ("item", {"kfa_code": "93000317/../x"}, "items.0.kfa_code"),
+    ("item", {"kfa_code": "\u0669" * 8}, "items.0.kfa_code"),   # Arabic-Indic digits
+    ("top", {"prescription_id": "RX-2026-000123\n"}, "prescription_id"),
+    ("patient", {"nik": "3510011203650002\n"}, "patient.nik"),
     ("item", {"unit": "tablet"}, "items.0.unit"),
     ("item", {"medication_request_id": "a b"}, "items.0.medication_request_id"),
+    ("item", {"medication_request_id": ".."}, "items.0.medication_request_id"),
     ("satusehat", {"organization_id": "../Patient/1"}, "satusehat.organization_id"),
     ("satusehat", {"organization_id": ORG, "encounter_id": "x" * 65},
      "satusehat.encounter_id"),
@@ -130,6 +134,8 @@ def test_satusehat_references_are_checked_with_field_paths_and_never_echoed(
         medicine_body["patient"].update(value)
     elif where == "item":
         medicine_body["items"][0].update(value)
+    elif where == "top":
+        medicine_body.update(value)
     else:
         medicine_body["satusehat"] = value
     response = app.test_client().post(CREATE, json=medicine_body, headers=bearer(new_key(app)))
