@@ -30,7 +30,7 @@ or show the credentials (``Secret`` fields: write-only in the console).
 
 from __future__ import annotations
 
-import logging
+import re
 import threading
 import time
 
@@ -48,11 +48,13 @@ from gateway.urlguard import GuardedSession, UnsafeURL, policy_from_settings
 
 from .fhir import dispense_bundle
 
-log = logging.getLogger(__name__)
 
 #: the job kind, as ``pending_job`` names the owed work
 JOB = "satusehat"
 SOURCE = "satusehat"
+#: an OperationOutcome issue code as FHIR defines them (``business-rule``); anything else
+#: from the answer is not repeated on the timeline
+ISSUE_CODE = re.compile(r"[a-z][a-z0-9-]{0,39}")
 #: how long before a token's expiry it is fetched again: a tenth of its life, at most a minute
 EARLY_FRACTION, EARLY_MAX = 0.1, 60.0
 
@@ -144,7 +146,7 @@ def issue_codes(response: requests.Response) -> list[str]:
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         for issue in body.get("issue") or []:
             code = issue.get("code") if isinstance(issue, dict) else None
-            if isinstance(code, str) and code.replace("-", "").isalnum() and len(code) <= 40:
+            if isinstance(code, str) and ISSUE_CODE.fullmatch(code):
                 codes.append(code)
     return codes or [f"http_{response.status_code}"]
 
@@ -289,7 +291,8 @@ def send_record(gateway, service, request_id: str) -> str:
     try:
         service.satusehat.post_bundle(gateway, config, bundle)
     except SatusehatRefused as exc:
-        _timeline(gateway, request_id, f"refused by SATUSEHAT ({exc})", done=True)
+        _timeline(gateway, request_id, "not sent to SATUSEHAT: its address is refused"
+                  if exc.where == "gateway" else f"refused by SATUSEHAT ({exc})", done=True)
         return "refused"
     except SatusehatUnavailable as exc:
         job = get_current_job()
