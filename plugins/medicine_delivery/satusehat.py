@@ -48,7 +48,6 @@ from gateway.urlguard import GuardedSession, UnsafeURL, policy_from_settings
 
 from .fhir import dispense_bundle
 
-
 #: the job kind, as ``pending_job`` names the owed work
 JOB = "satusehat"
 SOURCE = "satusehat"
