@@ -61,6 +61,13 @@ def notes(app, key, request_id) -> list[str]:
     return [e["detail"] for e in detail.get_json()["timeline"] if e["source"] == "satusehat"]
 
 
+def not_sent(app, key, request_id, satusehat, reason: str) -> None:
+    """Neither the credentials nor the record left the gateway, and the timeline says why."""
+    assert satusehat.received == [] and satusehat.tokens_issued == 0
+    assert notes(app, key, request_id) == [f"not sent to SATUSEHAT: {reason}"]
+    assert pending_job(app, request_id) is None
+
+
 def pending_job(app, request_id):
     with app.extensions["gateway"].db.read() as session:
         return session.get(ServiceRequest, request_id).pending_job
@@ -153,21 +160,15 @@ def test_a_request_without_the_references_satusehat_needs_is_not_sent(
         sender_app, satusehat, medicine_body):
     app = sender_app()
     key = new_key(app, key_type="test")
-    request_id = deliver(app, key, medicine_body)
-    assert satusehat.received == [] and satusehat.tokens_issued == 0
-    assert notes(app, key, request_id) == [
-        "not sent to SATUSEHAT: it lacks satusehat.organization_id, patient.ihs_number, "
-        "items.0.kfa_code"]
+    not_sent(app, key, deliver(app, key, medicine_body), satusehat,
+             "it lacks satusehat.organization_id, patient.ihs_number, items.0.kfa_code")
 
 
 def test_test_keys_never_reach_a_live_satusehat(sender_app, satusehat, body):
     app = sender_app(sandbox=False)
     key = new_key(app, key_type="test")
-    request_id = deliver(app, key, body)
-    assert satusehat.received == [] and satusehat.tokens_issued == 0
-    assert notes(app, key, request_id) == [
-        "not sent to SATUSEHAT: a test request, or any in sandbox mode, goes only to a "
-        "SATUSEHAT sandbox"]
+    not_sent(app, key, deliver(app, key, body), satusehat,
+             "a test request, or any in sandbox mode, goes only to a SATUSEHAT sandbox")
 
 
 def test_credentials_go_only_to_allowed_hosts(sender_app, satusehat, body):
