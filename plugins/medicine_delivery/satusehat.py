@@ -51,6 +51,10 @@ from .fhir import dispense_bundle
 #: the job kind, as ``pending_job`` names the owed work
 JOB = "satusehat"
 SOURCE = "satusehat"
+#: where a sandbox entry may send (besides a simulator on this machine): SATUSEHAT's staging
+#: and development environments (reference §2.3; the dev host from a community SDK, [S])
+SANDBOXES = ("https://api-satusehat-stg.dto.kemkes.go.id",
+             "https://api-satusehat-dev.dto.kemkes.go.id")
 #: an OperationOutcome issue code as FHIR defines them (``business-rule``); anything else
 #: from the answer is not repeated on the timeline
 ISSUE_CODE = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -94,6 +98,15 @@ class SatusehatSettingsSchema(Schema):
                        if not data.get(name)}
             if missing:
                 raise ValidationError(missing)
+        if data.get("sandbox", True):
+            # Test keys are sent to a sandbox: it must not be the real SATUSEHAT.
+            problems = {name: [f"A sandbox may call only a simulator on this machine or "
+                               f"SATUSEHAT's staging: {reason}."]
+                        for name in ("auth_url", "base_url") if data.get(name)
+                        for reason in [origins.sandbox_refusal(data[name], SANDBOXES)]
+                        if reason}
+            if problems:
+                raise ValidationError(problems)
 
 
 def settings_of(gateway, service_name: str) -> dict:
@@ -249,9 +262,15 @@ def missing_references(data: dict) -> list[str]:
 
 
 def url_refusal(gateway, config: dict) -> str | None:
+    """Why the sender may not call its URLs (checked again when called: the settings may
+    have come from the console): an origin not in ``courier_hosts`` (a sandbox may also call
+    this machine), or a sandbox pointing at anything but this machine or SATUSEHAT's
+    staging."""
     for name in ("auth_url", "base_url"):
         reason = origins.refusal(config[name], gateway.settings["courier_hosts"],
                                  sandbox=config["sandbox"])
+        if not reason and config["sandbox"]:
+            reason = origins.sandbox_refusal(config[name], SANDBOXES)
         if reason:
             return f"{name}: {reason}"
     return None

@@ -29,12 +29,12 @@ def satusehat():
 
 @pytest.fixture
 def sender_app(gosend_app, satusehat):
-    def make(**settings):
+    def make(core=None, **settings):
         config = {"enabled": True, "auth_url": f"{satusehat.url}/oauth2/v1",
                   "base_url": f"{satusehat.url}/fhir-r4/v1", "retry_intervals": [0, 0, 0],
                   "timeout_seconds": 2, **CLIENT, **settings}
         return gosend_app(services={"medicine_delivery": {
-            "couriers": ["gosend_sandbox"], "satusehat": config}})
+            "couriers": ["gosend_sandbox"], "satusehat": config}}, **(core or {}))
 
     return make
 
@@ -174,7 +174,13 @@ def test_test_keys_never_reach_a_live_satusehat(sender_app, satusehat, body):
 def test_credentials_go_only_to_allowed_hosts(sender_app, satusehat, body):
     """An operator's typo or an attacker with console access cannot point the sender (and
     the organization's credentials) at the metadata service or any host not allowed."""
-    app = sender_app(auth_url="http://169.254.169.254/oauth2/v1")
+    from gateway.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="satusehat.auth_url"):
+        sender_app(auth_url="http://169.254.169.254/oauth2/v1")
+    staging = "https://api-satusehat-stg.dto.kemkes.go.id"
+    app = sender_app(core={"courier_hosts": []}, auth_url=f"{staging}/oauth2/v1",
+                     base_url=f"{staging}/fhir-r4/v1")
     key = new_key(app, key_type="test")
     request_id = deliver(app, key, body)
     assert satusehat.tokens_issued == 0
@@ -197,3 +203,20 @@ def test_the_sender_settings_are_complete_when_enabled(make_app):
                                                  "satusehat": {"enabled": True}}})
     assert "satusehat.client_secret" in str(error.value)
     assert "satusehat.base_url" in str(error.value)
+
+
+def test_a_sandbox_cannot_point_at_the_real_satusehat(make_app):
+    """Test keys are sent to a sandbox, so a sandbox on the production host would let them
+    reach the real SATUSEHAT."""
+    from gateway.settings import ConfigError
+
+    real = "https://api-satusehat.kemkes.go.id"
+    with pytest.raises(ConfigError) as error:
+        make_app(services={"medicine_delivery": {"couriers": [], "satusehat": {
+            "enabled": True, "auth_url": f"{real}/oauth2/v1", "base_url": f"{real}/fhir-r4/v1",
+            **CLIENT}}})
+    assert "satusehat.auth_url" in str(error.value)
+    staging = "https://api-satusehat-stg.dto.kemkes.go.id"
+    make_app(services={"medicine_delivery": {"couriers": [], "satusehat": {
+        "enabled": True, "auth_url": f"{staging}/oauth2/v1", "base_url": f"{staging}/fhir-r4/v1",
+        **CLIENT}}})
