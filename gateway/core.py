@@ -31,6 +31,7 @@ from .errors import StartupError
 from .events import Event
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
+from .queues import JOBS
 from .ratelimit import FailureLimiter, RateLimiter
 from .redis_server import EMBEDDED_REDIS_DIR, running_url
 from .region import Region
@@ -55,6 +56,12 @@ class Gateway:
         self.pm = make_plugin_manager(plugins, disabled=settings["plugins"]["disabled"])
         self.services = self._collect("register_services", "service")
         self.courier_classes = self._collect("register_couriers", "courier")
+        #: kinds of work plugins owe requests (``register_jobs``), by name
+        self.job_kinds = self._collect("register_jobs", "job kind")
+        for name in self.job_kinds:
+            if name in JOBS or len(name) > 32:   # pending_job holds 32 characters
+                raise StartupError(f"a plugin registers a job kind named {name!r}: taken by "
+                                   "the core, or longer than 32 characters")
         self._service_settings: dict[str, dict] = {}
         self.service_configs: dict[str, dict] = {}
         self.courier_configs: dict[str, dict] = {}

@@ -37,6 +37,19 @@ class IndonesianPhone(fields.String):
             raise ValidationError(str(exc)) from None
 
 
+class WholeMatch(validate.Regexp):
+    """A pattern the whole value must match. ``validate.Regexp`` uses ``re.match``, where
+    ``$`` also matches before a final newline, so ``"P02478375538\\n"`` would pass
+    ``^P[0-9]{11}$``; this one uses ``fullmatch``. (Write ``[0-9]``, not ``\\d``, which
+    in Python takes any script's digits.) The pattern stays plain (``^...$``) for the
+    OpenAPI document, whose regular expressions are ECMAScript's."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class Secret(fields.String):
     """A credential in a service's or courier's settings: write-only.
 

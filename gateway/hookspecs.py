@@ -42,6 +42,23 @@ def register_couriers(gateway):
     """
 
 
+@hookspec
+def register_jobs(gateway):
+    """Register kinds of work a plugin owes a request after it was made (sending its record
+    on to another system, say), run by the gateway's workers like its own jobs.
+
+    A request owes such work when ``pending_job`` names the kind (set in the transaction that
+    creates the need, e.g. from ``track_event``); the job then runs alone per request, with
+    retries, its outcome audited and counted, and the sweep queues it again if Redis lost it.
+    The job must clear ``pending_job`` when the work is done or refused; when its retries
+    are spent the gateway clears it and puts the failure on the request's timeline.
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :return: a list of :class:`gateway.queues.JobKind`. Lists are concatenated; a name that
+        is taken (by the core's own kinds or another plugin) stops start-up.
+    """
+
+
 @hookspec(firstresult=True)
 def choose_couriers(gateway, service, order, candidates):
     """Decide which couriers to try for ``order``, in order.

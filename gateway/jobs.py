@@ -84,6 +84,9 @@ def _record_outcome(gateway, request_id: str, kind: str, outcome: str, *, give_u
         if give_up and record is not None and record.pending_job == kind:
             transition(gateway, session, record, Status.FAILED, source="worker",
                        detail=f"{kind} failed after retries", failure_code=f"{kind}_error")
+            # Owed no longer (a request that had ended stays as it was, the failure on its
+            # timeline), so the sweep does not queue it again for ever.
+            record.pending_job, record.pending_since = None, None
         details = {"error": type(error).__name__} if error is not None else {}
         gateway.track(session, Event(f"job.{kind}", actor="worker",
                                      target=f"request:{request_id}", outcome=outcome,
@@ -202,3 +205,10 @@ def deliver_callback(gateway, delivery_id: str) -> str:
         if _last_attempt():
             give_up(gateway, delivery_id)
         raise
+
+
+def run_registered(kind: str, request_id: str) -> str:
+    """Run a plugin's job kind (``register_jobs``) for a request, like the core's own: alone,
+    audited, counted, and given up cleanly when its retries are spent."""
+    registered = current_gateway().job_kinds[kind]
+    return _job(kind, alone=True)(registered.run)(request_id)

@@ -8,6 +8,8 @@ re-enqueue everything the database says is owed, as often as it likes, without d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from redis.exceptions import RedisError
@@ -46,6 +48,46 @@ JOBS = {
     "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
     "callback": (QueueNames.CALLBACKS, "gateway.jobs.deliver_callback", "callbacks"),
 }
+
+#: what runs a plugin's job kind (``JobKind``): it finds the kind on the worker's gateway
+REGISTERED_JOB = "gateway.jobs.run_registered"
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """Work a plugin owes requests (the ``register_jobs`` hook).
+
+    :ivar name: the kind, as ``pending_job`` names it (``[a-z][a-z0-9_]{1,62}``, at most 32
+        characters)
+    :ivar run: ``run(gateway, request_id) -> outcome``; raise to have it retried
+    :ivar retry_intervals: seconds before each retry, or ``(gateway) -> seconds`` to read
+        them from the plugin's settings when the job is queued
+    :ivar queue: the rq queue it goes on (never ``callbacks``: those are agencies')
+    """
+
+    name: str
+    run: Callable[..., str]
+    retry_intervals: Sequence[float] | Callable[..., Sequence[float]] = ()
+    queue: str = QueueNames.DEFAULT
+
+
+def job_spec(gateway, kind: str) -> tuple[str, str, list[float], tuple]:
+    """``(queue, job function, retry intervals, leading arguments)`` of a job kind: the
+    core's own (``JOBS``) or a plugin's (``gateway.job_kinds``).
+
+    :raises KeyError: no such kind (its plugin was removed, say)
+    """
+    if kind in JOBS:
+        queue_name, func, retry_key = JOBS[kind]
+        intervals = list(retry_key) if isinstance(retry_key, tuple) else \
+            gateway.settings[retry_key]["intervals"]
+        return queue_name, func, intervals, ()
+    registered = gateway.job_kinds[kind]
+    intervals = registered.retry_intervals
+    if callable(intervals):
+        intervals = intervals(gateway)
+    return registered.queue, REGISTERED_JOB, [float(i) for i in intervals], (kind,)
+
 
 #: a job that is waiting for its agency's turn (``rate_limit``) is live too
 LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED,
@@ -113,7 +155,7 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
     :raises redis.exceptions.RedisError: when Redis is unreachable (the database still holds
         the work; the sweep will enqueue it later)
     """
-    queue_name, func, retry_key = JOBS[kind]
+    queue_name, func, intervals, leading = job_spec(gateway, kind)
     connection = gateway.redis
     jid = job_id(kind, target_id)
     try:
@@ -129,8 +171,6 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
             # rq cannot unregister a job whose execution record expired with a killed worker;
             # dropping its hash is enough for a fresh job to take the id.
             connection.delete(existing.key)
-    intervals = list(retry_key) if isinstance(retry_key, tuple) else \
-        gateway.settings[retry_key]["intervals"]
     queue = Queue(queue_name, connection=connection)
     options = {"job_id": jid, "job_timeout": job_timeout(gateway, kind),
                "retry": Retry(max=len(intervals), interval=intervals) if intervals else None,
@@ -138,9 +178,9 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
     if rate_limit is not None:
         options["rate_limit"] = rate_limit
     if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), func, target_id, **options)
+        queue.enqueue_in(timedelta(seconds=delay), func, *leading, target_id, **options)
     else:
-        queue.enqueue(func, target_id, **options)
+        queue.enqueue(func, *leading, target_id, **options)
     return True
 
 

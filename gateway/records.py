@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from .callbacks import queue_callback
 from .errors import Invalid, NotFound
 from .events import Event
-from .models import ServiceRequest, StatusEvent, utcnow
+from .models import ProviderEventRecord, ServiceRequest, StatusEvent, utcnow
 from .statuses import Status, moves_forward
 
 
@@ -157,6 +157,42 @@ def summary(record: ServiceRequest) -> dict:
         "created_at": record.created_at.isoformat().replace("+00:00", "Z"),
         "updated_at": record.updated_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def delivery_time(session: Session, record: ServiceRequest) -> str | None:
+    """When the courier handed the delivery over (ISO 8601, UTC), or None if not delivered.
+
+    The one place that says it, for every record of the delivery (a service's FHIR view, what
+    is sent on): the time the provider's report of the delivery gives (``occurred_at``), else
+    when that report reached us, else when the delivered status was put on the timeline (the
+    own fleet's staff mark it in the gateway). Never the time the record last changed.
+    """
+    if record.status != "delivered":
+        return None
+    report = session.execute(
+        select(ProviderEventRecord.occurred_at, ProviderEventRecord.received_at)
+        .where(ProviderEventRecord.request_id == record.id,
+               ProviderEventRecord.status == "delivered",
+               ProviderEventRecord.outcome == "applied")
+        .order_by(ProviderEventRecord.id).limit(1)).first()
+    if report is not None:
+        return _iso(report.occurred_at or report.received_at)
+    event = session.scalars(
+        select(StatusEvent).where(StatusEvent.request_id == record.id,
+                                  StatusEvent.status == "delivered",
+                                  StatusEvent.applied.is_(True))
+        .order_by(StatusEvent.id).limit(1)).first()
+    return _iso(event.created_at) if event is not None else None
+
+
+def view_request(session: Session, record: ServiceRequest) -> dict:
+    """What a service's view (``gateway.services.View``) is given of a request: its summary
+    and ``delivered_at`` (:func:`delivery_time`)."""
+    return {**summary(record), "delivered_at": delivery_time(session, record)}
 
 
 def detail(record: ServiceRequest, vault) -> dict:

@@ -35,7 +35,8 @@ class RequestRefused(Invalid):
 class View:
     """Another representation of a request, served at ``GET /api/v1/requests/<id>/<name>``.
 
-    ``render(request, data, proof)`` gets the request's summary (as the API shows it), the
+    ``render(request, data, proof)`` gets the request's summary (as the API shows it, plus
+    ``delivered_at``: the courier's delivery time, ``gateway.records.delivery_time``), the
     stored request body (None once purged) and the delivery proof (or None); it returns a
     JSON-able dict. :class:`gateway.services.ViewGone` from it answers 410.
     """

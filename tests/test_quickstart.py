@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from fhir.resources.R4B.medicationdispense import MedicationDispense
+from fhir.resources.R4B.bundle import Bundle
 from openapi_spec_validator import validate
 from redis import Redis
 from redis.exceptions import RedisError
@@ -202,7 +202,7 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
                            "picked_up", "delivered"]
         fhir = requests.get(f"{base}/api/v1/requests/{body['id']}/fhir",
                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
-        assert MedicationDispense.model_validate(fhir.json()).status == "completed"
+        assert Bundle.model_validate(fhir.json()).entry[1].resource.status == "completed"
 
         # The other two services' documented examples complete on their own simulators.
         providers = {"umkm_pickup": {"grab_sandbox", "lalamove_sandbox"},

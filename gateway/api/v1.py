@@ -16,7 +16,7 @@ from .. import intake
 from ..errors import Invalid
 from ..events import actor_label
 from ..operations import cancel_request as cancel
-from ..records import detail, get_for_actor, list_for_actor, summary
+from ..records import detail, get_for_actor, list_for_actor, summary, view_request
 from ..services import ViewGone
 from ..statuses import Status
 from .errors import ApiError
@@ -227,7 +227,7 @@ def request_view(request_id: str, view_name: str):
         proof = gateway.vault.open(record.proof_ciphertext) if record.proof_ciphertext \
             else None
         try:
-            rendered = view.render(summary(record), data, proof)
+            rendered = view.render(view_request(session, record), data, proof)
         except ViewGone as exc:
             raise ApiError(410, "personal_data_purged", str(exc) or "The personal data this "
                            "view needs was removed after the retention period.") from None

@@ -5,13 +5,34 @@ module holds only the hook implementations; the service is in ``service.py``.
 """
 
 from gateway import hookimpl
+from gateway.queues import JobKind
 
+from . import satusehat
 from .service import MedicineDeliveryService
 
 
 @hookimpl
 def register_services():
     return [MedicineDeliveryService()]
+
+
+def send_to_satusehat(gateway, request_id: str) -> str:
+    """Post a delivered request's record to SATUSEHAT (``satusehat.py``)."""
+    return satusehat.send_record(gateway, gateway.services[MedicineDeliveryService.name],
+                                 request_id)
+
+
+@hookimpl
+def register_jobs():
+    return [JobKind(satusehat.JOB, run=send_to_satusehat,
+                    retry_intervals=lambda gateway: satusehat.retry_intervals(
+                        gateway, MedicineDeliveryService.name))]
+
+
+@hookimpl
+def track_event(gateway, event, session):
+    """A delivered medicine request owes its record to SATUSEHAT when the sender is on."""
+    satusehat.owe_record(gateway, MedicineDeliveryService.name, event, session)
 
 
 @hookimpl(trylast=True)

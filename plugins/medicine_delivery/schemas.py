@@ -14,11 +14,30 @@ from gateway.fields import (
     LocationSchema,
     PickupPlaceSchema,
     ServiceAreaSchema,
+    WholeMatch,
     place_registry,
 )
 
-REFERENCE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+from .satusehat import SatusehatSettingsSchema
+
+REFERENCE = WholeMatch(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
                             error="Use 1 to 64 letters, digits, '.', '_', '/' or '-'.")
+
+# SATUSEHAT references a puskesmas already holds (all optional; see ``fhir.py``). Their values
+# go into FHIR references (``Patient/{id}``) and identifier systems, so each must be a FHIR
+# ``id`` (R4 datatypes: ``[A-Za-z0-9\-\.]{1,64}``); the messages never echo the value.
+FHIR_ID = WholeMatch(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$",
+                          error="Must be a SATUSEHAT id: 1 to 64 letters, digits, '-' or '.'.")
+#: IHS numbers of patients (``P02478375538``) and practitioners (``N10000001``): an optional
+#: capital letter and digits (SATUSEHAT sandbox examples, [S])
+IHS_NUMBER = WholeMatch(r"^[A-Z]?[0-9]{8,14}$",
+                             error="Must be an IHS number: an optional capital letter and 8 to "
+                                   "14 digits.")
+#: a KFA (Kamus Farmasi dan Alat Kesehatan) product code: 8 digits, e.g. ``93001019`` ([S])
+KFA_CODE = WholeMatch(r"^[0-9]{8}$", error="Must be a KFA code of 8 digits.")
+#: a code of HL7 v3 orderableDrugForm (``TAB``, ``CAP``, ``SYR``): the unit of ``quantity``
+DRUG_FORM = WholeMatch(r"^[A-Z]{2,12}$", error="Must be an HL7 v3 orderableDrugForm code "
+                                                    "such as TAB, CAP or SYR.")
 
 
 class PatientSchema(Schema):
@@ -27,11 +46,14 @@ class PatientSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     phone = IndonesianPhone(required=True, mobile=True)   # the courier calls the patient
-    nik = fields.String(required=True, validate=validate.Regexp(
-        r"^\d{16}$", error="Must be exactly 16 digits."),
+    nik = fields.String(required=True, validate=WholeMatch(
+        r"^[0-9]{16}$", error="Must be exactly 16 digits."),
         metadata={"description": "16-digit national identity number; never sent to a courier."})
     address = fields.String(required=True, validate=validate.Length(min=5, max=300))
     location = fields.Nested(LocationSchema, required=True)
+    ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
+        "description": "The patient's SATUSEHAT IHS number (Patient id), if the puskesmas "
+                       "has it; personal data, never sent to a courier."})
 
 
 #: Categories BPOM 8/2020 (Pasal 27) forbids distributing online; refused unless allowed.
@@ -49,6 +71,29 @@ class ItemSchema(Schema):
                              metadata={"description": "regular, insulin (an injectable that "
                                                       "may be delivered), narcotic, psychotropic,"
                                                       " precursor or injectable."})
+    kfa_code = fields.String(load_default=None, validate=KFA_CODE, metadata={
+        "description": "The drug's KFA code (SATUSEHAT's drug dictionary)."})
+    unit = fields.String(load_default=None, validate=DRUG_FORM, metadata={
+        "description": "The unit of quantity, an HL7 v3 orderableDrugForm code (TAB, CAP)."})
+    medication_request_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
+        "description": "The SATUSEHAT MedicationRequest (prescription item) this dispenses."})
+
+
+class SatusehatReferencesSchema(Schema):
+    """Where the dispense belongs in SATUSEHAT: the ids the puskesmas's own system holds."""
+
+    class Meta:
+        unknown = RAISE
+
+    organization_id = fields.String(required=True, validate=FHIR_ID, metadata={
+        "description": "The puskesmas's SATUSEHAT Organization id (names the identifier "
+                       "systems)."})
+    location_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
+        "description": "The pharmacy's SATUSEHAT Location id."})
+    encounter_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
+        "description": "The visit's SATUSEHAT Encounter id."})
+    pharmacist_ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
+        "description": "The dispensing pharmacist's IHS number (Practitioner id)."})
 
 
 class MedicineDeliveryRequestSchema(Schema):
@@ -71,6 +116,9 @@ class MedicineDeliveryRequestSchema(Schema):
         "description": "A pharmacist explained the medicine to the patient before dispatch."})
     notes_for_courier = fields.String(load_default=None, allow_none=True,
                                       validate=validate.Length(max=200))
+    satusehat = fields.Nested(SatusehatReferencesSchema, load_default=None, metadata={
+        "description": "SATUSEHAT references, for the FHIR record of the dispense; "
+                       "health data, sealed and purged with the request."})
 
 
 class EligibilitySchema(Schema):
@@ -108,6 +156,10 @@ class MedicineDeliveryConfigSchema(Schema):
         metadata={"description": "Restricted categories this regency allows anyway."})
     eligibility = fields.Nested(EligibilitySchema,
                                 load_default=lambda: EligibilitySchema().load({}))
+    satusehat = fields.Nested(SatusehatSettingsSchema,
+                              load_default=lambda: SatusehatSettingsSchema().load({}),
+                              metadata={"description": "Sending each delivered request's "
+                                                       "record to SATUSEHAT (off by default)."})
 
     @validates_schema
     def _unique_ids(self, data, **kwargs):

@@ -19,7 +19,8 @@ from gateway.fields import inside, place_registry
 from gateway.orders import Contact, DeliveryOrder, Package, Place
 from gateway.services import RequestRefused, View, ViewGone
 
-from .fhir import medication_dispense
+from .fhir import dispense_bundle
+from .satusehat import SatusehatClient
 from .schemas import (
     RESTRICTED_CATEGORIES,
     MedicineDeliveryConfigSchema,
@@ -35,11 +36,18 @@ EXAMPLE = {
         "nik": "3510011203650002",
         "address": "Jl. Letjen S. Parman No. 5, Sobo, Banyuwangi",
         "location": {"lat": -8.2192, "lng": 114.3691},
+        "ihs_number": "P02478375538",
     },
-    "items": [{"name": "Amlodipine 10 mg", "quantity": 30}],
+    "items": [{"name": "Amlodipine 10 mg", "quantity": 30, "kfa_code": "93000317",
+               "unit": "TAB", "medication_request_id": "b5293e13-4a53-4b5a-9e88-0e8e9c2b2f4e"}],
     "cold_chain": False,
     "pharmacist_counselled": True,
     "notes_for_courier": "Rumah pagar hijau",
+    # illustrative SATUSEHAT ids, in the shapes of SATUSEHAT's sandbox examples
+    "satusehat": {"organization_id": "100011961",
+                  "location_id": "b017aa54-f1df-4ec2-9d84-8823815d7228",
+                  "encounter_id": "2823ed1d-3e3e-434e-9a5b-9c579d192363",
+                  "pharmacist_ihs_number": "N10000001"},
 }
 
 
@@ -63,6 +71,10 @@ class MedicineDeliveryService(Service):
     example_request = EXAMPLE
     unique_reference_field = "prescription_id"
     delivery_pin = True
+
+    def __init__(self):
+        #: SATUSEHAT's token cache and HTTP session, one per gateway (``satusehat.py``)
+        self.satusehat = SatusehatClient()
 
     def validate(self, payload, config):
         data = self.request_schema().load(payload)
@@ -124,7 +136,7 @@ class MedicineDeliveryService(Service):
             if data is None:
                 raise ViewGone("The prescription details were removed after the retention "
                                "period; the status history remains.")
-            return medication_dispense(request, data, proof)
+            return dispense_bundle(request, data, proof)
 
-        return {"fhir": View("A FHIR R4 MedicationDispense of the delivery", fhir,
-                             "application/fhir+json")}
+        return {"fhir": View("A FHIR R4 Bundle of a Medication and a MedicationDispense per "
+                             "item, as SATUSEHAT takes it", fhir, "application/fhir+json")}

@@ -7,17 +7,21 @@
 from __future__ import annotations
 
 import importlib.metadata
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from marshmallow import Schema, fields
+from sqlalchemy import select
 
 from gateway import Service, hookimpl, hookspecs
 from gateway.errors import StartupError
 from gateway.events import Event
-from gateway.models import AuditRecord
+from gateway.models import AuditRecord, ServiceRequest, utcnow
 from gateway.orders import Contact, DeliveryOrder, Package, Place
 from gateway.plugins import DEFAULT_PLUGINS, describe_plugins
+from gateway.queues import JobKind, enqueue_job
+from gateway.sweep import sweep_once
 from gateway.testing import drain
 from tests.conftest import SERVICE_PLUGINS, bearer, new_key
 from tests.fixture_plugins.scripted_courier import scripted_courier
@@ -162,6 +166,59 @@ def test_hook_track_event(make_app):
     with gateway.db.read() as session:
         actions = [r.action for r in session.query(AuditRecord).all()]
     assert actions[-1] == "test.ping"
+
+
+def test_hook_register_jobs(make_app, medicine_body):
+    ran, fail = [], []
+
+    def followup(gateway, request_id):
+        ran.append(request_id)
+        if fail:
+            raise RuntimeError("the other system is down")
+        with gateway.db.write() as session:
+            session.get(ServiceRequest, request_id).pending_job = None
+        return "done"
+
+    class Followups:
+        @hookimpl
+        def register_jobs(self):
+            return [JobKind("followup", run=followup, retry_intervals=[0])]
+
+    app = make_app(plugins=[*SERVICE_PLUGINS, Followups()])
+    gateway = app.extensions["gateway"]
+    key = new_key(app)
+    ids = [app.test_client().post("/api/v1/services/medicine_delivery/requests",
+                                  json={**medicine_body, "prescription_id": f"RX-{n}"},
+                                  headers=bearer(key)).get_json()["id"] for n in (1, 2)]
+    drain(app)
+    for request_id in ids:
+        with gateway.db.write() as session:
+            record = session.get(ServiceRequest, request_id)
+            record.pending_job, record.pending_since = "followup", utcnow()
+    assert enqueue_job(gateway, "followup", ids[0])
+    drain(app)
+    assert ran == [ids[0]]
+    fail.append(True)
+    with gateway.db.write() as session:       # owed for long: the sweep queues it
+        session.get(ServiceRequest, ids[1]).pending_since = utcnow() - timedelta(days=1)
+    assert sweep_once(gateway) >= 1
+    drain(app)
+    assert ran == [ids[0], ids[1], ids[1]]      # tried, retried once, then given up
+    with gateway.db.read() as session:
+        record = session.get(ServiceRequest, ids[1])
+        assert record.pending_job is None       # owed no longer: the sweep leaves it
+        assert "followup failed after retries" in [e.detail for e in record.events]
+        actions = session.scalars(select(AuditRecord.outcome).where(
+            AuditRecord.action == "job.followup")).all()
+    assert actions == ["done", "retry", "failed"]
+
+    class Clash:
+        @hookimpl
+        def register_jobs(self):
+            return [JobKind("dispatch", run=followup)]
+
+    with pytest.raises(StartupError, match="dispatch"):
+        make_app(plugins=[*SERVICE_PLUGINS, Clash()])
 
 
 def test_the_core_defaults_are_registered_as_plugins(gateway):

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from fhir.resources.R4B.medicationdispense import MedicationDispense
+from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import inspect, select, text
 
 from gateway.audit import verify_chain
@@ -209,7 +209,8 @@ def test_a_delivered_request_has_gosend_proof_and_a_valid_fhir_view(
     assert detail["proof"]["courier"] == "gosend_sandbox"
     response = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key))
     assert response.mimetype == "application/fhir+json"
-    dispense = MedicationDispense.model_validate(response.get_json())
+    (dispense,) = [e.resource for e in Bundle.model_validate(response.get_json()).entry
+                   if e.resource.get_resource_type() == "MedicationDispense"]
     assert dispense.status == "completed"
     assert dispense.receiver[0].display == "Siti Aminah"
     assert dispense.whenHandedOver is not None
@@ -221,9 +222,10 @@ def test_the_fhir_view_follows_the_status_and_is_scoped_to_the_agency(app, medic
     key = new_key(app)
     request_id = post(app, key, medicine_body).get_json()["id"]
     client = app.test_client()
-    dispense = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key)).get_json()
-    assert MedicationDispense.model_validate(dispense).status == "preparation"
-    assert "whenHandedOver" not in dispense
+    bundle = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key)).get_json()
+    dispense = Bundle.model_validate(bundle).entry[1].resource
+    assert dispense.status == "preparation"
+    assert dispense.whenHandedOver is None
     stranger = client.get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(new_key(app)))
     assert (stranger.status_code, stranger.get_json()["code"]) == (404, "request_not_found")
     unknown = client.get(f"/api/v1/requests/{request_id}/hl7v2", headers=bearer(key))
