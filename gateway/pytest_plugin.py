@@ -144,40 +144,106 @@ def gateway_postgres_url():
     return worker_postgres_url(url) if url else None
 
 
-_MIGRATED_SQLITE: list[Path] = []   # this process's SQLite file at the head revision
+_MIGRATED: dict[str, object] = {}   # this process's database at the head revision, by URL
 
 
 def migrate_test_database(db) -> None:
-    """``gateway.migrate.upgrade(db)``, faster on SQLite: a test's new, empty SQLite file is
-    replaced by a copy of one this process migrated once (a file copy against about 0.1 s of
-    Alembic a test). Anything else (PostgreSQL, a file that already has tables) is upgraded
-    as usual."""
-    import sqlite3
-
+    """``gateway.migrate.upgrade(db)``, faster: a test's new, empty database is replaced by a
+    copy of one this process migrated once. On SQLite a file copy; on PostgreSQL the database
+    is made again from a template database (``<name>_head``, some 0.1 s against 0.4 s of
+    Alembic a test). A database that already has tables (a second app on it) is upgraded as
+    usual, and so is anything when the shortcut is not possible."""
     from sqlalchemy.engine import make_url
 
     from gateway.migrate import upgrade
 
     url = make_url(db.url)
-    path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database \
-        and url.database != ":memory:" else None
-    if path is not None and _MIGRATED_SQLITE:
-        with contextlib.closing(sqlite3.connect(path)) as connection:
-            empty = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        if empty:
-            db.dispose()
-            for journal in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                journal.unlink(missing_ok=True)
-            shutil.copyfile(_MIGRATED_SQLITE[0], path)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        copy = _SQLiteCopy(Path(url.database))
+    elif url.get_backend_name() == "postgresql":
+        copy = _PostgresCopy(url)
+    else:
+        upgrade(db)
+        return
+    key = "sqlite" if isinstance(copy, _SQLiteCopy) else db.url
+    template = _MIGRATED.get(key)
+    if template is not None and copy.is_empty():
+        db.dispose()
+        if copy.restore(template):
             return
     upgrade(db)
-    if path is not None and not _MIGRATED_SQLITE:
+    if key not in _MIGRATED:
         db.dispose()
+        _MIGRATED[key] = copy.save()
+
+
+class _SQLiteCopy:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def is_empty(self) -> bool:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.path)) as connection:
+            return connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+    def save(self) -> Path:
         folder = tempfile.mkdtemp(prefix="gateway-migrated-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         template = Path(folder) / "head.db"
-        shutil.copyfile(path, template)
-        _MIGRATED_SQLITE.append(template)
+        shutil.copyfile(self.path, template)
+        return template
+
+    def restore(self, template: Path) -> bool:
+        for journal in (f"{self.path}-wal", f"{self.path}-shm"):
+            Path(journal).unlink(missing_ok=True)
+        shutil.copyfile(template, self.path)
+        return True
+
+
+class _PostgresCopy:
+    def __init__(self, url):
+        self.url = url
+        self.name = url.database
+
+    def _admin(self, statements) -> bool:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        admin = create_engine(self.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                for statement in statements:
+                    connection.execute(text(statement))
+            return True
+        except SQLAlchemyError:     # another session on it, or a server before 13: upgrade
+            return False
+        finally:
+            admin.dispose()
+
+    def is_empty(self) -> bool:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as connection:
+                return connection.execute(text(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar() == 0
+        finally:
+            engine.dispose()
+
+    def save(self) -> str | None:
+        template = f"{self.name}_head"
+        made = self._admin([f'DROP DATABASE IF EXISTS "{template}"',
+                            f'CREATE DATABASE "{template}" TEMPLATE "{self.name}"'])
+        return template if made else None
+
+    def restore(self, template: str) -> bool:
+        if self._admin([f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)',
+                        f'CREATE DATABASE "{self.name}" TEMPLATE "{template}"']):
+            return True
+        self._admin([f'CREATE DATABASE "{self.name}"'])    # when only the copy failed
+        return False
 
 
 @pytest.fixture
