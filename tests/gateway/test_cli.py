@@ -138,7 +138,7 @@ def test_plugins_lists_the_installed_services_with_versions_and_hooks(cli_env):
     code, output = run("plugins")
     assert code == 0
     assert re.search(r"medicine_delivery\s+0\.1\.0\s+\[banyuwangi-gateway\]\s+hooks: "
-                     r"eligibility_for, register_services", output)
+                     r"eligibility_for, register_jobs, register_services, track_event", output)
     assert "gateway.auth  -  [core]  hooks: actor_from_request" in output
     assert "services: medicine_delivery, tourism_transport, umkm_pickup" in output
 
