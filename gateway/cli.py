@@ -108,18 +108,19 @@ def simulator():
               envvar="GATEWAY_SIMULATOR_STEP_SECONDS",
               help="Simulated time between two statuses of a booking.")
 def simulator_run(courier, webhook_url, step_seconds):
-    """Serve the simulator of COURIER (a sandbox couriers.yaml entry) on its base_url."""
+    """Serve the simulator of COURIER (a sandbox entry of couriers.yaml or notifiers.yaml)
+    on its base_url."""
     import importlib
     import signal
     from urllib.parse import urlsplit
 
     from werkzeug.serving import make_server
 
+    from .runner import simulator_entry
     from .simulators.engine import QuietProbeHandler
 
     with opened_gateway() as gateway:
-        config = gateway.courier_configs.get(courier)
-        adapter = gateway.courier_classes.get(config["adapter"]) if config else None
+        config, adapter, _path = simulator_entry(gateway, courier) or (None, None, None)
     if not config or not config["sandbox"] or adapter is None or not adapter.simulator:
         raise click.ClickException(f"{courier!r} is not a sandbox entry of an adapter that "
                                    "has a simulator")

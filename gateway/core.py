@@ -35,7 +35,13 @@ from .ratelimit import FailureLimiter, RateLimiter
 from .redis_server import EMBEDDED_REDIS_DIR, running_url
 from .region import Region
 from .services import NAME_PATTERN
-from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
+from .settings import (
+    ConfigError,
+    OwnedConfig,
+    Settings,
+    build_notifier_configs,
+    build_owned_config,
+)
 from .webhook_refusals import WebhookRefusals
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ class Gateway:
         self.pm = make_plugin_manager(plugins, disabled=settings["plugins"]["disabled"])
         self.services = self._collect("register_services", "service")
         self.courier_classes = self._collect("register_couriers", "courier")
+        self.notifier_classes = self._collect("register_notifiers", "notifier")
         self._service_settings: dict[str, dict] = {}
         self.service_configs: dict[str, dict] = {}
         self.courier_configs: dict[str, dict] = {}
@@ -64,6 +71,10 @@ class Gateway:
         self._config_lock = threading.Lock()
         owned = self._validate_owned_config()
         self._install(owned)
+        #: each enabled ``notifiers.yaml`` entry's validated settings (the files only: the
+        #: console does not edit notifiers yet)
+        self.notifier_configs = self._validate_notifier_config()
+        self.notifiers: dict = {}
         if connect:
             self._connect(owned)
 
@@ -102,6 +113,12 @@ class Gateway:
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)
         self._install(owned, self._make_couriers(owned.courier_configs))
+        #: notices per agency (``gateway.notices``): a token bucket of its own kind
+        self.notice_limiter = RateLimiter(self.redis, {
+            "notice": settings["notices"]["rate_limit"]})
+        self.notifiers = {
+            instance: self.notifier_classes[config["adapter"]](instance, config)
+            for instance, config in self.notifier_configs.items() if config["enabled"]}
 
     def _courier_called(self, outcome: CallOutcome) -> None:
         """Every provider call feeds the circuit breaker and the provider metrics, and leaves
@@ -152,6 +169,14 @@ class Gateway:
         if problems:
             raise ConfigError(problems)
         return owned
+
+    def _validate_notifier_config(self) -> dict[str, dict]:
+        configs, problems = build_notifier_configs(
+            self.notifier_classes, self.settings.notifiers,
+            str(self.settings.config_dir / "notifiers.yaml"), self.settings["notifier_hosts"])
+        if problems:
+            raise ConfigError(problems)
+        return configs
 
     def _install(self, owned: OwnedConfig, couriers: dict | None = None) -> None:
         """Put validated settings (and, once connected, their adapters) in place. Each

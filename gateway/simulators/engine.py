@@ -293,6 +293,9 @@ class SimulatorEngine:
                     # as it came on the wire, before any decoding: what a provider would see
                     "raw_path": request.environ.get("RAW_URI", "").partition("?")[0],
                     "query": request.args.to_dict(), "json": request.get_json(silent=True),
+                    # form bodies too (an SMS gateway's send call): every word a provider got
+                    "form": request.form.to_dict() if request.mimetype ==
+                    "application/x-www-form-urlencoded" else None,
                     "caller": request.headers.get(engine.caller_header),
                     "at": time.time()})
             return engine.authenticate(request)
