@@ -393,6 +393,8 @@ class Notice(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    #: (also what makes a notice made in its request's own transaction be written after it)
+    request: Mapped[ServiceRequest] = relationship()
     messages: Mapped[list[NoticeMessage]] = relationship(
         back_populates="notice", order_by="NoticeMessage.created_at")
 

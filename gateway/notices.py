@@ -60,6 +60,7 @@ from .models import (
     NoticeOptOut,
     ServiceRequest,
     StatusEvent,
+    new_id,
     utcnow,
 )
 from .notifiers import (
@@ -273,14 +274,13 @@ def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: d
     phone = phones.e164(to)
     now = utcnow()
     notice = Notice(
-        request_id=request.id, agency_id=request.agency_id, key_type=request.key_type,
+        id=new_id(), request=request, agency_id=request.agency_id, key_type=request.key_type,
         kind=kind, template=template.name, language=template.language, urgent=urgent,
         essential=kind in ESSENTIAL, to_ciphertext=gateway.vault.seal(phone),
         phone_digest=gateway.identifiers.digest(phone),
         params_ciphertext=gateway.vault.seal(values), status="queued",
         currency=gateway.region.currency, cost=0, created_at=now, updated_at=now)
     session.add(notice)
-    session.flush()
     _timeline(gateway, session, request, notice, "queued")
     enqueue_after_commit(gateway, session, "notice", notice.id)
     return notice

@@ -244,8 +244,13 @@ class SimulatorEngine:
         return True
 
     # -- webhooks ----------------------------------------------------------------------
+    def webhook_target(self, booking: dict) -> str | None:
+        """Where ``booking``'s webhooks go: the one URL configured, unless the dialect says
+        each message names its own (an SMS gateway's ``StatusCallback``)."""
+        return self.webhook_url
+
     def queue_webhook(self, booking: dict) -> None:
-        if not self.webhook_url or "drop_webhooks" in booking["faults"]:
+        if not self.webhook_target(booking) or "drop_webhooks" in booking["faults"]:
             return
         event = self.webhook_body(booking)
         copies = 2 if "duplicate_webhooks" in booking["faults"] else 1

@@ -66,6 +66,9 @@ class SmsSimulator(SimulatorEngine):
             return
         super().advance(booking)
 
+    def webhook_target(self, booking: dict) -> str | None:
+        return booking["payload"].get("StatusCallback") or self.webhook_url
+
     def queue_webhook(self, booking: dict) -> None:
         if booking["status"] == self.lifecycle[0]:
             return      # no callback for the initial status (Twilio's documentation)
@@ -73,7 +76,7 @@ class SmsSimulator(SimulatorEngine):
 
     def webhook_body(self, booking: dict) -> dict:
         form = booking["payload"]
-        return {"url": form.get("StatusCallback") or self.webhook_url,
+        return {"url": self.webhook_target(booking),
                 "form": mapping.status_callback_form(
                     self.account_sid, booking["id"], booking["status"],
                     form.get("From") or form.get("MessagingServiceSid", ""), form["To"])}
