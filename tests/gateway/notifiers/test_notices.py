@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from gateway.models import Notice, NoticeMessage, ServiceRequest
+from gateway.models import Notice, ServiceRequest
 from gateway.notices import (
     NoticeError,
     advance_notice,
