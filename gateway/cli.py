@@ -428,13 +428,18 @@ def plugins(ctx, as_json):
               help="Where to write it (default: ./gateway-NAME, with dashes).")
 @click.option("--title", default=None, help="The service's title, shown to agencies.")
 @click.option("--description", default=None, help="One sentence on what the service does.")
-def plugins_new(name, directory, title, description):
-    """Start a service plugin NAME: a package with its entry point, service, schemas, README
-    and tests that pass as generated. Needs no configuration and builds no app."""
+@click.option("--kind", type=click.Choice(["service", "notifier"]), default="service",
+              show_default=True, help="A public service, or a notifier (a channel for "
+                                      "citizen notices, like WhatsApp or SMS).")
+def plugins_new(name, directory, title, description, kind):
+    """Start a plugin NAME: a package with its entry point, a service (or a notifier: adapter,
+    mapping, simulator), README and tests that pass as generated. Needs no configuration and
+    builds no app."""
     from .scaffold import ScaffoldError, create_plugin
 
     try:
-        created = create_plugin(name, directory, title=title, description=description)
+        created = create_plugin(name, directory, title=title, description=description,
+                                kind=kind)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created {created.directory}/ with:")
