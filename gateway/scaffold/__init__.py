@@ -4,8 +4,9 @@ notifier: a WhatsApp- or SMS-like channel for citizen notices), ready to install
 The templates are plain files under ``template/`` filled in with :class:`string.Template`
 (``$name``, ``$classname``, ...; ``$$`` is a dollar sign), so the kit needs nothing beyond
 the standard library and a template reads like the file it makes. ``template/package/``
-becomes the plugin's package; a notifier's templates are under ``template_notifier/``. What comes out installs with ``pip install -e .`` (its
-``gateway`` entry point makes the gateway load it) and its tests pass as generated, against a
+becomes the plugin's package; a notifier's templates are under ``template_notifier/``. What
+comes out installs with ``pip install -e .`` (its entry point, ``gateway`` or
+``gateway.notifiers``, makes the gateway load it) and its tests pass as generated, against a
 real gateway, through the fixtures of :mod:`gateway.pytest_plugin`; a test of the gateway's
 own suite keeps it so.
 """
