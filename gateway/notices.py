@@ -81,6 +81,10 @@ ESSENTIAL = frozenset({"pin", "failed"})
 STOP_WORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE", "STOPALL", "CANCEL"})
 START_WORDS = frozenset({"START", "MULAI", "UNSTOP"})
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "sms": "SMS"}
+#: how long a notice is looked after (its receipts waited for, its lost jobs swept up)
+PATIENCE = timedelta(days=1)
+#: the statuses of a notice that still has work owed
+OPEN_STATUSES = ("queued", "held", "sending", "sent")
 
 
 class NoticeError(ValueError):
@@ -369,7 +373,12 @@ def _advance(gateway, notice_id: str, now: datetime) -> str:
             candidates = [n for n in candidates if n.channel != current.channel]
         if not candidates:
             if current is not None and current.status != "failed":
-                return "waiting for a receipt"     # the last channel: wait as long as it takes
+                # the last channel: its receipt may still come; looked at again while the
+                # notice is looked after, so the sweep finds its job alive
+                if now - notice.created_at < PATIENCE:
+                    _wake_at(gateway, notice.id, now + timedelta(
+                        seconds=settings["fallback_after_seconds"]), now)
+                return "waiting for a receipt"
             notice.status, notice.updated_at = "failed", now
             _timeline(gateway, session, request, notice, "failed",
                       detail=f"{notice.kind} notice failed on every channel")

@@ -286,3 +286,24 @@ def test_templates_cannot_ask_for_medical_or_identifying_data():
         check_parameters(template, {"first_name": "Siti", "service": "Obat",
                                     "address": "Jl. Parman"})
     assert template_for("accepted", "en", "id").text.startswith("Hello {first_name}")
+
+
+def test_a_notice_whose_job_redis_lost_is_found_by_the_sweep(notify_app, whatsapp_sim,
+                                                              gateway_redis, medicine_body):
+    from gateway.sweep import sweep_once
+
+    app = notify_app(sweep={"stale_after_seconds": 1})
+    key = new_key(app, key_type="test")
+    assert app.test_client().post("/api/v1/services/medicine_delivery/requests",
+                                  json=medicine_body, headers=bearer(key)).status_code == 202
+    gateway_redis.flushdb()                  # Redis restarted without its data
+    drain(app)
+    assert whatsapp_sent(whatsapp_sim) == []
+    with app.extensions["gateway"].db.write() as session:
+        for notice in session.scalars(select(Notice)):
+            notice.updated_at -= timedelta(seconds=5)
+            session.get(ServiceRequest, notice.request_id).pending_job = None
+    assert sweep_once(app.extensions["gateway"]) >= 1
+    drain(app)
+    drain(app)
+    assert len(whatsapp_sent(whatsapp_sim)) == 1
