@@ -1,5 +1,7 @@
 """The engine every courier simulator shares: bookings, drivers, an accelerated clock,
-webhooks with faults, and the ``/_sim/*`` inspection and control endpoints.
+webhooks with faults, and the ``/_sim/*`` inspection and control endpoints. The notifiers'
+simulators (``gateway/notifiers/<name>/simulator.py``) run on it too: a message is a booking
+with a short lifecycle (sent, delivered, read), its receipts the webhooks.
 
 A provider's simulator is a subclass that speaks only its dialect: paths, authentication,
 payload shape, status names, errors, how its webhooks are signed. Each lives in its courier's
