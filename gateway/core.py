@@ -1,10 +1,10 @@
 """The Gateway: one app's registries, configuration and connections, shared by every part.
 
 Built by ``create_app`` and kept in ``app.extensions["gateway"]``; hooks receive it as
-``gateway``. Start-up asks the plugins for their services, couriers and notifiers, validates
-each one's settings with its own schema, and refuses to start when anything disagrees. Settings changed
-later in the console (``gateway.liveconfig``) are rebuilt the same way by
-:meth:`Gateway.refresh_config`, before each request and job, without a restart.
+``gateway``. Start-up asks the plugins for their services, couriers and notifiers,
+validates each one's settings with its own schema, and refuses to start when anything
+disagrees. Settings changed later in the console (``gateway.liveconfig``) are rebuilt the
+same way by :meth:`Gateway.refresh_config`, before each request and job, without a restart.
 """
 
 from __future__ import annotations

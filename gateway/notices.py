@@ -81,6 +81,8 @@ ESSENTIAL = frozenset({"pin", "failed"})
 STOP_WORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE", "STOPALL", "CANCEL"})
 START_WORDS = frozenset({"START", "MULAI", "UNSTOP"})
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "sms": "SMS"}
+#: the ``source`` of a notice's events on its request's timeline
+TIMELINE_SOURCE = "notices"
 #: how long a notice is looked after (its receipts waited for, its lost jobs swept up)
 PATIENCE = timedelta(days=1)
 #: the statuses of a notice that still has work owed
@@ -296,7 +298,7 @@ def _timeline(gateway, session, request: ServiceRequest, notice: Notice, what: s
     does not move) and in the audit trail, with no personal data."""
     by = f" by {CHANNEL_NAMES.get(channel, channel)}" if channel else ""
     session.add(StatusEvent(request_id=request.id, status=request.status,
-                            raw_status=f"notice_{what}", source="notices",
+                            raw_status=f"notice_{what}", source=TIMELINE_SOURCE,
                             detail=detail or f"{notice.kind} notice {what.replace('_', ' ')}"
                             f"{by}", applied=False, created_at=utcnow()))
     gateway.track(session, Event(f"notice.{what}", actor="notices",

@@ -516,8 +516,9 @@ class LimitsSchema(Schema):
     max_passengers = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
-class CourierSettingsSchema(Schema):
-    """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
+class ProviderSettingsSchema(Schema):
+    """What the core reads of every provider entry, a courier's or a notifier's; the rest of
+    the entry is the adapter's."""
 
     class Meta:
         unknown = EXCLUDE
@@ -528,6 +529,10 @@ class CourierSettingsSchema(Schema):
     sandbox = fields.Boolean(load_default=False, metadata={
         "description": "This entry talks to a simulator: the only kind test keys reach."})
     timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
+
+
+class CourierSettingsSchema(ProviderSettingsSchema):
+    """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
     circuit = fields.Nested(CircuitSchema, load_default=lambda: CircuitSchema().load({}))
     limits = fields.Nested(LimitsSchema, load_default=dict)
 
@@ -837,19 +842,10 @@ def build_owned_config(services: dict, courier_classes: dict, service_sections: 
     return owned, problems
 
 
-class NotifierSettingsSchema(Schema):
+class NotifierSettingsSchema(ProviderSettingsSchema):
     """The part of each ``notifiers.yaml`` entry that the core reads; the rest is the
     notifier's."""
 
-    class Meta:
-        unknown = EXCLUDE
-
-    adapter = fields.String(load_default=None, metadata={
-        "description": "The notifier type; defaults to the entry's name."})
-    enabled = fields.Boolean(load_default=True)
-    sandbox = fields.Boolean(load_default=False, metadata={
-        "description": "This entry talks to a simulator: the only kind test keys reach."})
-    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
     cost = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0), metadata={
         "description": "What one message costs, in whole units of the region's currency."})
 

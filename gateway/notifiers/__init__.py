@@ -38,6 +38,8 @@ import requests
 from marshmallow import Schema
 
 from .. import origins
+from ..errors import StartupError
+from ..provider_calls import never_sent, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +168,33 @@ class NotifierAdapter:
     status_map: ClassVar[Mapping[str, str | None]] = {}
     #: ``"module:Class"`` of this provider's simulator (``from_config`` constructor)
     simulator: ClassVar[str | None] = None
+    #: where a sandbox entry may go besides a simulator on this machine (the provider's own
+    #: sandbox, ``scheme://host[:port][/path]``)
+    provider_sandboxes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, instance: str, config: dict, session: requests.Session | None = None):
+        """:raises StartupError: a sandbox entry whose ``base_url`` is neither a simulator on
+        this machine nor one of :attr:`provider_sandboxes` (test keys must never reach the
+        world)"""
         self.instance = instance
         self.config = config
         self.sandbox = bool(config.get("sandbox", False))
         self.timeout = float(config.get("timeout_seconds", 10))
+        self.base_url = str(config.get("base_url") or "").rstrip("/")
+        if self.sandbox and origins.sandbox_refusal(self.base_url, self.provider_sandboxes):
+            raise StartupError(f"notifier {instance!r} is marked sandbox but its base_url is "
+                               "not a simulator on this machine nor the provider's sandbox")
         self.http = session or requests.Session()
         # a redirect would carry our credentials to a host that is not in notifier_hosts
         self.http.max_redirects = 0
+
+    def json_of(self, response: requests.Response) -> dict:
+        """A provider's JSON answer, or ``{}`` when it sent none (an error page)."""
+        try:
+            body = response.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
 
     # -- template methods ------------------------------------------------------------------
     def send(self, message: OutgoingMessage) -> SentMessage:
@@ -239,7 +259,7 @@ class NotifierAdapter:
             return
         if status == 429:
             raise NotifierTemporaryError(f"rate limited {detail}".strip(),
-                                         retry_after=_retry_after(response))
+                                         retry_after=retry_after(response))
         if status in (401, 403):
             raise NotifierAuthError(f"credentials refused ({status})")
         if status >= 500:
@@ -256,24 +276,9 @@ def check_signature(supplied: str | None, expected: str) -> None:
         raise WebhookRejected("wrong signature")
 
 
-def sandbox_refusal(url: str, provider_sandboxes=()) -> str | None:
-    """Why a sandbox entry may not call ``url`` (the couriers' rule), or None."""
-    return origins.sandbox_refusal(url, provider_sandboxes)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-
-
 def map_transport_error(exc: requests.RequestException) -> NotifierError:
     """A request that never reached the provider is safe to repeat; one that may have, is an
     unknown outcome (a message is never sent twice on one channel)."""
-    never_sent = isinstance(exc, requests.ConnectTimeout) or (
-        isinstance(exc, requests.ConnectionError)
-        and "NewConnectionError" in repr(exc.args))
-    if never_sent:
+    if never_sent(exc):
         return NotifierTemporaryError(type(exc).__name__)
     return NotifierOutcomeUnknown(f"{type(exc).__name__} on send")

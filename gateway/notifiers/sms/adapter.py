@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ...errors import StartupError
 from ...fields import Secret
 from ...hookspecs import hookimpl
 from .. import (
@@ -22,7 +21,6 @@ from .. import (
     SentMessage,
     WebhookRejected,
     check_signature,
-    sandbox_refusal,
 )
 from . import mapping
 
@@ -63,10 +61,6 @@ class SmsNotifier(NotifierAdapter):
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
-        self.base_url = config["base_url"].rstrip("/")
-        if self.sandbox and sandbox_refusal(self.base_url):
-            raise StartupError(f"notifier {instance!r} is marked sandbox but its base_url is "
-                               "not a simulator on this machine")
         self.http.auth = (config["account_sid"], config["auth_token"])
 
     def _send(self, message):
@@ -77,10 +71,7 @@ class SmsNotifier(NotifierAdapter):
             data=mapping.send_form(message.to, message.text, sender,
                                    self.config.get("status_callback_url")),
             timeout=self.timeout)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
+        body = self.json_of(response)
         code = mapping.error_code(body)
         if response.status_code == 400 and code in REFUSED_CODES:
             raise NotifierRejected(f"refused (code {code})")

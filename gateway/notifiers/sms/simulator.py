@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Mapping
 from urllib.parse import urlencode
 
 import requests
@@ -38,13 +37,10 @@ class SmsSimulator(SimulatorEngine):
     caller_header = "X-Sim-Caller"
     configurable = ("auth_token",)
 
-    def __init__(self, *, account_sid: str, auth_token: str, webhook_url: str | None = None,
-                 step_seconds: float = 1.0, slow_seconds: float = 3.0,
-                 fault_rates: Mapping[str, float] | None = None,
-                 fault_seed: int | None = None):
-        super().__init__(webhook_url=webhook_url, step_seconds=step_seconds,
-                         slow_seconds=slow_seconds, fault_rates=fault_rates,
-                         fault_seed=fault_seed)
+    def __init__(self, *, account_sid: str, auth_token: str, **engine):
+        """``engine``: the engine's own settings (``webhook_url``: for messages that name no
+        ``StatusCallback``; ``step_seconds``, ``slow_seconds``, ``fault_rates``, ...)."""
+        super().__init__(**engine)
         self.account_sid, self.auth_token = account_sid, auth_token
 
     @classmethod

@@ -15,7 +15,6 @@ import re
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from ...errors import StartupError
 from ...fields import Secret
 from ...hookspecs import hookimpl
 from .. import (
@@ -25,7 +24,6 @@ from .. import (
     SentMessage,
     WebhookRejected,
     check_signature,
-    sandbox_refusal,
 )
 from . import mapping
 
@@ -57,10 +55,6 @@ class WhatsAppNotifier(NotifierAdapter):
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
-        self.base_url = config["base_url"].rstrip("/")
-        if self.sandbox and sandbox_refusal(self.base_url):
-            raise StartupError(f"notifier {instance!r} is marked sandbox but its base_url is "
-                               "not a simulator on this machine")
         self.http.headers.update({"Authorization": f"Bearer {config['access_token']}"})
 
     def _send(self, message):
@@ -70,10 +64,7 @@ class WhatsAppNotifier(NotifierAdapter):
             self.base_url + mapping.messages_path(self.config["api_version"],
                                                   self.config["phone_number_id"]),
             json=payload, timeout=self.timeout)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
+        body = self.json_of(response)
         code = mapping.error_code(body)
         if code in mapping.RATE_LIMIT_CODES:
             raise NotifierTemporaryError(f"throughput limit ({code})")

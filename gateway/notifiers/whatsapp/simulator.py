@@ -22,7 +22,6 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections.abc import Mapping
 
 from flask import Flask, jsonify, request
 
@@ -41,12 +40,10 @@ class WhatsAppSimulator(SimulatorEngine):
     configurable = ("app_secret",)
 
     def __init__(self, *, access_token: str, app_secret: str, phone_number_id: str,
-                 webhook_url: str | None = None, step_seconds: float = 1.0,
-                 slow_seconds: float = 3.0, fault_rates: Mapping[str, float] | None = None,
-                 fault_seed: int | None = None):
-        super().__init__(webhook_url=webhook_url, step_seconds=step_seconds,
-                         slow_seconds=slow_seconds, fault_rates=fault_rates,
-                         fault_seed=fault_seed)
+                 **engine):
+        """``engine``: the engine's own settings (``webhook_url``, ``step_seconds``,
+        ``slow_seconds``, ``fault_rates``, ``fault_seed``)."""
+        super().__init__(**engine)
         self.access_token, self.app_secret = access_token, app_secret
         self.phone_number_id = phone_number_id
 

@@ -307,3 +307,20 @@ def test_a_notice_whose_job_redis_lost_is_found_by_the_sweep(notify_app, whatsap
     drain(app)
     drain(app)
     assert len(whatsapp_sent(whatsapp_sim)) == 1
+
+
+def test_the_consoles_request_view_shows_each_notice_step_once(notify_app, whatsapp_sim,
+                                                               medicine_body):
+    from gateway.console.users import create_admin
+    from gateway.testing import ConsoleClient
+
+    app = notify_app()
+    _key, request_id = accept(app, medicine_body)
+    step(whatsapp_sim, next(iter(whatsapp_sim.bookings)), "delivered")
+    create_admin(app.extensions["gateway"], "notice-admin", "notice-admin-password-0",
+                 "admin", language="en")
+    console = ConsoleClient.sign_in(app, "notice-admin", "notice-admin-password-0")
+    page = console.get(f"/console/requests/{request_id}").get_data(as_text=True)
+    assert page.count("accepted notice sent by WhatsApp") == 1
+    assert page.count("accepted notice delivered by WhatsApp") == 1
+    assert "notice.sent" not in page                 # not again as an audit record
