@@ -35,7 +35,7 @@ class SmsConfigSchema(Schema):
     base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"},
                           metadata={"description": "https://api.twilio.com live."})
     account_sid = fields.String(required=True, validate=validate.Regexp(r"^AC[0-9a-zA-Z]{8,}$"))
-    auth_token = Secret(validate=validate.Length(min=16))
+    auth_token = Secret(required=True, validate=validate.Length(min=16))
     sender = fields.String(load_default=None, metadata={
         "description": "The registered sender id or number (From)."})
     messaging_service_sid = fields.String(load_default=None,

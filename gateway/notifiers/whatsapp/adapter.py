@@ -41,9 +41,9 @@ class WhatsAppConfigSchema(Schema):
                                 validate=validate.Regexp(r"^v\d{1,3}\.\d{1,3}$"))
     phone_number_id = fields.String(required=True,
                                     validate=validate.Regexp(r"^[0-9A-Za-z_-]{1,64}$"))
-    access_token = Secret()
-    app_secret = Secret(validate=validate.Length(min=16))
-    verify_token = Secret(validate=validate.Length(min=16))
+    access_token = Secret(required=True)
+    app_secret = Secret(required=True, validate=validate.Length(min=16))
+    verify_token = Secret(required=True, validate=validate.Length(min=16))
 
 
 class WhatsAppNotifier(NotifierAdapter):
