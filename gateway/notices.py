@@ -492,11 +492,21 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
             message = session.scalar(select(NoticeMessage).where(
                 NoticeMessage.notifier == notifier,
                 NoticeMessage.provider_message_id == receipt.provider_message_id))
+            if message is None and receipt.our_reference:
+                # a send whose answer was lost: its receipt names our reference
+                message = session.scalar(select(NoticeMessage).where(
+                    NoticeMessage.notifier == notifier,
+                    NoticeMessage.id == receipt.our_reference,
+                    NoticeMessage.provider_message_id.is_(None)))
+                if message is not None:
+                    message.provider_message_id = receipt.provider_message_id[:128]
             if message is None or receipt.status is None:
                 counts["ignored"] += 1
                 continue
             notice = session.get(Notice, message.notice_id, with_for_update=True)
             session.refresh(message)     # as the notice's decision left it
+            if notice.provider_message_id is None and message.status != "fell_back":
+                notice.provider_message_id = message.provider_message_id
             request = session.get(ServiceRequest, notice.request_id)
             new_rank = RECEIPT_RANKS[receipt.status]
             if message.status == "fell_back":

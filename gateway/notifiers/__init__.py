@@ -127,13 +127,16 @@ class SentMessage:
 @dataclass(frozen=True)
 class Receipt:
     """A delivery report: ``status`` is one of :data:`RECEIPT_RANKS` (None when the raw
-    status means nothing to us); ``raw_status`` is the provider's word."""
+    status means nothing to us); ``raw_status`` is the provider's word; ``our_reference`` the
+    :attr:`OutgoingMessage.reference` when the provider echoes it (it finds a message whose
+    send answer was lost)."""
 
     provider_message_id: str
     raw_status: str
     status: str | None
     occurred_at: datetime | None = None
     error: str | None = None
+    our_reference: str | None = None
 
 
 @dataclass(frozen=True)

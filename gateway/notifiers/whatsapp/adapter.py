@@ -59,7 +59,7 @@ class WhatsAppNotifier(NotifierAdapter):
 
     def _send(self, message):
         payload = mapping.template_payload(message.to, message.template, message.language,
-                                           message.parameters)
+                                           message.parameters, message.reference)
         response = self.http.post(
             self.base_url + mapping.messages_path(self.config["api_version"],
                                                   self.config["phone_number_id"]),

@@ -7,7 +7,10 @@ Sources (the reference sheet ``citizen-and-office.md`` §1):
   "template": {"name", "language": {"code"}, "components": [{"type": "body", "parameters":
   [{"type": "text", "text": ...}]}]}}``; the answer's ``messages[0].id`` is the ``wamid``
   (Meta, developers.facebook.com .../whatsapp/messages/send-messages; whatsapp.github.io
-  TemplateObject). ``to`` is the E.164 number without its ``+``.
+  TemplateObject). ``to`` is the E.164 number without its ``+``. ``biz_opaque_callback_data``
+  (an arbitrary string sent with the message and returned in its status webhooks: the
+  whatsapp-api-js library's ``OnStatusArgs``) carries our reference, so a message whose send
+  answer was lost is still recognised by its receipts.
 * status webhook: ``entry[].changes[].value.statuses[]`` =
   ``{id, status: sent|delivered|read|failed, timestamp, recipient_id, errors?}``, with
   ``value.metadata.phone_number_id`` naming our number (Meta .../webhooks/reference/messages/
@@ -46,15 +49,19 @@ def messages_path(version: str, phone_number_id: str) -> str:
 
 
 def template_payload(to_e164: str, template: str, language: str,
-                     parameters: tuple[str, ...]) -> dict:
-    """The send body for a template message with text body parameters, in order."""
+                     parameters: tuple[str, ...], reference: str | None = None) -> dict:
+    """The send body for a template message with text body parameters, in order, and our
+    ``reference`` to be echoed in its status webhooks."""
     components = [{"type": "body",
                    "parameters": [{"type": "text", "text": value} for value in parameters]}
                   ] if parameters else []
-    return {"messaging_product": "whatsapp", "recipient_type": "individual",
-            "to": to_e164.removeprefix("+"), "type": "template",
-            "template": {"name": template, "language": {"code": language},
-                         "components": components}}
+    payload = {"messaging_product": "whatsapp", "recipient_type": "individual",
+               "to": to_e164.removeprefix("+"), "type": "template",
+               "template": {"name": template, "language": {"code": language},
+                            "components": components}}
+    if reference:
+        payload["biz_opaque_callback_data"] = reference
+    return payload
 
 
 def parse_send_answer(body: dict) -> str | None:
@@ -110,11 +117,13 @@ def parse_webhook(raw_body: bytes, phone_number_id: str) -> WebhookContent:
                 errors = _list(status.get("errors"))
                 code = errors[0].get("code") if errors and isinstance(errors[0], dict) \
                     else None
+                reference = status.get("biz_opaque_callback_data")
                 receipts.append(Receipt(
                     provider_message_id=status["id"], raw_status=status["status"],
                     status=STATUS_MAP.get(status["status"]),
                     occurred_at=_time(status.get("timestamp")),
-                    error=str(code) if code is not None else None))
+                    error=str(code) if code is not None else None,
+                    our_reference=reference if isinstance(reference, str) else None))
             for message in _list(value.get("messages")):
                 if not isinstance(message, dict) or not isinstance(message.get("from"), str):
                     continue
@@ -133,11 +142,13 @@ def _list(value) -> list:
 
 # -- what the simulator sends, in the same dialect ------------------------------------------
 def status_notification(phone_number_id: str, message_id: str, status: str,
-                        recipient_digits: str, timestamp: int, error_code_: int | None = None
-                        ) -> dict:
+                        recipient_digits: str, timestamp: int, error_code_: int | None = None,
+                        callback_data: str | None = None) -> dict:
     """A status webhook body as Meta sends it (for the simulator)."""
     item = {"id": message_id, "status": status, "timestamp": str(timestamp),
             "recipient_id": recipient_digits}
+    if callback_data:
+        item["biz_opaque_callback_data"] = callback_data
     if status != "failed":
         item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "utility"}
     else:

@@ -67,9 +67,9 @@ class WhatsAppSimulator(SimulatorEngine):
         super().advance(booking)
 
     def webhook_body(self, booking: dict) -> dict:
-        return mapping.status_notification(self.phone_number_id, booking["id"],
-                                           booking["status"], booking["payload"]["to"],
-                                           int(time.time()))
+        return mapping.status_notification(
+            self.phone_number_id, booking["id"], booking["status"], booking["payload"]["to"],
+            int(time.time()), callback_data=booking["payload"].get("biz_opaque_callback_data"))
 
     def webhook_request(self, body: dict) -> tuple[dict, bytes]:
         raw = json.dumps(body).encode()

@@ -324,3 +324,23 @@ def test_the_consoles_request_view_shows_each_notice_step_once(notify_app, whats
     assert page.count("accepted notice sent by WhatsApp") == 1
     assert page.count("accepted notice delivered by WhatsApp") == 1
     assert "notice.sent" not in page                 # not again as an audit record
+
+
+def test_a_whatsapp_send_whose_answer_was_lost_is_found_by_its_receipt_not_sent_again(
+        notify_app, whatsapp_sim, sms_sim, medicine_body):
+    """WhatsApp took the message but its answer timed out: never sent again on WhatsApp,
+    not yet by SMS; its receipt (echoing our reference) settles it, and then no SMS ever."""
+    whatsapp_sim.faults.append("timeout")
+    app = notify_app(notices={"fallback_after_seconds": 60, "quiet_hours": None})
+    _key, request_id = accept(app, medicine_body)
+    [notice] = notices(app, request_id)
+    assert (notice.status, notice.messages[0].provider_message_id) == ("sending", None)
+    assert len(whatsapp_sent(whatsapp_sim)) == 1 and sms_sent(sms_sim) == []
+
+    wamid = next(iter(whatsapp_sim.bookings))
+    step(whatsapp_sim, wamid, "delivered")
+    [notice] = notices(app, request_id)
+    assert notice.status == "delivered" and notice.messages[0].provider_message_id == wamid
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert advance_notice(app.extensions["gateway"], notice.id, now=later) == "nothing owed"
+    assert sms_sent(sms_sim) == [] and len(whatsapp_sent(whatsapp_sim)) == 1
