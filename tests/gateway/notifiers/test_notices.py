@@ -344,3 +344,33 @@ def test_a_whatsapp_send_whose_answer_was_lost_is_found_by_its_receipt_not_sent_
     later = datetime.now(UTC) + timedelta(hours=1)
     assert advance_notice(app.extensions["gateway"], notice.id, now=later) == "nothing owed"
     assert sms_sent(sms_sim) == [] and len(whatsapp_sent(whatsapp_sim)) == 1
+
+
+def test_a_notices_personal_data_is_sealed_everywhere_but_at_the_provider(
+        notify_app, whatsapp_sim, sms_sim, gateway_redis, medicine_body, caplog):
+    """The number, the name and the rest of the request are nowhere in clear (database rows
+    read raw, Redis, the logs) after a notice went by WhatsApp, failed, and went by SMS."""
+    import logging
+
+    from tests.reliability.test_personal_data import _database_text, _redis_text
+
+    caplog.set_level(logging.DEBUG)
+    app = notify_app()
+    _key, request_id = accept(app, medicine_body)
+    step(whatsapp_sim, next(iter(whatsapp_sim.bookings)), "failed")
+    drain(app)
+    step(sms_sim, next(iter(sms_sim.bookings)), "delivered")
+    assert notices(app, request_id)[0].status == "delivered"
+
+    patient = medicine_body["patient"]
+    secrets = {"phone": patient["phone"][-10:], "name": patient["name"], "nik": patient["nik"],
+               "address": patient["address"], "medicine": medicine_body["items"][0]["name"]}
+    stored = _database_text(app.extensions["gateway"])
+    queued = _redis_text(gateway_redis)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "notice_delivered" in stored
+    for what, value in secrets.items():
+        assert value not in stored, f"the {what} is stored in clear"
+        assert value not in queued, f"the {what} is in Redis"
+        assert value not in logged, f"the {what} is in the logs"
+    assert_no_medical_data(whatsapp_sim, sms_sim, body=medicine_body)
