@@ -211,7 +211,7 @@ def deliver_callback(gateway, delivery_id: str) -> str:
 @_job("notice")
 def send_notice(gateway, notice_id: str) -> str:
     """Do what is due for one citizen notice: send, fall back, hold (``gateway.notices``)."""
-    return advance_notice(gateway, notice_id)
+    return advance_notice(gateway, notice_id, last_try=_last_attempt())
 
 
 @_job("notice_later")

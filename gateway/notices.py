@@ -309,11 +309,14 @@ def _timeline(gateway, session, request: ServiceRequest, notice: Notice, what: s
 
 
 # -- sending -----------------------------------------------------------------------------------
-def advance_notice(gateway, notice_id: str, now: datetime | None = None) -> str:
+def advance_notice(gateway, notice_id: str, now: datetime | None = None, *,
+                   last_try: bool = True) -> str:
     """Do what is due for a notice: send it (first channel, or the next after a failure or
     the fallback deadline), hold it (quiet hours, the agency's rate), or nothing. Runs under
     a lock per notice, so two jobs never decide for one notice at once.
 
+    :param last_try: no retry of the job is left: a notifier that sent nothing because of a
+        temporary trouble (an outage, its rate) is then given up for the next channel
     :return: the outcome, for the job's log
     :raises NoticeRetry: nothing was sent, try later (rq's retries)
     """
@@ -321,13 +324,13 @@ def advance_notice(gateway, notice_id: str, now: datetime | None = None) -> str:
     if not lock.acquire(blocking=False):
         return "busy"
     try:
-        return _advance(gateway, notice_id, now or utcnow())
+        return _advance(gateway, notice_id, now or utcnow(), last_try)
     finally:
         with contextlib.suppress(LockError, RedisError):
             lock.release()
 
 
-def _advance(gateway, notice_id: str, now: datetime) -> str:
+def _advance(gateway, notice_id: str, now: datetime, last_try: bool = True) -> str:
     settings = gateway.settings["notices"]
     with gateway.db.write() as session:
         # locked: a receipt for its message waits until the decision is written
@@ -412,7 +415,7 @@ def _advance(gateway, notice_id: str, now: datetime) -> str:
     try:
         sent = notifier.send(outgoing)
     except NotifierError as exc:
-        return _record_failure(gateway, notice_id, message_id, exc, now)
+        return _record_failure(gateway, notice_id, message_id, exc, now, last_try)
     with gateway.db.write() as session:
         message = session.get(NoticeMessage, message_id)
         notice = session.get(Notice, notice_id)
@@ -434,22 +437,23 @@ def _advance(gateway, notice_id: str, now: datetime) -> str:
 
 
 def _record_failure(gateway, notice_id: str, message_id: str, exc: NotifierError,
-                    now: datetime) -> str:
-    """What a notifier's error leaves: nothing sent (retry later, the message row gone), an
-    unknown outcome (wait for its receipt or the deadline), or a refusal (the next channel)."""
+                    now: datetime, last_try: bool = True) -> str:
+    """What a notifier's error leaves: nothing sent (retry later, the message row gone; on
+    the last try, the next channel), an unknown outcome (wait for its receipt or the
+    deadline), or a refusal (the next channel)."""
+    retry = exc.retry and not last_try
+    fall_back = exc.fall_back or (exc.retry and last_try)
     with gateway.db.write() as session:
         message = session.get(NoticeMessage, message_id)
         notice = session.get(Notice, notice_id)
         request = session.get(ServiceRequest, notice.request_id)
-        if exc.retry:
+        if retry:
             session.delete(message)
             notice.status = "queued"
-            retry = True
         else:
-            retry = False
             message.error = exc.outcome
             message.updated_at = now
-            if exc.fall_back:
+            if fall_back:
                 message.status, message.failed_at = "failed", now
                 _timeline(gateway, session, request, notice, "failed", message.channel,
                           detail=f"{notice.kind} notice refused by "
@@ -459,8 +463,8 @@ def _record_failure(gateway, notice_id: str, message_id: str, exc: NotifierError
                 message.sent_at = now      # it may be on its way: the deadline counts
     if retry:
         raise NoticeRetry(f"notifier {exc.outcome}") from exc
-    if exc.fall_back:
-        return _advance(gateway, notice_id, now)
+    if fall_back:
+        return _advance(gateway, notice_id, now, last_try)
     _wake_at(gateway, notice_id, now + timedelta(
         seconds=gateway.settings["notices"]["fallback_after_seconds"]), now)
     return "outcome unknown"

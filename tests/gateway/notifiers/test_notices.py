@@ -374,3 +374,15 @@ def test_a_notices_personal_data_is_sealed_everywhere_but_at_the_provider(
         assert value not in queued, f"the {what} is in Redis"
         assert value not in logged, f"the {what} is in the logs"
     assert_no_medical_data(whatsapp_sim, sms_sim, body=medicine_body)
+
+
+def test_a_whatsapp_outage_sends_the_notice_by_sms_once_the_retries_are_spent(
+        notify_app, whatsapp_sim, sms_sim, medicine_body):
+    whatsapp_sim.start_outage("429", 60)     # Meta's throughput limit: nothing is taken
+    app = notify_app()
+    _key, request_id = accept(app, medicine_body)
+    assert whatsapp_sim.bookings == {} and len(whatsapp_sent(whatsapp_sim)) == 3  # 1 + 2 retries
+    assert len(sms_sent(sms_sim)) == 1
+    [notice] = notices(app, request_id)
+    assert [(m.channel, m.status, m.error) for m in notice.messages] == [
+        ("whatsapp", "fell_back", "temporary"), ("sms", "sent", None)]
