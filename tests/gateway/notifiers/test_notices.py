@@ -386,3 +386,19 @@ def test_a_whatsapp_outage_sends_the_notice_by_sms_once_the_retries_are_spent(
     [notice] = notices(app, request_id)
     assert [(m.channel, m.status, m.error) for m in notice.messages] == [
         ("whatsapp", "fell_back", "temporary"), ("sms", "sent", None)]
+
+
+def test_the_retention_purge_takes_a_notices_number_and_parameters(notify_app, whatsapp_sim,
+                                                                   medicine_body):
+    from gateway.purge import purge_expired
+
+    app = notify_app()
+    gateway = app.extensions["gateway"]
+    _key, request_id = accept(app, medicine_body)
+    with gateway.db.write() as session:
+        session.get(ServiceRequest, request_id).status = "delivered"
+    assert purge_expired(gateway, now=datetime.now(UTC) + timedelta(days=400)) == 1
+    [notice] = notices(app, request_id)
+    assert gateway.vault.open(notice.to_ciphertext) == ""
+    assert gateway.vault.open(notice.params_ciphertext) == {}
+    assert notice.phone_digest == "" and notice.status == "sent"      # the history stays
