@@ -178,13 +178,14 @@ class NotifierAdapter:
     def __init__(self, instance: str, config: dict, session: requests.Session | None = None):
         """:raises StartupError: a sandbox entry whose ``base_url`` is neither a simulator on
         this machine nor one of :attr:`provider_sandboxes` (test keys must never reach the
-        world)"""
+        world; a notifier with no ``base_url`` calls no one over HTTP)"""
         self.instance = instance
         self.config = config
         self.sandbox = bool(config.get("sandbox", False))
         self.timeout = float(config.get("timeout_seconds", 10))
         self.base_url = str(config.get("base_url") or "").rstrip("/")
-        if self.sandbox and origins.sandbox_refusal(self.base_url, self.provider_sandboxes):
+        if self.sandbox and self.base_url and \
+                origins.sandbox_refusal(self.base_url, self.provider_sandboxes):
             raise StartupError(f"notifier {instance!r} is marked sandbox but its base_url is "
                                "not a simulator on this machine nor the provider's sandbox")
         self.http = session or requests.Session()
