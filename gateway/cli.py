@@ -108,18 +108,19 @@ def simulator():
               envvar="GATEWAY_SIMULATOR_STEP_SECONDS",
               help="Simulated time between two statuses of a booking.")
 def simulator_run(courier, webhook_url, step_seconds):
-    """Serve the simulator of COURIER (a sandbox couriers.yaml entry) on its base_url."""
+    """Serve the simulator of COURIER (a sandbox entry of couriers.yaml or notifiers.yaml)
+    on its base_url."""
     import importlib
     import signal
     from urllib.parse import urlsplit
 
     from werkzeug.serving import make_server
 
+    from .runner import simulator_entry
     from .simulators.engine import QuietProbeHandler
 
     with opened_gateway() as gateway:
-        config = gateway.courier_configs.get(courier)
-        adapter = gateway.courier_classes.get(config["adapter"]) if config else None
+        config, adapter, _path = simulator_entry(gateway, courier) or (None, None, None)
     if not config or not config["sandbox"] or adapter is None or not adapter.simulator:
         raise click.ClickException(f"{courier!r} is not a sandbox entry of an adapter that "
                                    "has a simulator")
@@ -427,13 +428,18 @@ def plugins(ctx, as_json):
               help="Where to write it (default: ./gateway-NAME, with dashes).")
 @click.option("--title", default=None, help="The service's title, shown to agencies.")
 @click.option("--description", default=None, help="One sentence on what the service does.")
-def plugins_new(name, directory, title, description):
-    """Start a service plugin NAME: a package with its entry point, service, schemas, README
-    and tests that pass as generated. Needs no configuration and builds no app."""
+@click.option("--kind", type=click.Choice(["service", "notifier"]), default="service",
+              show_default=True, help="A public service, or a notifier (a channel for "
+                                      "citizen notices, like WhatsApp or SMS).")
+def plugins_new(name, directory, title, description, kind):
+    """Start a plugin NAME: a package with its entry point, a service (or a notifier: adapter,
+    mapping, simulator), README and tests that pass as generated. Needs no configuration and
+    builds no app."""
     from .scaffold import ScaffoldError, create_plugin
 
     try:
-        created = create_plugin(name, directory, title=title, description=description)
+        created = create_plugin(name, directory, title=title, description=description,
+                                kind=kind)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created {created.directory}/ with:")

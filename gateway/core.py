@@ -1,10 +1,10 @@
 """The Gateway: one app's registries, configuration and connections, shared by every part.
 
 Built by ``create_app`` and kept in ``app.extensions["gateway"]``; hooks receive it as
-``gateway``. Start-up asks the plugins for their services and couriers, validates each one's
-settings with its own schema, and refuses to start when anything disagrees. Settings changed
-later in the console (``gateway.liveconfig``) are rebuilt the same way by
-:meth:`Gateway.refresh_config`, before each request and job, without a restart.
+``gateway``. Start-up asks the plugins for their services, couriers and notifiers,
+validates each one's settings with its own schema, and refuses to start when anything
+disagrees. Settings changed later in the console (``gateway.liveconfig``) are rebuilt the
+same way by :meth:`Gateway.refresh_config`, before each request and job, without a restart.
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ from .ratelimit import FailureLimiter, RateLimiter
 from .redis_server import EMBEDDED_REDIS_DIR, running_url
 from .region import Region
 from .services import NAME_PATTERN
-from .settings import ConfigError, OwnedConfig, Settings, build_owned_config
+from .settings import (
+    ConfigError,
+    OwnedConfig,
+    Settings,
+    build_notifier_configs,
+    build_owned_config,
+)
 from .webhook_refusals import WebhookRefusals
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ class Gateway:
             if name in JOBS or len(name) > 32:   # pending_job holds 32 characters
                 raise StartupError(f"a plugin registers a job kind named {name!r}: taken by "
                                    "the core, or longer than 32 characters")
+        self.notifier_classes = self._collect("register_notifiers", "notifier")
         self._service_settings: dict[str, dict] = {}
         self.service_configs: dict[str, dict] = {}
         self.courier_configs: dict[str, dict] = {}
@@ -71,6 +78,10 @@ class Gateway:
         self._config_lock = threading.Lock()
         owned = self._validate_owned_config()
         self._install(owned)
+        #: each enabled ``notifiers.yaml`` entry's validated settings (the files only: the
+        #: console does not edit notifiers yet)
+        self.notifier_configs = self._validate_notifier_config()
+        self.notifiers: dict = {}
         if connect:
             self._connect(owned)
 
@@ -109,6 +120,12 @@ class Gateway:
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)
         self._install(owned, self._make_couriers(owned.courier_configs))
+        #: notices per agency (``gateway.notices``): a token bucket of its own kind
+        self.notice_limiter = RateLimiter(self.redis, {
+            "notice": settings["notices"]["rate_limit"]})
+        self.notifiers = {
+            instance: self.notifier_classes[config["adapter"]](instance, config)
+            for instance, config in self.notifier_configs.items() if config["enabled"]}
 
     def _courier_called(self, outcome: CallOutcome) -> None:
         """Every provider call feeds the circuit breaker and the provider metrics, and leaves
@@ -159,6 +176,14 @@ class Gateway:
         if problems:
             raise ConfigError(problems)
         return owned
+
+    def _validate_notifier_config(self) -> dict[str, dict]:
+        configs, problems = build_notifier_configs(
+            self.notifier_classes, self.settings.notifiers,
+            str(self.settings.config_dir / "notifiers.yaml"), self.settings["notifier_hosts"])
+        if problems:
+            raise ConfigError(problems)
+        return configs
 
     def _install(self, owned: OwnedConfig, couriers: dict | None = None) -> None:
         """Put validated settings (and, once connected, their adapters) in place. Each

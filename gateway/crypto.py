@@ -104,5 +104,9 @@ class IdentifierDigests:
                 found |= hmac.compare_digest(candidate, entry.strip().lower())
         return found
 
+    def digests(self, value: str) -> list[str]:
+        """``value``'s digest under every configured key, newest first (to look it up)."""
+        return self._digests(value)
+
     def _digests(self, value: str) -> list[str]:
         return [hmac.new(key, value.encode(), hashlib.sha256).hexdigest() for key in self._keys]

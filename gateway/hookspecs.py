@@ -59,6 +59,17 @@ def register_jobs(gateway):
     """
 
 
+@hookspec
+def register_notifiers(gateway):
+    """Register notifiers: the channels that send citizens their notices (WhatsApp, SMS).
+
+    :param gateway: the :class:`gateway.core.Gateway` of this app
+    :return: a list of :class:`gateway.notifiers.NotifierAdapter` subclasses (classes, not
+        instances: the gateway makes one per enabled ``notifiers.yaml`` entry with its
+        validated config). Lists are concatenated; a duplicate ``name`` stops start-up.
+    """
+
+
 @hookspec(firstresult=True)
 def choose_couriers(gateway, service, order, candidates):
     """Decide which couriers to try for ``order``, in order.

@@ -27,8 +27,9 @@ from .batch import work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import cancel_bookings, dispatch
 from .events import Event
-from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest
-from .queues import request_lock
+from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
+from .notices import advance_notice
+from .queues import enqueue_job, request_lock
 from .records import transition
 from .statuses import Status
 from .tracking import apply_provider_event, find_attempt, poll
@@ -62,6 +63,9 @@ def _request_of(session, kind: str, target_id) -> ServiceRequest | None:
     if kind == "callback":
         delivery = session.get(CallbackDelivery, target_id)
         return session.get(ServiceRequest, delivery.request_id) if delivery else None
+    if kind in ("notice", "notice_later"):
+        notice = session.get(Notice, target_id)
+        return session.get(ServiceRequest, notice.request_id) if notice else None
     return session.get(ServiceRequest, target_id)
 
 
@@ -212,3 +216,17 @@ def run_registered(kind: str, request_id: str) -> str:
     audited, counted, and given up cleanly when its retries are spent."""
     registered = current_gateway().job_kinds[kind]
     return _job(kind, alone=True)(registered.run)(request_id)
+
+
+@_job("notice")
+def send_notice(gateway, notice_id: str) -> str:
+    """Do what is due for one citizen notice: send, fall back, hold (``gateway.notices``)."""
+    return advance_notice(gateway, notice_id, last_try=_last_attempt())
+
+
+@_job("notice_later")
+def wake_notice(gateway, notice_id: str) -> str:
+    """A notice's time has come (quiet hours over, its turn, its fallback deadline): queue
+    its send job (a job apart, so a send job can schedule this one while it runs)."""
+    enqueued = enqueue_job(gateway, "notice", notice_id)
+    return "queued" if enqueued else "already queued"

@@ -353,3 +353,93 @@ class ConfigVersion(Base):
     author: Mapped[str] = mapped_column(String(140))
     note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notice(Base):
+    """One notice to a citizen about a request (``gateway.notices``): accepted, courier
+    assigned, the PIN, delivered... Written before any job refers to it; sent by a job that
+    takes its id. Each try on a channel is a :class:`NoticeMessage`; a notice goes by the
+    next channel only after the one before failed or was not delivered in time, so it is
+    delivered once.
+
+    The number and the parameters (a first name, a PIN) are personal data: sealed.
+    ``phone_digest`` (keyed, ``gateway.crypto.IdentifierDigests``) finds opt-outs.
+    ``status``: ``queued`` -> ``held`` (quiet hours) -> ``sending`` -> ``sent`` ->
+    ``delivered`` -> ``read``, or ``failed`` (every channel tried), or ``suppressed`` (the
+    citizen opted out and the notice is not essential; or no notifier may carry it).
+    """
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    agency_id: Mapped[str] = mapped_column(String(36))
+    key_type: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))
+    template: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    essential: Mapped[bool] = mapped_column(Boolean, default=False)
+    to_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_digest: Mapped[str] = mapped_column(String(64), index=True)
+    params_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: the channel and notifier of the newest try
+    channel: Mapped[str | None] = mapped_column(String(16))
+    notifier: Mapped[str | None] = mapped_column(String(64))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    #: what its messages cost, in whole units of ``currency`` (the region's)
+    cost: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: held until then (quiet hours), UTC
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    #: (also what makes a notice made in its request's own transaction be written after it)
+    request: Mapped[ServiceRequest] = relationship()
+    messages: Mapped[list[NoticeMessage]] = relationship(
+        back_populates="notice", order_by="NoticeMessage.created_at")
+
+
+class NoticeMessage(Base):
+    """One try of a notice on one channel, written BEFORE the notifier is called (its id is
+    our reference). ``status``: ``sending`` -> ``sent`` -> ``delivered`` -> ``read``, or
+    ``failed``, or ``fell_back`` (the next channel took over); a receipt that arrives after
+    the fall-back is kept in ``late_status`` and changes nothing else."""
+
+    __tablename__ = "notice_messages"
+    __table_args__ = (
+        UniqueConstraint("notifier", "provider_message_id",
+                         name="uq_notice_messages_notifier_provider_message_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    notifier: Mapped[str] = mapped_column(String(64))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    raw_status: Mapped[str | None] = mapped_column(String(32))
+    late_status: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(64))
+    cost: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    notice: Mapped[Notice] = relationship(back_populates="messages")
+
+
+class NoticeOptOut(Base):
+    """A phone number that replied STOP, by its keyed digest (never the number): it gets no
+    more non-essential notices."""
+
+    __tablename__ = "notice_opt_outs"
+
+    phone_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    notifier: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -91,7 +91,8 @@ def is_loopback(origin: Origin) -> bool:
     return origin.host in LOOPBACK_HOSTS
 
 
-def refusal(url: str, allowed: Iterable[Origin | str], *, sandbox: bool) -> str | None:
+def refusal(url: str, allowed: Iterable[Origin | str], *, sandbox: bool,
+            list_name: str = "courier_hosts") -> str | None:
     """Why a courier may not call ``url``, or None.
 
     A sandbox entry may call a simulator on this machine (any port); every entry may call the
@@ -105,7 +106,7 @@ def refusal(url: str, allowed: Iterable[Origin | str], *, sandbox: bool) -> str 
         return None
     if origin in {o if isinstance(o, Origin) else parse_origin(o) for o in allowed}:
         return None
-    return (f"{origin} is not in courier_hosts of gateway.yaml (the deploy's list of "
+    return (f"{origin} is not in {list_name} of gateway.yaml (the deploy's list of "
             "provider hosts)" + ("; a sandbox entry may also use 127.0.0.1, localhost or ::1"
                                  if sandbox else "") + ".")
 

@@ -6,7 +6,8 @@ from the ``gateway`` entry-point group; tests and embedders pass ``plugins=[...]
 ``create_app`` instead, and then that group is not read at all. Couriers come from the
 ``gateway.couriers`` group, the built-in ones (GO-SEND, GO-RIDE, GrabExpress, Lalamove, the
 own fleet) exactly as a third party's: they are transport the operator names in
-``couriers.yaml``, not a choice of services, so that group is read either way (a courier
+``couriers.yaml``, not a choice of services, so that group is read either way (and so is
+``gateway.notifiers``, the WhatsApp and SMS notifiers, for the same reason) (a courier
 module also passed in ``plugins`` is registered once). A plugin manager is made per app, never
 kept in a module global, so one process can build many apps.
 
@@ -40,12 +41,15 @@ DEFAULT_PLUGINS = (
     "gateway.permissions",
     "gateway.audit",
     "gateway.routing",
+    "gateway.notices",
     "gateway.console.auth",
     "gateway.console.roles",
 )
 
 #: the entry-point group of courier adapters, read whatever ``plugins`` an app is given
 COURIERS_GROUP = f"{hookspecs.PROJECT_NAME}.couriers"
+#: the entry-point group of notifiers (WhatsApp, SMS), read the same way as couriers'
+NOTIFIERS_GROUP = f"{hookspecs.PROJECT_NAME}.notifiers"
 
 DISABLE_ENV = "GATEWAY_DISABLED_PLUGINS"
 
@@ -151,6 +155,7 @@ def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.Pl
             except pluggy.PluginValidationError as exc:
                 raise PluginError(pm.get_canonical_name(plugin), str(exc)) from exc
     _load_entry_points(pm, COURIERS_GROUP, disabled)
+    _load_entry_points(pm, NOTIFIERS_GROUP, disabled)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     _check_pending(pm)

@@ -2,7 +2,8 @@
 
 Once a request has ended and its service's ``retention_days`` have passed, its personal data
 is removed: the sealed request body, the delivery PIN and proof, what its own-fleet job
-showed staff, and the sealed details of its provider reports. What remains (statuses,
+showed staff, the sealed details of its provider reports, and its notices' number, their
+parameters and the keyed digest of the number. What remains (statuses,
 timeline, attempts, references, the audit trail) was never personal, so the history stays
 whole and verifiable. Each purge is itself audited.
 """
@@ -15,7 +16,14 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from .events import Event
-from .models import CourierAttempt, FleetJob, ProviderEventRecord, ServiceRequest, utcnow
+from .models import (
+    CourierAttempt,
+    FleetJob,
+    Notice,
+    ProviderEventRecord,
+    ServiceRequest,
+    utcnow,
+)
 from .statuses import TERMINAL
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,9 @@ def _purge(gateway, ids: list[str], now, days: int) -> None:
         session.execute(update(ProviderEventRecord)
                         .where(ProviderEventRecord.request_id.in_(ids))
                         .values(details_ciphertext=None))
+        session.execute(update(Notice).where(Notice.request_id.in_(ids)).values(
+            to_ciphertext=gateway.vault.seal(""), params_ciphertext=gateway.vault.seal({}),
+            phone_digest=""))
         for request_id in ids:
             gateway.track(session, Event("request.purge", target=f"request:{request_id}",
                                          details={"retention_days": days}))

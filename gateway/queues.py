@@ -47,6 +47,10 @@ JOBS = {
     # A report that overtook its create answer is matched a second or two later: retry soon.
     "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
     "callback": (QueueNames.CALLBACKS, "gateway.jobs.deliver_callback", "callbacks"),
+    # citizen notices (gateway.notices): a send, and a later look (quiet hours' end, the
+    # agency's rate, the fallback deadline) that queues the send again
+    "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
+    "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
 }
 
 #: what runs a plugin's job kind (``JobKind``): it finds the kind on the worker's gateway

@@ -81,12 +81,26 @@ def ensure_demo_admin(gateway) -> str | None:
     return username
 
 
+def simulator_entry(gateway, name: str) -> tuple[dict, type, str] | None:
+    """A courier's or a notifier's entry named ``name``: its settings, its adapter class and
+    the path of our webhook for it; None when there is no such entry."""
+    if name in gateway.courier_configs:
+        config = gateway.courier_configs[name]
+        return config, gateway.courier_classes[config["adapter"]], f"/webhooks/{name}"
+    if name in gateway.notifier_configs:
+        config = gateway.notifier_configs[name]
+        return (config, gateway.notifier_classes[config["adapter"]],
+                f"/webhooks/notifiers/{name}")
+    return None
+
+
 def local_simulators(gateway) -> list[str]:
-    """Sandbox entries of adapters with a simulator whose base_url is on this machine:
-    ``gateway up`` serves them."""
-    return [name for name, config in gateway.courier_configs.items()
-            if config["enabled"] and config["sandbox"]
-            and gateway.courier_classes[config["adapter"]].simulator
+    """Sandbox entries (couriers and notifiers) of adapters with a simulator whose base_url
+    is on this machine: ``gateway up`` serves them."""
+    names = [*gateway.courier_configs, *gateway.notifier_configs]
+    return [name for name in names
+            for config, cls, _path in [simulator_entry(gateway, name)]
+            if config["enabled"] and config["sandbox"] and cls.simulator
             and urlsplit(config.get("base_url", "")).hostname in ("127.0.0.1", "localhost")]
 
 
@@ -127,7 +141,7 @@ def ports_taken(gateway) -> list[str]:
     settings = gateway.settings
     wanted = [(settings["host"], settings["port"])]
     for name in local_simulators(gateway):
-        address = urlsplit(gateway.courier_configs[name]["base_url"])
+        address = urlsplit(simulator_entry(gateway, name)[0]["base_url"])
         wanted.append((address.hostname, address.port or 80))
     return [f"{host}:{port}" for host, port in wanted if port_in_use(host, port)]
 
@@ -185,13 +199,14 @@ def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2) -> int:
             [*command, "serve", "--workers", str(web_workers)], env=env)))
         # The simulators start beside the API rather than after it: they are independent.
         simulators = [(name, subprocess.Popen(
-            [*command, "simulator", "run", name, "--webhook-url", f"{base}/webhooks/{name}"],
+            [*command, "simulator", "run", name, "--webhook-url",
+             f"{base}{simulator_entry(gateway, name)[2]}"],
             env=env)) for name in local_simulators(gateway)]
         children.extend((f"simulator-{name}", process) for name, process in simulators)
         healthy = _wait_healthy(f"{base}/healthz", children[0][1])
         # Workers start only once the simulators answer, so no booking meets a closed port.
         for name, process in simulators:
-            _wait_healthy(simulator_health_url(gateway.courier_configs[name]["base_url"]),
+            _wait_healthy(simulator_health_url(simulator_entry(gateway, name)[0]["base_url"]),
                           process)
         children.extend((f"worker-{i + 1}", subprocess.Popen([*command, "worker"], env=env))
                         for i in range(workers))

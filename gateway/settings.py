@@ -6,7 +6,10 @@ The directory is ``$GATEWAY_CONFIG`` (default ``config/``). It holds:
 * ``services.yaml`` -- one mapping per service, keyed by service name, validated by the core's
   :class:`ServiceSettingsSchema` plus the service plugin's own ``config_schema``;
 * ``couriers.yaml`` -- one mapping per courier adapter, keyed by adapter name, validated by the
-  adapter's own ``config_schema``.
+  adapter's own ``config_schema``;
+* ``notifiers.yaml`` -- one mapping per notifier instance (WhatsApp, SMS), validated by the
+  notifier's own ``config_schema`` (``gateway.notifiers``), with the couriers' rules: secrets
+  as references, URLs only to ``notifier_hosts`` or, for a sandbox entry, this machine.
 
 Secrets are never written in these files: a value may be ``{"$env": "NAME"}`` (optionally
 with ``default``) or ``{"$file": "path"}``, resolved at load time. The files are the deploy's
@@ -43,7 +46,13 @@ from . import origins, region
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILES = ("gateway.yaml", "services.yaml", "couriers.yaml")
+CONFIG_FILES = ("gateway.yaml", "services.yaml", "couriers.yaml", "notifiers.yaml")
+
+#: the notices a service can send its citizens (``gateway.notices``)
+NOTICE_KINDS = ("accepted", "courier_assigned", "pin", "delivered", "failed")
+
+#: the files of one mapping per entry, validated by their owners once plugins are known
+SECTION_FILES = ("services", "couriers", "notifiers")
 
 ENV_OVERRIDES = {
     "GATEWAY_DATABASE_URL": "database_url",
@@ -392,6 +401,47 @@ class RegionSchema(Schema):
                                                       "people."})
 
 
+def _clock(value) -> bool:
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValidationError("a time of day HH:MM (24 hours), e.g. 21:00")
+    return True
+
+
+class QuietHoursSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    start = fields.String(load_default="21:00", validate=_clock)
+    end = fields.String(load_default="07:00", validate=_clock)
+
+
+class NoticesSchema(Schema):
+    """Citizen notices (``gateway.notices``): which channels in which order, when WhatsApp
+    gives way to SMS, quiet hours, the per-agency rate."""
+
+    class Meta:
+        unknown = RAISE
+
+    channels = fields.List(fields.String(validate=validate.OneOf(["whatsapp", "sms"])),
+                           load_default=lambda: ["whatsapp", "sms"],
+                           validate=validate.Length(min=1), metadata={
+        "description": "Channels to try, in order: the next one only when the one before "
+                       "failed or was not delivered in time."})
+    fallback_after_seconds = fields.Integer(
+        strict=True, load_default=600, validate=validate.Range(min=10, max=86400), metadata={
+            "description": "A message not delivered (nor read) this long after it was sent "
+                           "goes by the next channel."})
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True,
+                                load_default=lambda: QuietHoursSchema().load({}), metadata={
+        "description": "Local time (the region's zone) when non-urgent notices are held "
+                       "until the end; null: none."})
+    rate_limit = fields.Nested(BucketSchema, load_default=lambda: {"rate": 5.0, "burst": 50},
+                               metadata={"description": "Notices one agency may send, a "
+                                                        "token bucket per agency."})
+
+
 class CourierOrigin(fields.String):
     """``scheme://host[:port]``: an origin couriers may call, normalised to its parsed form."""
 
@@ -428,6 +478,10 @@ class CoreConfigSchema(Schema):
                        "a courier's settings must be one of them, compared by scheme, host "
                        "and port. Sandbox entries may also call simulators on this machine. "
                        "Only this file sets it; the console cannot."})
+    notifier_hosts = fields.List(CourierOrigin(), load_default=list, metadata={
+        "description": "The origins (scheme://host[:port]) notifiers (WhatsApp, SMS) may "
+                       "call, as courier_hosts for couriers. Only this file sets it."})
+    notices = fields.Nested(NoticesSchema, load_default=lambda: NoticesSchema().load({}))
     log_level = fields.String(load_default="INFO",
                               validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     log_format = fields.String(load_default="text", validate=validate.OneOf(["json", "text"]),
@@ -487,6 +541,10 @@ class ServiceSettingsSchema(Schema):
             "description": "Minutes from acceptance to delivery that count as on time on the "
                            "console's dashboard; null: not measured (e.g. rides booked "
                            "ahead)."})
+    notices = fields.List(fields.String(validate=validate.OneOf(NOTICE_KINDS)),
+                          load_default=list, metadata={
+        "description": "Notices sent to the citizen by WhatsApp or SMS at these steps "
+                       "(gateway.notices); none by default."})
     couriers = fields.List(CourierEntry(), load_default=list, metadata={
         "description": "Couriers to try, in order; a {name: weight} group is tried in a "
                        "weighted random order (e.g. to share traffic between providers)."})
@@ -513,8 +571,9 @@ class LimitsSchema(Schema):
     max_passengers = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
-class CourierSettingsSchema(Schema):
-    """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
+class ProviderSettingsSchema(Schema):
+    """What the core reads of every provider entry, a courier's or a notifier's; the rest of
+    the entry is the adapter's."""
 
     class Meta:
         unknown = EXCLUDE
@@ -525,6 +584,10 @@ class CourierSettingsSchema(Schema):
     sandbox = fields.Boolean(load_default=False, metadata={
         "description": "This entry talks to a simulator: the only kind test keys reach."})
     timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
+
+
+class CourierSettingsSchema(ProviderSettingsSchema):
+    """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
     circuit = fields.Nested(CircuitSchema, load_default=lambda: CircuitSchema().load({}))
     limits = fields.Nested(LimitsSchema, load_default=dict)
 
@@ -546,6 +609,8 @@ class Settings:
     couriers: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw_services: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw_couriers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw_notifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __getitem__(self, key):
         return self.core[key]
@@ -660,7 +725,7 @@ def load_settings(config_dir: Path | str | None = None,
     if not config_dir.is_dir():
         raise ConfigError([(str(config_dir), "", "configuration directory does not exist")])
     raw = {name: _read_yaml(config_dir / name, problems) for name in CONFIG_FILES}
-    for name in ("services", "couriers"):
+    for name in SECTION_FILES:
         _merge_overrides(raw[f"{name}.yaml"], (overrides or {}).get(name) or {})
     resolved = {name: resolve_references(data, "", str(config_dir / name), problems)
                 for name, data in raw.items()}
@@ -669,7 +734,7 @@ def load_settings(config_dir: Path | str | None = None,
         if os.environ.get(env_name):
             core_raw[key] = os.environ[env_name]
     for key, value in (overrides or {}).items():
-        if key not in ("services", "couriers"):
+        if key not in SECTION_FILES:
             core_raw[key] = value
     gateway_file = str(config_dir / "gateway.yaml")
     try:
@@ -678,7 +743,7 @@ def load_settings(config_dir: Path | str | None = None,
         problems.extend((gateway_file, p, m) for p, m in flatten_errors(exc.messages))
         core = CoreConfigSchema().load({})
     sections = {}
-    for name in ("services", "couriers"):
+    for name in SECTION_FILES:
         data = resolved[f"{name}.yaml"]
         for key, value in data.items():
             if not isinstance(value, dict):
@@ -774,15 +839,20 @@ def check_courier(courier_classes: dict, instance: str, section: dict, file: str
 
 
 def url_refusals(schema: type[Schema] | None, config: dict, sandbox: bool,
-                 courier_hosts: list[str]) -> list[tuple[str, str]]:
-    """``(key, reason)`` for each URL of a courier's settings it may not call."""
+                 courier_hosts: list[str], *, own_urls=frozenset(),
+                 list_name: str = "courier_hosts") -> list[tuple[str, str]]:
+    """``(key, reason)`` for each URL of a provider's settings it may not call (``own_urls``:
+    fields that name our own address, given to the provider, never called)."""
     if schema is None:
         return []
     out = []
     for name, url_field in schema().fields.items():
         key = url_field.data_key or name
+        if name in own_urls:
+            continue
         if isinstance(url_field, fields.Url) and isinstance(config.get(name), str):
-            reason = origins.refusal(config[name], courier_hosts, sandbox=sandbox)
+            reason = origins.refusal(config[name], courier_hosts, sandbox=sandbox,
+                                     list_name=list_name)
             if reason:
                 out.append((key, reason))
     return out
@@ -825,3 +895,45 @@ def build_owned_config(services: dict, courier_classes: dict, service_sections: 
         if config is not None:
             owned.courier_configs[instance] = config
     return owned, problems
+
+
+class NotifierSettingsSchema(ProviderSettingsSchema):
+    """The part of each ``notifiers.yaml`` entry that the core reads; the rest is the
+    notifier's."""
+
+    cost = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0), metadata={
+        "description": "What one message costs, in whole units of the region's currency."})
+
+
+def build_notifier_configs(notifier_classes: dict, sections: dict[str, dict], file: str,
+                           notifier_hosts: list[str] = ()
+                           ) -> tuple[dict[str, dict], list[tuple[str, str, str]]]:
+    """Validate every ``notifiers.yaml`` entry: the core's part, then the notifier's own,
+    then its URLs against ``notifier_hosts`` (the couriers' rule, :func:`url_refusals`).
+
+    :return: each instance's whole settings, and ``(file, key path, reason)`` per problem
+    """
+    problems: list[tuple[str, str, str]] = []
+    configs: dict[str, dict] = {}
+    for instance, section in sections.items():
+        core_schema = NotifierSettingsSchema()
+        core = validate_section(file, instance, core_schema, section, problems)
+        if core is None:
+            continue
+        cls = notifier_classes.get(core["adapter"] or instance)
+        if cls is None:
+            log.warning("%s: %s: no installed notifier named %r; ignored",
+                        file, instance, core["adapter"] or instance)
+            continue
+        own_raw = {k: v for k, v in section.items() if k not in core_schema.fields}
+        own = validate_section(file, instance, cls.config_schema(), own_raw, problems) \
+            if cls.config_schema else own_raw
+        if own is None:
+            continue
+        refused = [(file, _join(instance, name), reason) for name, reason in url_refusals(
+            cls.config_schema, own, core["sandbox"], notifier_hosts,
+            own_urls=getattr(cls, "own_urls", frozenset()), list_name="notifier_hosts")]
+        problems.extend(refused)
+        if not refused:
+            configs[instance] = {**own, **core, "adapter": cls.name}
+    return configs, problems

@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from .checkpoints import checkpoint_if_due
 from .events import Event
-from .models import CallbackDelivery, ProviderEventRecord, ServiceRequest, utcnow
+from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest, utcnow
+from .notices import OPEN_STATUSES, PATIENCE
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
 from .tracking import due_for_polling
@@ -33,8 +34,8 @@ BATCH = 500
 
 def owed_work(gateway) -> list[tuple[str, object]]:
     """Every ``(job kind, target id)`` the database says is owed and stale enough to check:
-    requests' pending jobs, unapplied provider reports, undelivered callbacks, and bookings
-    whose reports are late (to poll)."""
+    requests' pending jobs, unapplied provider reports, undelivered callbacks, citizen notices
+    not yet settled, and bookings whose reports are late (to poll)."""
     stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
     with gateway.db.read() as session:
         work = list(session.execute(
@@ -53,6 +54,12 @@ def owed_work(gateway) -> list[tuple[str, object]]:
                    CallbackDelivery.gave_up_at.is_(None),
                    CallbackDelivery.created_at <= stale_before)
             .order_by(CallbackDelivery.created_at).limit(BATCH)).all()]
+        # a notice whose next look was lost with Redis: looked at again (it reschedules)
+        work += [("notice_later", notice_id) for notice_id in session.scalars(
+            select(Notice.id)
+            .where(Notice.status.in_(OPEN_STATUSES), Notice.updated_at <= stale_before,
+                   Notice.created_at >= utcnow() - PATIENCE)
+            .order_by(Notice.updated_at).limit(BATCH))]
     work += [("poll", request_id) for request_id in due_for_polling(gateway, BATCH)]
     return work
 

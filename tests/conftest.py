@@ -101,6 +101,9 @@ def make_app(tmp_path, gateway_database_url, gateway_redis_url, gateway_redis):
                                "grab_sandbox": {"enabled": False},
                                "lalamove_sandbox": {"enabled": False},
                                "shuttle": {"enabled": False}},
+                  # No notifier unless a test asks for one (no notices are made then).
+                  "notifiers": {"whatsapp_sandbox": {"enabled": False},
+                                "sms_sandbox": {"enabled": False}},
                   "services": {name: {"couriers": []} for name in SERVICE_NAMES}}
         config.update(overrides)
         app = create_app(config, plugins=SERVICE_PLUGINS if plugins is None else plugins)

@@ -124,6 +124,10 @@ def up_environment(tmp_path, port: int, **extra: str) -> dict:
            "GATEWAY_GORIDE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
            **grab_urls(free_port()),
            "GATEWAY_LALAMOVE_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_WHATSAPP_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_SMS_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
+           "GATEWAY_SMS_CALLBACK_URL":
+               f"http://127.0.0.1:{port}/webhooks/notifiers/sms_sandbox",
            **extra}
     for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
         env.pop(name, None)
@@ -160,6 +164,10 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
     port = free_port()
     # The GO-SEND simulator that `up` starts runs on a quick clock.
     env = up_environment(tmp_path, port, GATEWAY_SIMULATOR_STEP_SECONDS="0.3")
+    # Notices wait for no night: the patient's notice is looked for below, at any hour.
+    settings = tmp_path / "config" / "gateway.yaml"
+    settings.write_text(settings.read_text().replace(
+        'quiet_hours: {start: "21:00", end: "07:00"}', "quiet_hours: null"))
     process, log_path = start_up(tmp_path, env)
     try:
         banner = wait_for_banner(process, log_path)
@@ -200,6 +208,13 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         applied = [e["status"] for e in body["timeline"] if e["applied"]]
         assert applied == ["received", "dispatching", "booked", "driver_assigned",
                            "picked_up", "delivered"]
+        # The patient heard of it on WhatsApp, in Indonesian, from the simulator `up` started.
+        whatsapp = env["GATEWAY_WHATSAPP_SIMULATOR_URL"]
+        sent = [r["json"] for r in requests.get(f"{whatsapp}/_sim/requests", timeout=10).json()
+                if r["path"].endswith("/messages")]
+        assert [(m["template"]["name"], m["template"]["language"]["code"]) for m in sent] == [
+            ("layanan_diterima_id", "id")]
+        assert "notice_sent" in [e["raw_status"] for e in body["timeline"]]
         fhir = requests.get(f"{base}/api/v1/requests/{body['id']}/fhir",
                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert Bundle.model_validate(fhir.json()).entry[1].resource.status == "completed"

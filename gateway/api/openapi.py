@@ -39,6 +39,7 @@ from .schemas import (
     FleetJobListSchema,
     FleetJobSchema,
     HealthSchema,
+    NotifierWebhookReceiptSchema,
     RequestDetailSchema,
     RequestListSchema,
     ServiceListSchema,
@@ -182,7 +183,8 @@ def build_spec(app: Flask) -> dict:
                          ("RequestList", RequestListSchema), ("ServiceList", ServiceListSchema),
                          ("Health", HealthSchema), ("FleetJob", FleetJobSchema),
                          ("FleetJobList", FleetJobListSchema),
-                         ("WebhookReceipt", WebhookReceiptSchema)):
+                         ("WebhookReceipt", WebhookReceiptSchema),
+                         ("NotifierWebhookReceipt", NotifierWebhookReceiptSchema)):
         spec.components.schema(name, schema=schema)
     for name, service in sorted(gateway.enabled_services().items()):
         spec.components.schema(f"{_camel(name)}Request", schema=service.request_schema)

@@ -92,6 +92,18 @@ class WebhookReceiptSchema(Schema):
     duplicates = fields.Integer(required=True, metadata={"description": "Already seen."})
 
 
+class NotifierWebhookReceiptSchema(Schema):
+    applied = fields.Integer(required=True, metadata={"description": "Receipts applied."})
+    ignored = fields.Integer(required=True, metadata={
+        "description": "Receipts that changed nothing (a replay, an older status, a message "
+                       "that is not this notifier's)."})
+    late = fields.Integer(required=True, metadata={
+        "description": "Receipts for a message whose notice went by the next channel: "
+                       "recorded, nothing sent."})
+    replies = fields.Integer(required=True, metadata={
+        "description": "Replies that changed an opt-out (STOP, START)."})
+
+
 class FleetStepSchema(Schema):
     class Meta:
         unknown = RAISE

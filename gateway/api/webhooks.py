@@ -1,4 +1,5 @@
-"""Provider webhooks: ``POST /webhooks/<courier>``.
+"""Provider webhooks: ``POST /webhooks/<courier>``, and the notifiers' (WhatsApp, SMS)
+``GET|POST /webhooks/notifiers/<notifier>``.
 
 Public in the sense that no agency key is asked: each courier adapter authenticates its own
 provider on the raw body, and anything it cannot verify is refused (401) and changes nothing.
@@ -27,10 +28,12 @@ answered 503 (the provider sends it again), never 500.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, make_response, request
 
 from ..couriers import WebhookRejected
 from ..gate import public
+from ..notices import apply_inbound, apply_receipts
+from ..notifiers import WebhookRejected as NotifierWebhookRejected
 from ..ratelimit import retry_after_header, source_of
 from ..tracking import store_events
 from ..webhook_refusals import UNKNOWN_COURIER
@@ -86,17 +89,28 @@ def receive(courier: str):
           content: {application/json: {schema: ErrorSchema}}
     """
     gateway = current_app.extensions["gateway"]
-    refusals, limits = gateway.webhook_refusals, gateway.settings["webhooks"]
-    source = source_of(request.remote_addr)
     adapter = gateway.couriers.get(courier)
     if adapter is None:
-        refusals.refused(UNKNOWN_COURIER, "unknown_courier", source)
+        gateway.webhook_refusals.refused(UNKNOWN_COURIER, "unknown_courier",
+                                         source_of(request.remote_addr))
         raise ApiError(404, "courier_not_found", "No courier of that name takes webhooks here.")
+    events = _verified(gateway, courier, adapter)
+    new_ids, duplicates = store_events(gateway, courier, events, source="webhook")
+    return jsonify(received=len(new_ids), duplicates=duplicates)
+
+
+def _verified(gateway, label: str, adapter):
+    """The parsed content of this request's body, once it passed every check of the module
+    docstring (size, encoding, depth, the adapter's verification, then its parsing); each
+    refusal raises the API's error and is counted under ``label``. Couriers' and notifiers'
+    adapters alike (``verify_webhook``, ``parse_webhook``)."""
+    refusals, limits = gateway.webhook_refusals, gateway.settings["webhooks"]
+    source = source_of(request.remote_addr)
     try:
         raw = read_body(request, limits["max_body_bytes"])
         check_body(raw, limits["max_depth"])
     except BodyRefused as exc:
-        refusals.refused(courier, exc.reason, source)
+        refusals.refused(label, exc.reason, source)
         raise ApiError(exc.status, exc.code, exc.message) from None
     if adapter.is_registration_probe(request.headers, raw):
         # Nothing to verify and nothing to store: answered, counted, and that is all.
@@ -104,23 +118,118 @@ def receive(courier: str):
         return jsonify(received=0, duplicates=0)
     try:
         adapter.verify_webhook(request.headers, raw)
-    except WebhookRejected as exc:
+    except (WebhookRejected, NotifierWebhookRejected) as exc:
         wait = refusals.wait(source)
         if wait is not None:
-            refusals.refused(courier, "rate_limited", source, str(exc))
+            refusals.refused(label, "rate_limited", source, str(exc))
             raise ApiError(429, "rate_limited", "Too many refused webhooks from this address; "
                            "retry after the time in Retry-After.",
                            headers={"Retry-After": retry_after_header(wait)}) from None
-        refusals.refused(courier, "unverified", source, str(exc))
+        refusals.refused(label, "unverified", source, str(exc))
         raise _rejected() from None
     try:
-        events = adapter.parse_webhook(request.headers, raw)
-    except WebhookRejected as exc:
+        return adapter.parse_webhook(request.headers, raw)
+    except (WebhookRejected, NotifierWebhookRejected) as exc:
         # verified: the provider's (or our mapping's) mistake, not held against the address
-        refusals.refused(courier, "unreadable", source, str(exc), count_source=False)
+        refusals.refused(label, "unreadable", source, str(exc), count_source=False)
         raise _rejected() from None
-    new_ids, duplicates = store_events(gateway, courier, events, source="webhook")
-    return jsonify(received=len(new_ids), duplicates=duplicates)
+
+
+@bp.get("/notifiers/<notifier>")
+@public
+def notifier_handshake(notifier: str):
+    """A notifier provider's check of its webhook URL (WhatsApp's subscription handshake).
+    ---
+    get:
+      operationId: notifierWebhookHandshake
+      summary: "WhatsApp: answers hub.challenge, as plain text, only for our verify token"
+      tags: [webhooks]
+      security: []
+      parameters:
+      - {name: notifier, in: path, required: true, schema: {type: string}}
+      - {name: hub.mode, in: query, schema: {type: string}}
+      - {name: hub.verify_token, in: query, schema: {type: string}}
+      - {name: hub.challenge, in: query, schema: {type: string}}
+      responses:
+        200:
+          description: The challenge, echoed.
+          content: {text/plain: {schema: {type: string}}}
+        403:
+          description: Not our verify token, or no handshake here (`forbidden`).
+          content: {application/json: {schema: ErrorSchema}}
+        404:
+          description: No notifier of that name (`notifier_not_found`).
+          content: {application/json: {schema: ErrorSchema}}
+    """
+    gateway = current_app.extensions["gateway"]
+    adapter = _notifier(gateway, notifier)
+    answer = adapter.handshake(request.args)
+    if answer is None:
+        gateway.webhook_refusals.refused(notifier, "handshake", source_of(request.remote_addr))
+        raise ApiError(403, "forbidden", "The verification handshake was refused.")
+    response = make_response(answer, 200)
+    response.mimetype = "text/plain"
+    return response
+
+
+@bp.post("/notifiers/<notifier>")
+@public
+def notifier_receive(notifier: str):
+    """Verify and apply a notifier provider's delivery receipts and replies (STOP).
+    ---
+    post:
+      operationId: receiveNotifierWebhook
+      summary: A notifier's delivery receipts and inbound replies (verified by its adapter)
+      tags: [webhooks]
+      security: []
+      parameters:
+      - {name: notifier, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/json: {schema: {type: object}}
+          application/x-www-form-urlencoded: {schema: {type: object}}
+      responses:
+        200:
+          description: Applied (a replay, a late or a foreign receipt changes nothing).
+          content: {application/json: {schema: NotifierWebhookReceiptSchema}}
+        400:
+          description: Not UTF-8 (`invalid_body_encoding`) or nested too deep
+            (`body_too_deep`).
+          content: {application/json: {schema: ErrorSchema}}
+        401:
+          description: Not verifiable (`webhook_rejected`).
+          content: {application/json: {schema: ErrorSchema}}
+        404:
+          description: No notifier of that name (`notifier_not_found`).
+          content: {application/json: {schema: ErrorSchema}}
+        413:
+          description: Over `webhooks.max_body_bytes` (`payload_too_large`).
+          content: {application/json: {schema: ErrorSchema}}
+        415:
+          description: Sent with a Content-Encoding (`unsupported_media_type`).
+          content: {application/json: {schema: ErrorSchema}}
+        429:
+          description: Too many refused webhooks from this address lately
+            (`rate_limited`); see Retry-After.
+          content: {application/json: {schema: ErrorSchema}}
+    """
+    gateway = current_app.extensions["gateway"]
+    adapter = _notifier(gateway, notifier)
+    content = _verified(gateway, notifier, adapter)
+    counts = apply_receipts(gateway, notifier, content.receipts)
+    opt_outs = apply_inbound(gateway, notifier, content.inbound)
+    return jsonify(**counts, replies=opt_outs)
+
+
+def _notifier(gateway, name: str):
+    adapter = gateway.notifiers.get(name)
+    if adapter is None:
+        gateway.webhook_refusals.refused(UNKNOWN_COURIER, "unknown_notifier",
+                                         source_of(request.remote_addr))
+        raise ApiError(404, "notifier_not_found",
+                       "No notifier of that name takes webhooks here.")
+    return adapter
 
 
 def _rejected() -> ApiError:

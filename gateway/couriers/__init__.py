@@ -28,6 +28,7 @@ import requests
 from marshmallow import Schema
 
 from .. import origins
+from ..provider_calls import never_sent, retry_after
 from ..statuses import AttemptState, Status
 
 log = logging.getLogger(__name__)
@@ -379,7 +380,7 @@ class CourierAdapter:
         text = message or response.headers.get("Error-Message") or response.reason or ""
         if status == 429:
             raise CourierTemporaryError(f"rate limited: {text}",
-                                        retry_after=_retry_after(response))
+                                        retry_after=retry_after(response))
         if status in (401, 403):
             raise CourierAuthError(f"credentials refused ({status})")
         if status >= 500:
@@ -406,19 +407,9 @@ def check_static_secret(headers: Mapping[str, str], name: str, expected: str) ->
         raise WebhookRejected(f"wrong {name}")
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-
-
 def map_transport_error(exc: requests.RequestException, *, creating: bool) -> CourierError:
     """A request that never reached the provider is safe to repeat; one that may have reached
     it, on a create call, has an unknown outcome."""
-    never_sent = isinstance(exc, requests.ConnectTimeout) or (
-        isinstance(exc, requests.ConnectionError)
-        and "NewConnectionError" in repr(exc.args))
-    if creating and not never_sent:
+    if creating and not never_sent(exc):
         return CourierOutcomeUnknown(f"{type(exc).__name__} on create")
     return CourierTemporaryError(f"{type(exc).__name__}")

@@ -1,5 +1,7 @@
 """The engine every courier simulator shares: bookings, drivers, an accelerated clock,
-webhooks with faults, and the ``/_sim/*`` inspection and control endpoints.
+webhooks with faults, and the ``/_sim/*`` inspection and control endpoints. The notifiers'
+simulators (``gateway/notifiers/<name>/simulator.py``) run on it too: a message is a booking
+with a short lifecycle (sent, delivered, read), its receipts the webhooks.
 
 A provider's simulator is a subclass that speaks only its dialect: paths, authentication,
 payload shape, status names, errors, how its webhooks are signed. Each lives in its courier's
@@ -244,8 +246,13 @@ class SimulatorEngine:
         return True
 
     # -- webhooks ----------------------------------------------------------------------
+    def webhook_target(self, booking: dict) -> str | None:
+        """Where ``booking``'s webhooks go: the one URL configured, unless the dialect says
+        each message names its own (an SMS gateway's ``StatusCallback``)."""
+        return self.webhook_url
+
     def queue_webhook(self, booking: dict) -> None:
-        if not self.webhook_url or "drop_webhooks" in booking["faults"]:
+        if not self.webhook_target(booking) or "drop_webhooks" in booking["faults"]:
             return
         event = self.webhook_body(booking)
         copies = 2 if "duplicate_webhooks" in booking["faults"] else 1
@@ -296,6 +303,9 @@ class SimulatorEngine:
                     # as it came on the wire, before any decoding: what a provider would see
                     "raw_path": request.environ.get("RAW_URI", "").partition("?")[0],
                     "query": request.args.to_dict(), "json": request.get_json(silent=True),
+                    # form bodies too (an SMS gateway's send call): every word a provider got
+                    "form": request.form.to_dict() if request.mimetype ==
+                    "application/x-www-form-urlencoded" else None,
                     "caller": request.headers.get(engine.caller_header),
                     "at": time.time()})
             return engine.authenticate(request)

@@ -89,6 +89,30 @@ def test_hook_register_couriers(make_app):
     assert isinstance(gateway.couriers["speedy"], courier)
 
 
+def test_hook_register_notifiers(make_app):
+    from gateway.notifiers import NotifierAdapter, SentMessage
+
+    class Pigeon(NotifierAdapter):
+        name = "pigeon"
+        channel = "sms"
+        sent: list = []
+
+        def _send(self, message):
+            self.sent.append(message.template)
+            return SentMessage("pigeon-1")
+
+    class PigeonPlugin:
+        @hookimpl
+        def register_notifiers(self):
+            return [Pigeon]
+
+    gateway = make_app(plugins=[*SERVICE_PLUGINS, PigeonPlugin()],
+                       notifiers={"pigeon": {"sandbox": True}}).extensions["gateway"]
+    assert gateway.notifier_classes["pigeon"] is Pigeon
+    assert {"pigeon", "whatsapp", "sms"} <= set(gateway.notifier_classes)
+    assert isinstance(gateway.notifiers["pigeon"], Pigeon)
+
+
 def test_hook_choose_couriers(make_app, medicine_body):
     first, first_cls = scripted_courier("first")
     second, second_cls = scripted_courier("second")

@@ -61,3 +61,32 @@ def test_the_command_writes_into_gateway_name_by_default_and_says_what_next(tmp_
     assert again.exit_code == 1 and "already exists" in again.output
     bad = CliRunner().invoke(main, ["plugins", "new", "Bad-Name"])
     assert bad.exit_code == 1 and "cannot be a service name" in bad.output
+
+
+def test_a_new_notifier_is_a_package_of_the_notifiers_group_whose_tests_pass(tmp_path):
+    """``--kind notifier``: adapter, mapping and simulator, registered in the
+    ``gateway.notifiers`` group; its generated tests pass against the gateway as it is."""
+    import os
+    import subprocess
+    import sys
+
+    result = CliRunner().invoke(main, ["plugins", "new", "sms_lokal", "--kind", "notifier",
+                                       "--directory", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == ["README.md", "pyproject.toml", "sms_lokal/__init__.py",
+                     "sms_lokal/adapter.py", "sms_lokal/mapping.py", "sms_lokal/simulator.py",
+                     "tests/conftest.py", "tests/test_notifier.py"]
+    for path in files:
+        text = (out / path).read_text()
+        assert not re.search(r"\$\{?[A-Za-z_]", text.replace("{$env:", "")), path
+    project = tomllib.loads((out / "pyproject.toml").read_text())
+    assert project["project"]["entry-points"]["gateway.notifiers"] == {
+        "sms_lokal": "sms_lokal.adapter"}
+    assert "class SmsLokalNotifier(NotifierAdapter):" in (out / "sms_lokal/adapter.py"
+                                                          ).read_text()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests"], cwd=out, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(out)})
+    assert run.returncode == 0, run.stdout + run.stderr

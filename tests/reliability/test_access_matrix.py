@@ -53,6 +53,11 @@ ROWS = {
     "openapi.openapi_json": ("GET", "/api/openapi.json", None, everyone(200)),
     "openapi.api_docs": ("GET", "/api/docs", None, everyone(200)),
     "webhooks.receive": ("POST", "/webhooks/nosuchcourier", {}, everyone(404)),
+    # the test app has no notifier enabled: every caller meets the same 404
+    "webhooks.notifier_handshake": ("GET", "/webhooks/notifiers/nosuchnotifier", None,
+                                    everyone(404)),
+    "webhooks.notifier_receive": ("POST", "/webhooks/notifiers/nosuchnotifier", {},
+                                  everyone(404)),
     "api_v1.list_services": ("GET", "/api/v1/services", None, {
         **DENIED, "stranger": 200, "owner_test": 200, "owner_live": 200, "fleet": 200}),
     "api_v1.create_service_request": (

@@ -1,0 +1,1 @@
+"""SMS notifier in the Twilio Programmable Messaging dialect (adapter, mapping, simulator)."""
