@@ -95,6 +95,10 @@ def receive(courier: str):
                                          source_of(request.remote_addr))
         raise ApiError(404, "courier_not_found", "No courier of that name takes webhooks here.")
     events = _verified(gateway, courier, adapter)
+    if events is None:
+        # A registration probe: nothing to verify and nothing to store; answered and counted.
+        gateway.metrics.count_webhook_probe(courier)
+        return jsonify(received=0, duplicates=0)
     new_ids, duplicates = store_events(gateway, courier, events, source="webhook")
     return jsonify(received=len(new_ids), duplicates=duplicates)
 
@@ -103,7 +107,8 @@ def _verified(gateway, label: str, adapter):
     """The parsed content of this request's body, once it passed every check of the module
     docstring (size, encoding, depth, the adapter's verification, then its parsing); each
     refusal raises the API's error and is counted under ``label``. Couriers' and notifiers'
-    adapters alike (``verify_webhook``, ``parse_webhook``)."""
+    adapters alike (``verify_webhook``, ``parse_webhook``). None for a courier's webhook
+    registration probe (``is_registration_probe``: Lalamove's empty POST)."""
     refusals, limits = gateway.webhook_refusals, gateway.settings["webhooks"]
     source = source_of(request.remote_addr)
     try:
@@ -112,10 +117,9 @@ def _verified(gateway, label: str, adapter):
     except BodyRefused as exc:
         refusals.refused(label, exc.reason, source)
         raise ApiError(exc.status, exc.code, exc.message) from None
-    if adapter.is_registration_probe(request.headers, raw):
-        # Nothing to verify and nothing to store: answered, counted, and that is all.
-        gateway.metrics.count_webhook_probe(courier)
-        return jsonify(received=0, duplicates=0)
+    probe = getattr(adapter, "is_registration_probe", None)   # couriers' (Lalamove's)
+    if probe is not None and probe(request.headers, raw):
+        return None
     try:
         adapter.verify_webhook(request.headers, raw)
     except (WebhookRejected, NotifierWebhookRejected) as exc:
