@@ -86,8 +86,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _distribution_of(entry_point) -> str | None:
-    dist = getattr(entry_point, "dist", None)
+def _label_of(dist: importlib.metadata.Distribution | None) -> str | None:
+    """``"name version"`` of a distribution, as a :class:`PluginError` names it."""
     return f"{dist.name} {dist.version}" if dist is not None else None
 
 
@@ -105,6 +105,7 @@ def _load_entry_points(pm: pluggy.PluginManager, group: str,
     disabled = set(disabled)
     entry_points = importlib.metadata.entry_points(group=group)
     for entry_point in sorted(entry_points, key=lambda ep: ep.name):
+        dist = getattr(entry_point, "dist", None)
         if entry_point.name in disabled or pm.is_blocked(entry_point.name) \
                 or pm.has_plugin(entry_point.name):
             continue
@@ -116,8 +117,7 @@ def _load_entry_points(pm: pluggy.PluginManager, group: str,
         except Exception as exc:
             log.debug("plugin %s could not be loaded", entry_point.name, exc_info=True)
             raise PluginError(entry_point.name, f"it could not be loaded ({_describe(exc)})",
-                              distribution=_distribution_of(entry_point)) from exc
-        dist = getattr(entry_point, "dist", None)
+                              distribution=_label_of(dist)) from exc
         if dist is not None:
             _distributions(pm)[id(plugin)] = dist
 
@@ -125,11 +125,6 @@ def _load_entry_points(pm: pluggy.PluginManager, group: str,
 def _distributions(pm: pluggy.PluginManager) -> dict[int, importlib.metadata.Distribution]:
     """The distribution each installed plugin came from, by the id of the plugin object."""
     return pm.__dict__.setdefault("gateway_distributions", {})
-
-
-def _distribution_label(pm: pluggy.PluginManager, plugin) -> str | None:
-    dist = _distributions(pm).get(id(plugin))
-    return f"{dist.name} {dist.version}" if dist is not None else None
 
 
 def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.PluginManager:
@@ -200,7 +195,7 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
             if not impl.optionalhook:
                 raise PluginError(_label(impl), f"it implements {name!r}, which is not a hook "
                                   "of the gateway (misspelt?)",
-                                  distribution=_distribution_label(pm, impl.plugin))
+                                  distribution=_label_of(_distributions(pm).get(id(impl.plugin))))
 
 
 def collect(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[str, object]]:

@@ -28,7 +28,6 @@ them, are loaded either way)::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import itertools
 import os
 import re
@@ -153,6 +152,7 @@ def migrate_test_database(db) -> None:
     is made again from a template database (``<name>_head``, some 0.1 s against 0.4 s of
     Alembic a test). A database that already has tables (a second app on it) is upgraded as
     usual, and so is anything when the shortcut is not possible."""
+    from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
 
     from gateway.migrate import upgrade
@@ -167,7 +167,7 @@ def migrate_test_database(db) -> None:
         return
     key = "sqlite" if isinstance(copy, _SQLiteCopy) else db.url
     template = _MIGRATED.get(key)
-    if template is not None and copy.is_empty():
+    if template is not None and not inspect(db.engine).get_table_names():
         db.dispose()
         if copy.restore(template):
             return
@@ -180,12 +180,6 @@ def migrate_test_database(db) -> None:
 class _SQLiteCopy:
     def __init__(self, path: Path):
         self.path = path
-
-    def is_empty(self) -> bool:
-        import sqlite3
-
-        with contextlib.closing(sqlite3.connect(self.path)) as connection:
-            return connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
 
     def save(self) -> Path:
         folder = tempfile.mkdtemp(prefix="gateway-migrated-")
@@ -220,17 +214,6 @@ class _PostgresCopy:
             return False
         finally:
             admin.dispose()
-
-    def is_empty(self) -> bool:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.url)
-        try:
-            with engine.connect() as connection:
-                return connection.execute(text(
-                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar() == 0
-        finally:
-            engine.dispose()
 
     def save(self) -> str | None:
         template = f"{self.name}_head"

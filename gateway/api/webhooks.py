@@ -107,7 +107,7 @@ def _verified(gateway, label: str, adapter):
     """The parsed content of this request's body, once it passed every check of the module
     docstring (size, encoding, depth, the adapter's verification, then its parsing); each
     refusal raises the API's error and is counted under ``label``. Couriers' and notifiers'
-    adapters alike (``verify_webhook``, ``parse_webhook``). None for a courier's webhook
+    adapters alike (``verify_webhook``, ``parse_webhook``). None for a provider's webhook
     registration probe (``is_registration_probe``: Lalamove's empty POST)."""
     refusals, limits = gateway.webhook_refusals, gateway.settings["webhooks"]
     source = source_of(request.remote_addr)
@@ -117,8 +117,7 @@ def _verified(gateway, label: str, adapter):
     except BodyRefused as exc:
         refusals.refused(label, exc.reason, source)
         raise ApiError(exc.status, exc.code, exc.message) from None
-    probe = getattr(adapter, "is_registration_probe", None)   # couriers' (Lalamove's)
-    if probe is not None and probe(request.headers, raw):
+    if adapter.is_registration_probe(request.headers, raw):
         return None
     try:
         adapter.verify_webhook(request.headers, raw)

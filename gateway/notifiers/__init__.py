@@ -235,6 +235,12 @@ class NotifierAdapter:
         cannot be understood)."""
         return self._parse_webhook(headers, raw_body)
 
+    def is_registration_probe(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        """As a courier's: a provider's check of a webhook URL, answered without verifying.
+        Neither WhatsApp nor the SMS gateway sends one (WhatsApp checks with
+        :meth:`handshake`). Default: none."""
+        return False
+
     def handshake(self, args: Mapping[str, str]) -> str | None:
         """Answer a provider's subscription check of our webhook URL (a ``GET``): the text
         to answer with, or None to refuse (403). Default: no handshake (None)."""
