@@ -52,7 +52,7 @@ ROLE_ACTIONS = {
     "operator": READ_ACTIONS | OPERATOR_ACTIONS,
     "admin": READ_ACTIONS | OPERATOR_ACTIONS | ADMIN_ACTIONS | {STAFF_MANAGE},
     "agency_staff": AGENCY_STAFF_ACTIONS,
-    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE},
+    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE, "console:staff:own"},
 }
 
 ALL_ACTIONS = frozenset().union(*ROLE_ACTIONS.values())
