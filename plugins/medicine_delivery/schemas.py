@@ -44,13 +44,25 @@ class PatientSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True, mobile=True)   # the courier calls the patient
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120),
+                         metadata={"label": {"id": "Nama pasien", "en": "Patient's name"}})
+    # the courier calls the patient
+    phone = IndonesianPhone(required=True, mobile=True, metadata={
+        "label": {"id": "Nomor HP pasien", "en": "Patient's mobile number"},
+        "help": {"id": "Nomor HP yang dihubungi kurir, mis. 0812-3456-7890.",
+                 "en": "The mobile number the courier calls, e.g. 0812-3456-7890."}})
     nik = fields.String(required=True, validate=WholeMatch(
         r"^[0-9]{16}$", error="Must be exactly 16 digits."),
-        metadata={"description": "16-digit national identity number; never sent to a courier."})
-    address = fields.String(required=True, validate=validate.Length(min=5, max=300))
-    location = fields.Nested(LocationSchema, required=True)
+        metadata={"description": "16-digit national identity number; never sent to a courier.",
+                  "label": {"id": "NIK", "en": "NIK (national identity number)"},
+                  "help": {"id": "16 angka; tidak pernah dikirim ke kurir.",
+                           "en": "16 digits; never sent to a courier."}})
+    address = fields.String(required=True, validate=validate.Length(min=5, max=300),
+                            metadata={"label": {"id": "Alamat", "en": "Address"}})
+    location = fields.Nested(LocationSchema, required=True, metadata={
+        "label": {"id": "Titik antar", "en": "Delivery point"},
+        "help": {"id": "Lintang dan bujur rumah pasien.",
+                 "en": "Latitude and longitude of the patient's home."}})
     ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
         "description": "The patient's SATUSEHAT IHS number (Patient id), if the puskesmas "
                        "has it; personal data, never sent to a courier."})
@@ -65,10 +77,13 @@ class ItemSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"label": {"id": "Nama obat", "en": "Medicine"}})
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000),
+                              metadata={"label": {"id": "Jumlah", "en": "Quantity"}})
     category = fields.String(load_default="regular", validate=validate.OneOf(CATEGORIES),
-                             metadata={"description": "regular, insulin (an injectable that "
+                             metadata={"label": {"id": "Golongan", "en": "Category"},
+                                       "description": "regular, insulin (an injectable that "
                                                       "may be delivered), narcotic, psychotropic,"
                                                       " precursor or injectable."})
     kfa_code = fields.String(load_default=None, validate=KFA_CODE, metadata={
@@ -103,19 +118,31 @@ class MedicineDeliveryRequestSchema(Schema):
         unknown = RAISE
 
     prescription_id = fields.String(required=True, validate=REFERENCE, metadata={
-        "description": "The pharmacy's prescription number."})
+        "description": "The pharmacy's prescription number.",
+        "label": {"id": "Nomor resep", "en": "Prescription number"}})
     pickup_location_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
                                        metadata={"description": "A puskesmas or pharmacy id "
-                                                                "from the gateway's registry."})
-    patient = fields.Nested(PatientSchema, required=True)
+                                                                "from the gateway's registry.",
+                                                 "label": {"id": "Diambil dari",
+                                                           "en": "Picked up at"},
+                                                 "choices_from": "pickup_locations"})
+    patient = fields.Nested(PatientSchema, required=True,
+                            metadata={"label": {"id": "Pasien", "en": "Patient"}})
     items = fields.List(fields.Nested(ItemSchema), required=True,
-                        validate=validate.Length(min=1, max=50))
+                        validate=validate.Length(min=1, max=50),
+                        metadata={"label": {"id": "Obat", "en": "Medicines"}})
     cold_chain = fields.Boolean(load_default=False, metadata={
-        "description": "The package must stay cool (insulin, some vaccines)."})
+        "description": "The package must stay cool (insulin, some vaccines).",
+        "label": {"id": "Rantai dingin (harus tetap dingin)",
+                  "en": "Cold chain (must stay cool)"}})
     pharmacist_counselled = fields.Boolean(required=True, metadata={
-        "description": "A pharmacist explained the medicine to the patient before dispatch."})
+        "description": "A pharmacist explained the medicine to the patient before dispatch.",
+        "label": {"id": "Apoteker sudah memberi konseling",
+                  "en": "A pharmacist has counselled the patient"}})
     notes_for_courier = fields.String(load_default=None, allow_none=True,
-                                      validate=validate.Length(max=200))
+                                      validate=validate.Length(max=200),
+                                      metadata={"label": {"id": "Catatan untuk kurir",
+                                                          "en": "Notes for the courier"}})
     satusehat = fields.Nested(SatusehatReferencesSchema, load_default=None, metadata={
         "description": "SATUSEHAT references, for the FHIR record of the dispense; "
                        "health data, sealed and purged with the request."})

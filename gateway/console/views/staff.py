@@ -90,11 +90,14 @@ def remove_staff(agency_id: str, user_id: str):
     with gateway().db.read() as session:
         user = session.get(AdminUser, user_id)
         target = (user.agency_id, user.role, user.active) if user is not None else None
-    if target is None or target[0] != agency.id or not target[2]:
-        abort(404)                  # not an account of this agency
-    if agency_actor.is_agency(g.actor) and (target[1] != "agency_staff"
+    if target is None or not target[2]:
+        abort(404)
+    if agency_actor.is_agency(g.actor) and (target[0] != agency.id
+                                            or target[1] != "agency_staff"
                                             or user_id == g.actor["user_id"]):
-        abort(403)                  # managers remove staff, not managers nor themselves
+        abort(403)      # a manager removes its own agency's staff: no admin, manager, self
+    if target[0] != agency.id:
+        abort(404)                  # not an account of this agency
     deactivate_admin(gateway(), user_id, actor=actor_label(g.actor))
     flash(_("Account removed."), "success")
     return redirect(url_for("console.agency_staff", agency_id=agency.id))
