@@ -55,7 +55,7 @@ NAV = (
     ("console.services", "Services and providers", "console:config:read"),
     ("console.audit", "Audit", "console:audit:read"),
     ("console.queues", "Queues", "console:queues:read"),
-    ("console.my_staff", "Staff", "console:staff:own"),
+    ("console.my_staff", "Staff accounts", "console:staff:own"),
 )
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "

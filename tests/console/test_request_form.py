@@ -51,7 +51,7 @@ def test_the_form_is_drawn_from_the_schema_in_the_readers_language(app, puskesma
     console = staff(app, puskesmas["id"], language="id")
     page = console.get("/console/services/medicine_delivery/new").get_data(as_text=True)
     for label in ("Nomor resep", "Nama pasien", "NIK", "Lintang", "Bujur", "Nama obat",
-                  "Apoteker sudah memberi konseling"):
+                  "Apoteker sudah memberi konseling", "Tambah baris", "Kirim permintaan"):
         assert label in page, label
     assert 'name="items.0.quantity"' in page and 'name="patient.location.lat"' in page
     assert 'value="puskesmas-sobo"' in page         # a select from the service's places
