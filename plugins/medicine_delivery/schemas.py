@@ -65,7 +65,11 @@ class PatientSchema(Schema):
                  "en": "Latitude and longitude of the patient's home."}})
     ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
         "description": "The patient's SATUSEHAT IHS number (Patient id), if the puskesmas "
-                       "has it; personal data, never sent to a courier."})
+                       "has it; personal data, never sent to a courier.",
+        "label": {"id": "Nomor IHS pasien", "en": "Patient's IHS number"},
+        "help": {"id": "Nomor IHS SATUSEHAT pasien, bila ada; tidak pernah dikirim ke kurir.",
+                 "en": "The patient's SATUSEHAT IHS number, if known; never sent to a "
+                       "courier."}})
 
 
 #: Categories BPOM 8/2020 (Pasal 27) forbids distributing online; refused unless allowed.
@@ -83,15 +87,25 @@ class ItemSchema(Schema):
                               metadata={"label": {"id": "Jumlah", "en": "Quantity"}})
     category = fields.String(load_default="regular", validate=validate.OneOf(CATEGORIES),
                              metadata={"label": {"id": "Golongan", "en": "Category"},
+                                       "help": {"id": "Kosong: obat biasa.",
+                                                "en": "Empty: a regular medicine."},
                                        "description": "regular, insulin (an injectable that "
                                                       "may be delivered), narcotic, psychotropic,"
                                                       " precursor or injectable."})
     kfa_code = fields.String(load_default=None, validate=KFA_CODE, metadata={
-        "description": "The drug's KFA code (SATUSEHAT's drug dictionary)."})
+        "description": "The drug's KFA code (SATUSEHAT's drug dictionary).",
+        "label": {"id": "Kode KFA", "en": "KFA code"},
+        "help": {"id": "8 angka, dari Kamus Farmasi dan Alat Kesehatan (opsional).",
+                 "en": "8 digits, from SATUSEHAT's drug dictionary (optional)."}})
     unit = fields.String(load_default=None, validate=DRUG_FORM, metadata={
-        "description": "The unit of quantity, an HL7 v3 orderableDrugForm code (TAB, CAP)."})
+        "description": "The unit of quantity, an HL7 v3 orderableDrugForm code (TAB, CAP).",
+        "label": {"id": "Satuan", "en": "Unit"},
+        "help": {"id": "Mis. TAB, CAP, SYR (opsional).", "en": "E.g. TAB, CAP, SYR "
+                                                                "(optional)."}})
     medication_request_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
-        "description": "The SATUSEHAT MedicationRequest (prescription item) this dispenses."})
+        "description": "The SATUSEHAT MedicationRequest (prescription item) this dispenses.",
+        "label": {"id": "Id MedicationRequest SATUSEHAT",
+                  "en": "SATUSEHAT MedicationRequest id"}})
 
 
 class SatusehatReferencesSchema(Schema):
@@ -102,13 +116,17 @@ class SatusehatReferencesSchema(Schema):
 
     organization_id = fields.String(required=True, validate=FHIR_ID, metadata={
         "description": "The puskesmas's SATUSEHAT Organization id (names the identifier "
-                       "systems)."})
+                       "systems).",
+        "label": {"id": "Id Organization puskesmas", "en": "Puskesmas Organization id"}})
     location_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
-        "description": "The pharmacy's SATUSEHAT Location id."})
+        "description": "The pharmacy's SATUSEHAT Location id.",
+        "label": {"id": "Id Location apotek", "en": "Pharmacy Location id"}})
     encounter_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
-        "description": "The visit's SATUSEHAT Encounter id."})
+        "description": "The visit's SATUSEHAT Encounter id.",
+        "label": {"id": "Id Encounter kunjungan", "en": "Visit Encounter id"}})
     pharmacist_ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
-        "description": "The dispensing pharmacist's IHS number (Practitioner id)."})
+        "description": "The dispensing pharmacist's IHS number (Practitioner id).",
+        "label": {"id": "Nomor IHS apoteker", "en": "Pharmacist's IHS number"}})
 
 
 class MedicineDeliveryRequestSchema(Schema):
@@ -119,12 +137,16 @@ class MedicineDeliveryRequestSchema(Schema):
 
     prescription_id = fields.String(required=True, validate=REFERENCE, metadata={
         "description": "The pharmacy's prescription number.",
-        "label": {"id": "Nomor resep", "en": "Prescription number"}})
+        "label": {"id": "Nomor resep", "en": "Prescription number"},
+        "help": {"id": "Nomor resep dari apotek.", "en": "The pharmacy's prescription number."}})
     pickup_location_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
                                        metadata={"description": "A puskesmas or pharmacy id "
                                                                 "from the gateway's registry.",
                                                  "label": {"id": "Diambil dari",
                                                            "en": "Picked up at"},
+                                                 "help": {"id": "Puskesmas atau apotek asal.",
+                                                          "en": "The puskesmas or pharmacy "
+                                                                "it leaves from."},
                                                  "choices_from": "pickup_locations"})
     patient = fields.Nested(PatientSchema, required=True,
                             metadata={"label": {"id": "Pasien", "en": "Patient"}})
@@ -134,18 +156,27 @@ class MedicineDeliveryRequestSchema(Schema):
     cold_chain = fields.Boolean(load_default=False, metadata={
         "description": "The package must stay cool (insulin, some vaccines).",
         "label": {"id": "Rantai dingin (harus tetap dingin)",
-                  "en": "Cold chain (must stay cool)"}})
+                  "en": "Cold chain (must stay cool)"},
+        "help": {"id": "Mis. insulin dan sebagian vaksin.",
+                 "en": "E.g. insulin and some vaccines."}})
     pharmacist_counselled = fields.Boolean(required=True, metadata={
         "description": "A pharmacist explained the medicine to the patient before dispatch.",
         "label": {"id": "Apoteker sudah memberi konseling",
-                  "en": "A pharmacist has counselled the patient"}})
+                  "en": "A pharmacist has counselled the patient"},
+        "help": {"id": "Apoteker sudah menjelaskan obatnya kepada pasien sebelum dikirim.",
+                 "en": "A pharmacist explained the medicine to the patient before "
+                       "dispatch."}})
     notes_for_courier = fields.String(load_default=None, allow_none=True,
                                       validate=validate.Length(max=200),
                                       metadata={"label": {"id": "Catatan untuk kurir",
                                                           "en": "Notes for the courier"}})
     satusehat = fields.Nested(SatusehatReferencesSchema, load_default=None, metadata={
         "description": "SATUSEHAT references, for the FHIR record of the dispense; "
-                       "health data, sealed and purged with the request."})
+                       "health data, sealed and purged with the request.",
+        "label": {"id": "Rujukan SATUSEHAT (opsional)",
+                  "en": "SATUSEHAT references (optional)"},
+        "help": {"id": "Untuk catatan FHIR penyerahan obat; kosongkan bila tidak ada.",
+                 "en": "For the FHIR record of the dispense; leave empty if none."}})
 
 
 class EligibilitySchema(Schema):

@@ -150,3 +150,28 @@ def test_reading_the_form_back_converts_only_what_the_inputs_cannot_say(app):
     assert body["patient"]["location"] == {"lat": -8.2192, "lng": 114.3691}
     assert body["pharmacist_counselled"] is True and body["cold_chain"] is False
     assert values_of(body)["items._rows"] == "1"
+
+
+def test_every_services_example_goes_through_its_form_unchanged(app):
+    """Drawn from any service's schema, the form says back what the service accepts."""
+    gateway = app.extensions["gateway"]
+    for name, service in gateway.services.items():
+        if not service.example_request:
+            continue
+        config = gateway.service_configs.get(name, {})
+        typed = values_of(service.example_request)
+        inputs = describe(service.request_schema(), "id", config, typed)
+        body = read_body(inputs, typed, gateway.region.zone_name)
+        assert service.validate(body, config) == service.validate(
+            service.example_request, config), name
+
+
+def test_each_service_has_its_form_page(app, puskesmas):
+    gateway = app.extensions["gateway"]
+    everything, _live = create_agency(gateway, "Dinas", sorted(gateway.enabled_services()),
+                                      actor="test")
+    console = staff(app, everything.id)
+    links = console.get("/console/requests").get_data(as_text=True)
+    for name in gateway.enabled_services():
+        assert f"/console/services/{name}/new" in links, name
+        assert console.get(f"/console/services/{name}/new").status_code == 200, name
