@@ -310,7 +310,7 @@ class ConsoleSchema(Schema):
                            "spend minutes hashing."})
     map_tiles_url = fields.String(
         load_default="", validate=validate.Regexp(
-            r"^(https?://[^\s'\"<>]+)?$", error="An http(s) URL template, or empty."),
+            r"^(https?://[^\s'\";,<>]+)?$", error="An http(s) URL template, or empty."),
         metadata={"description": "The tile server of the console's maps, as a Leaflet URL "
                                  "template (https://tiles.example/{z}/{x}/{y}.png). Empty: "
                                  "no tiles; a point is still shown on a blank map."})
