@@ -47,7 +47,9 @@ def test_staff_of_a_sees_a_requests_only_in_list_detail_and_search(app, two_agen
     page = console.get("/console/requests").get_data(as_text=True)
     assert f"request-{a['request']}" in page and f"request-{b['request']}" not in page
     assert 'name="agency"' not in page          # no agency filter to widen the view
-    assert console.get(f"/console/requests/{a['request']}").status_code == 200
+    mine = console.get(f"/console/requests/{a['request']}")
+    assert mine.status_code == 200
+    assert "request.create" not in mine.get_data(as_text=True)   # no office audit trail
     theirs = console.get(f"/console/requests/{b['request']}")
     unknown = console.get("/console/requests/no-such-request")
     assert theirs.status_code == unknown.status_code == 404

@@ -114,9 +114,11 @@ def _story(session, record: ServiceRequest):
                                .where(CourierAttempt.request_id == record.id)).all()
     callbacks = session.scalars(select(CallbackDelivery)
                                 .where(CallbackDelivery.request_id == record.id)).all()
-    records = session.scalars(select(AuditRecord)
-                              .where(AuditRecord.target == f"request:{record.id}")
-                              .order_by(AuditRecord.seq).limit(500)).all()
+    # the audit trail is the office's: an agency's own people see the request's story as
+    # its API sees it (status events, attempts, callbacks), not who in the office read it
+    records = [] if agency_actor.is_agency(g.actor) else session.scalars(
+        select(AuditRecord).where(AuditRecord.target == f"request:{record.id}")
+        .order_by(AuditRecord.seq).limit(500)).all()
     return timeline.build(events, attempts, callbacks, records), attempts
 
 
