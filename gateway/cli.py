@@ -228,14 +228,22 @@ def admins():
 
 @admins.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["admin", "operator", "auditor"]),
-              help="admin: everything; operator: requests and fleet; auditor: read only.")
+@click.option("--role", required=True,
+              type=click.Choice(["admin", "operator", "auditor", "agency_staff",
+                                 "agency_manager"]),
+              help="admin: everything; operator: requests and fleet; auditor: read only; "
+                   "agency_staff: one agency's requests, and new ones by form; "
+                   "agency_manager: also that agency's staff.")
+@click.option("--agency", default=None,
+              help="For agency_staff and agency_manager: the agency's id or name.")
+@click.option("--test", "test_key", is_flag=True,
+              help="For an agency role: see the agency's test world (as its test keys do).")
 @click.option("--password-env", default="GATEWAY_ADMIN_PASSWORD", show_default=True,
               help="Environment variable to read the password from (for automation); "
                    "when it is not set the password is asked for.")
 @click.option("--language", default="id", type=click.Choice(["id", "en"]), show_default=True)
-def admins_create(username, role, password_env, language):
-    """Create a console user USERNAME with a role."""
+def admins_create(username, role, password_env, language, agency, test_key):
+    """Create a console user USERNAME with a role (an agency role with --agency)."""
     from .console.users import AdminUserError, create_admin
 
     password = os.environ.get(password_env)
@@ -245,10 +253,12 @@ def admins_create(username, role, password_env, language):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         with opened_gateway() as gateway:
-            create_admin(gateway, username, password, role, language=language)
+            create_admin(gateway, username, password, role, language=language, agency=agency,
+                         key_type="test" if test_key else "live")
     except AdminUserError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"console user {username} created with role {role}")
+    where = f" of agency {agency} ({'test' if test_key else 'live'})" if agency else ""
+    click.echo(f"console user {username} created with role {role}{where}")
 
 
 @admins.command("list")
@@ -259,7 +269,8 @@ def admins_list():
     with opened_gateway() as gateway:
         for user in list_admins(gateway):
             state = "active" if user.active else "disabled"
-            click.echo(f"{user.username}  {user.role}  {state}")
+            agency = f"  agency {user.agency_id} {user.key_type}" if user.agency_id else ""
+            click.echo(f"{user.username}  {user.role}  {state}{agency}")
 
 
 @main.group()

@@ -69,9 +69,11 @@ class LocationSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90),
+                       metadata={"label": {"id": "Lintang", "en": "Latitude"}})
     lng = fields.Float(required=True, allow_nan=False,
-                       validate=validate.Range(min=-180, max=180))
+                       validate=validate.Range(min=-180, max=180),
+                       metadata={"label": {"id": "Bujur", "en": "Longitude"}})
 
 
 class ServiceAreaSchema(Schema):

@@ -129,7 +129,9 @@ class ServiceRequest(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
-    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    #: the API key that made it; None when agency staff made it in the console (the audit
+    #: record names the console user)
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
     service: Mapped[str] = mapped_column(String(64), index=True)
     #: ``live`` or ``test``: the type of the key that made it, the world it lives in
     key_type: Mapped[str] = mapped_column(String(8))
@@ -319,7 +321,10 @@ class FleetJob(Base):
 
 
 class AdminUser(Base):
-    """A person who runs the gateway from the console (``admin``, ``operator``, ``auditor``).
+    """A person who signs in to the console: one who runs the gateway (``admin``,
+    ``operator``, ``auditor``), or an agency's own staff (``agency_staff``,
+    ``agency_manager``), tied to one agency and one type of key (``live`` or ``test``), who
+    sees exactly what that agency's key of that type would see.
 
     Only a salted, slow hash of the password is kept (werkzeug's scrypt).
     """
@@ -334,6 +339,9 @@ class AdminUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: for agency roles only: the agency and the world (key type) the account sees
+    agency_id: Mapped[str | None] = mapped_column(ForeignKey("agencies.id"), index=True)
+    key_type: Mapped[str | None] = mapped_column(String(8))
 
 
 class ConfigVersion(Base):

@@ -308,6 +308,12 @@ class ConsoleSchema(Schema):
                            "'scrypt:N:r:p'. A weaker cost is refused in mode live; the test "
                            "suite uses a cheap one so that its hundreds of sign-ins do not "
                            "spend minutes hashing."})
+    map_tiles_url = fields.String(
+        load_default="", validate=validate.Regexp(
+            r"^(https?://[^\s'\";,<>]+)?$", error="An http(s) URL template, or empty."),
+        metadata={"description": "The tile server of the console's maps, as a Leaflet URL "
+                                 "template (https://tiles.example/{z}/{x}/{y}.png). Empty: "
+                                 "no tiles; a point is still shown on a blank map."})
 
 
 class MetricsSchema(Schema):

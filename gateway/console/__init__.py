@@ -14,6 +14,7 @@ import importlib
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import flask_babel
 from flask import (
@@ -42,8 +43,8 @@ from .i18n import N_
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 STATIC = Path(__file__).parent / "static"
 
-VIEW_MODULES = ("session", "dashboard", "requests", "fleet", "agencies", "services", "audit",
-                "queues")
+VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
+                "staff", "services", "audit", "queues")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -54,6 +55,7 @@ NAV = (
     ("console.services", "Services and providers", "console:config:read"),
     ("console.audit", "Audit", "console:audit:read"),
     ("console.queues", "Queues", "console:queues:read"),
+    ("console.my_staff", "Staff accounts", "console:staff:own"),
 )
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -115,8 +117,19 @@ def _choose_language():
     flask_babel.refresh()       # in case anything asked for the language before this
 
 
+def _content_security_policy() -> str:
+    """The policy, letting map tiles come from the configured tile server only."""
+    tiles = gateway().settings["console"].get("map_tiles_url") or ""
+    parts = urlsplit(tiles)
+    host = parts.netloc.replace("{s}", "*")     # Leaflet's subdomains: a.tile..., b.tile...
+    if parts.scheme in ("http", "https") and host and not set("{}; '\"") & set(host):
+        return CONTENT_SECURITY_POLICY.replace(
+            "img-src 'self' data:", f"img-src 'self' data: {parts.scheme}://{host}")
+    return CONTENT_SECURITY_POLICY
+
+
 def _security_headers(response):
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Content-Security-Policy"] = _content_security_policy()
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"

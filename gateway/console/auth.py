@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..events import Event
 from ..hookspecs import hookimpl
-from ..models import AdminUser
+from ..models import AdminUser, Agency
 from . import sessions, throttle
 from .i18n import gettext as _
 from .i18n import ngettext
@@ -32,8 +32,15 @@ def actor_from_request(gateway, request):
         user = db_session.get(AdminUser, record["user_id"])
         if user is None or not user.active:
             return None
-        return {"type": "admin", "id": user.username, "role": user.role,
-                "user_id": user.id, "language": user.language}
+        actor = {"type": "admin", "id": user.username, "role": user.role,
+                 "user_id": user.id, "language": user.language}
+        if user.agency_id is not None:      # agency staff: see agency_actor.py
+            agency = db_session.get(Agency, user.agency_id)
+            if agency is None or not agency.active:
+                return None                 # as the agency's keys stop working
+            actor.update(agency_id=agency.id, agency_name=agency.name,
+                         key_type=user.key_type)
+        return actor
 
 
 def new_csrf_token() -> str:

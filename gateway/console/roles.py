@@ -1,7 +1,10 @@
 """Console roles and what each may do, answered through the ``permission_allowed`` hook.
 
 ``admin`` may do everything, ``operator`` handles requests and the own-fleet dispatch,
-``auditor`` reads everything and changes nothing. The console shows a link, a button or a
+``auditor`` reads everything and changes nothing. The agency roles belong to one agency's
+own people: ``agency_staff`` sees that agency's requests (exactly what its API key of the
+account's type would see, ``agency_actor.py``) and makes new ones by form;
+``agency_manager`` also adds and removes the agency's staff. The console shows a link, a button or a
 form only when the same check that guards its view allows it, so what a role may not do is
 neither shown nor accepted.
 """
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 
-ROLES = ("admin", "operator", "auditor")
+STAFF_ROLES = ("admin", "operator", "auditor")
+AGENCY_ROLES = ("agency_staff", "agency_manager")
+ROLES = STAFF_ROLES + AGENCY_ROLES
 
 #: actions that only read
 READ_ACTIONS = frozenset({
@@ -35,13 +40,22 @@ ADMIN_ACTIONS = frozenset({
     "console:queues:manage",       # retry or discard failed jobs
 })
 
+AGENCY_STAFF_ACTIONS = frozenset({
+    "console:requests:read",       # its own agency's requests only (agency_actor.py)
+    "console:requests:create",     # a new request by form, through intake
+})
+
+STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)
+
 ROLE_ACTIONS = {
     "auditor": READ_ACTIONS,
     "operator": READ_ACTIONS | OPERATOR_ACTIONS,
-    "admin": READ_ACTIONS | OPERATOR_ACTIONS | ADMIN_ACTIONS,
+    "admin": READ_ACTIONS | OPERATOR_ACTIONS | ADMIN_ACTIONS | {STAFF_MANAGE},
+    "agency_staff": AGENCY_STAFF_ACTIONS,
+    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE, "console:staff:own"},
 }
 
-ALL_ACTIONS = ROLE_ACTIONS["admin"]
+ALL_ACTIONS = frozenset().union(*ROLE_ACTIONS.values())
 
 
 @hookimpl

@@ -23,7 +23,8 @@ STATUSES = (
 
 #: console roles (``roles.ROLES``) and key types (``gateway.keys``)
 PEOPLE_AND_KEYS = (
-    N_("admin"), N_("operator"), N_("auditor"), N_("fleet_dispatch"),
+    N_("admin"), N_("operator"), N_("auditor"), N_("agency_staff"), N_("agency_manager"),
+    N_("fleet_dispatch"),
     N_("live"), N_("test"), N_("live key"), N_("test key"),
 )
 

@@ -44,16 +44,32 @@ class PatientSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True, mobile=True)   # the courier calls the patient
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120),
+                         metadata={"label": {"id": "Nama pasien", "en": "Patient's name"}})
+    # the courier calls the patient
+    phone = IndonesianPhone(required=True, mobile=True, metadata={
+        "label": {"id": "Nomor HP pasien", "en": "Patient's mobile number"},
+        "help": {"id": "Nomor HP yang dihubungi kurir, mis. 0812-3456-7890.",
+                 "en": "The mobile number the courier calls, e.g. 0812-3456-7890."}})
     nik = fields.String(required=True, validate=WholeMatch(
         r"^[0-9]{16}$", error="Must be exactly 16 digits."),
-        metadata={"description": "16-digit national identity number; never sent to a courier."})
-    address = fields.String(required=True, validate=validate.Length(min=5, max=300))
-    location = fields.Nested(LocationSchema, required=True)
+        metadata={"description": "16-digit national identity number; never sent to a courier.",
+                  "label": {"id": "NIK", "en": "NIK (national identity number)"},
+                  "help": {"id": "16 angka; tidak pernah dikirim ke kurir.",
+                           "en": "16 digits; never sent to a courier."}})
+    address = fields.String(required=True, validate=validate.Length(min=5, max=300),
+                            metadata={"label": {"id": "Alamat", "en": "Address"}})
+    location = fields.Nested(LocationSchema, required=True, metadata={
+        "label": {"id": "Titik antar", "en": "Delivery point"},
+        "help": {"id": "Lintang dan bujur rumah pasien.",
+                 "en": "Latitude and longitude of the patient's home."}})
     ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
         "description": "The patient's SATUSEHAT IHS number (Patient id), if the puskesmas "
-                       "has it; personal data, never sent to a courier."})
+                       "has it; personal data, never sent to a courier.",
+        "label": {"id": "Nomor IHS pasien", "en": "Patient's IHS number"},
+        "help": {"id": "Nomor IHS SATUSEHAT pasien, bila ada; tidak pernah dikirim ke kurir.",
+                 "en": "The patient's SATUSEHAT IHS number, if known; never sent to a "
+                       "courier."}})
 
 
 #: Categories BPOM 8/2020 (Pasal 27) forbids distributing online; refused unless allowed.
@@ -65,18 +81,31 @@ class ItemSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"label": {"id": "Nama obat", "en": "Medicine"}})
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000),
+                              metadata={"label": {"id": "Jumlah", "en": "Quantity"}})
     category = fields.String(load_default="regular", validate=validate.OneOf(CATEGORIES),
-                             metadata={"description": "regular, insulin (an injectable that "
+                             metadata={"label": {"id": "Golongan", "en": "Category"},
+                                       "help": {"id": "Kosong: obat biasa.",
+                                                "en": "Empty: a regular medicine."},
+                                       "description": "regular, insulin (an injectable that "
                                                       "may be delivered), narcotic, psychotropic,"
                                                       " precursor or injectable."})
     kfa_code = fields.String(load_default=None, validate=KFA_CODE, metadata={
-        "description": "The drug's KFA code (SATUSEHAT's drug dictionary)."})
+        "description": "The drug's KFA code (SATUSEHAT's drug dictionary).",
+        "label": {"id": "Kode KFA", "en": "KFA code"},
+        "help": {"id": "8 angka, dari Kamus Farmasi dan Alat Kesehatan (opsional).",
+                 "en": "8 digits, from SATUSEHAT's drug dictionary (optional)."}})
     unit = fields.String(load_default=None, validate=DRUG_FORM, metadata={
-        "description": "The unit of quantity, an HL7 v3 orderableDrugForm code (TAB, CAP)."})
+        "description": "The unit of quantity, an HL7 v3 orderableDrugForm code (TAB, CAP).",
+        "label": {"id": "Satuan", "en": "Unit"},
+        "help": {"id": "Mis. TAB, CAP, SYR (opsional).", "en": "E.g. TAB, CAP, SYR "
+                                                                "(optional)."}})
     medication_request_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
-        "description": "The SATUSEHAT MedicationRequest (prescription item) this dispenses."})
+        "description": "The SATUSEHAT MedicationRequest (prescription item) this dispenses.",
+        "label": {"id": "Id MedicationRequest SATUSEHAT",
+                  "en": "SATUSEHAT MedicationRequest id"}})
 
 
 class SatusehatReferencesSchema(Schema):
@@ -87,13 +116,17 @@ class SatusehatReferencesSchema(Schema):
 
     organization_id = fields.String(required=True, validate=FHIR_ID, metadata={
         "description": "The puskesmas's SATUSEHAT Organization id (names the identifier "
-                       "systems)."})
+                       "systems).",
+        "label": {"id": "Id Organization puskesmas", "en": "Puskesmas Organization id"}})
     location_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
-        "description": "The pharmacy's SATUSEHAT Location id."})
+        "description": "The pharmacy's SATUSEHAT Location id.",
+        "label": {"id": "Id Location apotek", "en": "Pharmacy Location id"}})
     encounter_id = fields.String(load_default=None, validate=FHIR_ID, metadata={
-        "description": "The visit's SATUSEHAT Encounter id."})
+        "description": "The visit's SATUSEHAT Encounter id.",
+        "label": {"id": "Id Encounter kunjungan", "en": "Visit Encounter id"}})
     pharmacist_ihs_number = fields.String(load_default=None, validate=IHS_NUMBER, metadata={
-        "description": "The dispensing pharmacist's IHS number (Practitioner id)."})
+        "description": "The dispensing pharmacist's IHS number (Practitioner id).",
+        "label": {"id": "Nomor IHS apoteker", "en": "Pharmacist's IHS number"}})
 
 
 class MedicineDeliveryRequestSchema(Schema):
@@ -103,22 +136,47 @@ class MedicineDeliveryRequestSchema(Schema):
         unknown = RAISE
 
     prescription_id = fields.String(required=True, validate=REFERENCE, metadata={
-        "description": "The pharmacy's prescription number."})
+        "description": "The pharmacy's prescription number.",
+        "label": {"id": "Nomor resep", "en": "Prescription number"},
+        "help": {"id": "Nomor resep dari apotek.", "en": "The pharmacy's prescription number."}})
     pickup_location_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
                                        metadata={"description": "A puskesmas or pharmacy id "
-                                                                "from the gateway's registry."})
-    patient = fields.Nested(PatientSchema, required=True)
+                                                                "from the gateway's registry.",
+                                                 "label": {"id": "Diambil dari",
+                                                           "en": "Picked up at"},
+                                                 "help": {"id": "Puskesmas atau apotek asal.",
+                                                          "en": "The puskesmas or pharmacy "
+                                                                "it leaves from."},
+                                                 "choices_from": "pickup_locations"})
+    patient = fields.Nested(PatientSchema, required=True,
+                            metadata={"label": {"id": "Pasien", "en": "Patient"}})
     items = fields.List(fields.Nested(ItemSchema), required=True,
-                        validate=validate.Length(min=1, max=50))
+                        validate=validate.Length(min=1, max=50),
+                        metadata={"label": {"id": "Obat", "en": "Medicines"}})
     cold_chain = fields.Boolean(load_default=False, metadata={
-        "description": "The package must stay cool (insulin, some vaccines)."})
+        "description": "The package must stay cool (insulin, some vaccines).",
+        "label": {"id": "Rantai dingin (harus tetap dingin)",
+                  "en": "Cold chain (must stay cool)"},
+        "help": {"id": "Mis. insulin dan sebagian vaksin.",
+                 "en": "E.g. insulin and some vaccines."}})
     pharmacist_counselled = fields.Boolean(required=True, metadata={
-        "description": "A pharmacist explained the medicine to the patient before dispatch."})
+        "description": "A pharmacist explained the medicine to the patient before dispatch.",
+        "label": {"id": "Apoteker sudah memberi konseling",
+                  "en": "A pharmacist has counselled the patient"},
+        "help": {"id": "Apoteker sudah menjelaskan obatnya kepada pasien sebelum dikirim.",
+                 "en": "A pharmacist explained the medicine to the patient before "
+                       "dispatch."}})
     notes_for_courier = fields.String(load_default=None, allow_none=True,
-                                      validate=validate.Length(max=200))
+                                      validate=validate.Length(max=200),
+                                      metadata={"label": {"id": "Catatan untuk kurir",
+                                                          "en": "Notes for the courier"}})
     satusehat = fields.Nested(SatusehatReferencesSchema, load_default=None, metadata={
         "description": "SATUSEHAT references, for the FHIR record of the dispense; "
-                       "health data, sealed and purged with the request."})
+                       "health data, sealed and purged with the request.",
+        "label": {"id": "Rujukan SATUSEHAT (opsional)",
+                  "en": "SATUSEHAT references (optional)"},
+        "help": {"id": "Untuk catatan FHIR penyerahan obat; kosongkan bila tidak ada.",
+                 "en": "For the FHIR record of the dispense; leave empty if none."}})
 
 
 class EligibilitySchema(Schema):

@@ -17,8 +17,11 @@ class VisitorSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    phone = IndonesianPhone(required=True, mobile=True)   # the driver calls the visitor
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120),
+                         metadata={"label": {"id": "Nama", "en": "Name"}})
+    # the driver calls the visitor
+    phone = IndonesianPhone(required=True, mobile=True,
+                            metadata={"label": {"id": "Nomor HP", "en": "Mobile number"}})
 
 
 class TourismTransportRequestSchema(Schema):
@@ -28,19 +31,34 @@ class TourismTransportRequestSchema(Schema):
         unknown = RAISE
 
     booking_id = fields.String(required=True, validate=REFERENCE, metadata={
-        "description": "The tourism office's own booking number."})
+        "description": "The tourism office's own booking number.",
+        "label": {"id": "Nomor pemesanan", "en": "Booking number"}})
     visitor = fields.Nested(VisitorSchema, required=True, metadata={
-        "description": "The lead visitor: name and phone only."})
-    pickup_point_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    destination_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+        "description": "The lead visitor: name and phone only.",
+        "label": {"id": "Wisatawan", "en": "Visitor"}})
+    pickup_point_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                                    metadata={"label": {"id": "Titik jemput",
+                                                        "en": "Pickup point"},
+                                              "choices_from": "pickup_points"})
+    destination_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                                   metadata={"label": {"id": "Tujuan", "en": "Destination"},
+                                             "choices_from": "destinations"})
     passengers = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=60),
                                 metadata={"description": "Parties from `group_min_passengers` "
-                                                         "go on the regency's shuttle."})
+                                                         "go on the regency's shuttle.",
+                                          "label": {"id": "Jumlah penumpang",
+                                                    "en": "Passengers"}})
     group_name = fields.String(load_default=None, allow_none=True,
-                               validate=validate.Length(max=120))
+                               validate=validate.Length(max=120),
+                               metadata={"label": {"id": "Nama rombongan", "en": "Group name"}})
     departure_at = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
         "description": "ISO 8601 with a zone; empty for now; at most 30 days ahead. Groups: "
-                       "one of the shuttle's departures."})
+                       "one of the shuttle's departures.",
+        "label": {"id": "Waktu berangkat", "en": "Departure"},
+        "help": {"id": "Kosong: sekarang. Paling lama 30 hari ke depan; rombongan: salah satu "
+                       "jadwal shuttle.",
+                 "en": "Empty: now. At most 30 days ahead; groups: one of the shuttle's "
+                       "departures."}})
 
 
 class DepartureSchema(Schema):

@@ -37,9 +37,12 @@ class ParcelSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    description = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=120),
+                                metadata={"label": {"id": "Isi paket", "en": "Contents"}})
     weight_grams = fields.Integer(required=True, strict=True,
-                                  validate=validate.Range(min=1, max=200_000))
+                                  validate=validate.Range(min=1, max=200_000),
+                                  metadata={"label": {"id": "Berat (gram)",
+                                                      "en": "Weight (grams)"}})
     length_cm = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
     width_cm = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
     height_cm = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
@@ -56,14 +59,23 @@ class UmkmPickupRequestSchema(Schema):
 
     order_id = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"),
-        metadata={"description": "The business's own order number."})
-    business = fields.Nested(BusinessSchema, required=True)
-    parcel = fields.Nested(ParcelSchema, required=True)
+        metadata={"description": "The business's own order number.",
+                  "label": {"id": "Nomor pesanan", "en": "Order number"}})
+    business = fields.Nested(BusinessSchema, required=True,
+                             metadata={"label": {"id": "Usaha (tempat jemput)",
+                                                 "en": "Business (pickup)"}})
+    parcel = fields.Nested(ParcelSchema, required=True,
+                           metadata={"label": {"id": "Paket", "en": "Parcel"}})
     dropoffs = fields.List(fields.Nested(DropoffSchema), required=True,
-                           validate=validate.Length(min=1, max=10))
+                           validate=validate.Length(min=1, max=10),
+                           metadata={"label": {"id": "Tujuan antar", "en": "Drop-offs"}})
     cash_on_delivery = fields.Integer(strict=True, load_default=None, allow_none=True,
                                       validate=validate.Range(min=1),
-                                      metadata={"description": "Rupiah to collect."})
+                                      metadata={"description": "Rupiah to collect.",
+                                                "label": {"id": "Bayar di tempat (Rp)",
+                                                          "en": "Cash on delivery (Rp)"},
+                                                "help": {"id": "Kosong: tidak ada.",
+                                                         "en": "Empty: none."}})
 
 
 class UmkmPickupConfigSchema(Schema):

@@ -14,9 +14,12 @@ PASSWORD = "correct horse battery"
 _numbers = itertools.count(1)
 
 
-def sign_in(app, role: str, username: str | None = None) -> ConsoleClient:
+def sign_in(app, role: str, username: str | None = None, agency: str | None = None,
+            key_type: str = "live") -> ConsoleClient:
+    """A new console user, signed in (an agency role needs ``agency``, its id or name)."""
     username = username or f"{role}{next(_numbers)}"
-    create_admin(app.extensions["gateway"], username, PASSWORD, role, language="en")
+    create_admin(app.extensions["gateway"], username, PASSWORD, role, language="en",
+                 agency=agency, key_type=key_type)
     return ConsoleClient.sign_in(app, username, PASSWORD, role)
 
 

@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from gateway import create_app
 from gateway.cli import main
-from tests.conftest import SERVICE_PLUGINS
+from gateway.testing import ConsoleClient
+from tests.conftest import MEDICINE_BODY, SERVICE_PLUGINS, bearer
 from tests.conftest import run_cli as run
 
 
@@ -179,7 +180,37 @@ def test_admins_create_takes_the_password_from_the_environment_and_it_signs_in(
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     signed_in = client.post("/console/sign-in", data={
         "csrf_token": token, "username": "nur", "password": "a-long-enough-password"})
-    assert signed_in.status_code == 302 and signed_in.headers["Location"].endswith("/dashboard")
+    assert signed_in.status_code == 302 and signed_in.headers["Location"].endswith("/console/")
+
+
+def test_admins_create_agency_staff_who_sees_only_that_agency_in_its_world(
+        cli_env, app_for, monkeypatch):
+    run("db", "upgrade")
+    key = re.search(r"api key:\s+(\S+)", run("agencies", "create", "Puskesmas Sobo",
+                                               "--services", "medicine_delivery")[1]).group(1)
+    run("agencies", "create", "Puskesmas Other", "--services", "medicine_delivery")
+    monkeypatch.setenv("GATEWAY_ADMIN_PASSWORD", "a-long-enough-password")
+    code, output = run("admins", "create", "rina", "--role", "agency_staff")
+    assert code != 0 and "needs an agency" in output
+    code, output = run("admins", "create", "rina", "--role", "agency_staff", "--agency",
+                       "Nowhere")
+    assert code != 0 and "no agency" in output
+    code, output = run("admins", "create", "ops", "--role", "operator", "--agency",
+                       "Puskesmas Sobo")
+    assert code != 0 and "belongs to no agency" in output
+    code, output = run("admins", "create", "rina", "--role", "agency_staff", "--agency",
+                       "Puskesmas Sobo", "--test")
+    assert code == 0 and "Puskesmas Sobo (test)" in output, output
+    code, output = run("admins", "list")
+    assert re.search(r"^rina\s+agency_staff\s+active\s+agency \S+ test$", output, re.M)
+    app, _gateway = app_for(cli_env)
+    made = app.test_client().post("/api/v1/services/medicine_delivery/requests",
+                                  json=MEDICINE_BODY, headers=bearer(key))
+    assert made.status_code == 202        # a live request: not in rina's test world
+    console = ConsoleClient.sign_in(app, "rina", "a-long-enough-password")
+    page = console.get("/console/requests").get_data(as_text=True)
+    assert made.get_json()["id"] not in page and "Puskesmas Sobo" in page
+    assert console.get(f"/console/requests/{made.get_json()['id']}").status_code == 404
 
 
 def test_admins_create_without_a_password_or_a_terminal_says_so(cli_env, monkeypatch):

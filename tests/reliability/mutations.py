@@ -50,6 +50,22 @@ MUTATIONS = (
              "return and_(ServiceRequest.agency_id == ServiceRequest.agency_id,",
              # get and cancel also ask permission (a second line); the list has only the scope
              ("tests/gateway/test_api_v1.py", "tests/reliability/test_access_matrix.py")),
+    Mutation("console-agency-scope", "agency staff see only their agency's requests",
+             "gateway/console/agency_actor.py",
+             "        return query.where(owned_by(_world(actor)))",
+             "        return query",
+             ("tests/console/test_agency_staff.py::"
+              "test_staff_of_a_sees_a_requests_only_in_list_detail_and_search",)),
+    Mutation("console-agency-detail", "agency staff open only their agency's requests",
+             "gateway/console/agency_actor.py", "    if is_agency(actor):\n        return get",
+             "    if False:\n        return get",
+             ("tests/reliability/test_access_matrix.py::"
+              "test_each_caller_gets_what_the_matrix_says[console.request_detail]",)),
+    Mutation("manager-reach", "an agency manager manages only its own agency's staff",
+             "gateway/console/agency_actor.py",
+             '        return actor["agency_id"] == agency_id', "        return True",
+             ("tests/console/test_agency_staff.py::"
+              "test_manager_cannot_raise_roles_touch_other_agencies_or_admins",)),
     Mutation("key-type-scope", "a test key never sees a live request, and back",
              "gateway/records.py",
              '                ServiceRequest.key_type == actor["key_type"])',
@@ -83,7 +99,7 @@ MUTATIONS = (
              "TRUST_SECONDS = 1.0", "TRUST_SECONDS = 300.0",
              ("tests/gateway/test_auth_cache.py",)),
     Mutation("security-headers", "console security headers", "gateway/console/__init__.py",
-             '    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY',
+             '    response.headers["Content-Security-Policy"] = _content_security_policy()',
              "    return response",
              ("tests/console/test_sign_in.py::test_console_pages_carry_the_security_headers",)),
     Mutation("rate-limit", "token bucket per agency and key type", "gateway/ratelimit.py",

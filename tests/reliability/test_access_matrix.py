@@ -2,7 +2,8 @@
 
 Callers: nobody, a malformed key, a revoked key, another agency's key, the owner's test key,
 the owner's live key, an agency with the fleet_dispatch role, and a signed-in console user
-of each role (admin, operator, auditor). The owner's requests are made with its test key, so
+of each role (admin, operator, auditor; the owner's agency staff and agency manager, both of
+its test world; and another agency's staff). The owner's requests are made with its test key, so
 its live key is a stranger to them (test and live keys are two worlds). A route added to the
 app without a row here fails ``test_every_route_has_a_row``.
 
@@ -22,11 +23,15 @@ from tests.console.conftest import sign_in
 
 AGENCY_CALLERS = ("nobody", "malformed", "revoked", "stranger", "owner_test", "owner_live",
                   "fleet")
-CONSOLE_CALLERS = ("admin", "operator", "auditor")
+GATEWAY_STAFF = ("admin", "operator", "auditor")
+#: agency accounts: (role, agency) -- the owner's, in its test world where {own} lives
+AGENCY_ACCOUNTS = {"staff": ("agency_staff", "owner"), "manager": ("agency_manager", "owner"),
+                   "stranger_staff": ("agency_staff", "stranger")}
+CONSOLE_CALLERS = GATEWAY_STAFF + tuple(AGENCY_ACCOUNTS)
 CALLERS = AGENCY_CALLERS + CONSOLE_CALLERS
 
-DENIED = {"nobody": 401, "malformed": 401, "revoked": 401, "admin": 401, "operator": 401,
-          "auditor": 401}
+DENIED = {"nobody": 401, "malformed": 401, "revoked": 401,
+          **dict.fromkeys(CONSOLE_CALLERS, 401)}
 LOGIN = dict.fromkeys(AGENCY_CALLERS, "login")
 
 
@@ -34,13 +39,17 @@ def everyone(status):
     return dict.fromkeys(CALLERS, status)
 
 
-def console(admin, operator, auditor):
-    """A console route: agency callers are sent to sign in; each role gets its answer."""
-    return {**LOGIN, "admin": admin, "operator": operator, "auditor": auditor}
+def console(admin, operator, auditor, staff=403, manager=None, stranger_staff=None):
+    """A console route: agency callers are sent to sign in; each role gets its answer (the
+    agency roles: 403 unless said, a manager and another agency's staff as staff unless
+    said)."""
+    return {**LOGIN, "admin": admin, "operator": operator, "auditor": auditor,
+            "staff": staff, "manager": staff if manager is None else manager,
+            "stranger_staff": staff if stranger_staff is None else stranger_staff}
 
 
-def readable(status=200):
-    return console(status, status, status)
+def readable(status=200, **agency_roles):
+    return console(status, status, status, **agency_roles)
 
 
 # endpoint -> (method, path template, body, {caller: expected status})
@@ -81,12 +90,14 @@ ROWS = {
     "console.sign_in": ("GET", "/console/sign-in", None, everyone(200)),
     "console.choose_language": ("POST", "/console/language", {"language": "en"}, {
         **dict.fromkeys(AGENCY_CALLERS, 400), **dict.fromkeys(CONSOLE_CALLERS, 302)}),
-    "console.index": ("GET", "/console/", None, readable(302)),
+    "console.index": ("GET", "/console/", None, readable(302, staff=302)),
     "console.sign_out": ("POST", "/console/sign-out", {}, everyone("login")),
     # -- reading: every role ----------------------------------------------------------------
     "console.dashboard": ("GET", "/console/dashboard", None, readable()),
-    "console.requests": ("GET", "/console/requests", None, readable()),
-    "console.request_detail": ("GET", "/console/requests/{own}", None, readable()),
+    # agency accounts: only their agency's world ({own} is the owner's test world)
+    "console.requests": ("GET", "/console/requests", None, readable(staff=200)),
+    "console.request_detail": ("GET", "/console/requests/{own}", None,
+                               readable(staff=200, stranger_staff=404)),
     "console.fleet": ("GET", "/console/fleet", None, readable()),
     "console.agencies": ("GET", "/console/agencies", None, readable()),
     "console.agency_detail": ("GET", "/console/agencies/{agency}", None, readable()),
@@ -105,6 +116,18 @@ ROWS = {
     "console.retry": ("POST", "/console/requests/{own}/retry", {}, console(302, 302, 403)),
     "console.fleet_step": ("POST", "/console/fleet/nosuchjob/accept", {"staff_name": "Ratna"},
                            console(302, 302, 403)),
+    # -- agency accounts: a request by form, their agency's staff ------------------------------
+    "console.new_request": ("GET", "/console/services/medicine_delivery/new", None,
+                            console(403, 403, 403, staff=200)),
+    "console.my_staff": ("GET", "/console/staff", None, console(403, 403, 403, manager=302)),
+    "console.agency_staff": ("GET", "/console/agencies/{agency}/staff", None,
+                             console(200, 403, 403, manager=200)),
+    "console.create_staff": ("POST", "/console/agencies/{agency}/staff",
+                             {"username": "staff-of-{caller}", "password": "long enough pass",
+                              "role": "agency_staff", "key_type": "test"},
+                             console(201, 403, 403, manager=201)),
+    "console.remove_staff": ("POST", "/console/agencies/{agency}/staff/nosuchuser/remove", {},
+                             console(404, 403, 403, manager=404)),
     # -- running the gateway: admin only ------------------------------------------------------
     "console.create_agency_view": ("POST", "/console/agencies",
                                    {"name": "Agency of {caller}",
@@ -145,8 +168,11 @@ def callers(app):
     headers = {name: ({} if name == "nobody" else
                       {"Authorization": value} if name == "malformed" else bearer(value))
                for name, value in [("nobody", None), *keys.items()]}
-    return {"headers": headers, "agency": owner.id,
-            "console": {role: sign_in(app, role) for role in CONSOLE_CALLERS}}
+    agencies = {"owner": owner.id, "stranger": _stranger.id}
+    accounts = {role: sign_in(app, role) for role in GATEWAY_STAFF}
+    for caller, (role, agency) in AGENCY_ACCOUNTS.items():
+        accounts[caller] = sign_in(app, role, agency=agencies[agency], key_type="test")
+    return {"headers": headers, "agency": owner.id, "console": accounts}
 
 
 def _answer(response):

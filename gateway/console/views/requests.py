@@ -1,4 +1,8 @@
-"""Requests: search and filter, one request's whole timeline, cancel and retry dispatch."""
+"""Requests: search and filter, one request's whole timeline, cancel and retry dispatch.
+
+What an agency's own staff see is scoped in one place, ``agency_actor.py``: every query here
+goes through it.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ from ...models import (
 from ...operations import RETRYABLE, cancel_request, retry_dispatch
 from ...records import encode_cursor, newest_first_after
 from ...statuses import Status
-from .. import audit, bp, can, gateway, render, requires, timeline
-from ..i18n import N_
+from .. import agency_actor, audit, bp, can, gateway, render, requires, timeline
+from ..i18n import N_, service_title
 from ..i18n import gettext as _
 from ..masking import flatten, masked
 
@@ -41,8 +45,8 @@ def _day_start(text: str | None) -> datetime | None:
 
 
 def _search(args, cursor: str | None):
-    query = select(ServiceRequest, Agency.name).join(Agency,
-                                                     Agency.id == ServiceRequest.agency_id)
+    query = agency_actor.scope(select(ServiceRequest, Agency.name).join(
+        Agency, Agency.id == ServiceRequest.agency_id), g.actor)
     if args.get("service"):
         query = query.where(ServiceRequest.service == args["service"])
     if args.get("status"):
@@ -78,14 +82,29 @@ def _search(args, cursor: str | None):
 @requires("console:requests:read")
 def requests():
     args = {name: request.args.get(name, "").strip() for name in FILTERS}
+    own_agency = agency_actor.is_agency(g.actor)
+    if own_agency:              # one agency, one world: nothing to choose
+        args["agency"] = args["key_type"] = ""
     rows, next_cursor = _search(args, request.args.get("cursor"))
     with gateway().db.read() as session:
-        agencies = session.execute(select(Agency.id, Agency.name).order_by(Agency.name)).all()
+        agencies = [] if own_agency else session.execute(
+            select(Agency.id, Agency.name).order_by(Agency.name)).all()
     return render("console/requests.html", rows=rows, args=args, next_cursor=next_cursor,
                   agencies=agencies, services=sorted(gateway().services),
-                  key_types=KEY_TYPES,
+                  key_types=() if own_agency else KEY_TYPES, own_agency=own_agency,
+                  new_request_services=_services_to_request(),
                   providers=sorted(gateway().courier_configs),
                   statuses=[status.value for status in Status])
+
+
+def _services_to_request() -> list:
+    """The services this console user may make a request to by form: (name, title)."""
+    if not can("console:requests:create") or not agency_actor.is_agency(g.actor):
+        return []
+    gw = gateway()
+    allowed = agency_actor.as_agency(gw, g.actor)["services"]
+    return [(name, service_title(service))
+            for name, service in sorted(gw.enabled_services().items()) if name in allowed]
 
 
 def _story(session, record: ServiceRequest):
@@ -95,9 +114,11 @@ def _story(session, record: ServiceRequest):
                                .where(CourierAttempt.request_id == record.id)).all()
     callbacks = session.scalars(select(CallbackDelivery)
                                 .where(CallbackDelivery.request_id == record.id)).all()
-    records = session.scalars(select(AuditRecord)
-                              .where(AuditRecord.target == f"request:{record.id}")
-                              .order_by(AuditRecord.seq).limit(500)).all()
+    # the audit trail is the office's: an agency's own people see the request's story as
+    # its API sees it (status events, attempts, callbacks), not who in the office read it
+    records = [] if agency_actor.is_agency(g.actor) else session.scalars(
+        select(AuditRecord).where(AuditRecord.target == f"request:{record.id}")
+        .order_by(AuditRecord.seq).limit(500)).all()
     return timeline.build(events, attempts, callbacks, records), attempts
 
 
@@ -107,14 +128,14 @@ def request_detail(request_id: str):
     gw = gateway()
     show_personal = request.args.get("personal") == "1" and can("console:requests:personal")
     with gw.db.read() as session:
-        record = session.get(ServiceRequest, request_id)
-        if record is None:
-            return render("console/error.html", 404, status=404,
-                          reason="There is nothing here.")
+        record = agency_actor.find_request(session, g.actor, request_id)
         agency = session.get(Agency, record.agency_id)
         story, attempts = _story(session, record)
         payload = gw.vault.open(record.payload_ciphertext) if record.payload_ciphertext \
             else None
+        # the PIN to hand to the citizen: the agency's own people see it, as its key does
+        pin = gw.vault.open(record.delivery_pin_ciphertext) \
+            if record.delivery_pin_ciphertext and agency_actor.is_agency(g.actor) else None
         session.expunge_all()
     if payload is not None and show_personal:
         with gw.db.write() as session:   # reading personal data is itself a fact to audit
@@ -124,6 +145,7 @@ def request_detail(request_id: str):
     return render("console/request_detail.html", record=record, agency=agency,
                   story=story, attempts=attempts, personal=shown,
                   show_personal=show_personal, purged=record.purged_at is not None,
+                  pin=pin, tracking_url=None,
                   may_cancel=not status.terminal and can("console:requests:act"),
                   may_retry=(status in RETRYABLE and record.provider is None
                              and record.pending_job in (None, "dispatch")

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import g, redirect, request, session, url_for
 
 from ...gate import public
-from .. import bp, gateway, render
+from .. import agency_actor, bp, gateway, render
 from ..auth import sign_in as do_sign_in
 from ..auth import sign_out as do_sign_out
 from ..i18n import LANGUAGES
@@ -21,11 +21,14 @@ def _safe_next(target: str | None) -> str:
         if not parts.scheme and not parts.netloc and target.startswith("/console/") \
                 and not target.startswith("//"):
             return target
-    return url_for("console.dashboard")
+    return url_for("console.index")
 
 
 @bp.route("/")
 def index():
+    """The start page: the dashboard, or an agency's own requests for its staff."""
+    if agency_actor.is_agency(g.get("actor")):
+        return redirect(url_for("console.requests"))
     return redirect(url_for("console.dashboard"))
 
 
