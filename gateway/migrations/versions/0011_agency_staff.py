@@ -1,7 +1,7 @@
 """agency staff: console accounts tied to one agency and one key type; requests made in the
 console have no API key
 
-Revision ID: 0013
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-03
 """
@@ -9,7 +9,7 @@ Create Date: 2026-12-03
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
+revision = '0011'
 down_revision = '0010'
 branch_labels = None
 depends_on = None
