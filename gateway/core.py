@@ -29,6 +29,7 @@ from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
+from .links import Links
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
 from .queues import JOBS
@@ -106,6 +107,8 @@ class Gateway:
         self.vault = Vault(key)
         #: keyed digests of personal identifiers for lists in settings (``eligibility_for``)
         self.identifiers = IdentifierDigests(key)
+        #: the citizens' links (tracking page, survey) of a request
+        self.links = Links(settings["public"]["base_url"], self.vault)
         #: signs console cookies; derived, so the data key itself never signs anything public
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
