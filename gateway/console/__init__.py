@@ -43,7 +43,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "fleet", "agencies", "services", "audit",
-                "queues")
+                "queues", "skm")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -54,6 +54,7 @@ NAV = (
     ("console.services", "Services and providers", "console:config:read"),
     ("console.audit", "Audit", "console:audit:read"),
     ("console.queues", "Queues", "console:queues:read"),
+    ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
 )
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics", "openapi.openapi_json",
                     "openapi.api_docs", "webhooks.receive", "webhooks.notifier_handshake",
                     "webhooks.notifier_receive", "console.sign_in",
-                    "console.choose_language", "console.static"}
+                    "console.choose_language", "console.static", "public.tracking",
+                    "public.survey"}
 HOOK_NAMES = sorted(name for name in dir(hookspecs)
                     if hasattr(getattr(hookspecs, name), "gateway_spec"))
 
