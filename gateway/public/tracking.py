@@ -86,7 +86,7 @@ def tracking(token: str):
             courier = {"name": record.courier_first_name, "plate": record.courier_plate}
         eta = local(record.courier_eta) if en_route and record.courier_eta else None
         context = {
-            "token": token, "status": record.status, "history": list(reversed(history)),
+            "token": token, "current": record.status, "history": list(reversed(history)),
             "courier": courier, "eta": eta, "office": agency.name if agency else "",
             "phone": office_phone(record), "service": service_title(record),
             "survey": record.status == str(Status.DELIVERED),
