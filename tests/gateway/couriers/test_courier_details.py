@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime
 
 from gateway.couriers import ProviderEvent
-from gateway.couriers.gosend import mapping as gosend
 from gateway.couriers.goride import mapping as goride
+from gateway.couriers.gosend import mapping as gosend
 from gateway.couriers.grabexpress import mapping as grab
 from gateway.tracking import courier_of
 
