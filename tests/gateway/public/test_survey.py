@@ -149,3 +149,25 @@ def test_the_survey_page_carries_the_same_privacy_headers(app):
     assert response.headers["X-Robots-Tag"].startswith("noindex")
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert "form-action 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_retention_purge_removes_the_answers_text_and_keeps_its_scores(app):
+    from datetime import timedelta
+
+    from gateway.models import ServiceRequest, utcnow
+    from gateway.purge import purge_expired
+
+    token = delivered(app)
+    client = app.test_client()
+    client.post(f"/s/{token}", data={**ALL_GOOD, "comment": "Saya Bu Kunigunde",
+                                     "complaint": "Telepon 0812", "form_token":
+                                     form_token(client, token)})
+    (row,) = answers(app)
+    with app.extensions["gateway"].db.write() as session:
+        session.get(ServiceRequest, row.request_id).courier_first_name = "Budi"
+    assert purge_expired(app.extensions["gateway"], now=utcnow() + timedelta(days=400)) == 1
+    (row,) = answers(app)
+    assert (row.comment_ciphertext, row.complaint_ciphertext) == (None, None)
+    assert (row.u1, row.has_complaint) == (4, True)
+    with app.extensions["gateway"].db.read() as session:
+        assert session.get(ServiceRequest, row.request_id).courier_first_name is None
