@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..gate import public
 from ..models import Agency, StatusEvent
-from ..statuses import Status
+from ..statuses import TERMINAL, Status
 from . import texts
 from .common import bp, find, gateway, not_found, page
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 #: while the courier is on the way: the courier's first name, plate and ETA are shown
 EN_ROUTE = frozenset({str(Status.DRIVER_ASSIGNED), str(Status.PICKED_UP)})
+TERMINAL_STATUSES = frozenset(str(s) for s in TERMINAL)
+#: how often the page of a request under way reloads itself (within the rate limit)
+REFRESH_SECONDS = 60
 
 
 def local(moment):
@@ -90,5 +93,7 @@ def tracking(token: str):
             "courier": courier, "eta": eta, "office": agency.name if agency else "",
             "phone": office_phone(record), "service": service_title(record),
             "survey": record.status == str(Status.DELIVERED),
+            # no script: the browser reloads the page while the request is under way
+            "refresh": None if record.status in TERMINAL_STATUSES else REFRESH_SECONDS,
             "zone": gateway().region.zone_label()}
     return page("public/tracking.html", **context)

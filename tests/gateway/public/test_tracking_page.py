@@ -27,6 +27,8 @@ def test_the_202_and_the_detail_give_a_tracking_url_with_a_random_token_not_the_
     assert token_of(first) != token_of(second)
     detail = app.test_client().get(f"/api/v1/requests/{first['id']}", headers=bearer(key))
     assert detail.get_json()["tracking_url"] == first["tracking_url"]
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    assert "tracking_url" in spec["components"]["schemas"]["RequestDetail"]["properties"]
 
 
 def test_the_database_keeps_the_tokens_digest_and_never_the_token_in_clear(app):
@@ -64,6 +66,7 @@ def test_the_page_shows_status_courier_and_office_never_address_items_or_name(ap
         assert word not in html, word
     assert len(response.data) < 50 * 1024
     assert "<script" not in html
+    assert '<meta http-equiv="refresh" content="60">' in html   # under way: reloads itself
 
 
 def test_the_courier_is_shown_only_while_on_the_way(app):
@@ -72,6 +75,7 @@ def test_the_courier_is_shown_only_while_on_the_way(app):
          Status.DELIVERED, courier_first_name="Budi", courier_plate="P 1234 AB")
     html = app.test_client().get(f"/t/{token_of(answer)}").get_data(as_text=True)
     assert "Sudah diterima" in html and "Budi" not in html
+    assert 'http-equiv="refresh"' not in html                  # ended: nothing to follow
     assert f'href="/s/{token_of(answer)}' in html            # the survey, after delivery
 
 
