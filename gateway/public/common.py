@@ -9,8 +9,12 @@ import hashlib
 from datetime import timedelta
 
 from flask import Blueprint, current_app, g, render_template, request
+from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
 
+from ..db import DatabaseUnavailable
 from ..links import digest, well_formed
 from ..models import ServiceRequest, StatusEvent, utcnow
 from ..ratelimit import retry_after_header, source_of
@@ -107,6 +111,28 @@ def find(session, token: str) -> ServiceRequest | None:
     return record
 
 
+def _failure_page(error: Exception):
+    """Anything a public page raised: a page in the reader's language, never JSON nor a
+    trace (the database or Redis away: 503)."""
+    if isinstance(error, HTTPException):
+        status = error.code or 500
+    elif isinstance(error, RedisError | DBAPIError | DatabaseUnavailable):
+        current_app.logger.error("public page: dependency unavailable: %s",
+                                 type(error).__name__)
+        status = 503
+    else:
+        current_app.logger.exception("public page failed (correlation %s)",
+                                     g.get("correlation_id"))
+        status = 500
+    if status == 404:
+        return not_found()
+    if not g.get("public_language"):
+        g.public_language = "id"
+    return page("public/message.html", status, title=texts.gettext("Sorry"),
+                message=texts.gettext("Please wait a moment and try again."))
+
+
+bp.register_error_handler(Exception, _failure_page)
 bp.before_request(_choose_language)
 bp.before_request(_rate_limit)
 bp.after_request(_headers)

@@ -27,6 +27,7 @@ CATALOGUE: dict[str, str] = {
     "This link is not valid or has expired.":
         "Tautan ini tidak berlaku atau sudah kedaluwarsa.",
     "Too many requests": "Terlalu banyak permintaan",
+    "Sorry": "Mohon maaf",
     "Please wait a moment and try again.": "Mohon tunggu sebentar lalu coba lagi.",
     "Satisfaction survey": "Survei Kepuasan Masyarakat",
     "Your answers help us improve the service. Choose one answer for each question.":

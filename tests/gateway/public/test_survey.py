@@ -171,3 +171,22 @@ def test_the_retention_purge_removes_the_answers_text_and_keeps_its_scores(app):
     assert (row.u1, row.has_complaint) == (4, True)
     with app.extensions["gateway"].db.read() as session:
         assert session.get(ServiceRequest, row.request_id).courier_first_name is None
+
+
+def test_a_database_outage_on_submit_is_a_page_not_a_trace_and_stores_nothing(
+        app, gateway_database_url):
+    from tests.reliability.test_database_outage import PostgresRefusing, SqliteLockedOut
+
+    token = delivered(app)
+    client = app.test_client()
+    signed = form_token(client, token)
+    outage = SqliteLockedOut(gateway_database_url, seconds=12) \
+        if gateway_database_url.startswith("sqlite") else PostgresRefusing(gateway_database_url)
+    with outage:
+        response = client.post(f"/s/{token}", data={**ALL_GOOD, "form_token": signed})
+    assert response.status_code == 503 and response.mimetype == "text/html"
+    assert "Mohon maaf" in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert answers(app) == []
+    again = client.post(f"/s/{token}", data={**ALL_GOOD, "form_token": signed})
+    assert again.status_code == 201

@@ -169,3 +169,4 @@ def test_the_access_log_names_the_route_never_the_token(app, caplog):
         app.test_client().get(f"/s/{token}")
     assert "GET /t/<token> 200" in caplog.text and "GET /s/<token> 200" in caplog.text
     assert token not in caplog.text
+
