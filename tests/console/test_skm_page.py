@@ -94,3 +94,16 @@ def test_an_auditor_sees_the_figures_but_cannot_export_the_citizens_text(app, co
     assert "answers.csv" not in html
     assert auditor.get("/console/skm/answers.csv").status_code == 403
     assert auditor.get("/console/skm/complaints.csv").status_code == 403
+
+
+def test_periods_follow_the_regions_calendar():
+    from datetime import date
+
+    from gateway.console.views.skm import periods
+
+    found = {label: (first, last) for label, first, last in periods(date(2026, 12, 3))}
+    assert found["This month"] == (date(2026, 12, 1), date(2026, 12, 31))
+    assert found["This semester"] == (date(2026, 7, 1), date(2026, 12, 31))
+    assert found["Last year"] == (date(2025, 1, 1), date(2025, 12, 31))
+    assert periods(date(2026, 2, 10))[0][2] == date(2026, 2, 28)
+    assert periods(date(2026, 2, 10))[1][1:] == (date(2026, 1, 1), date(2026, 6, 30))

@@ -19,7 +19,7 @@ from ... import csvexport, reports, skm
 from ...keys import KEY_TYPES
 from ...models import Agency, SurveyAnswer, utcnow
 from .. import audit, bp, gateway, render, requires
-from ..i18n import current_language
+from ..i18n import N_, current_language
 
 FILTERS = ("service", "agency", "key_type", "since", "until")
 
@@ -45,6 +45,18 @@ def _filters(args) -> tuple[dict, list]:
     return wanted, conditions
 
 
+def periods(today: date) -> list[tuple[str, date, date]]:
+    """The periods SKM is reported by (PermenPANRB 14/2017: at least once a year; commonly
+    per semester), as ``(label, first day, last day)`` in the region's calendar."""
+    half = 1 if today.month <= 6 else 7
+    semester_end = date(today.year, 6, 30) if half == 1 else date(today.year, 12, 31)
+    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    return [(N_("This month"), today.replace(day=1), next_month - timedelta(days=1)),
+            (N_("This semester"), date(today.year, half, 1), semester_end),
+            (N_("This year"), date(today.year, 1, 1), date(today.year, 12, 31)),
+            (N_("Last year"), date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))]
+
+
 @bp.route("/skm")
 @requires("console:skm:read")
 def skm_page():
@@ -58,7 +70,8 @@ def skm_page():
     return render("console/skm.html", args=args, everything=everything, groups=groups,
                   agencies=agencies, agency_names=dict(agencies),
                   services=sorted(gw.services), key_types=KEY_TYPES, elements=elements,
-                  language=language, query=request.query_string.decode())
+                  language=language, query=request.query_string.decode(),
+                  periods=periods(gw.region.local(utcnow()).date()))
 
 
 def _answers(conditions, complaints_only: bool):
