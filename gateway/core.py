@@ -29,7 +29,7 @@ from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
-from .links import Links
+from .links import Links, public_base_url
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
 from .queues import JOBS
@@ -108,7 +108,7 @@ class Gateway:
         #: keyed digests of personal identifiers for lists in settings (``eligibility_for``)
         self.identifiers = IdentifierDigests(key)
         #: the citizens' links (tracking page, survey) of a request
-        self.links = Links(settings["public"]["base_url"], self.vault)
+        self.links = Links(public_base_url(settings), self.vault)
         #: signs console cookies; derived, so the data key itself never signs anything public
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()

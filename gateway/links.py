@@ -38,6 +38,19 @@ def well_formed(token: str) -> bool:
     return bool(TOKEN_PATTERN.fullmatch(token or ""))
 
 
+def public_base_url(settings) -> str:
+    """``public.base_url``, or this gateway's own ``http://host:port`` when it is not set
+    (the embedded default on a laptop; a deploy sets the address citizens reach)."""
+    configured = settings["public"]["base_url"]
+    if configured:
+        return configured
+    host = settings["host"]
+    # listening on every interface: the link names this machine as its own browser does
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(  # noqa: S104
+        host, host)
+    return f"http://{host}:{settings['port']}"
+
+
 @dataclass(frozen=True)
 class Links:
     """The gateway's link builder (``gateway.links``): ``public.base_url`` and the vault

@@ -460,10 +460,11 @@ class PublicSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    base_url = fields.String(load_default="http://127.0.0.1:8080", validate=_public_base_url,
+    base_url = fields.String(load_default=None, allow_none=True, validate=_public_base_url,
                              metadata={"description": "Where citizens reach this gateway: "
                                                       "the start of every tracking and "
-                                                      "survey link (no trailing slash)."})
+                                                      "survey link; null: http://host:port "
+                                                      "of this gateway (a local try-out)."})
     tracking_days_after_end = fields.Integer(
         strict=True, load_default=14, validate=validate.Range(min=0, max=365), metadata={
             "description": "Days after a request ended (delivered, failed, cancelled) that "
@@ -474,7 +475,8 @@ class PublicSchema(Schema):
 
     @post_load
     def _strip_slash(self, data, **kwargs):
-        data["base_url"] = data["base_url"].rstrip("/")
+        if data["base_url"]:
+            data["base_url"] = data["base_url"].rstrip("/")
         return data
 
 

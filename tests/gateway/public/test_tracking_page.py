@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from gateway.links import TOKEN_PATTERN
 from gateway.models import ServiceRequest
+from gateway.settings import ConfigError
 from gateway.statuses import Status
 from tests.conftest import bearer, new_key
 from tests.gateway.public.helpers import SECRET_WORDS, age, move, submit, token_of
@@ -18,7 +20,7 @@ def test_the_202_and_the_detail_give_a_tracking_url_with_a_random_token_not_the_
     key = new_key(app)
     first, second = submit(app, key=key), submit(app, key=key,
                                                  body={**_body(), "prescription_id": "RX-2"})
-    base = app.extensions["gateway"].settings["public"]["base_url"]
+    base = app.extensions["gateway"].links.base_url
     for answer in (first, second):
         token = token_of(answer)
         assert answer["tracking_url"] == f"{base}/t/{token}"
@@ -170,3 +172,23 @@ def test_the_access_log_names_the_route_never_the_token(app, caplog):
     assert "GET /t/<token> 200" in caplog.text and "GET /s/<token> 200" in caplog.text
     assert token not in caplog.text
 
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://x.example", "https://",
+                                 "https://user@x.example", "https://x.example/?a=1",
+                                 "https://x.example/#t"])
+def test_a_base_url_that_is_not_a_plain_http_address_stops_start_up(make_app, url):
+    with pytest.raises(ConfigError):
+        make_app(public={"base_url": url})
+
+
+def test_links_start_with_the_configured_base_url_or_this_gateways_address(make_app):
+    configured = make_app(public={"base_url": "https://layanan.example.go.id/"})
+    answer = submit(configured)
+    assert answer["tracking_url"].startswith("https://layanan.example.go.id/t/")
+    gateway = configured.extensions["gateway"]
+    with gateway.db.read() as session:
+        record = session.get(ServiceRequest, answer["id"])
+        assert gateway.links.survey_url(record) == answer["tracking_url"].replace("/t/", "/s/")
+    default = make_app(host="0.0.0.0", port=8099)  # noqa: S104 - not bound: a link only
+    assert default.extensions["gateway"].links.base_url == "http://127.0.0.1:8099"
