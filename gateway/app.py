@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, console, gate, logs, metrics
+from . import api, console, gate, logs, metrics, public
 from .core import Gateway
 from .settings import load_settings
 
@@ -38,6 +38,7 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     gate.init_app(app)
     api.init_app(app)
     console.init_app(app)
+    public.init_app(app)
     if settings["trusted_proxies"]:
         # The client address (sign-in and bad-key throttling, logs) and scheme come from the
         # last N hops of X-Forwarded-For/-Proto, which our own proxies wrote; with 0 those

@@ -29,6 +29,7 @@ from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
+from .links import Links, public_base_url
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
 from .queues import JOBS
@@ -106,9 +107,13 @@ class Gateway:
         self.vault = Vault(key)
         #: keyed digests of personal identifiers for lists in settings (``eligibility_for``)
         self.identifiers = IdentifierDigests(key)
+        #: the citizens' links (tracking page, survey) of a request
+        self.links = Links(public_base_url(settings), self.vault)
         #: signs console cookies; derived, so the data key itself never signs anything public
         self.cookie_secret = hashlib.sha256(b"gateway console cookies\0" + key.encode()
                                             ).hexdigest()
+        #: signs the public survey's forms (``gateway.public``), derived in the same way
+        self.form_secret = hashlib.sha256(b"gateway public forms\0" + key.encode()).digest()
         self.rate_limiter = RateLimiter(self.redis, settings["api"]["rate_limits"])
         #: wrong API keys per client address (``gateway.gate``)
         limit = settings["api"]["failed_key_limit"]
@@ -120,6 +125,9 @@ class Gateway:
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)
         self._install(owned, self._make_couriers(owned.courier_configs))
+        #: views of the citizens' public pages per client address (``gateway.public``)
+        self.public_limiter = RateLimiter(self.redis, {
+            "public": settings["public"]["rate_limit"]})
         #: notices per agency (``gateway.notices``): a token bucket of its own kind
         self.notice_limiter = RateLimiter(self.redis, {
             "notice": settings["notices"]["rate_limit"]})

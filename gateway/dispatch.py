@@ -136,6 +136,8 @@ def adopt_booking(gateway, session, attempt: CourierAttempt, record: ServiceRequ
     attempt.state, attempt.updated_at = AttemptState.BOOKED.value, utcnow()
     attempt.provider_reference = booking.provider_reference
     record.provider, record.provider_reference = attempt.courier, booking.provider_reference
+    # a new booking: the courier of an earlier one is not coming
+    record.courier_first_name = record.courier_plate = record.courier_eta = None
     _audit(gateway, session, record, "courier.book", outcome="booked", how=how,
            courier=attempt.courier, attempt=attempt.attempt_no,
            provider_reference=booking.provider_reference)

@@ -222,6 +222,7 @@ def _store(gateway, new: NewRequest, service: Service, data: dict, config: dict,
             pending_job="dispatch", pending_since=now, created_at=now, updated_at=now,
             events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
                                 created_at=now)])
+        gateway.links.issue(record)
         session.add(record)
         gateway.track(session, Event(
             "request.create", actor=actor_label(actor), target=f"request:{record.id}",

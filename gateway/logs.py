@@ -167,7 +167,8 @@ def _mark_start():
 
 
 def _log_request(response):
-    """The API's access line: method, path (no query string), status, time, correlation id.
+    """The API's access line: method, path (no query string; the route for a public page,
+    whose path holds its token), status, time, correlation id.
 
     Health checks and scrapes are logged at DEBUG: probes come every few seconds.
     """
@@ -176,8 +177,10 @@ def _log_request(response):
     rule = request.url_rule.rule if request.url_rule is not None else None
     level = logging.DEBUG if request.blueprint == "health" else logging.INFO
     view_args = request.view_args or {}
-    http_log.log(level, "%s %s %s %s ms", request.method, request.path, response.status_code,
-                 duration_ms, extra={"method": request.method, "path": request.path,
+    # a public page's token is its credential: the line names the route, never the token
+    path = rule if "token" in view_args else request.path
+    http_log.log(level, "%s %s %s %s ms", request.method, path, response.status_code,
+                 duration_ms, extra={"method": request.method, "path": path,
                                      "route": rule, "status": response.status_code,
                                      "duration_ms": duration_ms,
                                      "request_id": view_args.get("request_id")})

@@ -159,6 +159,14 @@ class ServiceRequest(Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_job: Mapped[str | None] = mapped_column(String(32))
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the public tracking page's token (``gateway.links``): its SHA-256 finds the request,
+    #: the token itself is sealed so the API and notices can give the link again
+    tracking_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    tracking_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: the courier as the provider reported it: first name only, plate, estimated arrival
+    courier_first_name: Mapped[str | None] = mapped_column(String(30))
+    courier_plate: Mapped[str | None] = mapped_column(String(16))
+    courier_eta: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: indexed alone for the console, which counts and searches across agencies by time
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -450,4 +458,37 @@ class NoticeOptOut(Base):
 
     phone_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     notifier: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyAnswer(Base):
+    """One citizen's answer to the satisfaction survey (SKM, ``gateway.skm``) about one
+    request: the nine elements (``u1``..``u9``) on the 1-4 scale. One per request, by the
+    unique ``request_id`` (a second or concurrent submit is refused by the database).
+
+    The comment and the complaint are free text a citizen may fill with personal data:
+    sealed. ``agency_id``, ``service`` and ``key_type`` are copied from the request so the
+    console's figures group without a join."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (Index("ix_survey_answers_service_created", "service", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), unique=True)
+    agency_id: Mapped[str] = mapped_column(String(36), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    key_type: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(8))
+    u1: Mapped[int] = mapped_column(Integer)
+    u2: Mapped[int] = mapped_column(Integer)
+    u3: Mapped[int] = mapped_column(Integer)
+    u4: Mapped[int] = mapped_column(Integer)
+    u5: Mapped[int] = mapped_column(Integer)
+    u6: Mapped[int] = mapped_column(Integer)
+    u7: Mapped[int] = mapped_column(Integer)
+    u8: Mapped[int] = mapped_column(Integer)
+    u9: Mapped[int] = mapped_column(Integer)
+    comment_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    complaint_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    has_complaint: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

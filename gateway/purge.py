@@ -3,7 +3,8 @@
 Once a request has ended and its service's ``retention_days`` have passed, its personal data
 is removed: the sealed request body, the delivery PIN and proof, what its own-fleet job
 showed staff, the sealed details of its provider reports, and its notices' number, their
-parameters and the keyed digest of the number. What remains (statuses,
+parameters and the keyed digest of the number, the courier's first name and plate, and the
+free text of its survey answer (the scores stay: they are the index). What remains (statuses,
 timeline, attempts, references, the audit trail) was never personal, so the history stays
 whole and verifiable. Each purge is itself audited.
 """
@@ -22,6 +23,7 @@ from .models import (
     Notice,
     ProviderEventRecord,
     ServiceRequest,
+    SurveyAnswer,
     utcnow,
 )
 from .statuses import TERMINAL
@@ -61,7 +63,10 @@ def _purge(gateway, ids: list[str], now, days: int) -> None:
     with gateway.db.write() as session:
         session.execute(update(ServiceRequest).where(ServiceRequest.id.in_(ids)).values(
             payload_ciphertext=None, delivery_pin_ciphertext=None, proof_ciphertext=None,
-            purged_at=now))
+            courier_first_name=None, courier_plate=None, purged_at=now))
+        # the survey's scores stay (the index); its free text may name someone
+        session.execute(update(SurveyAnswer).where(SurveyAnswer.request_id.in_(ids)).values(
+            comment_ciphertext=None, complaint_ciphertext=None))
         references = select(CourierAttempt.reference).where(CourierAttempt.request_id.in_(ids))
         session.execute(update(FleetJob).where(FleetJob.reference.in_(references)).values(
             order_ciphertext=gateway.vault.seal({"purged": True})))

@@ -195,8 +195,11 @@ def view_request(session: Session, record: ServiceRequest) -> dict:
     return {**summary(record), "delivered_at": delivery_time(session, record)}
 
 
-def detail(record: ServiceRequest, vault) -> dict:
-    """What the agency that made the request sees of it (its own personal data included)."""
+def detail(record: ServiceRequest, vault, links=None) -> dict:
+    """What the agency that made the request sees of it (its own personal data included).
+
+    :param links: the gateway's :class:`gateway.links.Links`, for ``tracking_url``
+    """
     def opened(ciphertext):
         return vault.open(ciphertext) if ciphertext else None
 
@@ -206,4 +209,5 @@ def detail(record: ServiceRequest, vault) -> dict:
             "proof": opened(record.proof_ciphertext),
             "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")
             if record.purged_at else None,
+            "tracking_url": links.tracking_url(record) if links is not None else None,
             "timeline": [timeline_entry(e) for e in record.events]}

@@ -28,7 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from . import batch
+from . import batch, skm
 from .audit import first_seq_at, recorded_time
 from .couriers import failed_outcomes
 from .models import (
@@ -37,6 +37,7 @@ from .models import (
     ProviderEventRecord,
     ServiceRequest,
     StatusEvent,
+    SurveyAnswer,
     utcnow,
 )
 from .queues import QueueNames
@@ -324,3 +325,56 @@ def queue_figures_or_none(redis) -> list[QueueFigures] | None:
         return queue_figures(redis)
     except RedisError:
         return None
+
+
+# -- the satisfaction survey (SKM) --------------------------------------------------------------
+@dataclass(frozen=True)
+class SurveyFigure:
+    """The SKM index of one group of answers (``service`` and ``agency_id`` None: every one),
+    with how many carried a complaint."""
+
+    service: str | None
+    agency_id: str | None
+    index: skm.Index
+    complaints: int
+
+
+def survey_conditions(since: datetime | None = None, until: datetime | None = None,
+                      service: str | None = None, agency_id: str | None = None,
+                      key_type: str | None = None) -> list:
+    """The ``WHERE`` of survey answers in a period (UTC bounds, ``until`` exclusive) for a
+    service, an agency and a key type (None: any)."""
+    conditions = []
+    if since is not None:
+        conditions.append(SurveyAnswer.created_at >= since)
+    if until is not None:
+        conditions.append(SurveyAnswer.created_at < until)
+    for column, value in ((SurveyAnswer.service, service),
+                          (SurveyAnswer.agency_id, agency_id),
+                          (SurveyAnswer.key_type, key_type)):
+        if value:
+            conditions.append(column == value)
+    return conditions
+
+
+def survey_figures(session: Session, conditions: list) -> tuple[SurveyFigure | None,
+                                                               list[SurveyFigure]]:
+    """The IKM of every answer matching ``conditions`` (:func:`survey_conditions`), and per
+    service and agency: sums per element in SQL, the index in :mod:`gateway.skm`.
+
+    :return: ``(all, per group)``; ``all`` is None when there is no answer
+    """
+    sums = [func.sum(getattr(SurveyAnswer, code)) for code in skm.CODES]
+    complaints = func.sum(case((SurveyAnswer.has_complaint.is_(True), 1), else_=0))
+    groups = session.execute(
+        select(SurveyAnswer.service, SurveyAnswer.agency_id, func.count(), complaints, *sums)
+        .where(*conditions).group_by(SurveyAnswer.service, SurveyAnswer.agency_id)
+        .order_by(SurveyAnswer.service, SurveyAnswer.agency_id)).all()
+    figures = [SurveyFigure(row[0], row[1], skm.from_sums(row[2], row[4:]), int(row[3] or 0))
+               for row in groups]
+    if not figures:
+        return None, []
+    totals = [sum(int(row[4 + i]) for row in groups) for i in range(len(skm.CODES))]
+    everything = SurveyFigure(None, None, skm.from_sums(sum(row[2] for row in groups), totals),
+                              sum(f.complaints for f in figures))
+    return everything, figures

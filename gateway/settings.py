@@ -38,6 +38,7 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
     validate,
     validates_schema,
 )
@@ -448,6 +449,43 @@ class NoticesSchema(Schema):
                                                         "token bucket per agency."})
 
 
+def _public_base_url(value) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment or "@" in parts.netloc:
+        raise ValidationError("an http(s) URL without query, e.g. https://layanan.example.go.id")
+    return True
+
+
+class PublicSchema(Schema):
+    """The citizens' public pages (``gateway.public``): the tracking page ``/t/<token>`` and
+    the satisfaction survey ``/s/<token>``."""
+
+    class Meta:
+        unknown = RAISE
+
+    base_url = fields.String(load_default=None, allow_none=True, validate=_public_base_url,
+                             metadata={"description": "Where citizens reach this gateway: "
+                                                      "the start of every tracking and "
+                                                      "survey link; null: http://host:port "
+                                                      "of this gateway (a local try-out)."})
+    tracking_days_after_end = fields.Integer(
+        strict=True, load_default=14, validate=validate.Range(min=0, max=365), metadata={
+            "description": "Days after a request ended (delivered, failed, cancelled) that "
+                           "its tracking page and survey still answer; then 404."})
+    rate_limit = fields.Nested(BucketSchema, load_default=lambda: {"rate": 1.0, "burst": 30},
+                               metadata={"description": "Public page views per client "
+                                                        "address, a token bucket."})
+
+    @post_load
+    def _strip_slash(self, data, **kwargs):
+        if data["base_url"]:
+            data["base_url"] = data["base_url"].rstrip("/")
+        return data
+
+
 class CourierOrigin(fields.String):
     """``scheme://host[:port]``: an origin couriers may call, normalised to its parsed form."""
 
@@ -488,6 +526,7 @@ class CoreConfigSchema(Schema):
         "description": "The origins (scheme://host[:port]) notifiers (WhatsApp, SMS) may "
                        "call, as courier_hosts for couriers. Only this file sets it."})
     notices = fields.Nested(NoticesSchema, load_default=lambda: NoticesSchema().load({}))
+    public = fields.Nested(PublicSchema, load_default=lambda: PublicSchema().load({}))
     log_level = fields.String(load_default="INFO",
                               validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     log_format = fields.String(load_default="text", validate=validate.OneOf(["json", "text"]),

@@ -13,8 +13,10 @@ delivery is normal), then applied by a job:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -55,9 +57,9 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
                     provider_reference=event.provider_reference,
                     our_reference=event.our_reference, raw_status=event.raw_status,
                     status=str(event.status) if event.status else None,
-                    occurred_at=event.occurred_at,
-                    details_ciphertext=gateway.vault.seal(dict(event.details))
-                    if event.details else None)
+                    occurred_at=event.occurred_at)
+                details = {**event.details, **courier_of(event)}
+                row.details_ciphertext = gateway.vault.seal(details) if details else None
                 session.add(row)
                 session.flush()
                 enqueue_after_commit(gateway, session, "event", row.id)
@@ -65,6 +67,40 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
         except IntegrityError:  # the same report arrived twice at the same moment
             duplicates += 1
     return new_ids, duplicates
+
+
+_PLATE_JUNK = re.compile(r"[^A-Z0-9 ]")
+
+
+def courier_of(event: ProviderEvent) -> dict:
+    """What a report says of its courier, as the gateway keeps it: the first word of the
+    name only (never the full name), the plate, the estimated arrival (ISO 8601, UTC);
+    ``{}`` when it says nothing."""
+    kept = {}
+    words = (event.courier_name or "").split()
+    first = re.sub(r"[^\w'.-]", "", words[0])[:30] if words else ""
+    if first:
+        kept["first_name"] = first
+    plate = " ".join(_PLATE_JUNK.sub("", (event.vehicle_plate or "").upper()).split())[:16]
+    if plate:
+        kept["plate"] = plate
+    if event.eta is not None and event.eta.tzinfo is not None:
+        kept["eta"] = event.eta.astimezone(UTC).isoformat()
+    return {"courier": kept} if kept else {}
+
+
+def note_courier(record: ServiceRequest, courier: dict | None) -> None:
+    """Put what a report of the booking the request holds says of its courier on the
+    request (``gateway.public`` shows it); a report that says nothing changes nothing."""
+    if not courier:
+        return
+    if courier.get("first_name"):
+        record.courier_first_name = courier["first_name"][:30]
+    if courier.get("plate"):
+        record.courier_plate = courier["plate"][:16]
+    if courier.get("eta"):
+        with contextlib.suppress(ValueError):
+            record.courier_eta = datetime.fromisoformat(courier["eta"])
 
 
 def find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
@@ -142,6 +178,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
                    raw_status=row.raw_status, detail="report about a booking this request "
                                                      "has left; ignored")
         return "stale"
+    note_courier(record, details.get("courier"))
     if row.status is None:
         transition(gateway, session, record, Status(record.status), source=source,
                    raw_status=row.raw_status, detail="reported; no status change")
@@ -153,6 +190,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
                    raw_status=row.raw_status,
                    detail=f"{row.courier} found no driver; trying the next courier")
         record.provider, record.provider_reference = None, None
+        record.courier_first_name = record.courier_plate = record.courier_eta = None
         record.pending_job, record.pending_since = "dispatch", utcnow()
         enqueue_after_commit(gateway, session, "dispatch", record.id)
         return "failover"

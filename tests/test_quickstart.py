@@ -208,6 +208,11 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         applied = [e["status"] for e in body["timeline"] if e["applied"]]
         assert applied == ["received", "dispatching", "booked", "driver_assigned",
                            "picked_up", "delivered"]
+        # The citizen's link works on the embedded default, and offers the survey.
+        assert body["tracking_url"].startswith(f"{base}/t/")
+        tracking = requests.get(body["tracking_url"], timeout=10)
+        assert tracking.status_code == 200 and "Sudah diterima" in tracking.text
+        assert "/s/" in tracking.text
         # The patient heard of it on WhatsApp, in Indonesian, from the simulator `up` started.
         whatsapp = env["GATEWAY_WHATSAPP_SIMULATOR_URL"]
         sent = [r["json"] for r in requests.get(f"{whatsapp}/_sim/requests", timeout=10).json()

@@ -50,7 +50,8 @@ bp = Blueprint("openapi", __name__, template_folder="../templates")
 
 #: routes that are not the agencies' API: no operation in the document
 UNDOCUMENTED_ENDPOINTS = frozenset({"health.metrics", "openapi.api_docs", "static"})
-UNDOCUMENTED_BLUEPRINTS = frozenset({"console"})
+#: rooms for people, not agencies: the console, the citizens' pages (``gateway.public``)
+UNDOCUMENTED_BLUEPRINTS = frozenset({"console", "public"})
 
 #: the error answers the views' docstrings name (``401: Unauthenticated``)
 ERROR_RESPONSES = {

@@ -46,6 +46,10 @@ class RequestDetailSchema(RequestSummarySchema):
     proof = fields.Dict(allow_none=True, metadata={"description": "Proof of delivery."})
     purged_at = fields.String(allow_none=True, metadata={
         "description": "When personal data was removed after the retention period."})
+    tracking_url = fields.String(allow_none=True, metadata={
+        "description": "The public tracking page to give the citizen (no sign-in; shows the "
+                       "status, the courier's first name and plate, never personal data). "
+                       "Null for requests made before tracking pages existed."})
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
 
 

@@ -44,7 +44,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
-                "staff", "services", "audit", "queues")
+                "staff", "services", "audit", "queues", "skm")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -55,6 +55,7 @@ NAV = (
     ("console.services", "Services and providers", "console:config:read"),
     ("console.audit", "Audit", "console:audit:read"),
     ("console.queues", "Queues", "console:queues:read"),
+    ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
     ("console.my_staff", "Staff accounts", "console:staff:own"),
 )
 

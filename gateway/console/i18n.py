@@ -75,8 +75,10 @@ def service_title(service) -> str:
     return (getattr(service, "titles", None) or {}).get(current_language(), title)
 
 
-def number(value: int | float | Decimal | None) -> str:
-    return "—" if value is None else flask_babel.format_decimal(value)
+def number(value: int | float | Decimal | None, pattern: str | None = None) -> str:
+    """``value`` as the reader writes numbers; ``pattern`` (CLDR's, ``#,##0.00``) fixes
+    the decimals."""
+    return "—" if value is None else flask_babel.format_decimal(value, format=pattern)
 
 
 def money(amount: int | Decimal | None) -> str:

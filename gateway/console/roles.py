@@ -26,12 +26,14 @@ READ_ACTIONS = frozenset({
     "console:config:read",
     "console:audit:read",
     "console:queues:read",
+    "console:skm:read",            # the survey's index and figures
 })
 
 OPERATOR_ACTIONS = frozenset({
     "console:requests:act",        # cancel, retry dispatch
     "console:requests:personal",   # see names, phones and addresses unmasked
     "console:fleet:act",           # assign, picked up, complete with the PIN
+    "console:skm:export",          # the survey's answers and complaints, their text opened
 })
 
 ADMIN_ACTIONS = frozenset({

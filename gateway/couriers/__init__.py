@@ -160,6 +160,12 @@ class ProviderEvent:
     ``provider_reference`` and/or ``our_reference`` find the request. ``details`` may carry
     ``proof`` (proof of delivery) and ``new_provider_reference`` (the provider replaced the
     booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id).
+
+    ``courier_name``, ``vehicle_plate`` and ``eta`` say who is coming and when, where the
+    provider's report gives them (an adapter leaves them None otherwise). The name is passed
+    as the provider gives it; the core keeps only its first word (the citizen's tracking page
+    shows the first name and the plate, nothing more). ``eta``: the estimated arrival at the
+    drop-off, aware UTC.
     """
 
     event_key: str
@@ -169,6 +175,9 @@ class ProviderEvent:
     status: Status | None
     occurred_at: datetime | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    courier_name: str | None = None
+    vehicle_plate: str | None = None
+    eta: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ UNLABELLED_CONTROLS = """
 """
 MENU = {
     "admin": ["Dashboard", "Requests", "Fleet dispatch", "Agencies", "Services and providers",
-              "Audit", "Queues"],
+              "Audit", "Queues", "Satisfaction survey (SKM)"],
     "operator": ["Dashboard", "Requests", "Fleet dispatch", "Agencies",
-                 "Services and providers", "Audit", "Queues"],
+                 "Services and providers", "Audit", "Queues", "Satisfaction survey (SKM)"],
     "auditor": ["Dashboard", "Requests", "Fleet dispatch", "Agencies",
-                "Services and providers", "Audit", "Queues"],
+                "Services and providers", "Audit", "Queues", "Satisfaction survey (SKM)"],
 }
 
 

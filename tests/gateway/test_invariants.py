@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics", "openapi.openapi_json",
                     "openapi.api_docs", "webhooks.receive", "webhooks.notifier_handshake",
                     "webhooks.notifier_receive", "console.sign_in",
-                    "console.choose_language", "console.static"}
+                    "console.choose_language", "console.static", "public.tracking",
+                    "public.survey"}
 HOOK_NAMES = sorted(name for name in dir(hookspecs)
                     if hasattr(getattr(hookspecs, name), "gateway_spec"))
 
@@ -170,7 +171,7 @@ def test_the_core_never_names_or_imports_a_service():
 
 
 #: where HTTP errors may be named: the edges that speak HTTP
-HTTP_EDGES = ("gateway/api/", "gateway/console/")
+HTTP_EDGES = ("gateway/api/", "gateway/console/", "gateway/public/")
 HTTP_ERROR_NAMES = {"ApiError", "HTTPException", "abort", "error_response"}
 
 
@@ -199,7 +200,7 @@ def http_error_imports(root: Path, folders=("gateway", "plugins", "examples")) -
     return found
 
 
-def test_no_module_outside_the_api_and_the_console_imports_an_http_error():
+def test_no_module_outside_the_http_edges_imports_an_http_error():
     """The domain speaks domain (``gateway.errors``); only the edges speak HTTP."""
     assert http_error_imports(ROOT) == []
 

@@ -67,6 +67,9 @@ ROWS = {
                                     everyone(404)),
     "webhooks.notifier_receive": ("POST", "/webhooks/notifiers/nosuchnotifier", {},
                                   everyone(404)),
+    # the citizens' pages: the token is the credential; an unknown one is 404 to everyone
+    "public.tracking": ("GET", "/t/notatoken", None, everyone(404)),
+    "public.survey": ("GET", "/s/notatoken", None, everyone(404)),
     "api_v1.list_services": ("GET", "/api/v1/services", None, {
         **DENIED, "stranger": 200, "owner_test": 200, "owner_live": 200, "fleet": 200}),
     "api_v1.create_service_request": (
@@ -111,6 +114,11 @@ ROWS = {
     "console.audit_export_csv": ("GET", "/console/audit/export.csv", None, readable()),
     "console.audit_export_jsonl": ("GET", "/console/audit/export.jsonl", None, readable()),
     "console.queues": ("GET", "/console/queues", None, readable()),
+    "console.skm_page": ("GET", "/console/skm", None, readable()),
+    "console.skm_answers_csv": ("GET", "/console/skm/answers.csv", None,
+                                console(200, 200, 403)),
+    "console.skm_complaints_csv": ("GET", "/console/skm/complaints.csv", None,
+                                   console(200, 200, 403)),
     # -- handling requests and the fleet: admin and operator --------------------------------
     "console.cancel": ("POST", "/console/requests/{own}/cancel", {}, console(302, 302, 403)),
     "console.retry": ("POST", "/console/requests/{own}/retry", {}, console(302, 302, 403)),

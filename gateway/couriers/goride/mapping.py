@@ -39,7 +39,7 @@ status, driver_name, vehicle_plate}``.
 
 What the driver sees is built only from the neutral ``RideOrder``: the lead visitor's name
 and phone, the two addresses and coordinates, the party size and the time. The driver's name
-and plate in a report are not kept: nothing in the gateway shows them yet.
+and plate in a report go to the neutral report (the core keeps the first name only).
 """
 
 from __future__ import annotations
@@ -161,7 +161,12 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     booking_id = str(body.get("bookingId") or "")
     return ProviderEvent(event_key=f"status:{booking_id}:{raw}", provider_reference=booking_id,
                          our_reference=body.get("partnerReference"), raw_status=raw,
-                         status=map_status(raw))
+                         status=map_status(raw), courier_name=_text(body.get("driverName")),
+                         vehicle_plate=_text(body.get("vehiclePlate")))
+
+
+def _text(value) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def _when(epoch_ms) -> datetime | None:
@@ -185,4 +190,6 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
     key = body.get("event_id") or hashlib.sha256(raw_body).hexdigest()
     return ProviderEvent(event_key=str(key)[:128], provider_reference=str(booking_id),
                          our_reference=body.get("partner_reference"), raw_status=str(raw),
-                         status=map_status(str(raw)), occurred_at=_when(body.get("event_date")))
+                         status=map_status(str(raw)), occurred_at=_when(body.get("event_date")),
+                         courier_name=_text(body.get("driver_name")),
+                         vehicle_plate=_text(body.get("vehicle_plate")))

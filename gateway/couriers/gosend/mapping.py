@@ -118,6 +118,11 @@ def parse_booking(instance: str, body: Mapping[str, Any]) -> Booking:
                                                Status.PICKED_UP) else Status.BOOKED)
 
 
+def _text(value) -> str | None:
+    """A driver's name or plate as GO-SEND gives it (``""`` before a driver is found)."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def _when(epoch_ms) -> datetime | None:
     try:
         return datetime.fromtimestamp(float(epoch_ms) / 1000, tz=UTC)
@@ -142,7 +147,9 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
                          our_reference=body.get("storeOrderId"), raw_status=raw,
                          status=map_status(raw),
                          details=_proof(raw, body.get("receiverName"),
-                                        (body.get("proofs") or {}).get("pod")))
+                                        (body.get("proofs") or {}).get("pod")),
+                         courier_name=_text(body.get("driverName")),
+                         vehicle_plate=_text(body.get("vehicleNumber")))
 
 
 def parse_webhook(raw_body: bytes) -> ProviderEvent:
@@ -163,4 +170,5 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
                          status=map_status(str(raw)), occurred_at=_when(body.get("event_date")),
                          details={"type": body.get("type"),
                                   **_proof(str(raw), body.get("receiver_name"),
-                                           (body.get("proofs") or {}).get("pod"))})
+                                           (body.get("proofs") or {}).get("pod"))},
+                         courier_name=_text(body.get("driver_name")))

@@ -225,6 +225,19 @@ def _details(status: Status | None, failed_reason, receiver_name, photo_url) -> 
     return {}
 
 
+def _courier(person, vehicle_key: str | None = None) -> dict:
+    """Who is coming: the details API's ``courier{name, vehicle{licensePlate}}`` or the
+    webhook's ``driver{name, licensePlate}`` (courier reference, section 3.4). Grab gives no
+    estimated arrival in either (only quotes carry ``estimatedTimeline``)."""
+    if not isinstance(person, Mapping):
+        return {}
+    holder = person.get(vehicle_key) if vehicle_key else person
+    plate = holder.get("licensePlate") if isinstance(holder, Mapping) else None
+    name = person.get("name")
+    return {"courier_name": name.strip() or None if isinstance(name, str) else None,
+            "vehicle_plate": plate.strip() or None if isinstance(plate, str) else None}
+
+
 def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     """A ``GET /v1/deliveries/<id>`` answer as a report (one key per delivery and status, so
     polling the same status twice is a duplicate)."""
@@ -234,7 +247,8 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     status = map_status(raw, failed_reason)
     return ProviderEvent(event_key=f"status:{delivery_id}:{raw}", provider_reference=delivery_id,
                          our_reference=body.get("merchantOrderID"), raw_status=raw,
-                         status=status, details=_details(status, failed_reason, None, None))
+                         status=status, details=_details(status, failed_reason, None, None),
+                         **_courier(body.get("courier"), "vehicle"))
 
 
 def webhook_key(delivery_id: str, raw_status: str, timestamp) -> str:
@@ -262,4 +276,5 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
         provider_reference=str(delivery_id), our_reference=body.get("merchantOrderID"),
         raw_status=raw, status=status, occurred_at=_when(body.get("timestamp")),
         details=_details(status, failed_reason, recipient.get("name"),
-                         body.get("dropoffProofURL")))
+                         body.get("dropoffProofURL")),
+        **_courier(body.get("driver")))

@@ -220,9 +220,26 @@ class LalamoveCourier(CourierAdapter):
         response = self._send("GET", mapping.order_path(provider_reference))
         self._check(response)
         try:
-            return mapping.parse_order(response.json(), asked=provider_reference)
+            body = response.json()
+            event = mapping.parse_order(body, asked=provider_reference)
         except ValueError as exc:
             raise CourierTemporaryError(f"unreadable order: {exc}") from None
+        driver_id = mapping.driver_of(body)
+        if driver_id is None:
+            return event
+        return dataclasses.replace(event, **self._driver(event.provider_reference, driver_id))
+
+    def _driver(self, order_id: str, driver_id: str) -> dict:
+        """Who the driver is (name and plate): a call of its own at Lalamove. The status is
+        what the poll is for, so a failure here costs only the driver's details."""
+        try:
+            response = self._send("GET", mapping.driver_path(order_id, driver_id))
+            if response.status_code >= 400:
+                return {}
+            return mapping.parse_driver(response.json())
+        except (requests.RequestException, ValueError) as exc:
+            log.info("lalamove driver details not read: %s", type(exc).__name__)
+            return {}
 
     def _cancel(self, provider_reference):
         """:raises CourierRejected: ``ERR_CANCELLATION_FORBIDDEN`` once a driver is on it"""

@@ -66,6 +66,33 @@ def order_path(order_id: str) -> str:
     return f"{ORDERS_PATH}/{quote(order_id, safe='')}"
 
 
+def driver_path(order_id: str, driver_id: str) -> str:
+    """``GET /v3/orders/{orderId}/drivers/{driverId}``: the driver of an order (courier
+    reference section 4: name, phone, plateNumber, photo, location). Order details and
+    webhooks carry only ``driverId``."""
+    return f"{order_path(order_id)}/drivers/{quote(driver_id, safe='')}"
+
+
+def driver_of(order_body: Any) -> str | None:
+    """The ``driverId`` of an order answer, or None (none assigned: Lalamove sends "")."""
+    try:
+        driver_id = unwrap(order_body).get("driverId")
+    except (ValueError, AttributeError):
+        return None
+    return str(driver_id) if isinstance(driver_id, str | int) and str(driver_id) else None
+
+
+def parse_driver(body: Any) -> dict:
+    """A driver answer as the neutral report's ``courier_name`` and ``vehicle_plate``."""
+    try:
+        driver = unwrap(body)
+    except ValueError:
+        return {}
+    name, plate = driver.get("name"), driver.get("plateNumber")
+    return {"courier_name": name.strip() or None if isinstance(name, str) else None,
+            "vehicle_plate": plate.strip() or None if isinstance(plate, str) else None}
+
+
 def map_status(raw: str) -> Status | None:
     """Our status for a Lalamove status; unknown names map to None (noted, never dropped)."""
     return STATUS_MAP.get((raw or "").strip().upper())

@@ -466,6 +466,19 @@ class LalamoveSimulator(SimulatorEngine):
                     booking = sim.bookings[booking["replaced_by"]]
                 return reply(sim.order_body(booking))
 
+        @app.get("/v3/orders/<order_id>/drivers/<driver_id>")
+        def get_driver(order_id, driver_id):
+            """The driver of an order (courier reference section 4, Driver details)."""
+            booking = sim.bookings.get(order_id)
+            driver = booking["driver"] if booking else None
+            if driver is None or driver_id != str(1000 + DRIVERS.index(driver)):
+                return error(404, "ERR_DRIVER_NOT_FOUND", "No such driver for this order")
+            name, phone, plate = driver
+            return reply({"driverId": driver_id, "name": name, "phone": f"+{phone}",
+                          "plateNumber": plate, "photo": "http://sim.invalid/driver.jpg",
+                          "coordinates": {"lat": "-8.2192", "lng": "114.3691",
+                                          "updatedAt": _iso(time.time())}})
+
         @app.delete("/v3/orders/<order_id>")
         def cancel(order_id):
             booking = sim.bookings.get(order_id)

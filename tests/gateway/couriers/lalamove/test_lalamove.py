@@ -22,6 +22,7 @@ from gateway.couriers.lalamove.simulator import LIFECYCLE, LalamoveSimulator, cr
 from gateway.errors import StartupError
 from gateway.models import CourierAttempt, ProviderEventRecord
 from gateway.orders import Contact, DeliveryOrder, Package, Place
+from gateway.simulators.engine import DRIVERS
 from gateway.statuses import Status
 from gateway.testing import ServerThread, drain, wait_for_status
 from tests.conftest import bearer, new_key
@@ -523,6 +524,33 @@ def test_polling_reads_the_order_and_a_quote_reads_the_quotation(lalamove_sim):
         booking.provider_reference, "req-3-1")
     assert event.raw_status in LIFECYCLE
     courier.health_check()
+
+
+def test_polling_an_order_with_a_driver_reads_the_drivers_name_and_plate(lalamove_sim):
+    """Order details name only ``driverId``; the driver's own call gives name and plate
+    (courier reference section 4): the simulator answers both, and the report carries them."""
+    lalamove_sim.stop_clock()
+    courier = adapter(lalamove_sim)
+    booking = courier.book(ORDER, "req-4-1")
+    assert courier.get_status(booking.provider_reference).courier_name is None
+    assert calls(lalamove_sim, "GET", f"/v3/orders/{booking.provider_reference}/drivers/"
+                                      "1000") == []
+    requests.post(f"{lalamove_sim.url}/_sim/bookings/{booking.provider_reference}/status",
+                  json={"status": "ON_GOING"}, timeout=5)
+    (held,) = bookings(lalamove_sim)
+    event = courier.get_status(booking.provider_reference)
+    name, _phone, plate = next(d for d in DRIVERS if d[0] == held["driver"][0])
+    assert (event.courier_name, event.vehicle_plate) == (name, plate)
+    assert any(c["path"].startswith(f"/v3/orders/{booking.provider_reference}/drivers/")
+               for c in sim_get(lalamove_sim, "/_sim/requests"))
+
+
+def test_a_driver_lookup_that_fails_costs_only_the_drivers_details():
+    assert mapping.parse_driver({"errors": [{"id": "ERR_DRIVER_NOT_FOUND"}]}) in (
+        {}, {"courier_name": None, "vehicle_plate": None})
+    assert mapping.driver_of({"data": {"orderId": "1", "driverId": ""}}) is None
+    assert mapping.driver_of({"data": {"orderId": "1", "driverId": "1002"}}) == "1002"
+    assert mapping.driver_path("1 2", "a/b") == "/v3/orders/1%202/drivers/a%2Fb"
 
 
 # -- phone numbers -------------------------------------------------------------------------------
