@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -75,6 +76,10 @@ def test_submitting_the_form_makes_one_request_the_agency_key_sees(app, puskesma
     assert seen.status_code == 200
     assert seen.get_json()["reference"] == "RX-FORM-1"
     assert seen.get_json()["delivery_pin"] == pin
+    # the tracking link to hand to the citizen is the one the API gives, and it opens the page
+    tracking = re.search(r'id="tracking-url" href="([^"]+)"', detail).group(1)
+    assert tracking == seen.get_json()["tracking_url"]
+    assert app.test_client().get(urlsplit(tracking).path).status_code == 200
     # sent again with the same hidden key (a double click): the same request, no second one
     again = console.post("/console/services/medicine_delivery/new",
                          {**medicine_form(), "idempotency_key": key})

@@ -136,6 +136,10 @@ def request_detail(request_id: str):
         # the PIN to hand to the citizen: the agency's own people see it, as its key does
         pin = gw.vault.open(record.delivery_pin_ciphertext) \
             if record.delivery_pin_ciphertext and agency_actor.is_agency(g.actor) else None
+        # the public tracking link (a bearer token): for the agency's people to hand over, and
+        # for whoever may read the citizen's details
+        tracking_url = gw.links.tracking_url(record) \
+            if agency_actor.is_agency(g.actor) or can("console:requests:personal") else None
         session.expunge_all()
     if payload is not None and show_personal:
         with gw.db.write() as session:   # reading personal data is itself a fact to audit
@@ -145,7 +149,7 @@ def request_detail(request_id: str):
     return render("console/request_detail.html", record=record, agency=agency,
                   story=story, attempts=attempts, personal=shown,
                   show_personal=show_personal, purged=record.purged_at is not None,
-                  pin=pin, tracking_url=None,
+                  pin=pin, tracking_url=tracking_url,
                   may_cancel=not status.terminal and can("console:requests:act"),
                   may_retry=(status in RETRYABLE and record.provider is None
                              and record.pending_job in (None, "dispatch")
