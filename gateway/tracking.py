@@ -19,6 +19,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from . import costs
 from .couriers import Booking, CourierError, ProviderEvent
 from .dispatch import adopt_booking
 from .events import Event
@@ -142,6 +143,10 @@ def _apply(gateway, session, row, attempt, record) -> str:
                    raw_status=row.raw_status, detail="report about a booking this request "
                                                      "has left; ignored")
         return "stale"
+    if "price" in details:
+        # What the provider charges, from its own report: before the status, so a delivery
+        # settles its budget with it.
+        costs.record_final_price(session, record, details.get("price"), details.get("currency"))
     if row.status is None:
         transition(gateway, session, record, Status(record.status), source=source,
                    raw_status=row.raw_status, detail="reported; no status change")
@@ -153,6 +158,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
                    raw_status=row.raw_status,
                    detail=f"{row.courier} found no driver; trying the next courier")
         record.provider, record.provider_reference = None, None
+        costs.release(session, record)      # the next courier reserves its own quote
         record.pending_job, record.pending_since = "dispatch", utcnow()
         enqueue_after_commit(gateway, session, "dispatch", record.id)
         return "failover"

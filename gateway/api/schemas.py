@@ -38,6 +38,17 @@ class RequestSummarySchema(Schema):
     updated_at = fields.String(required=True)
 
 
+class CostSchema(Schema):
+    quoted = fields.Integer(allow_none=True, metadata={
+        "description": "What the booked courier quoted before booking, in whole units of "
+                       "`currency`; null when it gave no quote."})
+    final = fields.Integer(allow_none=True, metadata={
+        "description": "What the courier reported charging; null until it reports a price."})
+    currency = fields.String(allow_none=True, metadata={
+        "description": "ISO 4217 code (the region's, e.g. IDR)."})
+    provider = fields.String(allow_none=True, metadata={"description": "Courier that holds it."})
+
+
 class RequestDetailSchema(RequestSummarySchema):
     eligibility = fields.Dict(allow_none=True, metadata={
         "description": "The eligibility decision only: eligible, source, decided_at."})
@@ -46,6 +57,8 @@ class RequestDetailSchema(RequestSummarySchema):
     proof = fields.Dict(allow_none=True, metadata={"description": "Proof of delivery."})
     purged_at = fields.String(allow_none=True, metadata={
         "description": "When personal data was removed after the retention period."})
+    cost = fields.Nested(CostSchema, required=True, metadata={
+        "description": "What the delivery costs (quoted before booking, final as reported)."})
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
 
 

@@ -117,7 +117,8 @@ def create_service_request(service_name: str):
         actor=g.actor, service=service_name, body=_json_body(),
         idempotency_key=idempotency_key, correlation_id=g.correlation_id))
     record = accepted.record
-    response = jsonify(RequestDetailSchema().dump(detail(record, gateway.vault)))
+    response = jsonify(RequestDetailSchema().dump(
+        detail(record, gateway.vault, gateway.region.currency)))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:
@@ -182,7 +183,9 @@ def get_request(request_id: str):
     with _gateway().db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
-        return RequestDetailSchema().dump(detail(record, _gateway().vault))
+        gateway = _gateway()
+        return RequestDetailSchema().dump(detail(record, gateway.vault,
+                                                 gateway.region.currency))
 
 
 def register_views(app, gateway) -> None:
@@ -266,6 +269,7 @@ def cancel_request(request_id: str):
            authorize=lambda record: _require("requests:cancel", record))
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
-        response = jsonify(RequestDetailSchema().dump(detail(record, gateway.vault)))
+        response = jsonify(RequestDetailSchema().dump(
+            detail(record, gateway.vault, gateway.region.currency)))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response
