@@ -169,8 +169,9 @@ def _plan(gateway, request_ids: list[str], handed_over: list) -> list[_Planned]:
             CourierAttempt.request_id.in_(request_ids))))
         # Requests whose booking reserves a budget, or whose service routes by quotes, take
         # the careful path (gateway.dispatch, gateway.costs).
-        budgeted = set(session.execute(select(Budget.agency_id, Budget.service).where(
-            Budget.agency_id.in_({r.agency_id for r in records}))).tuples())
+        budgeted = {(row.agency_id, row.service) for row in session.execute(
+            select(Budget.agency_id, Budget.service).where(
+                Budget.agency_id.in_({r.agency_id for r in records})))}
         for record in records:
             if record.pending_job != "dispatch":
                 continue                                    # done or cancelled meanwhile
@@ -235,6 +236,8 @@ def _call_couriers(gateway, planned: list[_Planned]) -> None:
                         item.quote = courier.quote(item.order)
                     except Exception as exc:   # recorded; a quote never blocks a booking
                         item.quote = exc
+                        if gateway.circuits.is_open(item.attempt.courier):
+                            raise     # it took the provider out (credentials): its outcome
                 item.answer = courier.book(item.order, item.attempt.reference)
             except Exception as exc:   # recorded as the attempt's outcome, then handed over
                 item.error = exc

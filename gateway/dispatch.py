@@ -227,6 +227,18 @@ def _reason_so_far(attempts: list[CourierAttempt]) -> str:
     return "no_courier_available"
 
 
+def _why(exc: Exception) -> str:
+    return exc.outcome if isinstance(exc, CourierError) else type(exc).__name__
+
+
+def _note(gateway, request_id: str, detail: str) -> None:
+    """A timeline entry that changes nothing (a quote that failed, ...)."""
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        transition(gateway, session, record, Status(record.status), source="routing",
+                   detail=detail)
+
+
 def _budget_exhausted(gateway, request_id: str) -> str:
     """A budget had no room when the request's turn came (another request took the last of
     it): hold or refuse it, as the service's ``on_budget_exhausted`` says."""
@@ -319,6 +331,12 @@ def dispatch(gateway, request_id: str) -> str:
         if name not in quotes:
             quotes.update(costs.ask_quotes(gateway, request_id, order, [name]))
         quote = quotes.get(name)
+        if isinstance(quote, Exception):
+            _note(gateway, request_id, f"{name}: no quote ({_why(quote)})")
+            if gateway.circuits.is_open(name):
+                # The quote call met a failure that took the provider out of rotation.
+                waiting_for_circuit = True
+                continue
         if not costs.reserve(gateway, request_id,
                              quote.price if costs.usable(quote) else None):
             return _budget_exhausted(gateway, request_id)

@@ -292,10 +292,10 @@ class CourierAdapter:
         """
         return self._call("quote", self._quote, order)
 
-    @classmethod
-    def gives_quotes(cls) -> bool:
-        """Whether this adapter implements ``_quote`` (dispatch asks only those)."""
-        return cls._quote is not CourierAdapter._quote
+    def gives_quotes(self) -> bool:
+        """Whether this courier quotes at all (its adapter implements ``_quote``); dispatch
+        asks only those."""
+        return type(self)._quote is not CourierAdapter._quote
 
     def book(self, order, reference: str) -> Booking:
         """Book ``order`` under our ``reference`` (sent so the booking can be found again).

@@ -75,6 +75,9 @@ class OwnFleetCourier(CourierAdapter):
     status_map = STATUS_MAP
     config_schema = OwnFleetConfigSchema
 
+    def gives_quotes(self) -> bool:
+        return bool(self.config.get("tariff"))
+
     def _quote(self, order):
         tariff = self.config.get("tariff")
         if not tariff:
