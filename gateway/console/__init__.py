@@ -42,8 +42,8 @@ from .i18n import N_
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 STATIC = Path(__file__).parent / "static"
 
-VIEW_MODULES = ("session", "dashboard", "requests", "fleet", "agencies", "services", "audit",
-                "queues")
+VIEW_MODULES = ("session", "dashboard", "requests", "fleet", "agencies", "budgets", "services",
+                "audit", "queues")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
