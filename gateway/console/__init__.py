@@ -96,7 +96,7 @@ def audit(db_session, action: str, target: str | None = None, outcome: str = "ok
                                       correlation_id=g.get("correlation_id")))
 
 
-def render(template: str, status: int = 200, **context):
+def render(template: str, status: int = 200, /, **context):
     return render_template(template, **context), status
 
 
