@@ -44,6 +44,8 @@ LALAMOVE_CREDENTIALS = {"api_key": "pk_test_engine",
 SOBO, PATIENT = (-8.2166, 114.3632), (-8.2192, 114.3691)
 #: what GO-SEND's simulator charges for that delivery (its Instant tariff)
 MEDICINE_PRICE = gosend_simulator.price_for(geo.distance_km(*SOBO, *PATIENT))
+#: booked, or further on (the simulator's clock moves bookings along)
+BOOKED = {"booked", "driver_assigned", "picked_up", "delivered"}
 
 ORDER = DeliveryOrder(
     reference="REQ-1",
@@ -239,7 +241,7 @@ def test_cheapest_policy_books_the_cheaper_simulator_after_asking_both(
     app = priced_app(umkm={"routing_policy": "cheapest"})
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     request_id = submit(app, key, UMKM, umkm_body(app, "BWM-1"))["id"]
-    wait_for_status(app, request_id, "booked")
+    wait_for_status(app, request_id, BOOKED)
 
     # both were asked over HTTP before anything was booked; GO-SEND (20,000) beats Grab
     assert len(calls(gateway_gosend, "GET", "/gokilat/v10/calculate/price")) == 1
@@ -258,7 +260,7 @@ def test_ordered_policy_keeps_the_configured_order_and_fastest_takes_the_estimat
     ordered = priced_app()
     key = new_key(ordered, services=["umkm_pickup"], key_type="test")
     first = submit(ordered, key, UMKM, umkm_body(ordered, "BWM-1"))["id"]
-    wait_for_status(ordered, first, "booked")
+    wait_for_status(ordered, first, BOOKED)
     assert detail(ordered, key, first)["cost"]["provider"] == "grab_sandbox"
     assert detail(ordered, key, first)["cost"]["quoted"] == 22500
 
@@ -266,7 +268,7 @@ def test_ordered_policy_keeps_the_configured_order_and_fastest_takes_the_estimat
                                "couriers": ["gosend_sandbox", "grab_sandbox"]})
     key = new_key(fastest, services=["umkm_pickup"], key_type="test")
     second = submit(fastest, key, UMKM, umkm_body(fastest, "BWM-2"))["id"]
-    wait_for_status(fastest, second, "booked")
+    wait_for_status(fastest, second, BOOKED)
     # only Grab gives an estimate (GO-SEND's price call has none): it goes first
     assert detail(fastest, key, second)["provider"] == "grab_sandbox"
 
@@ -277,7 +279,7 @@ def test_a_quote_that_fails_never_blocks_dispatch(priced_app, gateway_gosend, gr
     sim_post(gateway_gosend, "/_sim/config", {"price_faults": ["5xx"]})
     key = new_key(app, services=["umkm_pickup"], key_type="test")
     request_id = submit(app, key, UMKM, umkm_body(app, "BWM-1"))["id"]
-    wait_for_status(app, request_id, "booked")
+    wait_for_status(app, request_id, BOOKED)
 
     assert len(calls(gateway_gosend, "GET", "/gokilat/v10/calculate/price")) == 1
     body = detail(app, key, request_id)
@@ -291,7 +293,7 @@ def test_a_quote_that_fails_never_blocks_dispatch(priced_app, gateway_gosend, gr
     sim_post(gateway_gosend, "/_sim/config", {"price_faults": ["5xx"]})
     key = new_key(ordered, key_type="live")
     other = submit(ordered, key, MEDICINE, {**_medicine(), "prescription_id": "RX-Q"})["id"]
-    wait_for_status(ordered, other, "booked")
+    wait_for_status(ordered, other, BOOKED)
     body = detail(ordered, key, other)
     assert body["provider"] == "gosend_sandbox" and body["cost"]["quoted"] is None
 
@@ -325,7 +327,7 @@ def test_with_a_budget_of_one_delivery_the_second_request_is_refused(priced_app)
     costs.set_budget(gateway, agency, "medicine_delivery", this_month(app), MEDICINE_PRICE,
                      actor="test")
     first = submit(app, key, MEDICINE, _medicine())["id"]
-    wait_for_status(app, first, "booked")
+    wait_for_status(app, first, BOOKED)
     assert budget_row(app, agency, this_month(app)).reserved == MEDICINE_PRICE
 
     refused = submit(app, key, MEDICINE, {**_medicine(), "prescription_id": "RX-2"},
@@ -354,7 +356,7 @@ def test_with_the_hold_setting_the_second_request_waits_and_is_released_from_the
     costs.set_budget(gateway, agency, "medicine_delivery", this_month(app)[:4],
                      MEDICINE_PRICE, actor="test")
     first = submit(app, key, MEDICINE, _medicine())["id"]
-    wait_for_status(app, first, "booked")
+    wait_for_status(app, first, BOOKED)
 
     held = submit(app, key, MEDICINE, {**_medicine(), "prescription_id": "RX-2"})
     assert held["status"] == "held_for_budget"
@@ -372,7 +374,7 @@ def test_with_the_hold_setting_the_second_request_waits_and_is_released_from_the
     assert "is used up (100%)" in page and held["id"] in page
     response = admin.post(f"/console/requests/{held['id']}/release", {"back": "budgets"})
     assert response.status_code == 302
-    wait_for_status(app, held["id"], "booked")
+    wait_for_status(app, held["id"], BOOKED)
     assert len(calls(gateway_gosend, "POST", "/gokilat/v10/booking")) == 2
     row = budget_row(app, agency, this_month(app)[:4])    # the released one goes over it
     assert row.reserved + row.spent == 2 * MEDICINE_PRICE
