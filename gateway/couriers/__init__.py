@@ -179,7 +179,9 @@ class ProviderEvent:
     ``event_key`` deduplicates (the provider's event id, or a digest of the report);
     ``provider_reference`` and/or ``our_reference`` find the request. ``details`` may carry
     ``proof`` (proof of delivery) and ``new_provider_reference`` (the provider replaced the
-    booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id).
+    booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id), and
+    ``price`` with ``currency`` (what the provider reports charging, whole units: the
+    request's final cost, ``gateway.costs``).
     """
 
     event_key: str
