@@ -473,3 +473,46 @@ def test_simulator_answers_bad_price_queries_like_gosend(gateway_gosend):
     far = requests.get(url, params={"origin": "-8.2,114.3", "destination": "-7.2,112.7",
                                     "paymentType": "3"}, headers=headers, timeout=5).json()
     assert far["Instant"]["serviceable"] is False
+
+
+def test_each_providers_report_gives_its_price_and_nonsense_gives_none():
+    import json
+
+    from gateway.couriers.gosend import mapping as gosend
+    from gateway.couriers.grabexpress import mapping as grab
+    from gateway.couriers.lalamove import mapping as lalamove
+
+    hook = {"entity_id": "GK-11-1", "status": "delivered", "event_id": "e1", "price": 20000.0}
+    assert gosend.parse_webhook(json.dumps(hook).encode()).details["price"] == 20000
+    assert gosend.parse_status({"orderNo": "GK-11-1", "status": "delivered",
+                                "totalPrice": 18500}).details["price"] == 18500
+    details = grab.parse_status({"deliveryID": "IN-1", "status": "COMPLETED",
+                                 "quote": {"amount": 22500.0,
+                                           "currency": {"code": "IDR"}}}).details
+    assert (details["price"], details["currency"]) == (22500, "IDR")
+    order = {"orderId": "1234567890123456789", "status": "COMPLETED",
+             "priceBreakdown": {"total": "24000", "currency": "IDR"}}
+    assert lalamove.parse_order({"data": order}).details["price"] == 24000
+    for nonsense in ("-5", "abc", None, "1e30", [], {"x": 1}):
+        assert "price" not in gosend.parse_webhook(json.dumps(
+            {**hook, "price": nonsense}).encode()).details
+        assert "price" not in lalamove.parse_order({"data": {
+            **order, "priceBreakdown": {"total": nonsense}}}).details
+        assert "price" not in grab.parse_status({"deliveryID": "IN-1", "status": "COMPLETED",
+                                                 "quote": {"amount": nonsense}}).details
+
+
+def test_the_own_fleet_quotes_its_configured_tariff_in_the_regions_currency(make_app):
+    app = make_app(couriers={"own_fleet": {"enabled": True,
+                                           "tariff": {"base": 5000, "per_km": 2000}}},
+                   services={"medicine_delivery": {"couriers": ["own_fleet"]}})
+    key = new_key(app, key_type="test")
+    request_id = submit(app, key, MEDICINE, _medicine())["id"]
+    wait_for_status(app, request_id, BOOKED)
+    assert detail(app, key, request_id)["cost"] == {
+        "quoted": 5000 + 2000 * 1, "final": None, "currency": "IDR", "provider": "own_fleet"}
+    (quote,) = quotes_of(app, request_id)
+    assert (quote.duration_minutes, quote.distance_m) == (20 + 2, 711)
+
+    with pytest.raises(Exception, match="tariff"):
+        make_app(couriers={"own_fleet": {"tariff": {"base": -1}}})
