@@ -316,6 +316,10 @@ def test_the_final_price_is_the_one_the_provider_reports(priced_app, gateway_gos
     cost = detail(app, key, request_id)["cost"]
     assert cost == {"quoted": MEDICINE_PRICE, "final": round(delivered["price"]),
                     "currency": "IDR", "provider": "gosend_sandbox"}
+    # the console's request page shows the same, in the reader's language and the currency
+    page = sign_in(app, "auditor").get(f"/console/requests/{request_id}").get_data(as_text=True)
+    shown = page[page.index('id="request-cost"'):].split("</dd>")[0]
+    assert f"quoted IDR{MEDICINE_PRICE:,}" in shown and f"final IDR{cost['final']:,}" in shown
 
 
 # -- budgets through the API and the console -------------------------------------------------------
