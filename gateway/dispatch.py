@@ -328,11 +328,13 @@ def dispatch(gateway, request_id: str) -> str:
         if gateway.circuits.is_open(name):
             waiting_for_circuit = True
             continue
-        if name not in quotes:
+        asked_now = name not in quotes
+        if asked_now:
             quotes.update(costs.ask_quotes(gateway, request_id, order, [name]))
         quote = quotes.get(name)
         if isinstance(quote, Exception):
-            _note(gateway, request_id, f"{name}: no quote ({_why(quote)})")
+            if asked_now:       # (the policy's note already names those it asked)
+                _note(gateway, request_id, f"{name}: no quote ({_why(quote)})")
             if gateway.circuits.is_open(name):
                 # The quote call met a failure that took the provider out of rotation.
                 waiting_for_circuit = True
