@@ -12,7 +12,8 @@ columns; never a float. The life of one request's money:
    (:func:`order_by_policy`, pure): ``ordered`` (the configured order), ``cheapest`` (the
    cheapest quote among those whose estimate meets ``target_minutes``) or ``fastest``.
 3. **Reserve.** Just before a courier is called, the chosen quote is reserved against the
-   agency's budgets for the service, the month's and the year's (:func:`reserve`): one
+   agency's budgets for the service, the month's and the year's, those that exist
+   (:func:`reserve`; the request remembers which, ``budget_periods``): one
    conditional ``UPDATE ... WHERE spent + reserved + amount <= limit_amount`` per budget, so
    two requests racing for the last of a budget cannot both pass (SQLite serialises writers;
    PostgreSQL re-checks the condition on the locked row). A booking that fails gives the
@@ -266,8 +267,8 @@ def reserve(gateway, request_id: str, amount: int | None, *, force: bool = False
             if record is None or record.key_type != "live" or record.reserved_amount is not None:
                 return True
             force = force or record.budget_approved_by is not None
-            month, year = periods(gateway.region, record.created_at)
-            for period in (month, year):
+            reserved = []
+            for period in periods(gateway.region, record.created_at):
                 condition = [Budget.agency_id == record.agency_id,
                              Budget.service == record.service, Budget.period == period]
                 exists = session.scalar(select(Budget.id).where(*condition))
@@ -282,19 +283,20 @@ def reserve(gateway, request_id: str, amount: int | None, *, force: bool = False
                     .execution_options(synchronize_session=False)).rowcount
                 if changed != 1:
                     raise _Refused(period)
-            record.reserved_amount, record.budget_month = amount, month
+                reserved.append(period)
+            if reserved:    # no budget, nothing held: a budget set later counts from then
+                record.reserved_amount, record.budget_periods = amount, ",".join(reserved)
             return True
     except _Refused:
         return False
 
 
 def _move(session, record: ServiceRequest, reserved: int, spent: int) -> None:
-    """Take ``reserved`` off and add ``spent`` to the request's budgets (month and year)."""
-    month = record.budget_month
+    """Take ``reserved`` off and add ``spent`` to the budgets the request reserved from."""
     session.execute(
         update(Budget).where(Budget.agency_id == record.agency_id,
                              Budget.service == record.service,
-                             Budget.period.in_([month, month[:4]]))
+                             Budget.period.in_(record.budget_periods.split(",")))
         .values(reserved=Budget.reserved - reserved, spent=Budget.spent + spent,
                 updated_at=utcnow())
         .execution_options(synchronize_session=False))
@@ -303,10 +305,10 @@ def _move(session, record: ServiceRequest, reserved: int, spent: int) -> None:
 def release(session, record: ServiceRequest) -> None:
     """Give back what the request reserved (its booking failed), in the caller's
     transaction; it reserves again when the next courier is tried."""
-    if record.reserved_amount is None or record.budget_month is None:
+    if record.reserved_amount is None or not record.budget_periods:
         return
     _move(session, record, record.reserved_amount, 0)
-    record.reserved_amount, record.budget_month = None, None
+    record.reserved_amount, record.budget_periods = None, None
 
 
 def release_by_id(gateway, request_id: str) -> None:
@@ -322,7 +324,7 @@ def record_final_price(session, record: ServiceRequest, amount, currency: str | 
     amount = _bounded(amount if isinstance(amount, int) else None)
     if amount is None or amount == record.final_amount:
         return
-    settled = record.budget_month is not None and record.reserved_amount is None
+    settled = bool(record.budget_periods) and record.reserved_amount is None
     if settled and record.status == Status.DELIVERED:
         _move(session, record, 0, amount - (record.final_amount or record.quoted_amount or 0))
     record.final_amount = amount
@@ -334,7 +336,7 @@ def settle(session, record: ServiceRequest) -> None:
     """Turn the request's reservation into spending once it has ended (in tracking's
     transaction): a delivery spends its final price (its quote if no price was reported);
     any other end spends nothing (providers charge for deliveries made)."""
-    if record.reserved_amount is None or record.budget_month is None:
+    if record.reserved_amount is None or not record.budget_periods:
         return
     if not Status(record.status).terminal:
         return

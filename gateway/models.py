@@ -162,10 +162,10 @@ class ServiceRequest(Base):
     quoted_amount: Mapped[int | None] = mapped_column(BigInteger)
     final_amount: Mapped[int | None] = mapped_column(BigInteger)
     cost_currency: Mapped[str | None] = mapped_column(String(3))
-    #: what this request holds against its budgets now (reserved at booking, 0 once settled)
-    #: and the month (``YYYY-MM``, the region's calendar) of the budgets it counts against
+    #: what this request holds against its budgets now (reserved at booking, None once
+    #: settled) and the periods of the budgets it reserved from (``2026-12,2026``)
     reserved_amount: Mapped[int | None] = mapped_column(BigInteger)
-    budget_month: Mapped[str | None] = mapped_column(String(7))
+    budget_periods: Mapped[str | None] = mapped_column(String(15))
     #: who released it from ``held_for_budget`` (it may then go over the budget)
     budget_approved_by: Mapped[str | None] = mapped_column(String(128))
     #: indexed alone for the console, which counts and searches across agencies by time

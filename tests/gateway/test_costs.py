@@ -520,3 +520,24 @@ def test_the_own_fleet_quotes_its_configured_tariff_in_the_regions_currency(make
 
     with pytest.raises(Exception, match="tariff"):
         make_app(couriers={"own_fleet": {"tariff": {"base": -1}}})
+
+
+def test_a_request_booked_before_its_budget_existed_never_drives_the_budget_negative(make_app):
+    app = make_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="live")
+    agency = agency_of(app, key)
+    request_id = submit(app, key, MEDICINE, _medicine())["id"]
+    assert costs.reserve(gateway, request_id, 7000)          # no budget: nothing is held
+    costs.set_budget(gateway, agency, "medicine_delivery", this_month(app), 10000,
+                     actor="test")
+    costs.release_by_id(gateway, request_id)
+    assert budget_row(app, agency, this_month(app)).reserved == 0
+
+    # the month's budget only: the year's, set later, is not touched by this request
+    assert costs.reserve(gateway, request_id, 7000)
+    costs.set_budget(gateway, agency, "medicine_delivery", this_month(app)[:4], 10000,
+                     actor="test")
+    costs.release_by_id(gateway, request_id)
+    assert budget_row(app, agency, this_month(app)).reserved == 0
+    assert budget_row(app, agency, this_month(app)[:4]).reserved == 0

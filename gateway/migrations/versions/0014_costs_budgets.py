@@ -18,7 +18,7 @@ REQUEST_COLUMNS = (
     ("final_amount", sa.BigInteger()),
     ("cost_currency", sa.String(3)),
     ("reserved_amount", sa.BigInteger()),
-    ("budget_month", sa.String(7)),
+    ("budget_periods", sa.String(15)),
     ("budget_approved_by", sa.String(128)),
 )
 
