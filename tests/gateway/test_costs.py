@@ -249,8 +249,9 @@ def test_cheapest_policy_books_the_cheaper_simulator_after_asking_both(
     assert calls(grab_sim, "POST", f"{GRAB_API}/v1/deliveries") == []
     body = detail(app, key, request_id)
     assert body["provider"] == "gosend_sandbox"
-    assert body["cost"] == {"quoted": 20000, "final": None, "currency": "IDR",
-                            "provider": "gosend_sandbox"}
+    # (final: whatever GO-SEND's reports have said by now, its webhooks carry the price)
+    assert {k: v for k, v in body["cost"].items() if k != "final"} == {
+        "quoted": 20000, "currency": "IDR", "provider": "gosend_sandbox"}
     recorded = {(q.courier, q.amount, q.chosen) for q in quotes_of(app, request_id)}
     assert recorded == {("gosend_sandbox", 20000, True), ("grab_sandbox", 22500, False)}
 
