@@ -8,6 +8,13 @@ with the registered token. A contact phone must be written as GO-SEND integrator
 ``62...`` with no plus sign (400 with an ``Error-Message`` otherwise). Faults and the
 ``/_sim/*`` endpoints are the engine's (``gateway.simulators.engine``); the magic words go in
 a route's ``destinationNote``.
+
+The price estimate (``GET /gokilat/v10/calculate/price?origin=lat,lng&destination=lat,lng``)
+answers as GO-SEND's does (keyed by shipment method, ``serviceable``, ``distance`` in km,
+``price.total_price`` in rupiah; courier-apis.md §2.2, §2.4: andrsrjld/gosend ``entity.go``)
+with a tariff of its own from the straight-line distance (:data:`TARIFF`, ``gateway.geo``), and
+the same Instant price comes back in each webhook's ``price`` and the status answer's
+``totalPrice``. ``price_faults`` (``POST /_sim/config``) makes the next price calls fail.
 """
 
 from __future__ import annotations
