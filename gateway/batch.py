@@ -39,10 +39,10 @@ from redis.exceptions import LockError, RedisError
 from rq import Queue
 from sqlalchemy import select
 
-from . import context
+from . import context, costs
 from .dispatch import adopt_booking, attempt_failed, finish_attempt, new_attempt, route
 from .events import Event
-from .models import CourierAttempt, ServiceRequest
+from .models import Budget, CourierAttempt, ServiceRequest
 from .queues import FAILURE_TTL, QueueNames, enqueue_job, request_lock
 from .records import transition
 from .statuses import AttemptState, Status
@@ -121,6 +121,7 @@ class _Planned:
     correlation_id: str | None
     attempt: CourierAttempt
     order: object
+    quote: object = None
     answer: object = None
     error: Exception | None = None
     call_audits: list = field(default_factory=list)
@@ -166,11 +167,19 @@ def _plan(gateway, request_ids: list[str], handed_over: list) -> list[_Planned]:
             ServiceRequest.id.in_(request_ids))).all()
         tried = set(session.scalars(select(CourierAttempt.request_id).where(
             CourierAttempt.request_id.in_(request_ids))))
+        # Requests whose booking reserves a budget, or whose service routes by quotes, take
+        # the careful path (gateway.dispatch, gateway.costs).
+        budgeted = {(row.agency_id, row.service) for row in session.execute(
+            select(Budget.agency_id, Budget.service).where(
+                Budget.agency_id.in_({r.agency_id for r in records})))}
         for record in records:
             if record.pending_job != "dispatch":
                 continue                                    # done or cancelled meanwhile
             service = gateway.services.get(record.service)
-            if service is None or record.status != Status.RECEIVED or record.id in tried:
+            if service is None or record.status != Status.RECEIVED or record.id in tried \
+                    or costs.policy_of(gateway, record.service) != "ordered" \
+                    or (record.key_type == "live"
+                        and (record.agency_id, record.service) in budgeted):
                 handed_over.append((record.id, 0))
                 continue
             data = gateway.vault.open(record.payload_ciphertext)
@@ -219,10 +228,17 @@ def _call_couriers(gateway, planned: list[_Planned]) -> None:
             try:
                 # Calls wait for a free thread: a courier failing meanwhile may have opened
                 # its circuit, and then the rest of the batch goes elsewhere (its own job).
+                courier = gateway.couriers[item.attempt.courier]
                 if gateway.circuits.is_open(item.attempt.courier):
                     raise CircuitOpenedMeanwhile
-                item.answer = gateway.couriers[item.attempt.courier].book(
-                    item.order, item.attempt.reference)
+                if courier.gives_quotes():
+                    try:
+                        item.quote = courier.quote(item.order)
+                    except Exception as exc:   # recorded; a quote never blocks a booking
+                        item.quote = exc
+                        if gateway.circuits.is_open(item.attempt.courier):
+                            raise     # it took the provider out (credentials): its outcome
+                item.answer = courier.book(item.order, item.attempt.reference)
             except Exception as exc:   # recorded as the attempt's outcome, then handed over
                 item.error = exc
 
@@ -246,9 +262,11 @@ def _record(gateway, planned: list[_Planned], handed_over: list) -> list[str]:
             record, attempt = records[item.request_id], attempts[item.attempt.id]
             for call in item.call_audits:
                 gateway.track(session, call)
+            if item.quote is not None:
+                costs.record_quotes(session, record.id, {attempt.courier: item.quote})
             if item.error is None:
                 outcome = adopt_booking(gateway, session, attempt, record, item.answer,
-                                        how="booked")
+                                        how="booked", quote=item.quote)
             else:
                 state, detail = (AttemptState.SKIPPED, "its circuit opened before the call") \
                     if isinstance(item.error, CircuitOpenedMeanwhile) \

@@ -21,6 +21,7 @@ import logging
 
 from sqlalchemy import func, select
 
+from . import costs
 from .couriers import Booking, CourierError, CourierNotFound, CourierRejected
 from .events import Event
 from .models import CourierAttempt, ServiceRequest, utcnow
@@ -131,13 +132,15 @@ def _finish_attempt(gateway, attempt_id: int, state: AttemptState, detail: str |
 
 
 def adopt_booking(gateway, session, attempt: CourierAttempt, record: ServiceRequest,
-                  booking: Booking, how: str) -> str:
-    """Make ``booking`` the request's, in the caller's transaction. :return: the outcome"""
+                  booking: Booking, how: str, quote=None) -> str:
+    """Make ``booking`` the request's, in the caller's transaction; ``quote`` (the booked
+    courier's, if it gave one) becomes the request's quoted cost. :return: the outcome"""
     attempt.state, attempt.updated_at = AttemptState.BOOKED.value, utcnow()
     attempt.provider_reference = booking.provider_reference
     record.provider, record.provider_reference = attempt.courier, booking.provider_reference
     # a new booking: the courier of an earlier one is not coming
     record.courier_first_name = record.courier_plate = record.courier_eta = None
+    costs.note_booked_quote(session, record, quote)
     _audit(gateway, session, record, "courier.book", outcome="booked", how=how,
            courier=attempt.courier, attempt=attempt.attempt_no,
            provider_reference=booking.provider_reference)
@@ -155,11 +158,11 @@ def adopt_booking(gateway, session, attempt: CourierAttempt, record: ServiceRequ
     return "booked"
 
 
-def _adopt_booking(gateway, attempt_id: int, booking: Booking, how: str) -> str:
+def _adopt_booking(gateway, attempt_id: int, booking: Booking, how: str, quote=None) -> str:
     with gateway.db.write() as session:
         attempt = session.get(CourierAttempt, attempt_id)
         record = session.get(ServiceRequest, attempt.request_id)
-        return adopt_booking(gateway, session, attempt, record, booking, how)
+        return adopt_booking(gateway, session, attempt, record, booking, how, quote)
 
 
 ABANDONED = object()
@@ -226,6 +229,53 @@ def _reason_so_far(attempts: list[CourierAttempt]) -> str:
     return "no_courier_available"
 
 
+def _why(exc: Exception) -> str:
+    return exc.outcome if isinstance(exc, CourierError) else type(exc).__name__
+
+
+def _note(gateway, request_id: str, detail: str) -> None:
+    """A timeline entry that changes nothing (a quote that failed, ...)."""
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        transition(gateway, session, record, Status(record.status), source="routing",
+                   detail=detail)
+
+
+def _budget_exhausted(gateway, request_id: str) -> str:
+    """A budget had no room when the request's turn came (another request took the last of
+    it): hold or refuse it, as the service's ``on_budget_exhausted`` says."""
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, request_id)
+        if costs.on_exhausted(gateway, record.service) == "hold":
+            transition(gateway, session, record, Status.HELD_FOR_BUDGET, source="budget",
+                       detail="the agency's budget for this service is used up; "
+                              "waiting for approval")
+            record.pending_job, record.pending_since = None, None
+            return "held_for_budget"
+        transition(gateway, session, record, Status.FAILED, source="budget",
+                   detail="the agency's budget for this service is used up",
+                   failure_code="budget_exhausted")
+        return "failed"
+
+
+def _apply_policy(gateway, service, request_id: str, order,
+                  chosen: list[str]) -> tuple[list[str], dict, list[str]]:
+    """Order ``chosen`` by the service's ``routing_policy`` (``gateway.costs``): for
+    ``cheapest`` and ``fastest`` every candidate whose circuit is closed is asked for a quote
+    first. :return: the order, the quotes asked (courier -> Quote or error), timeline notes"""
+    policy = costs.policy_of(gateway, service.name)
+    if policy == "ordered" or len(chosen) < 2:
+        return chosen, {}, []
+    asked = [n for n in chosen if not gateway.circuits.is_open(n)]
+    quotes = costs.ask_quotes(gateway, request_id, order, asked)
+    target = gateway.service_settings(service.name).get("target_minutes")
+    ordered = costs.order_by_policy(chosen, quotes, policy, target)
+    failed = sorted(n for n, q in quotes.items() if not costs.usable(q))
+    notes = [f"{policy}: trying {', '.join(ordered)}"
+             + (f" (no quote from {', '.join(failed)})" if failed else "")]
+    return ordered, quotes, notes
+
+
 def dispatch(gateway, request_id: str) -> str:
     """Book the request with the first courier that takes it. :return: the outcome."""
     with gateway.db.write() as session:
@@ -238,6 +288,9 @@ def dispatch(gateway, request_id: str) -> str:
                        detail="the service is no longer installed",
                        failure_code="service_unavailable")
             return "failed"
+        if record.status == Status.HELD_FOR_BUDGET:
+            record.pending_job, record.pending_since = None, None
+            return "held_for_budget"
         if record.status == Status.RECEIVED:
             transition(gateway, session, record, Status.DISPATCHING, source="worker")
         data = gateway.vault.open(record.payload_ciphertext)
@@ -257,12 +310,16 @@ def dispatch(gateway, request_id: str) -> str:
     max_temporary = gateway.settings["dispatch"]["temporary_tries_per_courier"]
     reason, waiting_for_circuit = _reason_so_far(attempts), False
     chosen, skipped = route(gateway, service, order, key_type)
-    if skipped:
+    chosen, quotes, notes = _apply_policy(gateway, service, request_id, order, chosen)
+    if skipped or notes:
         with gateway.db.write() as session:
             record = session.get(ServiceRequest, request_id)
             for name, why in sorted(skipped.items()):
                 transition(gateway, session, record, Status(record.status), source="routing",
                            detail=f"skipped {name}: {why}")
+            for note in notes:
+                transition(gateway, session, record, Status(record.status), source="routing",
+                           detail=note)
     for name in chosen:
         mine = [AttemptState(a.state) for a in attempts if a.courier == name]
         if any(state.final_for_courier for state in mine):
@@ -273,6 +330,20 @@ def dispatch(gateway, request_id: str) -> str:
         if gateway.circuits.is_open(name):
             waiting_for_circuit = True
             continue
+        asked_now = name not in quotes
+        if asked_now:
+            quotes.update(costs.ask_quotes(gateway, request_id, order, [name]))
+        quote = quotes.get(name)
+        if isinstance(quote, Exception):
+            if asked_now:       # (the policy's note already names those it asked)
+                _note(gateway, request_id, f"{name}: no quote ({_why(quote)})")
+            if gateway.circuits.is_open(name):
+                # The quote call met a failure that took the provider out of rotation.
+                waiting_for_circuit = True
+                continue
+        if not costs.reserve(gateway, request_id,
+                             quote.price if costs.usable(quote) else None):
+            return _budget_exhausted(gateway, request_id)
         attempt = _start_attempt(gateway, request_id, name)
         try:
             booking = gateway.couriers[name].book(order, attempt.reference)
@@ -281,11 +352,12 @@ def dispatch(gateway, request_id: str) -> str:
             _finish_attempt(gateway, attempt.id, state, detail)
             if state.unresolved:
                 raise DispatchRetry(f"{name}: outcome unknown, reconcile first") from exc
+            costs.release_by_id(gateway, request_id)
             if state.settles_later and temporaries + 1 < max_temporary:
                 raise DispatchRetry(f"{name}: temporary error") from exc
             reason = exc.failure_code or reason
         else:
-            return _adopt_booking(gateway, attempt.id, booking, how="booked")
+            return _adopt_booking(gateway, attempt.id, booking, how="booked", quote=quote)
     if waiting_for_circuit:
         raise DispatchRetry("every remaining courier has an open circuit")
     final = Status.NO_DRIVER if reason == "no_driver" else Status.FAILED

@@ -10,6 +10,7 @@ module imports nothing of HTTP: it is a table of numbers.
 from __future__ import annotations
 
 from .errors import (
+    BudgetExhausted,
     Conflict,
     Forbidden,
     GatewayError,
@@ -25,6 +26,7 @@ STATUS_OF: dict[type[GatewayError], int] = {
     Forbidden: 403,
     Invalid: 422,
     Conflict: 409,
+    BudgetExhausted: 409,
     Unauthenticated: 401,
     TooManyRequests: 429,
 }

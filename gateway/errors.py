@@ -67,6 +67,15 @@ class Conflict(GatewayError):
     Idempotency-Key, a reference with an active request, no room left, a step out of order."""
 
 
+class BudgetExhausted(Conflict):
+    """The agency's budget for this service is used up (``gateway.costs``), and the service
+    refuses new requests until it is raised or a new period begins."""
+
+    def __init__(self, message: str = "The agency's budget for this service is used up.",
+                 details: dict[str, Any] | None = None):
+        super().__init__("budget_exhausted", message, details=details)
+
+
 class Unauthenticated(GatewayError):
     """No credentials that the gateway recognises: the caller should send a valid,
     unrevoked key (or sign in) before anything else is considered."""

@@ -40,6 +40,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from . import costs
 from .batch import submit as submit_for_dispatch
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
@@ -120,7 +121,10 @@ def submit(gateway, new: NewRequest) -> Accepted:
         refusal (``restricted_medicine``, ``not_eligible``, ...)
     :raises Conflict: ``idempotency_key_reused`` (the key was used for another body),
         ``duplicate_reference`` (the reference already has an active request),
-        ``capacity_full`` (no room left; ``details.alternatives`` lists other options)
+        ``capacity_full`` (no room left; ``details.alternatives`` lists other options),
+        ``budget_exhausted`` (a budget of the agency for the service is used up and the
+        service refuses; with ``on_budget_exhausted: hold`` the request is stored
+        ``held_for_budget`` instead, see ``gateway.costs``)
     """
     service = service_for(gateway, new.actor, new.service)
     check_idempotency_key(new.idempotency_key)
@@ -135,7 +139,7 @@ def submit(gateway, new: NewRequest) -> Accepted:
     except ValidationError as exc:
         raise Invalid.from_messages(exc.messages, "The request body is not valid.") from None
     accepted = _store_once(gateway, new, service, data, config, eligibility)
-    if not accepted.replayed:
+    if not accepted.replayed and accepted.record.pending_job == "dispatch":
         try:
             submit_for_dispatch(gateway, accepted.record.id)
         except RedisError as exc:
@@ -205,8 +209,10 @@ def _store(gateway, new: NewRequest, service: Service, data: dict, config: dict,
         if capacity is not None:
             _take_capacity(session, service.name, actor["key_type"], capacity,
                            lambda taken: service.alternatives(data, config, taken))
-        pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
         now = utcnow()
+        held = costs.admission(gateway, session, actor["id"], actor["key_type"],
+                               service.name, now) == "hold"
+        pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
         # Everything below reaches the database in the commit's one flush (batched).
         record = ServiceRequest(
             id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
@@ -219,10 +225,17 @@ def _store(gateway, new: NewRequest, service: Service, data: dict, config: dict,
             request_fingerprint=request_fingerprint, correlation_id=new.correlation_id,
             capacity_key=capacity.key if capacity else None,
             capacity_units=capacity.units if capacity else None,
-            pending_job="dispatch", pending_since=now, created_at=now, updated_at=now,
+            pending_job=None if held else "dispatch", pending_since=None if held else now,
+            created_at=now, updated_at=now,
             events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
                                 created_at=now)])
         gateway.links.issue(record)
+        if held:
+            record.status = str(Status.HELD_FOR_BUDGET)
+            record.events.append(StatusEvent(
+                status=str(Status.HELD_FOR_BUDGET), source="budget", created_at=now,
+                detail="the agency's budget for this service is used up; waiting for "
+                       "approval"))
         session.add(record)
         gateway.track(session, Event(
             "request.create", actor=actor_label(actor), target=f"request:{record.id}",

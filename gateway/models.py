@@ -167,6 +167,17 @@ class ServiceRequest(Base):
     courier_first_name: Mapped[str | None] = mapped_column(String(30))
     courier_plate: Mapped[str | None] = mapped_column(String(16))
     courier_eta: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: what the booked courier quoted, and what the provider reported charging, in whole
+    #: units of ``cost_currency`` (``gateway.costs``)
+    quoted_amount: Mapped[int | None] = mapped_column(BigInteger)
+    final_amount: Mapped[int | None] = mapped_column(BigInteger)
+    cost_currency: Mapped[str | None] = mapped_column(String(3))
+    #: what this request holds against its budgets now (reserved at booking, None once
+    #: settled) and the periods of the budgets it reserved from (``2026-12,2026``)
+    reserved_amount: Mapped[int | None] = mapped_column(BigInteger)
+    budget_periods: Mapped[str | None] = mapped_column(String(15))
+    #: who released it from ``held_for_budget`` (it may then go over the budget)
+    budget_approved_by: Mapped[str | None] = mapped_column(String(128))
     #: indexed alone for the console, which counts and searches across agencies by time
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -492,3 +503,48 @@ class SurveyAnswer(Base):
     complaint_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     has_complaint: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+class DeliveryQuote(Base):
+    """One quote asked of one courier before booking a request (``gateway.costs``): its
+    amount, or why there is none (``outcome``: ``ok``, ``not_serviceable``, ``failed``).
+    ``chosen`` marks the quote of the courier that booked it."""
+
+    __tablename__ = "delivery_quotes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    courier: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    distance_m: Mapped[int | None] = mapped_column(Integer)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(200))
+    chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Budget(Base):
+    """What an agency may spend on one service in one period (``period``: ``YYYY`` for a
+    year, ``YYYY-MM`` for a month, the region's calendar), and what is ``reserved`` (quotes of
+    booked requests not yet settled) and ``spent`` (final prices). Amounts are whole units of
+    ``currency``. Reservations change these rows only by one conditional UPDATE each
+    (``gateway.costs.reserve``), so two requests can never both take the last of a budget."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "service", "period",
+                         name="uq_budgets_agency_service_period"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(7))
+    limit_amount: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

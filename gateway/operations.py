@@ -15,14 +15,14 @@ from sqlalchemy import select
 from .errors import Conflict, NotFound
 from .events import Event
 from .models import CourierAttempt, ServiceRequest, utcnow
-from .queues import enqueue_job
+from .queues import enqueue_after_commit, enqueue_job
 from .records import transition
 from .statuses import UNRESOLVED_ATTEMPTS, Status
 
 log = logging.getLogger(__name__)
 
 # Before a courier holds the request, cancelling is immediate; after, it is asked of the courier.
-CANCEL_LOCALLY = {Status.RECEIVED, Status.DISPATCHING}
+CANCEL_LOCALLY = {Status.RECEIVED, Status.HELD_FOR_BUDGET, Status.DISPATCHING}
 #: a dispatch may be asked for again only while no courier holds the request
 RETRYABLE = {Status.RECEIVED, Status.DISPATCHING, Status.OUTCOME_UNKNOWN}
 
@@ -99,3 +99,47 @@ def retry_dispatch(gateway, request_id: str, actor: str, correlation_id: str | N
                                      target=f"request:{record.id}",
                                      correlation_id=correlation_id or record.correlation_id))
     _enqueue(gateway, "dispatch", request_id)
+
+
+def _held(session, request_id: str) -> ServiceRequest:
+    record = _load(session, request_id, None)
+    if record.status != Status.HELD_FOR_BUDGET:
+        raise Conflict("request_not_held", "The request is not held for its budget.")
+    return record
+
+
+def release_held(gateway, request_id: str, actor: str) -> None:
+    """Approve a request held for its budget (``gateway.costs``): it is dispatched, and may
+    go over the budget (its reservation is forced).
+
+    :raises NotFound: ``request_not_found``
+    :raises Conflict: ``request_not_held``
+    """
+    with gateway.db.write() as session:
+        record = _held(session, request_id)
+        record.budget_approved_by = actor[:128]
+        # Held sits after received; a released request takes the next step, dispatching.
+        record.status = str(Status.RECEIVED)
+        transition(gateway, session, record, Status.DISPATCHING, source=actor,
+                   detail="released from the budget hold")
+        record.pending_job, record.pending_since = "dispatch", utcnow()
+        gateway.track(session, Event("budget.release", actor=actor,
+                                     target=f"request:{record.id}",
+                                     correlation_id=record.correlation_id))
+        enqueue_after_commit(gateway, session, "dispatch", record.id)
+
+
+def refuse_held(gateway, request_id: str, actor: str) -> None:
+    """Refuse a request held for its budget: it fails with ``budget_exhausted``.
+
+    :raises NotFound: ``request_not_found``
+    :raises Conflict: ``request_not_held``
+    """
+    with gateway.db.write() as session:
+        record = _held(session, request_id)
+        transition(gateway, session, record, Status.FAILED, source=actor,
+                   detail="refused: the agency's budget for this service is used up",
+                   failure_code="budget_exhausted")
+        gateway.track(session, Event("budget.refuse", actor=actor,
+                                     target=f"request:{record.id}",
+                                     correlation_id=record.correlation_id))

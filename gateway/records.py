@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from . import costs
 from .callbacks import queue_callback
 from .errors import Invalid, NotFound
 from .events import Event
@@ -48,6 +49,7 @@ def transition(gateway, session: Session, record: ServiceRequest, status: Status
             record.pending_job = None
             record.pending_since = None
             record.active_reference = None
+            costs.settle(session, record)
         queue_callback(gateway, session, record, event)
     gateway.track(session, Event(
         "request.status", actor=source, target=f"request:{record.id}",
@@ -195,10 +197,11 @@ def view_request(session: Session, record: ServiceRequest) -> dict:
     return {**summary(record), "delivered_at": delivery_time(session, record)}
 
 
-def detail(record: ServiceRequest, vault, links=None) -> dict:
+def detail(record: ServiceRequest, vault, links=None, currency: str | None = None) -> dict:
     """What the agency that made the request sees of it (its own personal data included).
 
     :param links: the gateway's :class:`gateway.links.Links`, for ``tracking_url``
+    :param currency: the region's, for a cost not yet priced
     """
     def opened(ciphertext):
         return vault.open(ciphertext) if ciphertext else None
@@ -210,4 +213,5 @@ def detail(record: ServiceRequest, vault, links=None) -> dict:
             "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")
             if record.purged_at else None,
             "tracking_url": links.tracking_url(record) if links is not None else None,
+            "cost": costs.cost_view(record, currency),
             "timeline": [timeline_entry(e) for e in record.events]}

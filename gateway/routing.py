@@ -5,7 +5,8 @@ by answering first. Entries are tried in order; an entry may be a weighted group
 (``{gosend: 3, grab: 1}``) whose members are tried in a random order drawn by weight, so
 traffic is shared while every member remains a fallback for the others. Couriers that cannot
 take the order (not in ``candidates``) are dropped; with no list configured, every candidate
-is tried in name order.
+is tried in name order. The service's ``routing_policy`` (``cheapest``, ``fastest``) then
+reorders what routing chose by the couriers' quotes (``gateway.dispatch``, ``gateway.costs``).
 """
 
 from __future__ import annotations

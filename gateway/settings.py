@@ -593,6 +593,16 @@ class ServiceSettingsSchema(Schema):
     couriers = fields.List(CourierEntry(), load_default=list, metadata={
         "description": "Couriers to try, in order; a {name: weight} group is tried in a "
                        "weighted random order (e.g. to share traffic between providers)."})
+    routing_policy = fields.String(
+        load_default="ordered", validate=validate.OneOf(["ordered", "cheapest", "fastest"]),
+        metadata={"description": "ordered: the couriers list's order; cheapest: the cheapest "
+                                 "quote whose estimate meets target_minutes first; fastest: "
+                                 "the quickest estimate first (gateway.costs)."})
+    on_budget_exhausted = fields.String(
+        load_default="refuse", validate=validate.OneOf(["refuse", "hold"]), metadata={
+            "description": "When the agency's budget for the service is used up: refuse new "
+                           "requests (budget_exhausted) or hold them for approval in the "
+                           "console."})
 
 
 class CircuitSchema(Schema):

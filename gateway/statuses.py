@@ -9,6 +9,11 @@ absorb: nothing moves a request out of ``delivered``, ``cancelled`` or ``failed`
     received -> dispatching -> booked -> driver_assigned -> picked_up -> delivered
          \\            \\           \\             \\               \\-> returned
           \\------------\\-----------\\-------------\\-> cancelled | failed | no_driver
+
+``held_for_budget`` sits between ``received`` and ``dispatching``: the agency's budget for the
+service is used up and the service holds new requests (``on_budget_exhausted: hold``) until
+someone in the console releases them (on to ``dispatching``) or refuses them (``failed``
+with ``budget_exhausted``); see ``gateway.costs``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from enum import StrEnum
 
 class Status(StrEnum):
     RECEIVED = "received"
+    HELD_FOR_BUDGET = "held_for_budget"
     DISPATCHING = "dispatching"
     OUTCOME_UNKNOWN = "outcome_unknown"
     BOOKED = "booked"
@@ -40,6 +46,7 @@ class Status(StrEnum):
 
 RANKS = {
     Status.RECEIVED: 0,
+    Status.HELD_FOR_BUDGET: 5,
     Status.DISPATCHING: 10,
     Status.OUTCOME_UNKNOWN: 15,
     Status.BOOKED: 20,

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from . import costs
 from .couriers import Booking, CourierError, ProviderEvent
 from .dispatch import adopt_booking
 from .events import Event
@@ -179,6 +180,10 @@ def _apply(gateway, session, row, attempt, record) -> str:
                                                      "has left; ignored")
         return "stale"
     note_courier(record, details.get("courier"))
+    if "price" in details:
+        # What the provider charges, from its own report: before the status, so a delivery
+        # settles its budget with it.
+        costs.record_final_price(session, record, details.get("price"), details.get("currency"))
     if row.status is None:
         transition(gateway, session, record, Status(record.status), source=source,
                    raw_status=row.raw_status, detail="reported; no status change")
@@ -191,6 +196,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
                    detail=f"{row.courier} found no driver; trying the next courier")
         record.provider, record.provider_reference = None, None
         record.courier_first_name = record.courier_plate = record.courier_eta = None
+        costs.release(session, record)      # the next courier reserves its own quote
         record.pending_job, record.pending_since = "dispatch", utcnow()
         enqueue_after_commit(gateway, session, "dispatch", record.id)
         return "failover"

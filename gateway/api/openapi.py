@@ -61,7 +61,8 @@ ERROR_RESPONSES = {
     "NotFound": "No such resource (`not_found`, `request_not_found`, `service_not_found`).",
     "Conflict": "Conflicts with what is stored (`request_not_cancellable`, "
                 "`idempotency_key_reused`, `duplicate_reference`, `capacity_full` with "
-                "`details.alternatives`).",
+                "`details.alternatives`, `budget_exhausted`: the agency's budget for the "
+                "service is used up, `details.periods` names the budgets).",
     "TooLarge": "The body is too large (`payload_too_large`).",
     "NotJson": "The body is not JSON (`unsupported_media_type`).",
     "Invalid": "Validation failed (`validation_failed`, or a service rule such as "

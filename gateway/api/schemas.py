@@ -38,6 +38,17 @@ class RequestSummarySchema(Schema):
     updated_at = fields.String(required=True)
 
 
+class CostSchema(Schema):
+    quoted = fields.Integer(allow_none=True, metadata={
+        "description": "What the booked courier quoted before booking, in whole units of "
+                       "`currency`; null when it gave no quote."})
+    final = fields.Integer(allow_none=True, metadata={
+        "description": "What the courier reported charging; null until it reports a price."})
+    currency = fields.String(allow_none=True, metadata={
+        "description": "ISO 4217 code (the region's, e.g. IDR)."})
+    provider = fields.String(allow_none=True, metadata={"description": "Courier that holds it."})
+
+
 class RequestDetailSchema(RequestSummarySchema):
     eligibility = fields.Dict(allow_none=True, metadata={
         "description": "The eligibility decision only: eligible, source, decided_at."})
@@ -50,6 +61,8 @@ class RequestDetailSchema(RequestSummarySchema):
         "description": "The public tracking page to give the citizen (no sign-in; shows the "
                        "status, the courier's first name and plate, never personal data). "
                        "Null for requests made before tracking pages existed."})
+    cost = fields.Nested(CostSchema, required=True, metadata={
+        "description": "What the delivery costs (quoted before booking, final as reported)."})
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
 
 

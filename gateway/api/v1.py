@@ -118,7 +118,7 @@ def create_service_request(service_name: str):
         idempotency_key=idempotency_key, correlation_id=g.correlation_id))
     record = accepted.record
     response = jsonify(RequestDetailSchema().dump(
-        detail(record, gateway.vault, gateway.links)))
+        detail(record, gateway.vault, gateway.links, gateway.region.currency)))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:
@@ -184,7 +184,8 @@ def get_request(request_id: str):
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         gateway = _gateway()
-        return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links))
+        return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links,
+                                                 gateway.region.currency))
 
 
 def register_views(app, gateway) -> None:
@@ -269,6 +270,6 @@ def cancel_request(request_id: str):
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         response = jsonify(RequestDetailSchema().dump(
-        detail(record, gateway.vault, gateway.links)))
+            detail(record, gateway.vault, gateway.links, gateway.region.currency)))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

@@ -44,7 +44,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
-                "staff", "services", "audit", "queues", "skm")
+                "staff", "budgets", "services", "audit", "queues", "skm")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -99,7 +99,7 @@ def audit(db_session, action: str, target: str | None = None, outcome: str = "ok
                                       correlation_id=g.get("correlation_id")))
 
 
-def render(template: str, status: int = 200, **context):
+def render(template: str, status: int = 200, /, **context):
     return render_template(template, **context), status
 
 

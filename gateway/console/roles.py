@@ -40,6 +40,7 @@ ADMIN_ACTIONS = frozenset({
     "console:agencies:manage",     # create agencies, issue and revoke keys
     "console:config:edit",         # enable, disable, edit and roll back settings
     "console:queues:manage",       # retry or discard failed jobs
+    "console:budgets:manage",      # set budgets, release or refuse requests held for them
 })
 
 AGENCY_STAFF_ACTIONS = frozenset({

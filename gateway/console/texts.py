@@ -15,7 +15,7 @@ from .i18n import N_
 STATUSES = (
     N_("received"), N_("dispatching"), N_("outcome_unknown"), N_("booked"),
     N_("driver_assigned"), N_("picked_up"), N_("delivered"), N_("returned"), N_("no_driver"),
-    N_("cancelled"), N_("failed"),
+    N_("cancelled"), N_("failed"), N_("held_for_budget"), N_("Held for budget"),
     N_("Received"), N_("Dispatching"), N_("Outcome unknown"), N_("Booked"),
     N_("Driver assigned"), N_("Picked up"), N_("Delivered"), N_("Returned"), N_("No driver"),
     N_("Cancelled"), N_("Failed"),

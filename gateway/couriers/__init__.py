@@ -137,11 +137,31 @@ class WebhookRejected(Exception):
 # -- what crosses the boundary -------------------------------------------------------------
 @dataclass(frozen=True)
 class Quote:
+    """What a courier says an order would cost, before it is booked (neutral of providers).
+
+    :ivar courier: the instance that quoted (``gosend``, ``grab_sandbox``): the provider
+    :ivar price: the amount in whole units of ``currency`` (integer rupiah), None if not given
+    :ivar valid_until: when the provider stops honouring it (Lalamove's ``expiresAt``), if said
+    :ivar duration_minutes: the provider's estimate from booking to drop-off, if said
+    :ivar serviceable: False when the provider does not serve this order (an answer, not an
+        error: routing falls back)
+    """
+
     courier: str
     price: int | None
     currency: str = "IDR"
     distance_km: float | None = None
     serviceable: bool = True
+    valid_until: datetime | None = None
+    duration_minutes: int | None = None
+
+    @property
+    def amount(self) -> int | None:
+        return self.price
+
+    @property
+    def provider(self) -> str:
+        return self.courier
 
 
 @dataclass(frozen=True)
@@ -159,7 +179,9 @@ class ProviderEvent:
     ``event_key`` deduplicates (the provider's event id, or a digest of the report);
     ``provider_reference`` and/or ``our_reference`` find the request. ``details`` may carry
     ``proof`` (proof of delivery) and ``new_provider_reference`` (the provider replaced the
-    booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id).
+    booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id), and
+    ``price`` with ``currency`` (what the provider reports charging, whole units: the
+    request's final cost, ``gateway.costs``).
 
     ``courier_name``, ``vehicle_plate`` and ``eta`` say who is coming and when, where the
     provider's report gives them (an adapter leaves them None otherwise). The name is passed
@@ -273,7 +295,18 @@ class CourierAdapter:
 
     # -- template methods ------------------------------------------------------------------
     def quote(self, order) -> Quote:
+        """What ``order`` would cost here, asked before booking (optional: an adapter without
+        a ``_quote`` gives none, see :meth:`gives_quotes`). Nothing is booked by it.
+
+        :raises CourierRejected: the provider gives no quote for this order
+        :raises CourierTemporaryError: the call did not get through
+        """
         return self._call("quote", self._quote, order)
+
+    def gives_quotes(self) -> bool:
+        """Whether this courier quotes at all (its adapter implements ``_quote``); dispatch
+        asks only those."""
+        return type(self)._quote is not CourierAdapter._quote
 
     def book(self, order, reference: str) -> Booking:
         """Book ``order`` under our ``reference`` (sent so the booking can be found again).

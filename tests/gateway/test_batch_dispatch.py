@@ -64,8 +64,9 @@ def test_requests_accepted_together_are_booked_by_a_few_batch_jobs_each_once(
         assert verify_chain(session).ok
         calls = session.scalars(select(AuditRecord.correlation_id).where(
             AuditRecord.action == "courier.call")).all()
-    # every provider call is audited, under the correlation id of the request it served
-    assert len(calls) == 25 and all(calls)
+    # every provider call is audited, under the correlation id of the request it served:
+    # each request's quote (gateway.costs) and its booking
+    assert len(calls) == 50 and all(calls)
 
 
 def test_with_batches_off_each_request_has_its_own_job(gosend_app, gateway_gosend, medicine_body):

@@ -154,7 +154,8 @@ def request_detail(request_id: str):
                   may_retry=(status in RETRYABLE and record.provider is None
                              and record.pending_job in (None, "dispatch")
                              and can("console:requests:act")),
-                  live=not status.terminal)
+                  held=status == Status.HELD_FOR_BUDGET,
+                  live=not status.terminal and status != Status.HELD_FOR_BUDGET)
 
 
 def _act(request_id: str, operation, done_message: str):

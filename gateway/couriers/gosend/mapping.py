@@ -138,6 +138,16 @@ def _proof(raw: str, receiver_name, photo_url) -> dict:
     return {"proof": {"receiver_name": receiver_name or None, "photo_url": photo_url or None}}
 
 
+def _price(value) -> dict[str, Any]:
+    """A report's price (GO-SEND's ``price`` in a webhook, ``totalPrice`` in a status
+    answer, rupiah) as event details: ``{"price": int, "currency": "IDR"}``, or nothing."""
+    try:
+        amount = round(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return {}
+    return {"price": amount, "currency": "IDR"} if 0 <= amount < 10**12 else {}
+
+
 def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     """A ``GET .../orderno/<no>`` answer as a report (one key per order and status, so
     polling the same status twice is a duplicate)."""
@@ -146,8 +156,9 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     return ProviderEvent(event_key=f"status:{order_no}:{raw}", provider_reference=order_no,
                          our_reference=body.get("storeOrderId"), raw_status=raw,
                          status=map_status(raw),
-                         details=_proof(raw, body.get("receiverName"),
-                                        (body.get("proofs") or {}).get("pod")),
+                         details={**_proof(raw, body.get("receiverName"),
+                                           (body.get("proofs") or {}).get("pod")),
+                                  **_price(body.get("totalPrice"))},
                          courier_name=_text(body.get("driverName")),
                          vehicle_plate=_text(body.get("vehicleNumber")))
 
@@ -170,5 +181,6 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
                          status=map_status(str(raw)), occurred_at=_when(body.get("event_date")),
                          details={"type": body.get("type"),
                                   **_proof(str(raw), body.get("receiver_name"),
-                                           (body.get("proofs") or {}).get("pod"))},
+                                           (body.get("proofs") or {}).get("pod")),
+                                  **_price(body.get("price"))},
                          courier_name=_text(body.get("driver_name")))

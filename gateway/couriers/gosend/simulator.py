@@ -8,12 +8,20 @@ with the registered token. A contact phone must be written as GO-SEND integrator
 ``62...`` with no plus sign (400 with an ``Error-Message`` otherwise). Faults and the
 ``/_sim/*`` endpoints are the engine's (``gateway.simulators.engine``); the magic words go in
 a route's ``destinationNote``.
+
+The price estimate (``GET /gokilat/v10/calculate/price?origin=lat,lng&destination=lat,lng``)
+answers as GO-SEND's does (keyed by shipment method, ``serviceable``, ``distance`` in km,
+``price.total_price`` in rupiah; courier-apis.md §2.2, §2.4: andrsrjld/gosend ``entity.go``)
+with a tariff of its own from the straight-line distance (:data:`TARIFF`, ``gateway.geo``), and
+the same Instant price comes back in each webhook's ``price`` and the status answer's
+``totalPrice``. ``price_faults`` (``POST /_sim/config``) makes the next price calls fail.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import time
 import uuid
@@ -21,6 +29,7 @@ from collections.abc import Mapping
 
 from flask import Flask, jsonify, request
 
+from ... import geo
 from ...simulators.engine import SimulatorEngine
 
 LIFECYCLE = ["confirmed", "allocated", "out_for_pickup", "picked", "out_for_delivery",
@@ -41,7 +50,8 @@ class GoSendSimulator(SimulatorEngine):
     terminal = TERMINAL
     cancellable = CANCELLABLE
     caller_header = "Client-ID"
-    configurable = ("webhook_token", "webhook_header")
+    #: ``price_faults`` (``POST /_sim/config``): ``"5xx"`` or ``"429"``, one per price call
+    configurable = ("webhook_token", "webhook_header", "price_faults")
 
     def __init__(self, *, client_id: str, pass_key: str, webhook_url: str | None = None,
                  webhook_token: str = "", webhook_header: str = "X-Callback-Token",
@@ -53,6 +63,7 @@ class GoSendSimulator(SimulatorEngine):
                          fault_seed=fault_seed)
         self.client_id, self.pass_key = client_id, pass_key
         self.webhook_token, self.webhook_header = webhook_token, webhook_header
+        self.price_faults: list[str] = []
 
     @classmethod
     def from_config(cls, config: dict, *, webhook_url: str | None, step_seconds: float):
@@ -78,7 +89,8 @@ class GoSendSimulator(SimulatorEngine):
             "partner_id": "sim", "destination_type": "market_place",
             "booking_id": booking["id"], "status": status, "booking_status": status,
             "booking_type": "instant", "driver_name": driver[0], "driver_phone": driver[1],
-            "total_distance_in_kms": 2.4, "price": 15000.0,
+            "total_distance_in_kms": route_km(booking["payload"]),
+            "price": float(price_for(route_km(booking["payload"]))),
             "receiver_name": booking["receiver_name"],
             "live_tracking_url": f"http://sim.invalid/track/{booking['id']}",
         }
@@ -97,6 +109,7 @@ class GoSendSimulator(SimulatorEngine):
                 "status": booking["status"], "storeOrderId": booking["reference"],
                 "driverName": driver[0], "driverPhone": driver[1], "vehicleNumber": driver[2],
                 "bookingType": "Instant",
+                "totalPrice": price_for(route_km(booking["payload"])), "totalDiscount": 0,
                 "liveTrackingUrl": f"http://sim.invalid/track/{booking['id']}",
                 "cancelDescription": "cancelled by partner"
                 if booking["status"] == "cancelled" else None,
@@ -109,13 +122,20 @@ class GoSendSimulator(SimulatorEngine):
 
         @app.get("/gokilat/v10/calculate/price")
         def price():
-            if not request.args.get("origin") or not request.args.get("destination"):
-                return error(400, "origin and destination are required")
-            quote = {"shipment_method": "Instant", "serviceable": True, "active": True,
-                     "distance": 2.4,
-                     "price": {"total_price": 15000, "go_pay_total_price": 14000}}
-            return jsonify(Instant=quote, SameDay={**quote, "shipment_method": "SameDay",
-                                                   "price": {"total_price": 10000}})
+            try:
+                origin = geo.parse_latlong(request.args.get("origin", ""))
+                destination = geo.parse_latlong(request.args.get("destination", ""))
+            except ValueError:
+                return error(400, "origin and destination are required (lat,lng)")
+            with sim.lock:
+                fault = sim.price_faults.pop(0) if sim.price_faults else None
+            if fault == "5xx":
+                return error(503, "Service temporarily unavailable")
+            if fault == "429":
+                return error(429, "Too many requests", **{"Retry-After": "2"})
+            km = geo.distance_km(*origin, *destination)
+            return jsonify(Instant=price_estimate("Instant", km),
+                           SameDay=price_estimate("SameDay", km))
 
         @app.post("/gokilat/v10/booking")
         def book():
@@ -170,6 +190,43 @@ class GoSendSimulator(SimulatorEngine):
             if not sim.cancel(booking):
                 return error(422, f"Booking cannot be cancelled in status {booking['status']}")
             return jsonify(statusCode=200, message="Booking cancelled")
+
+
+#: the simulator's tariff per shipment method: (base, per started km), rupiah. GO-SEND's
+#: real tariff is not public; the estimate's shape follows courier-apis.md §2.4
+#: (andrsrjld/gosend ``entity.go``: keyed by method, ``serviceable``, ``distance`` in km,
+#: ``price.total_price`` in whole rupiah).
+TARIFF = {"Instant": (8000, 2000), "SameDay": (6000, 1500)}
+#: GO-SEND Instant serves up to 40 km
+MAX_KM = 40
+
+
+def price_for(km: float, method: str = "Instant") -> int:
+    base, per_km = TARIFF[method]
+    return base + per_km * math.ceil(km)
+
+
+def route_km(route: dict) -> float:
+    """The straight-line km of a booking's route (its ``originLatLong`` and
+    ``destinationLatLong``), 0 when unreadable."""
+    try:
+        return geo.distance_km(*geo.parse_latlong(route.get("originLatLong", "")),
+                               *geo.parse_latlong(route.get("destinationLatLong", "")))
+    except (ValueError, AttributeError):
+        return 0.0
+
+
+def price_estimate(method: str, km: float) -> dict:
+    """One method's entry of the price estimate, as GO-SEND answers it."""
+    serviceable = km <= MAX_KM
+    total = price_for(km, method)
+    return {"shipment_method": method,
+            "shipment_method_description": f"{method} (simulated)",
+            "serviceable": serviceable, "active": True, "distance": km,
+            "route_polyline": "",
+            "price": {"total_price": total, "go_pay_total_price": total,
+                      "go_pay_discount": 0, "voucher_discount": 0,
+                      "total_price_with_voucher": total}}
 
 
 def error(status: int, message: str, **headers):

@@ -193,9 +193,14 @@ def parse_quote(instance: str, body: Mapping[str, Any], service_type: str) -> Qu
     if chosen is None:
         return Quote(courier=instance, price=None, serviceable=False)
     amount, distance = chosen.get("amount"), chosen.get("distance")
+    dropoff = _iso_when((chosen.get("estimatedTimeline") or {}).get("dropoff"))
+    minutes = None
+    if dropoff is not None:
+        minutes = max(0, round((dropoff - datetime.now(UTC)).total_seconds() / 60))
     return Quote(courier=instance, price=round(amount) if amount is not None else None,
                  currency=(chosen.get("currency") or {}).get("code") or "IDR",
-                 distance_km=distance / 1000 if distance is not None else None)
+                 distance_km=distance / 1000 if distance is not None else None,
+                 duration_minutes=minutes)
 
 
 def parse_booking(instance: str, body: Mapping[str, Any]) -> Booking:
@@ -205,6 +210,17 @@ def parse_booking(instance: str, body: Mapping[str, Any]) -> Booking:
     return Booking(provider=instance, provider_reference=str(body["deliveryID"]), raw_status=raw,
                    status=status if status in (Status.BOOKED, Status.DRIVER_ASSIGNED,
                                                Status.PICKED_UP) else Status.BOOKED)
+
+
+def _iso_when(value) -> datetime | None:
+    """An ISO 8601 time (``estimatedTimeline``'s ``2026-11-01T10:00:00Z``), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _when(epoch_seconds) -> datetime | None:
@@ -238,6 +254,21 @@ def _courier(person, vehicle_key: str | None = None) -> dict:
             "vehicle_plate": plate.strip() or None if isinstance(plate, str) else None}
 
 
+def _price(quote) -> dict[str, Any]:
+    """The delivery's ``quote`` (``amount`` in ``currency``, as in the quotes answer) as event
+    details ``{"price": int, "currency": ...}``, or nothing."""
+    if not isinstance(quote, dict):
+        return {}
+    try:
+        amount = round(float(quote.get("amount")))
+    except (TypeError, ValueError, OverflowError):
+        return {}
+    currency = (quote.get("currency") or {}).get("code") if isinstance(
+        quote.get("currency"), dict) else None
+    return {"price": amount, "currency": str(currency or "IDR")[:3]} \
+        if 0 <= amount < 10**12 else {}
+
+
 def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     """A ``GET /v1/deliveries/<id>`` answer as a report (one key per delivery and status, so
     polling the same status twice is a duplicate)."""
@@ -247,7 +278,8 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     status = map_status(raw, failed_reason)
     return ProviderEvent(event_key=f"status:{delivery_id}:{raw}", provider_reference=delivery_id,
                          our_reference=body.get("merchantOrderID"), raw_status=raw,
-                         status=status, details=_details(status, failed_reason, None, None),
+                         status=status, details={**_details(status, failed_reason, None, None),
+                                                 **_price(body.get("quote"))},
                          **_courier(body.get("courier"), "vehicle"))
 
 
@@ -275,6 +307,6 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
         event_key=webhook_key(str(delivery_id), raw, body.get("timestamp")),
         provider_reference=str(delivery_id), our_reference=body.get("merchantOrderID"),
         raw_status=raw, status=status, occurred_at=_when(body.get("timestamp")),
-        details=_details(status, failed_reason, recipient.get("name"),
-                         body.get("dropoffProofURL")),
+        details={**_details(status, failed_reason, recipient.get("name"),
+                            body.get("dropoffProofURL")), **_price(body.get("quote"))},
         **_courier(body.get("driver")))

@@ -56,6 +56,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
 
+from ... import geo
 from ...simulators.engine import SimulatorEngine
 
 LIFECYCLE = ["ALLOCATING", "PENDING_PICKUP", "PICKING_UP", "PENDING_DROP_OFF", "IN_DELIVERY",
@@ -213,7 +214,7 @@ class GrabExpressSimulator(SimulatorEngine):
     def quote_for(self, body: dict) -> tuple[dict, int]:
         distance_m = _distance_m(body.get("origin"), body.get("destination"))
         service = body.get("serviceType") or "INSTANT"
-        amount = 8000 + 500 * math.ceil(distance_m / 200)
+        amount = price_for(distance_m)
         return {"service": {"id": 0, "type": service,
                             "name": f"GrabExpress {service.replace('_', ' ').title()}"},
                 "currency": {"code": "IDR", "symbol": "Rp", "exponent": 0},
@@ -463,13 +464,18 @@ def _distance_m(origin, destination) -> int:
     """Great-circle metres between two Grab places (routing is the real provider's job)."""
     try:
         a, b = origin["coordinates"], destination["coordinates"]
-        lat1, lng1, lat2, lng2 = map(math.radians, (a["latitude"], a["longitude"],
-                                                    b["latitude"], b["longitude"]))
-    except (KeyError, TypeError):
+        return geo.distance_m(a["latitude"], a["longitude"], b["latitude"], b["longitude"])
+    except (KeyError, TypeError, ValueError):
         return 0
-    h = math.sin((lat2 - lat1) / 2) ** 2 \
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
-    return round(2 * 6_371_000 * math.asin(math.sqrt(h)))
+
+
+def price_for(distance_m: int) -> int:
+    """The simulator's tariff, deterministic from the distance: Rp 8,000 and Rp 500 a started
+    200 m. Grab's real tariff is not public; the answer's shape (``quotes[]`` with
+    ``amount``, ``currency{code,symbol,exponent}``, ``estimatedTimeline``, ``distance`` in
+    metres) follows the quotes call, courier-apis.md §3.2 (LightsoftHub/open-platforms
+    ``GetDeliveryQuotesRequest.cs``)."""
+    return 8000 + 500 * math.ceil(distance_m / 200)
 
 
 def create_simulator_app(sim: GrabExpressSimulator) -> Flask:

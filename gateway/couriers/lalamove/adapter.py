@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 #: where a sandbox entry may go besides a simulator on this machine
 PROVIDER_SANDBOXES = ("https://rest.sandbox.lalamove.com",)
+#: how many unbooked quotations are kept for their orders' bookings (each lives 5 minutes)
+QUOTATIONS_KEPT = 1000
+
 #: answers to a quotation that mean "not from here, not to there" rather than "try later"
 NOT_SERVICEABLE = {"ERR_OUT_OF_SERVICE_AREA", "ERR_REVERSE_GEOCODE_FAILURE"}
 #: Lalamove sends an update not answered 200 again, 10 times within 24 hours, then disables
@@ -113,6 +117,9 @@ class LalamoveCourier(CourierAdapter):
 
     def __init__(self, instance, config, session=None):
         super().__init__(instance, config, session)
+        #: quotations of the last orders quoted, by order reference, for their booking
+        self._quoted: dict[str, mapping.Quotation] = {}
+        self._quoted_lock = threading.Lock()
         self.base_url = config["base_url"].rstrip("/")
         if self.sandbox and sandbox_refusal(self.base_url, PROVIDER_SANDBOXES):
             raise StartupError(f"courier {instance!r} is marked sandbox but its base_url is "
@@ -180,17 +187,28 @@ class LalamoveCourier(CourierAdapter):
             raise CourierTemporaryError(f"unreadable quotation: {exc}") from None
 
     def _quote(self, order):
+        """Lalamove's quotation (``POST /v3/quotations``) as a neutral quote. The quotation
+        is kept for the order's booking, which places an order naming it (quote-token then
+        book, courier-apis.md §1) while it is fresh."""
         try:
             quotation = self._quotation(order)
         except CourierRejected as exc:
             if any(code in str(exc) for code in NOT_SERVICEABLE):
                 return Quote(courier=self.instance, price=None, serviceable=False)
             raise
+        with self._quoted_lock:
+            self._quoted[order.reference] = quotation
+            while len(self._quoted) > QUOTATIONS_KEPT:
+                self._quoted.pop(next(iter(self._quoted)))
         return mapping.parse_quote(self.instance, quotation)
 
     def _book(self, order, reference):
         margin = self.config["quotation_margin_seconds"]
-        quotation, requoted = self._quotation(order), False
+        with self._quoted_lock:
+            quotation = self._quoted.pop(order.reference, None)
+        if quotation is None:
+            quotation = self._quotation(order)
+        requoted = False
         while True:
             if mapping.is_stale(quotation, self._now(), margin):
                 if requoted:

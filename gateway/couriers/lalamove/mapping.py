@@ -247,8 +247,23 @@ def is_stale(quotation: Quotation, now: datetime, margin_seconds: float) -> bool
 
 
 def parse_quote(instance: str, quotation: Quotation) -> Quote:
+    """The neutral quote of a quotation (valid until its ``expiresAt``; Lalamove gives no
+    duration estimate in it)."""
     return Quote(courier=instance, price=quotation.price, currency=quotation.currency,
-                 distance_km=quotation.distance_km, serviceable=True)
+                 distance_km=quotation.distance_km, serviceable=True,
+                 valid_until=quotation.expires_at)
+
+
+def _price(order: Mapping[str, Any]) -> dict[str, Any]:
+    """The order's ``priceBreakdown.total`` (a string of rupiah) as event details
+    ``{"price": int, "currency": ...}``, or nothing: the price Lalamove charges."""
+    prices = order.get("priceBreakdown") if isinstance(order, Mapping) else None
+    if not isinstance(prices, Mapping):
+        return {}
+    amount = _amount(prices.get("total"))
+    if amount is None or not 0 <= amount < 10**12:
+        return {}
+    return {"price": amount, "currency": str(prices.get("currency") or "IDR")[:3]}
 
 
 def _remarks(order, place) -> str:
@@ -341,10 +356,10 @@ def parse_order(body: Any, asked: str | None = None) -> ProviderEvent:
             event_key=f"replaced:{asked}:{order_id}:{raw}"[:128], provider_reference=asked,
             our_reference=_our_reference(order), raw_status=raw, status=map_status(raw),
             details={"type": "ORDER_REPLACED", "new_provider_reference": order_id,
-                     **_proof(order)})
+                     **_proof(order), **_price(order)})
     return ProviderEvent(event_key=f"status:{order_id}:{raw}", provider_reference=order_id,
                          our_reference=_our_reference(order), raw_status=raw,
-                         status=map_status(raw), details=_proof(order))
+                         status=map_status(raw), details={**_proof(order), **_price(order)})
 
 
 # -- webhooks ----------------------------------------------------------------------------------
@@ -490,7 +505,7 @@ def parse_webhook(envelope: WebhookEnvelope) -> list[ProviderEvent]:
         return [ProviderEvent(event_key=key, provider_reference=order_id,
                               our_reference=our_reference, raw_status=raw,
                               status=map_status(raw), occurred_at=occurred_at,
-                              details={**details, **_proof(order)})]
+                              details={**details, **_proof(order), **_price(order)})]
     if not order_id and not our_reference:
         return []
     proof = _proof(order) if event_type == "POD_STATUS_CHANGED" else {}

@@ -63,6 +63,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import Flask, jsonify, request
 
+from ... import geo
 from ...simulators.engine import DRIVERS, SimulatorEngine
 
 LIFECYCLE = ["ASSIGNING_DRIVER", "ON_GOING", "PICKED_UP", "COMPLETED"]
@@ -88,11 +89,17 @@ def _iso(epoch: float) -> str:
 
 
 def _km(a: dict, b: dict) -> float:
-    """Straight-line distance between two ``{"lat", "lng"}`` (strings), roughly."""
-    lat1, lng1, lat2, lng2 = (math.radians(float(v)) for v in
-                              (a["lat"], a["lng"], b["lat"], b["lng"]))
-    x = (lng2 - lng1) * math.cos((lat1 + lat2) / 2)
-    return 6371.0 * math.hypot(x, lat2 - lat1)
+    """Great-circle distance between two ``{"lat", "lng"}`` (strings) (``gateway.geo``)."""
+    return geo.distance_m(a["lat"], a["lng"], b["lat"], b["lng"]) / 1000
+
+
+def price_for(metres: float, stops: int = 2) -> int:
+    """The simulator's tariff (deterministic, from the straight-line distance): Rp 9,000
+    base, Rp 2,500 a started kilometre, Rp 3,000 per extra stop. Lalamove's real tariff is
+    per city and vehicle and not public; the shape of the answer (``priceBreakdown`` with
+    string amounts, ``total``) follows lalamove/delivery-nodejs-sdk
+    ``src/models/priceBreakdown.ts``."""
+    return 9000 + 2500 * math.ceil(metres / 1000) + 3000 * (stops - 2)
 
 
 class LalamoveSimulator(SimulatorEngine):
@@ -368,7 +375,7 @@ class LalamoveSimulator(SimulatorEngine):
                          **{"Retry-After": "2"})
         metres = sum(_km(a["coordinates"], b["coordinates"])
                      for a, b in itertools.pairwise(stops)) * 1000
-        total = 9000 + 2500 * math.ceil(metres / 1000) + 3000 * (len(stops) - 2)
+        total = price_for(metres, len(stops))
         quotation = {
             "quotationId": self.new_id(), "scheduleAt": _iso(now),
             "expiresAt": _iso(now + lifetime), "serviceType": data["serviceType"],

@@ -91,6 +91,10 @@ def calls(sim, method, path):
             if r["method"] == method and r["path"] == path]
 
 
+def quotes(sim):
+    return calls(sim, "POST", f"{API}/v1/deliveries/quotes")
+
+
 def token_calls(sim):
     return calls(sim, "POST", TOKEN_PATH)
 
@@ -313,8 +317,9 @@ def test_a_token_refused_with_401_is_refreshed_once_and_the_call_sent_once_more(
     tokens = sim_get(grab_sim, "/_sim/tokens")
     assert (tokens["issued"], tokens["unauthorized_calls"]) == (2, 1)
     assert len(token_calls(grab_sim)) == 2
-    assert len(creates(grab_sim)) == 3, "the refused create is sent once more, not again"
-    assert len(bookings(grab_sim)) == 2
+    # The refused call is the second request's quote (asked before booking: gateway.costs)
+    assert len(quotes(grab_sim)) == 3, "the refused call is sent once more, not again"
+    assert len(creates(grab_sim)) == 2 and len(bookings(grab_sim)) == 2
     assert detail(app, key, second)["provider"] == "grab_sandbox"
 
 
@@ -331,7 +336,8 @@ def test_a_second_401_after_a_fresh_token_gives_up_on_grab_and_fails_over(grab_a
     assert gateway.circuits.state("grab_sandbox") == "open"
     tokens = sim_get(grab_sim, "/_sim/tokens")
     assert (tokens["issued"], tokens["unauthorized_calls"]) == (2, 2)
-    assert len(creates(grab_sim)) == 2 and bookings(grab_sim) == []
+    # the quote asked before booking met the refusals: no create was sent at all
+    assert len(quotes(grab_sim)) == 2 and creates(grab_sim) == [] and bookings(grab_sim) == []
 
     other = submit(app, key, umkm_body(app, "BWM-2"))
     assert wait_for_provider(app, key, other, "own_fleet")["status"] == "booked"
