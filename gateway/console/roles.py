@@ -40,7 +40,7 @@ ADMIN_ACTIONS = frozenset({
     "console:agencies:manage",     # create agencies, issue and revoke keys
     "console:config:edit",         # enable, disable, edit and roll back settings
     "console:queues:manage",       # retry or discard failed jobs
-    "console:budgets:manage",      # set budgets, release or refuse requests held for them
+    "console:budgets:manage",      # set budgets
 })
 
 AGENCY_STAFF_ACTIONS = frozenset({
@@ -49,13 +49,16 @@ AGENCY_STAFF_ACTIONS = frozenset({
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)
+#: release or refuse requests held because a budget is used up (an agency manager: its own
+#: agency's only, agency_actor.py)
+BUDGET_DECIDE = "console:budgets:decide"
 
 ROLE_ACTIONS = {
     "auditor": READ_ACTIONS,
     "operator": READ_ACTIONS | OPERATOR_ACTIONS,
-    "admin": READ_ACTIONS | OPERATOR_ACTIONS | ADMIN_ACTIONS | {STAFF_MANAGE},
+    "admin": READ_ACTIONS | OPERATOR_ACTIONS | ADMIN_ACTIONS | {STAFF_MANAGE, BUDGET_DECIDE},
     "agency_staff": AGENCY_STAFF_ACTIONS,
-    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE, "console:staff:own"},
+    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE, BUDGET_DECIDE, "console:staff:own"},
 }
 
 ALL_ACTIONS = frozenset().union(*ROLE_ACTIONS.values())

@@ -377,7 +377,16 @@ def test_with_the_hold_setting_the_second_request_waits_and_is_released_from_the
     admin = sign_in(app, "admin")
     page = admin.get(f"/console/agencies/{agency}/budgets").get_data(as_text=True)
     assert "is used up (100%)" in page and held["id"] in page
-    response = admin.post(f"/console/requests/{held['id']}/release", {"back": "budgets"})
+    # another agency's manager meets the same 404 as for an unknown request, and changes nothing
+    other = new_key(app, key_type="live", name="Another office")
+    outsider = sign_in(app, "agency_manager", agency=agency_of(app, other))
+    assert outsider.post(f"/console/requests/{held['id']}/release").status_code == 404
+    assert detail(app, key, held["id"])["status"] == "held_for_budget"
+    # the agency's own manager approves it, from the request's page
+    manager = sign_in(app, "agency_manager", agency=agency)
+    page = manager.get(f"/console/requests/{held['id']}").get_data(as_text=True)
+    assert 'id="held-actions"' in page
+    response = manager.post(f"/console/requests/{held['id']}/release")
     assert response.status_code == 302
     wait_for_status(app, held["id"], BOOKED)
     assert len(calls(gateway_gosend, "POST", "/gokilat/v10/booking")) == 2
@@ -386,7 +395,7 @@ def test_with_the_hold_setting_the_second_request_waits_and_is_released_from_the
     with gateway.db.read() as session:
         (audit,) = session.scalars(select(AuditRecord).where(
             AuditRecord.action == "budget.release")).all()
-        assert audit.target == f"request:{held['id']}" and audit.actor.endswith(admin.username)
+        assert audit.target == f"request:{held['id']}" and audit.actor.endswith(manager.username)
 
     # a request no longer held cannot be released twice, nor refused
     admin.post(f"/console/requests/{held['id']}/refuse")

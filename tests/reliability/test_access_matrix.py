@@ -159,10 +159,11 @@ ROWS = {
                            {"service": "medicine_delivery", "period": "2026",
                             "limit": "1000000"}, console(302, 403, 403)),
     # {own} is not held: the decision is refused with a message on the request's page
+    # the owner's manager decides on its agency's requests; another agency's staff may not
     "console.release_held_request": ("POST", "/console/requests/{own}/release", {},
-                                     console(302, 403, 403)),
+                                     console(302, 403, 403, manager=302)),
     "console.refuse_held_request": ("POST", "/console/requests/{own}/refuse", {},
-                                    console(302, 403, 403)),
+                                    console(302, 403, 403, manager=302)),
     "console.queue_job_retry": ("POST", "/console/queues/dispatch/failed/nosuchjob/retry", {},
                                 console(302, 403, 403)),
     "console.queue_job_discard": ("POST", "/console/queues/dispatch/failed/nosuchjob/discard",

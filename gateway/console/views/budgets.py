@@ -2,8 +2,10 @@
 and spent, the requests held because a budget is used up, and releasing or refusing them.
 
 The figures and the rules are ``gateway.costs``'s; releasing and refusing a held request are
-``gateway.operations``'s, audited there. Setting budgets and deciding on held requests is for
-admins (``console:budgets:manage``); every role may read.
+``gateway.operations``'s, audited there. Setting budgets is for admins
+(``console:budgets:manage``); deciding on held requests for admins and for the agency's own
+managers (``console:budgets:decide``; a manager sees only its agency's requests, as everywhere,
+``agency_actor``); every staff role may read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ...events import actor_label
 from ...models import Agency, ServiceRequest, utcnow
 from ...operations import refuse_held, release_held
 from ...statuses import Status
-from .. import bp, gateway, render, requires
+from .. import agency_actor, bp, gateway, render, requires
 from ..i18n import N_
 from ..i18n import gettext as _
 
@@ -67,8 +69,8 @@ def set_budget(agency_id: str):
 
 def _decide(request_id: str, operation, done: str):
     with gateway().db.read() as session:
-        record = session.get(ServiceRequest, request_id)
-        agency_id = record.agency_id if record is not None else None
+        # another agency's request: the same 404 as an unknown id (NotFound)
+        agency_id = agency_actor.find_request(session, g.actor, request_id).agency_id
     try:
         operation(gateway(), request_id, actor_label(g.actor))
     except GatewayError as exc:
@@ -81,12 +83,12 @@ def _decide(request_id: str, operation, done: str):
 
 
 @bp.route("/requests/<request_id>/release", methods=["POST"])
-@requires("console:budgets:manage")
+@requires("console:budgets:decide")
 def release_held_request(request_id: str):
     return _decide(request_id, release_held, N_("Released: the request is being dispatched."))
 
 
 @bp.route("/requests/<request_id>/refuse", methods=["POST"])
-@requires("console:budgets:manage")
+@requires("console:budgets:decide")
 def refuse_held_request(request_id: str):
     return _decide(request_id, refuse_held, N_("Refused: the request will not be delivered."))
