@@ -170,9 +170,13 @@ def delivery_time(session: Session, record: ServiceRequest) -> str | None:
     is sent on): the time the provider's report of the delivery gives (``occurred_at``), else
     when that report reached us, else when the delivered status was put on the timeline (the
     own fleet's staff mark it in the gateway). Never the time the record last changed.
+    The courier's time, once recorded (``delivered_at``: the proof's time when it gives one,
+    ``gateway.proofs``), comes first.
     """
     if record.status != "delivered":
         return None
+    if record.delivered_at is not None:
+        return _iso(record.delivered_at)
     report = session.execute(
         select(ProviderEventRecord.occurred_at, ProviderEventRecord.received_at)
         .where(ProviderEventRecord.request_id == record.id,

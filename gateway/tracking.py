@@ -19,6 +19,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from . import proofs
 from .couriers import Booking, CourierError, ProviderEvent
 from .dispatch import adopt_booking
 from .events import Event
@@ -56,8 +57,8 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
                     our_reference=event.our_reference, raw_status=event.raw_status,
                     status=str(event.status) if event.status else None,
                     occurred_at=event.occurred_at,
-                    details_ciphertext=gateway.vault.seal(dict(event.details))
-                    if event.details else None)
+                    details_ciphertext=gateway.vault.seal(sealed_details(event))
+                    if sealed_details(event) else None)
                 session.add(row)
                 session.flush()
                 enqueue_after_commit(gateway, session, "event", row.id)
@@ -65,6 +66,17 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
         except IntegrityError:  # the same report arrived twice at the same moment
             duplicates += 1
     return new_ids, duplicates
+
+
+def sealed_details(event: ProviderEvent) -> dict:
+    """What a report's inbox row keeps sealed: its details, and its proof links and
+    delivery time (links to a recipient's doorstep are personal data)."""
+    details = dict(event.details)
+    if event.proof_urls:
+        details["proof_urls"] = list(event.proof_urls)
+    if event.delivered_at is not None:
+        details["delivered_at"] = event.delivered_at.isoformat()
+    return details
 
 
 def find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
@@ -164,6 +176,11 @@ def _apply(gateway, session, row, attempt, record) -> str:
         record.proof_ciphertext = gateway.vault.seal(
             {**proof, "courier": row.courier,
              "recorded_at": utcnow().isoformat().replace("+00:00", "Z")})
+    if status == Status.DELIVERED and record.status == Status.DELIVERED:
+        proofs.note_delivery(gateway, session, record, row.courier,
+                             urls=details.get("proof_urls") or (),
+                             proof_time=details.get("delivered_at"),
+                             reported_at=row.occurred_at or row.received_at)
     return "applied" if applied else "ignored"
 
 

@@ -160,6 +160,11 @@ class ProviderEvent:
     ``provider_reference`` and/or ``our_reference`` find the request. ``details`` may carry
     ``proof`` (proof of delivery) and ``new_provider_reference`` (the provider replaced the
     booking, e.g. Lalamove's ``ORDER_REPLACED``: the request follows the new id).
+
+    ``proof_urls`` are the links to the proof-of-delivery images the provider reports (they
+    expire: the gateway fetches them at once, ``gateway.proofs``); ``delivered_at`` is when
+    the provider says the delivery was handed over (the proof's time, else the delivered
+    report's), which the record keeps as its delivery time.
     """
 
     event_key: str
@@ -169,6 +174,8 @@ class ProviderEvent:
     status: Status | None
     occurred_at: datetime | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    proof_urls: tuple[str, ...] = ()
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True)

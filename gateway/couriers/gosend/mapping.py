@@ -133,6 +133,17 @@ def _proof(raw: str, receiver_name, photo_url) -> dict:
     return {"proof": {"receiver_name": receiver_name or None, "photo_url": photo_url or None}}
 
 
+def proof_urls(raw: str, body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The delivery photo link of a delivered booking, where GO-SEND gives one
+    (``proofs.pod``, seen in one public client only: its format is unconfirmed, courier
+    reference section 2.4 [U]; a link that is not a string is not read)."""
+    pod = (body.get("proofs") or {}).get("pod") if isinstance(body.get("proofs"), dict) \
+        else None
+    if map_status(raw) == Status.DELIVERED and isinstance(pod, str) and pod:
+        return (pod,)
+    return ()
+
+
 def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     """A ``GET .../orderno/<no>`` answer as a report (one key per order and status, so
     polling the same status twice is a duplicate)."""
@@ -142,7 +153,8 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
                          our_reference=body.get("storeOrderId"), raw_status=raw,
                          status=map_status(raw),
                          details=_proof(raw, body.get("receiverName"),
-                                        (body.get("proofs") or {}).get("pod")))
+                                        (body.get("proofs") or {}).get("pod")),
+                         proof_urls=proof_urls(raw, body))
 
 
 def parse_webhook(raw_body: bytes) -> ProviderEvent:
@@ -163,4 +175,5 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
                          status=map_status(str(raw)), occurred_at=_when(body.get("event_date")),
                          details={"type": body.get("type"),
                                   **_proof(str(raw), body.get("receiver_name"),
-                                           (body.get("proofs") or {}).get("pod"))})
+                                           (body.get("proofs") or {}).get("pod"))},
+                         proof_urls=proof_urls(str(raw), body))

@@ -234,7 +234,8 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
     status = map_status(raw, failed_reason)
     return ProviderEvent(event_key=f"status:{delivery_id}:{raw}", provider_reference=delivery_id,
                          our_reference=body.get("merchantOrderID"), raw_status=raw,
-                         status=status, details=_details(status, failed_reason, None, None))
+                         status=status, details=_details(status, failed_reason, None, None),
+                         proof_urls=proof_urls(status, body))
 
 
 def webhook_key(delivery_id: str, raw_status: str, timestamp) -> str:
@@ -262,4 +263,15 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
         provider_reference=str(delivery_id), our_reference=body.get("merchantOrderID"),
         raw_status=raw, status=status, occurred_at=_when(body.get("timestamp")),
         details=_details(status, failed_reason, recipient.get("name"),
-                         body.get("dropoffProofURL")))
+                         body.get("dropoffProofURL")),
+        proof_urls=proof_urls(status, body))
+
+
+def proof_urls(status: Status | None, body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The drop-off proof image of a completed delivery (``dropoffProofURL``, a link Grab
+    signs for about two hours: courier reference section 3.4). The pickup and cancel proofs
+    are not proof of delivery and are not kept."""
+    url = body.get("dropoffProofURL")
+    if status == Status.DELIVERED and isinstance(url, str) and url:
+        return (url,)
+    return ()
