@@ -1,7 +1,8 @@
 """The retention purge (UU PDP: keep personal data no longer than the purpose needs).
 
 Once a request has ended and its service's ``retention_days`` have passed, its personal data
-is removed: the sealed request body, the delivery PIN and proof, what its own-fleet job
+is removed: the sealed request body, the delivery PIN and proof, its proof-of-delivery images
+(the ``proof_images`` rows, deleted), what its own-fleet job
 showed staff, the sealed details of its provider reports, and its notices' number, their
 parameters and the keyed digest of the number. What remains (statuses,
 timeline, attempts, references, the audit trail) was never personal, so the history stays
@@ -13,13 +14,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from .events import Event
 from .models import (
     CourierAttempt,
     FleetJob,
     Notice,
+    ProofImage,
     ProviderEventRecord,
     ServiceRequest,
     utcnow,
@@ -62,6 +64,7 @@ def _purge(gateway, ids: list[str], now, days: int) -> None:
         session.execute(update(ServiceRequest).where(ServiceRequest.id.in_(ids)).values(
             payload_ciphertext=None, delivery_pin_ciphertext=None, proof_ciphertext=None,
             purged_at=now))
+        session.execute(delete(ProofImage).where(ProofImage.request_id.in_(ids)))
         references = select(CourierAttempt.reference).where(CourierAttempt.request_id.in_(ids))
         session.execute(update(FleetJob).where(FleetJob.reference.in_(references)).values(
             order_ciphertext=gateway.vault.seal({"purged": True})))

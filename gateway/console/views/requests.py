@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from flask import flash, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from sqlalchemy import or_, select
 
+from ... import proofs
 from ...errors import GatewayError, Invalid
 from ...events import actor_label
 from ...keys import KEY_TYPES
@@ -19,7 +20,7 @@ from ...models import (
     StatusEvent,
 )
 from ...operations import RETRYABLE, cancel_request, retry_dispatch
-from ...records import encode_cursor, newest_first_after
+from ...records import delivery_time, encode_cursor, newest_first_after
 from ...statuses import Status
 from .. import audit, bp, can, gateway, render, requires, timeline
 from ..i18n import N_
@@ -115,6 +116,8 @@ def request_detail(request_id: str):
         story, attempts = _story(session, record)
         payload = gw.vault.open(record.payload_ciphertext) if record.payload_ciphertext \
             else None
+        delivered_at = delivery_time(session, record)
+        proof_images = proofs.listing(session, record.id)
         session.expunge_all()
     if payload is not None and show_personal:
         with gw.db.write() as session:   # reading personal data is itself a fact to audit
@@ -128,7 +131,27 @@ def request_detail(request_id: str):
                   may_retry=(status in RETRYABLE and record.provider is None
                              and record.pending_job in (None, "dispatch")
                              and can("console:requests:act")),
-                  live=not status.terminal)
+                  live=not status.terminal, delivered_at=delivered_at,
+                  proof_images=proof_images)
+
+
+@bp.route("/requests/<request_id>/proof/<int:index>")
+@requires("console:requests:personal")
+def proof_image(request_id: str, index: int):
+    """One proof-of-delivery image, for the request's page (a photo of a doorstep is
+    personal data: roles that may read personal data only, each reading audited)."""
+    gw = gateway()
+    with gw.db.read() as session:
+        found = proofs.image(session, gw.vault, request_id, index)
+    if found is None:
+        abort(404)
+    with gw.db.write() as session:
+        audit(session, "request.proof_image.read", f"request:{request_id}", index=index)
+    content_type, body = found
+    response = current_app.response_class(body, mimetype=content_type)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _act(request_id: str, operation, done_message: str):
