@@ -370,7 +370,7 @@ class SimulatorEngine:
             return "<html>not an image</html>", 200, {"Content-Type": "image/jpeg"}
         body = PROOF_JPEG
         if self.proof_payload == "oversize":
-            body = PROOF_JPEG[:-2] + bytes(60_000_000) + b"\xff\xd9"
+            body = PROOF_JPEG[:-2] + bytes(6_000_000) + b"\xff\xd9"
         return body, 200, {"Content-Type": "image/jpeg"}
 
     def _register_control(self, app: Flask) -> None:
