@@ -223,8 +223,8 @@ def list_proof(request_id: str):
     return response
 
 
-@bp.get("/requests/<request_id>/proof/images/<int:index>")
-def get_proof_image(request_id: str, index: int):
+@bp.get("/requests/<request_id>/proof/images/<index>")
+def get_proof_image(request_id: str, index: str):
     """One proof-of-delivery image, as the courier's photo was fetched (never cached).
     ---
     get:
@@ -251,7 +251,8 @@ def get_proof_image(request_id: str, index: int):
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
-        found = proofs.image(session, gateway.vault, record.id, index)
+        found = proofs.image(session, gateway.vault, record.id, int(index)) \
+            if index.isdigit() and len(index) < 6 else None
     if found is None:
         raise ApiError(404, "proof_image_not_found", "This request has no such stored image.")
     content_type, body = found

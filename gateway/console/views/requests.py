@@ -135,18 +135,20 @@ def request_detail(request_id: str):
                   proof_images=proof_images)
 
 
-@bp.route("/requests/<request_id>/proof/<int:index>")
+@bp.route("/requests/<request_id>/proof/<index>")
 @requires("console:requests:personal")
-def proof_image(request_id: str, index: int):
+def proof_image(request_id: str, index: str):
     """One proof-of-delivery image, for the request's page (a photo of a doorstep is
     personal data: roles that may read personal data only, each reading audited)."""
     gw = gateway()
+    if not index.isdigit() or len(index) > 5:
+        abort(404)
     with gw.db.read() as session:
-        found = proofs.image(session, gw.vault, request_id, index)
+        found = proofs.image(session, gw.vault, request_id, int(index))
     if found is None:
         abort(404)
     with gw.db.write() as session:
-        audit(session, "request.proof_image.read", f"request:{request_id}", index=index)
+        audit(session, "request.proof_image.read", f"request:{request_id}", index=int(index))
     content_type, body = found
     response = current_app.response_class(body, mimetype=content_type)
     response.headers["Cache-Control"] = "no-store"
