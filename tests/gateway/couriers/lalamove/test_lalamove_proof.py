@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gateway.models import ProofImage, ServiceRequest
 from gateway.purge import purge_expired
 from gateway.simulators.engine import PROOF_JPEG
+from gateway.sweep import owed_work, sweep_once
 from gateway.testing import drain, wait_for_status
 from tests.conftest import MEDICINE_BODY, bearer, new_key
 from tests.gateway.couriers.helpers import bookings, sim_get, sim_post
@@ -230,3 +231,27 @@ def test_the_couriers_delivery_time_is_the_records_and_the_fhir_whenhandedover(
         e["resource"] for e in document.get("entry", [])
         if e["resource"]["resourceType"] == "MedicationDispense"]
     assert dispenses and all(d["whenHandedOver"] == expected for d in dispenses)
+
+
+def test_a_lost_proof_job_is_found_again_by_the_sweep_while_the_link_works(
+        lalamove_app, lalamove_sim):
+    app = lalamove_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id, order_id = stalled_request(app, lalamove_sim, key)
+    with lalamove_sim.lock:
+        link = lalamove_sim.proof_url(lalamove_sim.bookings[order_id], "pod-2")
+    report_pod(app, order_id, [link], "2026-12-03T01:02:03.000Z", "pod-lost")
+    wait_for_status(app, request_id, "delivered")
+    drain(app)
+    # as if Redis lost the job before it ran: the image is owed again, its link still sealed
+    with gateway.db.write() as session:
+        row = session.scalar(select(ProofImage).where(ProofImage.request_id == request_id))
+        row.status, row.ciphertext, row.url_ciphertext = "pending", None, gateway.vault.seal(link)
+        row.created_at = datetime.now(UTC) - timedelta(minutes=30)
+    fetched = len(proof_fetches(lalamove_sim))
+    assert ("proof", request_id) in owed_work(gateway)
+    sweep_once(gateway)
+    drain(app)
+    assert [row.status for row in stored(app)] == ["stored"]
+    assert len(proof_fetches(lalamove_sim)) == fetched + 1
