@@ -300,6 +300,9 @@ class ProofImage(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(String(32))
     url_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: sha256 of the link, so the same link reported again (webhook, then polling) is not
+    #: fetched twice
+    link_digest: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str | None] = mapped_column(String(32))
     size: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))

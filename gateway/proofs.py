@@ -88,19 +88,17 @@ def note_delivery(gateway, session, record: ServiceRequest, courier: str, *, url
         return
     existing = session.scalars(select(ProofImage).where(
         ProofImage.request_id == record.id).order_by(ProofImage.index)).all()
-    known = {gateway.vault.open(p.url_ciphertext) for p in existing if p.url_ciphertext}
-    known |= {p.sha256 for p in existing}
-    index = len(existing)
+    known = {p.link_digest for p in existing}
+    index = max((p.index for p in existing), default=-1) + 1
     added = False
     for url in urls:
-        digest = "url:" + hashlib.sha256(url.encode()).hexdigest()[:60]
-        if url in known or digest in known:
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        if digest in known:
             continue
-        known.add(url)
-        # until fetched, ``sha256`` names the link (hashed) so a repeat is not fetched twice
+        known.add(digest)
         session.add(ProofImage(request_id=record.id, index=index, courier=courier,
                                status="pending", url_ciphertext=gateway.vault.seal(url),
-                               sha256=digest[:64]))
+                               link_digest=digest))
         index += 1
         added = True
     if added:
@@ -225,15 +223,21 @@ def fetch_proofs(gateway, request_id: str, *, last_try: bool = False) -> str:
             proof.url_ciphertext = None
             if result[0] == "stored" and record is not None and record.purged_at is None:
                 _kind, content_type, body = result
+                sha256 = hashlib.sha256(body).hexdigest()
+                if session.scalar(select(ProofImage.id).where(
+                        ProofImage.request_id == proof.request_id,
+                        ProofImage.sha256 == sha256, ProofImage.id != proof.id)):
+                    # the same photo under a new link (re-signed by the provider): kept once
+                    session.delete(proof)
+                    continue
                 proof.status, proof.content_type, proof.size = "stored", content_type, len(body)
-                proof.sha256 = hashlib.sha256(body).hexdigest()
+                proof.sha256 = sha256
                 proof.ciphertext = gateway.vault.seal_bytes(body)
                 proof.fetched_at = utcnow()
                 stored += 1
             else:
                 proof.status = "failed"
                 proof.error = result[1] if result[0] == "failed" else "purged"
-                proof.sha256 = None
                 failed += 1
                 log.info("proof image %s of a request from %s not kept: %s", proof.index,
                          proof.courier, proof.error)

@@ -68,9 +68,15 @@ from werkzeug.serving import WSGIRequestHandler
 #: public, at the root of the simulator's server: what ``gateway up`` waits for
 HEALTH_PATH = "/_sim/health"
 PROOF_PATH = "/_proof/"
-#: a small, valid JPEG (SOI, APP0 JFIF, EOI): what a proof link answers
-PROOF_JPEG = (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-              + bytes(range(256)) * 4 + b"\xff\xd9")
+
+
+def proof_jpeg(label: str) -> bytes:
+    """A small JPEG (SOI, APP0 JFIF, a comment naming ``label``, EOI): what the proof link
+    of ``label`` (``<booking>/<name>``) answers, a different photo for each link."""
+    comment = label.encode()[:200]
+    return (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+            + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+            + bytes(range(256)) * 4 + b"\xff\xd9")
 
 
 class QuietProbeHandler(WSGIRequestHandler):
@@ -368,9 +374,9 @@ class SimulatorEngine:
             return "<html>not an image</html>", 200, {"Content-Type": "text/html"}
         if self.proof_payload == "fake_jpeg":
             return "<html>not an image</html>", 200, {"Content-Type": "image/jpeg"}
-        body = PROOF_JPEG
+        body = proof_jpeg(f"{booking_id}/{name}")
         if self.proof_payload == "oversize":
-            body = PROOF_JPEG[:-2] + bytes(6_000_000) + b"\xff\xd9"
+            body = body[:-2] + bytes(6_000_000) + b"\xff\xd9"
         return body, 200, {"Content-Type": "image/jpeg"}
 
     def _register_control(self, app: Flask) -> None:

@@ -4,7 +4,6 @@ personal data, each reading audited."""
 
 from __future__ import annotations
 
-from gateway.simulators.engine import PROOF_JPEG
 from gateway.testing import drain, wait_for_status
 from tests.conftest import new_key
 from tests.console.conftest import sign_in
@@ -31,8 +30,8 @@ def test_the_request_page_shows_the_proof_images_and_the_delivery_time(
         src = f"/console/requests/{request_id}/proof/{index}"
         assert f'src="{src}"' in page
         image = operator.client.get(src)
-        assert (image.status_code, image.mimetype, image.data) == (200, "image/jpeg",
-                                                                  PROOF_JPEG)
+        assert (image.status_code, image.mimetype) == (200, "image/jpeg")
+        assert image.data.startswith(b"\xff\xd8\xff") and b"/pod-" in image.data
         assert image.headers["Cache-Control"] == "no-store"
     # an auditor sees that there is a proof and when it was delivered, not the photos
     auditor = sign_in(app, "auditor")

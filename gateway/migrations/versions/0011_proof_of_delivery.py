@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("error", sa.String(32), nullable=True),
         sa.Column("url_ciphertext", sa.LargeBinary(), nullable=True),
+        sa.Column("link_digest", sa.String(64), nullable=False),
         sa.Column("content_type", sa.String(32), nullable=True),
         sa.Column("size", sa.Integer(), nullable=True),
         sa.Column("sha256", sa.String(64), nullable=True),

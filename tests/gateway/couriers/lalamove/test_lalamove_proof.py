@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from gateway.models import ProofImage, ServiceRequest
 from gateway.purge import purge_expired
-from gateway.simulators.engine import PROOF_JPEG
+from gateway.simulators.engine import proof_jpeg
 from gateway.sweep import owed_work, sweep_once
 from gateway.testing import drain, wait_for_status
 from tests.conftest import MEDICINE_BODY, bearer, new_key
@@ -91,20 +91,22 @@ def test_proof_images_behind_expiring_links_are_kept_and_served_to_their_agency_
     listing = proof_of(app, key, request_id)
     assert listing.status_code == 200 and listing.headers["Cache-Control"] == "no-store"
     body = listing.get_json()
+    photos = [proof_jpeg(u.split("?")[0].split("/_proof/")[1]) for u in links]
     assert [(i["index"], i["status"], i["content_type"], i["size"]) for i in body["images"]] \
-        == [(0, "stored", "image/jpeg", len(PROOF_JPEG)), (1, "stored", "image/jpeg",
-                                                          len(PROOF_JPEG))]
+        == [(0, "stored", "image/jpeg", len(photos[0])), (1, "stored", "image/jpeg",
+                                                          len(photos[1]))]
     # the courier's delivery time, from the proof
     assert datetime.fromisoformat(body["delivered_at"]) == datetime.fromisoformat(
         pod[0]["data"]["order"]["stops"][1]["POD"]["deliveredAt"])
 
     image = app.test_client().get(f"/api/v1/requests/{request_id}/proof/images/1",
                                   headers=bearer(key))
-    assert image.status_code == 200 and image.data == PROOF_JPEG
+    assert image.status_code == 200 and image.data == photos[1]
     assert image.mimetype == "image/jpeg" and image.headers["Cache-Control"] == "no-store"
     # kept sealed: the stored bytes are not the image
-    assert all(PROOF_JPEG not in row.ciphertext and row.url_ciphertext is None
-               for row in stored(app))
+    assert all(photo not in row.ciphertext and b"JFIF" not in row.ciphertext
+               and row.url_ciphertext is None for row, photo in zip(stored(app), photos,
+                                                                     strict=True))
 
     # another agency, and the owner's other world (its live key), meet the unknown id's 404
     stranger = new_key(app, services=["umkm_pickup"], key_type="test", name="Other office")
