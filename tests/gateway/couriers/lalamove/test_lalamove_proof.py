@@ -8,6 +8,7 @@ watches the simulator (its request log shows what was fetched)."""
 from __future__ import annotations
 
 import copy
+import time
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -17,6 +18,7 @@ from gateway.models import ProofImage, ServiceRequest
 from gateway.purge import purge_expired
 from gateway.simulators.engine import proof_jpeg
 from gateway.sweep import owed_work, sweep_once
+from gateway.tracking import poll
 from gateway.testing import drain, wait_for_status
 from tests.conftest import MEDICINE_BODY, bearer, new_key
 from tests.gateway.couriers.helpers import bookings, sim_get, sim_post
@@ -257,3 +259,24 @@ def test_a_lost_proof_job_is_found_again_by_the_sweep_while_the_link_works(
     drain(app)
     assert [row.status for row in stored(app)] == ["stored"]
     assert len(proof_fetches(lalamove_sim)) == fetched + 1
+
+
+def test_a_proof_seen_only_by_polling_is_fetched_too(lalamove_app, lalamove_sim):
+    app = lalamove_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id = submit(app, key, parcel(app, note="[sim:drop_webhooks]"))
+    wait_for_status(app, request_id, "booked")
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while bookings(lalamove_sim)[0]["status"] != "COMPLETED":
+        assert datetime.now(UTC) < deadline, "the order should complete"
+        time.sleep(0.1)
+    assert sim_get(lalamove_sim, "/_sim/webhooks") == []
+
+    assert poll(gateway, request_id) == "new report"
+    wait_for_status(app, request_id, "delivered")
+    drain(app)
+    body = proof_of(app, key, request_id).get_json()
+    assert [i["status"] for i in body["images"]] == ["stored", "stored"]
+    assert len(proof_fetches(lalamove_sim)) == 2
+    assert body["delivered_at"] is not None
