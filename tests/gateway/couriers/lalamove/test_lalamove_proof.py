@@ -18,8 +18,8 @@ from gateway.models import ProofImage, ServiceRequest
 from gateway.purge import purge_expired
 from gateway.simulators.engine import proof_jpeg
 from gateway.sweep import owed_work, sweep_once
-from gateway.tracking import poll
 from gateway.testing import drain, wait_for_status
+from gateway.tracking import poll
 from tests.conftest import MEDICINE_BODY, bearer, new_key
 from tests.gateway.couriers.helpers import bookings, sim_get, sim_post
 from tests.gateway.couriers.lalamove.test_lalamove import (
