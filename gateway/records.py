@@ -208,6 +208,7 @@ def detail(record: ServiceRequest, vault) -> dict:
             "eligibility": record.eligibility,
             "delivery_pin": opened(record.delivery_pin_ciphertext),
             "proof": opened(record.proof_ciphertext),
+            "delivered_at": _iso(record.delivered_at) if record.delivered_at else None,
             "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")
             if record.purged_at else None,
             "timeline": [timeline_entry(e) for e in record.events]}

@@ -44,6 +44,9 @@ class RequestDetailSchema(RequestSummarySchema):
     delivery_pin = fields.String(allow_none=True, metadata={
         "description": "For services that use one: the PIN the recipient tells the courier."})
     proof = fields.Dict(allow_none=True, metadata={"description": "Proof of delivery."})
+    delivered_at = fields.String(allow_none=True, metadata={
+        "description": "When the courier handed the delivery over, by the courier's own "
+                       "report (its proof's time when it gives one); images at `/proof`."})
     purged_at = fields.String(allow_none=True, metadata={
         "description": "When personal data was removed after the retention period."})
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)

@@ -228,6 +228,8 @@ def test_the_couriers_delivery_time_is_the_records_and_the_fhir_whenhandedover(
     with app.extensions["gateway"].db.read() as session:
         assert session.get(ServiceRequest, request_id).delivered_at == handed_over
     assert proof_of(app, key, request_id).get_json()["delivered_at"] == expected
+    assert app.test_client().get(f"/api/v1/requests/{request_id}", headers=bearer(key)
+                                 ).get_json()["delivered_at"] == expected
     fhir = app.test_client().get(f"/api/v1/requests/{request_id}/fhir", headers=bearer(key))
     assert fhir.status_code == 200, fhir.get_json()
     document = fhir.get_json()
