@@ -252,7 +252,7 @@ def get_proof_image(request_id: str, index: str):
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         found = proofs.image(session, gateway.vault, record.id, int(index)) \
-            if index.isdigit() and len(index) < 6 else None
+            if index.isascii() and index.isdigit() and len(index) < 6 else None
     if found is None:
         raise ApiError(404, "proof_image_not_found", "This request has no such stored image.")
     content_type, body = found

@@ -141,7 +141,7 @@ def proof_image(request_id: str, index: str):
     """One proof-of-delivery image, for the request's page (a photo of a doorstep is
     personal data: roles that may read personal data only, each reading audited)."""
     gw = gateway()
-    if not index.isdigit() or len(index) > 5:
+    if not (index.isascii() and index.isdigit()) or len(index) > 5:
         abort(404)
     with gw.db.read() as session:
         found = proofs.image(session, gw.vault, request_id, int(index))

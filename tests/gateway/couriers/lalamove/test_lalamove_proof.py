@@ -120,6 +120,11 @@ def test_proof_images_behind_expiring_links_are_kept_and_served_to_their_agency_
 
     unknown = answer("/api/v1/requests/no-such-id/proof/images/1", key)
     assert unknown[0] == 404
+    for index in ("2", "-1", "1.0", "\u00b2", "99999999999999999999", "%00"):
+        response = app.test_client().get(
+            f"/api/v1/requests/{request_id}/proof/images/{index}", headers=bearer(key))
+        assert (response.status_code, response.get_json()["code"]) == (
+            404, "proof_image_not_found"), index
     for other in (stranger, live):
         for path in (f"/api/v1/requests/{request_id}/proof",
                      f"/api/v1/requests/{request_id}/proof/images/1"):
