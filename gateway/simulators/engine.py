@@ -44,8 +44,8 @@ links them with :meth:`SimulatorEngine.proof_url`: ``GET /_proof/<booking>/<name
 ``403`` (``AccessDenied``, as a signed storage link does) after ``proof_seconds``
 (``POST /_sim/config``), ``404`` for a booking it does not know. ``proof_payload`` (config)
 makes it answer a non-image (``html``), an image type with a non-image body
-(``fake_jpeg``), or an image larger than any cap (``oversize``). Its fetches are logged in
-``/_sim/requests``.
+(``fake_jpeg``), an image larger than any cap (``oversize``), or 503 (``5xx``). Its
+fetches are logged in ``/_sim/requests``.
 """
 
 from __future__ import annotations
@@ -370,6 +370,8 @@ class SimulatorEngine:
                 or time.time() > expires:
             return "<Error><Code>AccessDenied</Code><Message>Request has expired</Message>" \
                    "</Error>", 403, {"Content-Type": "text/xml"}
+        if self.proof_payload == "5xx":
+            return "<Error><Code>SlowDown</Code></Error>", 503, {"Content-Type": "text/xml"}
         if self.proof_payload == "html":
             return "<html>not an image</html>", 200, {"Content-Type": "text/html"}
         if self.proof_payload == "fake_jpeg":

@@ -11,10 +11,12 @@ import copy
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 from sqlalchemy import select
 
 from gateway.models import ProofImage, ServiceRequest
+from gateway.proofs import ProofFetchRetry, fetch_proofs
 from gateway.purge import purge_expired
 from gateway.simulators.engine import proof_jpeg
 from gateway.sweep import owed_work, sweep_once
@@ -287,3 +289,30 @@ def test_a_proof_seen_only_by_polling_is_fetched_too(lalamove_app, lalamove_sim)
     assert [i["status"] for i in body["images"]] == ["stored", "stored"]
     assert len(proof_fetches(lalamove_sim)) == 2
     assert body["delivered_at"] is not None
+
+
+def test_a_proof_host_that_fails_for_a_while_is_tried_again_until_the_last_attempt(
+        lalamove_app, lalamove_sim):
+    app = lalamove_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id, order_id = stalled_request(app, lalamove_sim, key)
+    sim_post(lalamove_sim, "/_sim/config", {"proof_payload": "5xx"})
+    with lalamove_sim.lock:
+        links = [lalamove_sim.proof_url(lalamove_sim.bookings[order_id], f"pod-{n}")
+                 for n in (2, 3)]
+    report_pod(app, order_id, links, "2026-12-03T01:02:03.000Z", "pod-5xx")
+    wait_for_status(app, request_id, "delivered")
+    drain(app)  # the first attempt meets 503: the job is scheduled again, the images owed
+    assert len(proof_fetches(lalamove_sim)) == 2
+    assert [row.status for row in stored(app)] == ["pending", "pending"]
+    with pytest.raises(ProofFetchRetry):
+        fetch_proofs(gateway, request_id)
+    sim_post(lalamove_sim, "/_sim/config", {"proof_payload": "jpeg"})
+    # one image works again; the last attempt gives up on the other one
+    with gateway.db.write() as session:
+        row = session.scalar(select(ProofImage).where(ProofImage.index == 1))
+        row.url_ciphertext = gateway.vault.seal(links[1].replace("signature=", "signature=0"))
+    assert fetch_proofs(gateway, request_id, last_try=True) == "1 stored, 1 failed"
+    assert [(row.status, row.error) for row in stored(app)] == [("stored", None),
+                                                                ("failed", "expired")]
