@@ -28,6 +28,13 @@ from ..i18n import gettext as _
 from ..masking import flatten, masked
 
 PAGE_SIZE = 50
+#: what a proof image's state and failure (``gateway.proofs``) say on the request's page
+PROOF_WORDS = {"stored": N_("stored"), "pending": N_("pending"), "failed": N_("failed"),
+               "expired": N_("the courier's link had expired"),
+               "refused": N_("not from a host this courier's proofs may come from"),
+               "not_an_image": N_("not an image"), "too_large": N_("too large"),
+               "unreachable": N_("the courier's host did not answer"),
+               "purged": N_("Removed after the retention period.")}
 FILTERS = ("service", "status", "agency", "key_type", "provider", "reference", "since",
            "until")
 
@@ -132,7 +139,7 @@ def request_detail(request_id: str):
                              and record.pending_job in (None, "dispatch")
                              and can("console:requests:act")),
                   live=not status.terminal, delivered_at=delivered_at,
-                  proof_images=proof_images)
+                  proof_images=proof_images, proof_words=PROOF_WORDS)
 
 
 @bp.route("/requests/<request_id>/proof/<index>")
