@@ -52,7 +52,7 @@ def load_or_create_key(secret_key: str | None, data_dir: str | Path) -> str:
 
 
 class Vault:
-    """Seals and opens small JSON documents."""
+    """Seals and opens small JSON documents (and bytes: proof-of-delivery images)."""
 
     def __init__(self, keys: str):
         self._fernet = MultiFernet([Fernet(k.encode()) for k in split_keys(keys)])
@@ -63,6 +63,17 @@ class Vault:
     def open(self, token: bytes) -> Any:
         try:
             return json.loads(self._fernet.decrypt(token))
+        except InvalidToken as exc:
+            raise UnreadableSecret("ciphertext cannot be opened with the configured keys") \
+                from exc
+
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Seal raw bytes with the same keys as documents (an image, kept as it came)."""
+        return self._fernet.encrypt(data)
+
+    def open_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
         except InvalidToken as exc:
             raise UnreadableSecret("ciphertext cannot be opened with the configured keys") \
                 from exc

@@ -29,6 +29,7 @@ from .dispatch import cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
 from .notices import advance_notice
+from .proofs import fetch_proofs
 from .queues import enqueue_job, request_lock
 from .records import transition
 from .statuses import Status
@@ -198,6 +199,13 @@ def poll_request(gateway, request_id: str) -> str:
 def apply_event(gateway, event_id: int) -> str:
     """Apply one stored provider report to its request."""
     return apply_provider_event(gateway, event_id)
+
+
+@_job("proof", alone=True)
+def fetch_proof_images(gateway, request_id: str) -> str:
+    """Fetch a request's proof-of-delivery images before their links expire
+    (``gateway.proofs``)."""
+    return fetch_proofs(gateway, request_id, last_try=_last_attempt())
 
 
 @_job("callback")

@@ -155,6 +155,9 @@ class ServiceRequest(Base):
     delivery_pin_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     proof_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: when the courier handed the delivery over, by the courier's own report (its proof or
+    #: delivered event time), never the time we processed that report
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: when the retention purge removed the personal data (the history stays)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_job: Mapped[str | None] = mapped_column(String(32))
@@ -294,6 +297,39 @@ class ProviderEventRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     #: sealed: proof of delivery and the like (a receiver's name is personal data)
     details_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ProofImage(Base):
+    """One proof-of-delivery image a courier reported for a request (``gateway.proofs``).
+
+    The provider's link expires, so the image is fetched at once and kept here, sealed like
+    the request's personal data (``ciphertext``, a recipient's doorstep is personal); the
+    link itself is sealed too and dropped once fetched. ``status``: ``pending``, ``stored``,
+    or ``failed`` with ``error`` (``expired``, ``refused``, ``not_an_image``, ``too_large``).
+    """
+
+    __tablename__ = "proof_images"
+    __table_args__ = (UniqueConstraint("request_id", "index",
+                                       name="uq_proof_images_request_id_index"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    #: the courier instance that reported it (the source provider)
+    courier: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(String(32))
+    url_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: sha256 of the link, so the same link reported again (webhook, then polling) is not
+    #: fetched twice
+    link_digest: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CallbackDelivery(Base):

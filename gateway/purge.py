@@ -1,7 +1,8 @@
 """The retention purge (UU PDP: keep personal data no longer than the purpose needs).
 
 Once a request has ended and its service's ``retention_days`` have passed, its personal data
-is removed: the sealed request body, the delivery PIN and proof, what its own-fleet job
+is removed: the sealed request body, the delivery PIN and proof, its proof-of-delivery images
+(the ``proof_images`` rows, deleted), what its own-fleet job
 showed staff, the sealed details of its provider reports, and its notices' number, their
 parameters and the keyed digest of the number, the courier's first name and plate, and the
 free text of its survey answer (the scores stay: they are the index). What remains (statuses,
@@ -14,13 +15,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from .events import Event
 from .models import (
     CourierAttempt,
     FleetJob,
     Notice,
+    ProofImage,
     ProviderEventRecord,
     ServiceRequest,
     SurveyAnswer,
@@ -64,6 +66,7 @@ def _purge(gateway, ids: list[str], now, days: int) -> None:
         session.execute(update(ServiceRequest).where(ServiceRequest.id.in_(ids)).values(
             payload_ciphertext=None, delivery_pin_ciphertext=None, proof_ciphertext=None,
             courier_first_name=None, courier_plate=None, purged_at=now))
+        session.execute(delete(ProofImage).where(ProofImage.request_id.in_(ids)))
         # the survey's scores stay (the index); its free text may name someone
         session.execute(update(SurveyAnswer).where(SurveyAnswer.request_id.in_(ids)).values(
             comment_ciphertext=None, complaint_ciphertext=None))

@@ -46,6 +46,8 @@ JOBS = {
     "poll": (QueueNames.DEFAULT, "gateway.jobs.poll_request", "jobs"),
     # A report that overtook its create answer is matched a second or two later: retry soon.
     "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
+    # proof images, fetched while their links work (Grab signs them for about two hours)
+    "proof": (QueueNames.DEFAULT, "gateway.jobs.fetch_proof_images", (5, 15, 60, 300, 900)),
     "callback": (QueueNames.CALLBACKS, "gateway.jobs.deliver_callback", "callbacks"),
     # citizen notices (gateway.notices): a send, and a later look (quiet hours' end, the
     # agency's rate, the fallback deadline) that queues the send again

@@ -172,9 +172,13 @@ def delivery_time(session: Session, record: ServiceRequest) -> str | None:
     is sent on): the time the provider's report of the delivery gives (``occurred_at``), else
     when that report reached us, else when the delivered status was put on the timeline (the
     own fleet's staff mark it in the gateway). Never the time the record last changed.
+    The courier's time, once recorded (``delivered_at``: the proof's time when it gives one,
+    ``gateway.proofs``), comes first.
     """
     if record.status != "delivered":
         return None
+    if record.delivered_at is not None:
+        return _iso(record.delivered_at)
     report = session.execute(
         select(ProviderEventRecord.occurred_at, ProviderEventRecord.received_at)
         .where(ProviderEventRecord.request_id == record.id,
@@ -210,6 +214,7 @@ def detail(record: ServiceRequest, vault, links=None, currency: str | None = Non
             "eligibility": record.eligibility,
             "delivery_pin": opened(record.delivery_pin_ciphertext),
             "proof": opened(record.proof_ciphertext),
+            "delivered_at": _iso(record.delivered_at) if record.delivered_at else None,
             "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")
             if record.purged_at else None,
             "tracking_url": links.tracking_url(record) if links is not None else None,

@@ -645,6 +645,12 @@ class CourierSettingsSchema(ProviderSettingsSchema):
     """The part of each ``couriers.yaml`` entry that the core reads; the rest is the adapter's."""
     circuit = fields.Nested(CircuitSchema, load_default=lambda: CircuitSchema().load({}))
     limits = fields.Nested(LimitsSchema, load_default=dict)
+    proof_hosts = fields.List(CourierOrigin(), load_default=list, metadata={
+        "description": "Origins (scheme://host[:port]) this courier's proof-of-delivery "
+                       "images may be fetched from; a sandbox entry may also fetch from its "
+                       "own simulator (its base_url on this machine)."})
+    proof_max_bytes = fields.Integer(load_default=5_000_000,
+                                     validate=validate.Range(min=1024, max=50_000_000))
 
 
 @dataclass

@@ -20,7 +20,14 @@ from sqlalchemy import select
 
 from .checkpoints import checkpoint_if_due
 from .events import Event
-from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest, utcnow
+from .models import (
+    CallbackDelivery,
+    Notice,
+    ProofImage,
+    ProviderEventRecord,
+    ServiceRequest,
+    utcnow,
+)
 from .notices import OPEN_STATUSES, PATIENCE
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
@@ -29,13 +36,17 @@ from .tracking import due_for_polling
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "gateway:sweep:lock"
+#: how long a proof link may still work (Grab's are signed for about two hours): a lost
+#: ``proof`` job is queued again within it, never after
+PROOF_LINK_PATIENCE = timedelta(hours=3)
 BATCH = 500
 
 
 def owed_work(gateway) -> list[tuple[str, object]]:
     """Every ``(job kind, target id)`` the database says is owed and stale enough to check:
     requests' pending jobs, unapplied provider reports, undelivered callbacks, citizen notices
-    not yet settled, and bookings whose reports are late (to poll)."""
+    not yet settled, proof images not fetched yet (while their links may still work), and
+    bookings whose reports are late (to poll)."""
     stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
     with gateway.db.read() as session:
         work = list(session.execute(
@@ -60,6 +71,11 @@ def owed_work(gateway) -> list[tuple[str, object]]:
             .where(Notice.status.in_(OPEN_STATUSES), Notice.updated_at <= stale_before,
                    Notice.created_at >= utcnow() - PATIENCE)
             .order_by(Notice.updated_at).limit(BATCH))]
+        work += [("proof", request_id) for request_id in session.scalars(
+            select(ProofImage.request_id).distinct()
+            .where(ProofImage.status == "pending", ProofImage.created_at <= stale_before,
+                   ProofImage.created_at >= utcnow() - PROOF_LINK_PATIENCE)
+            .limit(BATCH))]
     work += [("poll", request_id) for request_id in due_for_polling(gateway, BATCH)]
     return work
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import costs
+from . import costs, proofs
 from .couriers import Booking, CourierError, ProviderEvent
 from .dispatch import adopt_booking
 from .events import Event
@@ -59,7 +59,7 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
                     our_reference=event.our_reference, raw_status=event.raw_status,
                     status=str(event.status) if event.status else None,
                     occurred_at=event.occurred_at)
-                details = {**event.details, **courier_of(event)}
+                details = sealed_details(event)
                 row.details_ciphertext = gateway.vault.seal(details) if details else None
                 session.add(row)
                 session.flush()
@@ -102,6 +102,15 @@ def note_courier(record: ServiceRequest, courier: dict | None) -> None:
     if courier.get("eta"):
         with contextlib.suppress(ValueError):
             record.courier_eta = datetime.fromisoformat(courier["eta"])
+def sealed_details(event: ProviderEvent) -> dict:
+    """What a report's inbox row keeps sealed: its details, and its proof links and
+    delivery time (links to a recipient's doorstep are personal data)."""
+    details = {**event.details, **courier_of(event)}
+    if event.proof_urls:
+        details["proof_urls"] = list(event.proof_urls)
+    if event.delivered_at is not None:
+        details["delivered_at"] = event.delivered_at.isoformat()
+    return details
 
 
 def find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
@@ -208,6 +217,11 @@ def _apply(gateway, session, row, attempt, record) -> str:
         record.proof_ciphertext = gateway.vault.seal(
             {**proof, "courier": row.courier,
              "recorded_at": utcnow().isoformat().replace("+00:00", "Z")})
+    if status == Status.DELIVERED and record.status == Status.DELIVERED:
+        proofs.note_delivery(gateway, session, record, row.courier,
+                             urls=details.get("proof_urls") or (),
+                             proof_time=details.get("delivered_at"),
+                             reported_at=row.occurred_at or row.received_at)
     return "applied" if applied else "ignored"
 
 

@@ -55,6 +55,9 @@ class RequestDetailSchema(RequestSummarySchema):
     delivery_pin = fields.String(allow_none=True, metadata={
         "description": "For services that use one: the PIN the recipient tells the courier."})
     proof = fields.Dict(allow_none=True, metadata={"description": "Proof of delivery."})
+    delivered_at = fields.String(allow_none=True, metadata={
+        "description": "When the courier handed the delivery over, by the courier's own "
+                       "report (its proof's time when it gives one); images at `/proof`."})
     purged_at = fields.String(allow_none=True, metadata={
         "description": "When personal data was removed after the retention period."})
     tracking_url = fields.String(allow_none=True, metadata={
@@ -64,6 +67,30 @@ class RequestDetailSchema(RequestSummarySchema):
     cost = fields.Nested(CostSchema, required=True, metadata={
         "description": "What the delivery costs (quoted before booking, final as reported)."})
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
+
+
+class ProofImageSchema(Schema):
+    index = fields.Integer(required=True, metadata={
+        "description": "The image's number, for `/proof/images/{index}`."})
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["pending", "stored", "failed"]), metadata={
+        "description": "`stored` (fetched and kept), `pending` (being fetched) or `failed`."})
+    error = fields.String(allow_none=True, metadata={
+        "description": "Why a failed image was not kept: `expired` (the courier's link no "
+                       "longer worked), `refused` (not a host this courier's proofs may come "
+                       "from), `not_an_image`, `too_large`, `unreachable`, `purged`."})
+    content_type = fields.String(allow_none=True, metadata={
+        "description": "image/jpeg, image/png or image/webp."})
+    size = fields.Integer(allow_none=True, metadata={"description": "Bytes."})
+    fetched_at = fields.String(allow_none=True)
+    courier = fields.String(required=True, metadata={
+        "description": "The courier that reported it."})
+
+
+class ProofListSchema(Schema):
+    delivered_at = fields.String(allow_none=True, metadata={
+        "description": "When the courier handed the delivery over, by its own report."})
+    images = fields.List(fields.Nested(ProofImageSchema), required=True)
 
 
 class RequestListSchema(Schema):

@@ -12,16 +12,24 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from .. import intake
+from .. import intake, proofs
 from ..errors import Invalid
 from ..events import actor_label
 from ..operations import cancel_request as cancel
-from ..records import detail, get_for_actor, list_for_actor, summary, view_request
+from ..records import (
+    delivery_time,
+    detail,
+    get_for_actor,
+    list_for_actor,
+    summary,
+    view_request,
+)
 from ..services import ViewGone
 from ..statuses import Status
 from .errors import ApiError
 from .openapi import service_request_json_schema
 from .schemas import (
+    ProofListSchema,
     RequestDetailSchema,
     RequestListArgsSchema,
     RequestListSchema,
@@ -186,6 +194,75 @@ def get_request(request_id: str):
         gateway = _gateway()
         return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links,
                                                  gateway.region.currency))
+
+
+@bp.get("/requests/<request_id>/proof")
+def list_proof(request_id: str):
+    """The proof of delivery of a request: the courier's delivery time and its images.
+    ---
+    get:
+      operationId: listProofOfDelivery
+      summary: Proof of delivery images of a request
+      tags: [requests]
+      parameters:
+      - {name: request_id, in: path, required: true, schema: {type: string}}
+      responses:
+        200:
+          description: The images the courier reported, fetched or not.
+          content: {application/json: {schema: ProofListSchema}}
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
+    with _gateway().db.read() as session:
+        record = get_for_actor(session, g.actor, request_id)
+        _require("requests:read", record)
+        response = jsonify(ProofListSchema().dump(
+            {"delivered_at": delivery_time(session, record),
+             "images": proofs.listing(session, record.id)}))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/requests/<request_id>/proof/images/<index>")
+def get_proof_image(request_id: str, index: str):
+    """One proof-of-delivery image, as the courier's photo was fetched (never cached).
+    ---
+    get:
+      operationId: getProofOfDeliveryImage
+      summary: One proof of delivery image
+      tags: [requests]
+      parameters:
+      - {name: request_id, in: path, required: true, schema: {type: string}}
+      - {name: index, in: path, required: true, schema: {type: integer, minimum: 0}}
+      responses:
+        200:
+          description: The image.
+          content:
+            image/jpeg: {schema: {type: string, format: binary}}
+            image/png: {schema: {type: string, format: binary}}
+            image/webp: {schema: {type: string, format: binary}}
+        401: Unauthenticated
+        403: Forbidden
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
+    gateway = _gateway()
+    with gateway.db.read() as session:
+        record = get_for_actor(session, g.actor, request_id)
+        _require("requests:read", record)
+        found = proofs.image(session, gateway.vault, record.id, int(index)) \
+            if index.isascii() and index.isdigit() and len(index) < 6 else None
+    if found is None:
+        raise ApiError(404, "proof_image_not_found", "This request has no such stored image.")
+    content_type, body = found
+    response = current_app.response_class(body, mimetype=content_type)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def register_views(app, gateway) -> None:

@@ -188,6 +188,11 @@ class ProviderEvent:
     as the provider gives it; the core keeps only its first word (the citizen's tracking page
     shows the first name and the plate, nothing more). ``eta``: the estimated arrival at the
     drop-off, aware UTC.
+
+    ``proof_urls`` are the links to the proof-of-delivery images the provider reports (they
+    expire: the gateway fetches them at once, ``gateway.proofs``); ``delivered_at`` is when
+    the provider says the delivery was handed over (the proof's time, else the delivered
+    report's), which the record keeps as its delivery time.
     """
 
     event_key: str
@@ -200,6 +205,8 @@ class ProviderEvent:
     courier_name: str | None = None
     vehicle_plate: str | None = None
     eta: datetime | None = None
+    proof_urls: tuple[str, ...] = ()
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,28 @@ without credentials),
 ``POST /_sim/bookings/<id>/advance``, ``POST /_sim/bookings/<id>/status``,
 ``POST /_sim/faults``, ``POST /_sim/outage`` (``{"kind": "5xx", "seconds": 60}``: every
 create meets that fault for a while), ``POST /_sim/config``, ``POST /_sim/reset``.
+
+Proof images: providers link a delivery's photo with a signed URL that expires (Grab signs
+its proof links for about two hours; courier reference sections 3.4 and 8.2). A dialect
+links them with :meth:`SimulatorEngine.proof_url`: ``GET /_proof/<booking>/<name>.jpg
+?expires=<epoch>&signature=<hmac>`` answers the image while the link is valid and signed,
+``403`` (``AccessDenied``, as a signed storage link does) after ``proof_seconds``
+(``POST /_sim/config``), ``404`` for a booking it does not know. ``proof_payload`` (config)
+makes it answer a non-image (``html``), an image type with a non-image body
+(``fake_jpeg``), an image larger than any cap (``oversize``), or 503 (``5xx``). Its
+fetches are logged in ``/_sim/requests``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import random
 import re
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Mapping
 
@@ -54,6 +67,16 @@ from werkzeug.serving import WSGIRequestHandler
 
 #: public, at the root of the simulator's server: what ``gateway up`` waits for
 HEALTH_PATH = "/_sim/health"
+PROOF_PATH = "/_proof/"
+
+
+def proof_jpeg(label: str) -> bytes:
+    """A small JPEG (SOI, APP0 JFIF, a comment naming ``label``, EOI): what the proof link
+    of ``label`` (``<booking>/<name>``) answers, a different photo for each link."""
+    comment = label.encode()[:200]
+    return (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+            + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+            + bytes(range(256)) * 4 + b"\xff\xd9")
 
 
 class QuietProbeHandler(WSGIRequestHandler):
@@ -94,6 +117,10 @@ class SimulatorEngine:
         self.lock = threading.RLock()
         self._numbers = itertools.count(170563)
         self.url: str | None = None
+        #: how long a proof link works, and what it answers (see the module docstring)
+        self.proof_seconds: float = 7200.0
+        self.proof_payload: str = "jpeg"
+        self._proof_key = uuid.uuid4().bytes
         #: the probability of each fault per create call (one draw: they exclude one another)
         self.fault_rates: dict[str, float] = {}
         self.random = random.Random(fault_seed)
@@ -297,6 +324,7 @@ class SimulatorEngine:
         def log_and_authenticate():
             if request.path.startswith("/_sim/"):
                 return None
+            proof = request.path.startswith(PROOF_PATH)
             with engine.lock:
                 engine.requests.append({
                     "method": request.method, "path": request.path,
@@ -308,14 +336,57 @@ class SimulatorEngine:
                     "application/x-www-form-urlencoded" else None,
                     "caller": request.headers.get(engine.caller_header),
                     "at": time.time()})
-            return engine.authenticate(request)
+            # a proof link is its own credential (signed, expiring), like a storage link
+            return None if proof else engine.authenticate(request)
 
         self.register_routes(app)
         self._register_control(app)
         return app
 
+    # -- proof images ------------------------------------------------------------------
+    def _proof_signature(self, path: str, expires: int) -> str:
+        return hmac.new(self._proof_key, f"{path}:{expires}".encode(),
+                        hashlib.sha256).hexdigest()
+
+    def proof_url(self, booking: dict, name: str) -> str:
+        """A signed link to one of ``booking``'s proof images, valid ``proof_seconds`` from
+        the first time it is given (the same link every time it is read again)."""
+        expires = booking.setdefault("proof_expires",
+                                     int(time.time() + float(self.proof_seconds)))
+        path = f"{PROOF_PATH}{booking['id']}/{name}.jpg"
+        return f"{self.url or ''}{path}?expires={expires}&" \
+               f"signature={self._proof_signature(path, expires)}"
+
+    def serve_proof(self, booking_id: str, name: str):
+        path = f"{PROOF_PATH}{booking_id}/{name}"
+        try:
+            expires = int(request.args.get("expires", ""))
+        except ValueError:
+            expires = 0
+        signature = request.args.get("signature", "")
+        if booking_id not in self.bookings:
+            return "<Error><Code>NoSuchKey</Code></Error>", 404, {"Content-Type": "text/xml"}
+        if not hmac.compare_digest(self._proof_signature(path, expires), signature) \
+                or time.time() > expires:
+            return "<Error><Code>AccessDenied</Code><Message>Request has expired</Message>" \
+                   "</Error>", 403, {"Content-Type": "text/xml"}
+        if self.proof_payload == "5xx":
+            return "<Error><Code>SlowDown</Code></Error>", 503, {"Content-Type": "text/xml"}
+        if self.proof_payload == "html":
+            return "<html>not an image</html>", 200, {"Content-Type": "text/html"}
+        if self.proof_payload == "fake_jpeg":
+            return "<html>not an image</html>", 200, {"Content-Type": "image/jpeg"}
+        body = proof_jpeg(f"{booking_id}/{name}")
+        if self.proof_payload == "oversize":
+            body = body[:-2] + bytes(6_000_000) + b"\xff\xd9"
+        return body, 200, {"Content-Type": "image/jpeg"}
+
     def _register_control(self, app: Flask) -> None:
         engine = self
+
+        @app.get(f"{PROOF_PATH}<booking_id>/<name>")
+        def proof_image(booking_id, name):
+            return engine.serve_proof(booking_id, name)
 
         @app.get(HEALTH_PATH)
         def sim_health():
@@ -363,7 +434,8 @@ class SimulatorEngine:
                     engine.set_fault_rates(body.get("fault_rates", engine.fault_rates), seed)
                 except ValueError as exc:
                     return jsonify(error=str(exc)), 400
-            for key in ("webhook_url", "step_seconds", *engine.configurable):
+            for key in ("webhook_url", "step_seconds", "proof_seconds", "proof_payload",
+                        *engine.configurable):
                 if key in body:
                     setattr(engine, key, body[key])
             return jsonify(ok=True)

@@ -82,6 +82,12 @@ ROWS = {
         **DENIED, "stranger": 404, "owner_test": 200, "owner_live": 404, "fleet": 404}),
     "api_v1.request_view": ("GET", "/api/v1/requests/{own}/fhir", None, {
         **DENIED, "stranger": 404, "owner_test": 200, "owner_live": 404, "fleet": 404}),
+    "api_v1.list_proof": ("GET", "/api/v1/requests/{own}/proof", None, {
+        **DENIED, "stranger": 404, "owner_test": 200, "owner_live": 404, "fleet": 404}),
+    # {own} has no proof image yet: the owner meets the missing image, the others the
+    # missing request, and both are the same 404
+    "api_v1.get_proof_image": ("GET", "/api/v1/requests/{own}/proof/images/0", None, {
+        **DENIED, "stranger": 404, "owner_test": 404, "owner_live": 404, "fleet": 404}),
     "api_v1.cancel_request": ("POST", "/api/v1/requests/{own}/cancel", None, {
         **DENIED, "stranger": 404, "fleet": 404, "owner_test": 200, "owner_live": 404}),
     "fleet.list_jobs": ("GET", "/api/v1/fleet/jobs", None, {
@@ -101,6 +107,9 @@ ROWS = {
     "console.requests": ("GET", "/console/requests", None, readable(staff=200)),
     "console.request_detail": ("GET", "/console/requests/{own}", None,
                                readable(staff=200, stranger_staff=404)),
+    # a proof image is personal data: roles that may read it meet the missing image
+    "console.proof_image": ("GET", "/console/requests/{own}/proof/0", None,
+                            console(404, 404, 403)),
     "console.fleet": ("GET", "/console/fleet", None, readable()),
     "console.agencies": ("GET", "/console/agencies", None, readable()),
     "console.agency_detail": ("GET", "/console/agencies/{agency}", None, readable()),

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from flask import flash, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from sqlalchemy import or_, select
 
+from ... import proofs
 from ...errors import GatewayError, Invalid
 from ...events import actor_label
 from ...keys import KEY_TYPES
@@ -23,7 +24,7 @@ from ...models import (
     StatusEvent,
 )
 from ...operations import RETRYABLE, cancel_request, retry_dispatch
-from ...records import encode_cursor, newest_first_after
+from ...records import delivery_time, encode_cursor, newest_first_after
 from ...statuses import Status
 from .. import agency_actor, audit, bp, can, gateway, render, requires, timeline
 from ..i18n import N_, service_title
@@ -31,6 +32,13 @@ from ..i18n import gettext as _
 from ..masking import flatten, masked
 
 PAGE_SIZE = 50
+#: what a proof image's state and failure (``gateway.proofs``) say on the request's page
+PROOF_WORDS = {"stored": N_("stored"), "pending": N_("pending"), "failed": N_("failed"),
+               "expired": N_("the courier's link had expired"),
+               "refused": N_("not from a host this courier's proofs may come from"),
+               "not_an_image": N_("not an image"), "too_large": N_("too large"),
+               "unreachable": N_("the courier's host did not answer"),
+               "purged": N_("Removed after the retention period.")}
 FILTERS = ("service", "status", "agency", "key_type", "provider", "reference", "since",
            "until")
 
@@ -140,6 +148,8 @@ def request_detail(request_id: str):
         # for whoever may read the citizen's details
         tracking_url = gw.links.tracking_url(record) \
             if agency_actor.is_agency(g.actor) or can("console:requests:personal") else None
+        delivered_at = delivery_time(session, record)
+        proof_images = proofs.listing(session, record.id)
         session.expunge_all()
     if payload is not None and show_personal:
         with gw.db.write() as session:   # reading personal data is itself a fact to audit
@@ -155,7 +165,29 @@ def request_detail(request_id: str):
                              and record.pending_job in (None, "dispatch")
                              and can("console:requests:act")),
                   held=status == Status.HELD_FOR_BUDGET,
-                  live=not status.terminal and status != Status.HELD_FOR_BUDGET)
+                  live=not status.terminal and status != Status.HELD_FOR_BUDGET,
+                  delivered_at=delivered_at, proof_images=proof_images, proof_words=PROOF_WORDS)
+
+
+@bp.route("/requests/<request_id>/proof/<index>")
+@requires("console:requests:personal")
+def proof_image(request_id: str, index: str):
+    """One proof-of-delivery image, for the request's page (a photo of a doorstep is
+    personal data: roles that may read personal data only, each reading audited)."""
+    gw = gateway()
+    if not (index.isascii() and index.isdigit()) or len(index) > 5:
+        abort(404)
+    with gw.db.read() as session:
+        found = proofs.image(session, gw.vault, request_id, int(index))
+    if found is None:
+        abort(404)
+    with gw.db.write() as session:
+        audit(session, "request.proof_image.read", f"request:{request_id}", index=int(index))
+    content_type, body = found
+    response = current_app.response_class(body, mimetype=content_type)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _act(request_id: str, operation, done_message: str):

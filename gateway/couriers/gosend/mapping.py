@@ -146,6 +146,15 @@ def _price(value) -> dict[str, Any]:
     except (TypeError, ValueError, OverflowError):
         return {}
     return {"price": amount, "currency": "IDR"} if 0 <= amount < 10**12 else {}
+def proof_urls(raw: str, body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The delivery photo link of a delivered booking, where GO-SEND gives one
+    (``proofs.pod``, seen in one public client only: its format is unconfirmed, courier
+    reference section 2.4 [U]; a link that is not a string is not read)."""
+    pod = (body.get("proofs") or {}).get("pod") if isinstance(body.get("proofs"), dict) \
+        else None
+    if map_status(raw) == Status.DELIVERED and isinstance(pod, str) and pod:
+        return (pod,)
+    return ()
 
 
 def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
@@ -160,7 +169,8 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
                                            (body.get("proofs") or {}).get("pod")),
                                   **_price(body.get("totalPrice"))},
                          courier_name=_text(body.get("driverName")),
-                         vehicle_plate=_text(body.get("vehicleNumber")))
+                         vehicle_plate=_text(body.get("vehicleNumber")),
+                         proof_urls=proof_urls(raw, body))
 
 
 def parse_webhook(raw_body: bytes) -> ProviderEvent:
@@ -183,4 +193,5 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
                                   **_proof(str(raw), body.get("receiver_name"),
                                            (body.get("proofs") or {}).get("pod")),
                                   **_price(body.get("price"))},
-                         courier_name=_text(body.get("driver_name")))
+                         courier_name=_text(body.get("driver_name")),
+                         proof_urls=proof_urls(str(raw), body))

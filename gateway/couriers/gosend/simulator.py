@@ -114,7 +114,9 @@ class GoSendSimulator(SimulatorEngine):
                 "cancelDescription": "cancelled by partner"
                 if booking["status"] == "cancelled" else None,
                 "receiverName": booking["receiver_name"],
-                "proofs": {"pop": None, "pod": f"http://sim.invalid/pod/{booking['id']}.jpg"
+                # ``proofs`` as one public client reads it (format unconfirmed [U]): an
+                # expiring link to the delivery photo
+                "proofs": {"pop": None, "pod": self.proof_url(booking, "pod")
                            if delivered else None}}
 
     def register_routes(self, app: Flask) -> None:

@@ -280,6 +280,7 @@ def parse_status(body: Mapping[str, Any]) -> ProviderEvent:
                          our_reference=body.get("merchantOrderID"), raw_status=raw,
                          status=status, details={**_details(status, failed_reason, None, None),
                                                  **_price(body.get("quote"))},
+                         proof_urls=proof_urls(status, body),
                          **_courier(body.get("courier"), "vehicle"))
 
 
@@ -309,4 +310,15 @@ def parse_webhook(raw_body: bytes) -> ProviderEvent:
         raw_status=raw, status=status, occurred_at=_when(body.get("timestamp")),
         details={**_details(status, failed_reason, recipient.get("name"),
                             body.get("dropoffProofURL")), **_price(body.get("quote"))},
+        proof_urls=proof_urls(status, body),
         **_courier(body.get("driver")))
+
+
+def proof_urls(status: Status | None, body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The drop-off proof image of a completed delivery (``dropoffProofURL``, a link Grab
+    signs for about two hours: courier reference section 3.4). The pickup and cancel proofs
+    are not proof of delivery and are not kept."""
+    url = body.get("dropoffProofURL")
+    if status == Status.DELIVERED and isinstance(url, str) and url:
+        return (url,)
+    return ()

@@ -189,9 +189,9 @@ class GrabExpressSimulator(SimulatorEngine):
                        "photoURL": "http://sim.invalid/driver.jpg", "currentLat": -8.2192,
                        "currentLng": 114.3691} if driver else None,
             "distance": booking.get("distance_m", 0),
-            "pickupProofURL": f"http://sim.invalid/proof/{booking['id']}/pickup.jpg"
-            if picked else "",
-            "dropoffProofURL": f"http://sim.invalid/proof/{booking['id']}/dropoff.jpg"
+            # signed links that expire (about 2 h at Grab; ``proof_seconds`` here)
+            "pickupProofURL": self.proof_url(booking, "pickup") if picked else "",
+            "dropoffProofURL": self.proof_url(booking, "dropoff")
             if status == "COMPLETED" else "",
             "cancelProofURL": "",
         }

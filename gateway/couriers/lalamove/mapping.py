@@ -335,6 +335,18 @@ def _proof(order: Mapping[str, Any]) -> dict:
     return {"proof": proof}
 
 
+def proof_fields(order: Mapping[str, Any]) -> dict:
+    """The neutral proof fields of a completed order (``stops[].POD``: ``image`` links,
+    ``deliveredAt``): ``proof_urls`` and ``delivered_at`` (the last drop-off's time), for a
+    :class:`ProviderEvent`. Empty when there is no proof."""
+    proof = _proof(order).get("proof")
+    if not proof:
+        return {}
+    urls = proof.get("photo_urls") or ([proof["photo_url"]] if proof.get("photo_url") else [])
+    return {"proof_urls": tuple(u for u in urls if isinstance(u, str) and u),
+            "delivered_at": _when(proof.get("delivered_at"))}
+
+
 def parse_order(body: Any, asked: str | None = None) -> ProviderEvent:
     """A ``GET /v3/orders/{id}`` answer as a report (one key per order and status, so polling
     the same status twice is a duplicate).
@@ -356,10 +368,11 @@ def parse_order(body: Any, asked: str | None = None) -> ProviderEvent:
             event_key=f"replaced:{asked}:{order_id}:{raw}"[:128], provider_reference=asked,
             our_reference=_our_reference(order), raw_status=raw, status=map_status(raw),
             details={"type": "ORDER_REPLACED", "new_provider_reference": order_id,
-                     **_proof(order), **_price(order)})
+                     **_proof(order), **_price(order)}, **proof_fields(order))
     return ProviderEvent(event_key=f"status:{order_id}:{raw}", provider_reference=order_id,
                          our_reference=_our_reference(order), raw_status=raw,
-                         status=map_status(raw), details={**_proof(order), **_price(order)})
+                         status=map_status(raw), details={**_proof(order), **_price(order)},
+                         **proof_fields(order))
 
 
 # -- webhooks ----------------------------------------------------------------------------------
@@ -505,7 +518,8 @@ def parse_webhook(envelope: WebhookEnvelope) -> list[ProviderEvent]:
         return [ProviderEvent(event_key=key, provider_reference=order_id,
                               our_reference=our_reference, raw_status=raw,
                               status=map_status(raw), occurred_at=occurred_at,
-                              details={**details, **_proof(order), **_price(order)})]
+                              details={**details, **_proof(order), **_price(order)},
+                              **proof_fields(order))]
     if not order_id and not our_reference:
         return []
     proof = _proof(order) if event_type == "POD_STATUS_CHANGED" else {}
@@ -514,7 +528,7 @@ def parse_webhook(envelope: WebhookEnvelope) -> list[ProviderEvent]:
         return [ProviderEvent(event_key=key, provider_reference=order_id,
                               our_reference=our_reference, raw_status=raw,
                               status=map_status(raw), occurred_at=occurred_at,
-                              details={**details, **proof})]
+                              details={**details, **proof}, **proof_fields(order))]
     return [ProviderEvent(event_key=key, provider_reference=order_id,
                           our_reference=our_reference, raw_status=event_type[:64],
                           status=None, occurred_at=occurred_at, details=details)]

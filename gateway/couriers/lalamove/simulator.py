@@ -13,7 +13,11 @@ an unknown, used or expired one is refused with ``ERR_INVALID_QUOTATION_ID``. Or
 19-digit string ids and move ``ASSIGNING_DRIVER -> ON_GOING -> PICKED_UP -> COMPLETED`` (proof
 photos on every drop-off stop), or end ``EXPIRED`` for want of a driver; they can be
 cancelled only while ``ASSIGNING_DRIVER`` (409 ``ERR_CANCELLATION_FORBIDDEN`` after). Each step
-is a webhook signed the Lalamove way (``ORDER_CREATED``, then ``ORDER_STATUS_CHANGED``).
+is a webhook signed the Lalamove way (``ORDER_CREATED``, then ``ORDER_STATUS_CHANGED``), and
+a completed order's proof of delivery one more, ``POD_STATUS_CHANGED`` (the event types of
+the courier reference, section 4.4), carrying the order's stops with each drop-off's
+``POD {status, image, deliveredAt}`` (``GET /v3/orders/{orderId}``, section 4.2). The
+``image`` is a signed link that expires (the engine's ``proof_url``: ``proof_seconds``).
 Every sender's and recipient's ``phone`` must be E.164 with the plus sign, else
 ``ERR_INVALID_PHONE_NUMBER`` (courier reference section 4.2 and its error codes; the
 delivery-nodejs-sdk's order payload).
@@ -188,6 +192,10 @@ class LalamoveSimulator(SimulatorEngine):
         booking["previous_status"] = booking["status"]
         booking["updated_at"] = time.time()
         super().set_status(booking, status)
+        if status == self.delivered_status:
+            # then the proof of delivery, its own event (webhook event types, section 4.4)
+            booking["announce"] = "POD_STATUS_CHANGED"
+            self.queue_webhook(booking)
         if status == self.allocated_status and "replace" in booking["faults"] \
                 and not booking.get("replaced_by"):
             # Not now: the clock may be walking the bookings.
@@ -239,8 +247,7 @@ class LalamoveSimulator(SimulatorEngine):
             if index and completed:
                 stop["POD"] = {"status": "DELIVERED",
                                "deliveredAt": _iso(self.updated_at(booking)),
-                               "image": f"http://sim.invalid/pod/{booking['id']}/"
-                                        f"{stop['stopId']}.jpg"}
+                               "image": self.proof_url(booking, f"pod-{stop['stopId']}")}
             elif index:
                 stop["POD"] = {"status": "PENDING"}
             stops.append(stop)
@@ -252,6 +259,8 @@ class LalamoveSimulator(SimulatorEngine):
         data: dict = {"order": order, "updatedAt": _iso(self.updated_at(booking))}
         if event_type == "ORDER_REPLACED":
             data["prevOrderId"] = booking["replaces"]
+        elif event_type == "POD_STATUS_CHANGED":
+            pass  # the order with its stops, each drop-off's ``POD`` {status, image, deliveredAt}
         elif len(booking["history"]) == 1 and booking["status"] == self.lifecycle[0]:
             event_type = "ORDER_CREATED"
         else:

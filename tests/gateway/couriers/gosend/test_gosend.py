@@ -195,6 +195,15 @@ def test_dropped_webhooks_are_caught_up_by_polling(gosend_app, gateway_gosend, m
     polled = [r for r in sim_get(gateway_gosend, "/_sim/requests")
               if r["path"].startswith("/gokilat/v10/booking/orderno/")]
     assert polled
+    # the polled booking's proofs.pod photo was fetched before its link expired, and kept
+    drain(app)
+    proof = app.test_client().get(f"/api/v1/requests/{request_id}/proof",
+                                  headers=bearer(key)).get_json()
+    assert [(i["status"], i["courier"]) for i in proof["images"]] == [
+        ("stored", "gosend_sandbox")]
+    assert [r["path"] for r in sim_get(gateway_gosend, "/_sim/requests")
+            if r["path"].startswith("/_proof/")] == [
+        f"/_proof/{detail(app, key, request_id)['provider_reference']}/pod.jpg"]
 
 
 def test_cancelling_a_booked_request_cancels_it_at_gosend(gosend_app, gateway_gosend,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -166,13 +167,25 @@ def test_a_parcel_is_booked_at_grab_and_delivered_by_webhooks_with_its_proof(
     assert applied_statuses(body) == ["received", "dispatching", "booked", "driver_assigned",
                                       "picked_up", "delivered"]
     assert body["proof"]["receiver_name"] == "Dewi Lestari"
-    assert body["proof"]["photo_url"].endswith(f"/{booking['deliveryID']}/dropoff.jpg")
+    assert f"/{booking['deliveryID']}/dropoff.jpg?expires=" in body["proof"]["photo_url"]
     assert body["proof"]["courier"] == "grab_sandbox"
     deadline = time.monotonic() + 5  # the simulator notes an answer just after it came
     while len(sim_get(grab_sim, "/_sim/webhooks")) < 6 and time.monotonic() < deadline:
         time.sleep(0.05)
     webhooks = sim_get(grab_sim, "/_sim/webhooks")
     assert len(webhooks) == 6 and {w["answer"] for w in webhooks} == {200}
+
+    # the drop-off photo (signed for a while only) was fetched and kept; the pickup's is not
+    # proof of delivery and was not fetched
+    fetched = [r["path"] for r in sim_get(grab_sim, "/_sim/requests")
+               if r["path"].startswith("/_proof/")]
+    assert fetched == [f"/_proof/{booking['deliveryID']}/dropoff.jpg"]
+    proof = app.test_client().get(f"/api/v1/requests/{request_id}/proof",
+                                  headers=bearer(key)).get_json()
+    assert [(i["status"], i["courier"]) for i in proof["images"]] == [("stored", "grab_sandbox")]
+    completed = [w["body"] for w in webhooks if w["body"]["status"] == "COMPLETED"]
+    assert proof["delivered_at"] == datetime.fromtimestamp(
+        completed[0]["timestamp"], UTC).isoformat().replace("+00:00", "Z")
 
 
 def test_cash_on_delivery_is_sent_as_grabs_cash_payment_with_its_amount(grab_app, grab_sim):

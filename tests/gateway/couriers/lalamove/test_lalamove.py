@@ -240,12 +240,12 @@ def test_a_multi_drop_parcel_is_booked_at_lalamove_and_delivered_by_signed_webho
     assert (body["provider"], body["provider_reference"]) == ("lalamove_sandbox", order_id)
     assert applied_statuses(body) == ["received", "dispatching", "booked", "driver_assigned",
                                       "picked_up", "delivered"]
-    assert body["proof"]["photo_url"].startswith(f"http://sim.invalid/pod/{order_id}/")
+    assert body["proof"]["photo_url"].startswith(f"{lalamove_sim.url}/_proof/{order_id}/")
     assert len(body["proof"]["photo_urls"]) == 2
 
     sent = sim_get(lalamove_sim, "/_sim/webhooks")
     assert [w["body"]["eventType"] for w in sent] == ["ORDER_CREATED"] + [
-        "ORDER_STATUS_CHANGED"] * 3
+        "ORDER_STATUS_CHANGED"] * 3 + ["POD_STATUS_CHANGED"]
     assert all(w["answer"] == 200 for w in sent)
 
 

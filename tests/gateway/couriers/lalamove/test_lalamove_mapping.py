@@ -217,6 +217,9 @@ def test_a_polled_order_is_keyed_per_order_and_status_with_proof_once_completed(
     assert event.details["proof"] == {"photo_url": "http://x/3.jpg",
                                       "delivered_at": "2026-11-28T01:30:00.000Z",
                                       "photo_urls": ["http://x/2.jpg", "http://x/3.jpg"]}
+    # the neutral proof fields: every image, and the last drop-off's time (the courier's)
+    assert event.proof_urls == ("http://x/2.jpg", "http://x/3.jpg")
+    assert event.delivered_at.isoformat() == "2026-11-28T01:30:00+00:00"
 
 
 # -- webhooks ------------------------------------------------------------------------------------
