@@ -13,6 +13,7 @@ table still says where deliveries went, rounded to about 100 m.
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 
 from flask import Response, abort, g, request
 from sqlalchemy import select
@@ -94,7 +95,7 @@ def reports_page():
             agencies = session.execute(select(Agency.id, Agency.name)
                                        .order_by(Agency.name)).all()
     drawn = _charts(figures, {name: service_title(s) for name, s in gw.services.items()})
-    query = "&".join(f"{k}={v}" for k, v in wanted.items() if v)
+    query = urlencode({k: v for k, v in wanted.items() if v})
     return render("console/reports.html", args=wanted, figures=figures,
                   outcomes=OUTCOME_LABELS, agencies=agencies, agency_name=agency_name,
                   key_types=KEY_TYPES,
@@ -112,10 +113,15 @@ def _charts(figures: dashboards.Dashboard, titles: dict) -> dict:
         [(gettext(OUTCOME_LABELS[o]), f"outcome-{o.replace('_', '-')}",
           [d.counts[o] for d in figures.days]) for o in dashboards.OUTCOMES])}
     per_service = [t for t in figures.timings if t.service is not None]
+    # one service: its target as a line across the bars (several have several targets: the
+    # table gives each)
+    target = per_service[0].target_minutes if len(per_service) == 1 else None
     drawn["timings"] = charts.bars(
         gettext("Median minutes to delivery, per service"),
         [(titles.get(t.service, t.service), t.delivery_median or 0,
-          number(t.delivery_median, "#,##0.0")) for t in per_service])
+          number(t.delivery_median, "#,##0.0")) for t in per_service],
+        marker=target, marker_label=gettext("Target: %(minutes)s min",
+                                            minutes=number(target)) if target else "")
     drawn["within"] = charts.bars(
         gettext("Share delivered within the target, per service"),
         [(titles.get(t.service, t.service), t.within.percent or 0,
