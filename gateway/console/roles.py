@@ -27,6 +27,7 @@ READ_ACTIONS = frozenset({
     "console:audit:read",
     "console:queues:read",
     "console:skm:read",            # the survey's index and figures
+    "console:reports:read",        # the reports page: charts, tables, CSV, map
 })
 
 OPERATOR_ACTIONS = frozenset({
@@ -46,6 +47,7 @@ ADMIN_ACTIONS = frozenset({
 AGENCY_STAFF_ACTIONS = frozenset({
     "console:requests:read",       # its own agency's requests only (agency_actor.py)
     "console:requests:create",     # a new request by form, through intake
+    "console:reports:read",        # its own agency's reports only (views/reports.py)
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)

@@ -125,6 +125,9 @@ ROWS = {
     "console.audit_export_jsonl": ("GET", "/console/audit/export.jsonl", None, readable()),
     "console.queues": ("GET", "/console/queues", None, readable()),
     "console.skm_page": ("GET", "/console/skm", None, readable()),
+    # agency accounts see their own agency's figures (another agency's: 404, test_reports.py)
+    "console.reports_page": ("GET", "/console/reports", None, readable(staff=200)),
+    "console.reports_csv": ("GET", "/console/reports/days.csv", None, readable(staff=200)),
     "console.skm_answers_csv": ("GET", "/console/skm/answers.csv", None,
                                 console(200, 200, 403)),
     "console.skm_complaints_csv": ("GET", "/console/skm/complaints.csv", None,
