@@ -44,7 +44,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
-                "staff", "budgets", "services", "audit", "queues", "skm")
+                "staff", "budgets", "statements", "services", "audit", "queues", "skm")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -57,6 +57,7 @@ NAV = (
     ("console.queues", "Queues", "console:queues:read"),
     ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
     ("console.my_staff", "Staff accounts", "console:staff:own"),
+    ("console.my_statements", "Statements", "console:statements:own"),
 )
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
