@@ -41,7 +41,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from .errors import Invalid, NotFound
-from .models import Agency, ProviderEventRecord, ServiceRequest, StatusEvent
+from .models import Agency, ServiceRequest, StatusEvent
+from .records import delivery_time
 from .statuses import Status
 
 #: statuses a statement lists (a request that has ended after it was booked)
@@ -65,7 +66,7 @@ DATE_HEADERS = ("date", "orderdate", "deliverydate", "completedat", "tanggal", "
 # -- months ----------------------------------------------------------------------------------
 def valid_month(text: str) -> bool:
     """``YYYY-MM`` with a real month (2000-2999)."""
-    return bool(re.fullmatch(r"2\d{3}-(0[1-9]|1[0-2])", text or ""))
+    return bool(re.fullmatch(r"2[0-9]{3}-(0[1-9]|1[0-2])", text or ""))
 
 
 def month_bounds(region, month: str) -> tuple[datetime, datetime]:
@@ -150,16 +151,11 @@ class Statement:
 
 
 def _ended_at(session, record: ServiceRequest) -> datetime | None:
-    """When the request ended (see the module docstring), in UTC."""
+    """When the request ended (see the module docstring), in UTC: a delivery's time is
+    ``records.delivery_time``'s, any other end's the timeline's."""
     if record.status == Status.DELIVERED:
-        report = session.execute(
-            select(ProviderEventRecord.occurred_at, ProviderEventRecord.received_at)
-            .where(ProviderEventRecord.request_id == record.id,
-                   ProviderEventRecord.status == "delivered",
-                   ProviderEventRecord.outcome == "applied")
-            .order_by(ProviderEventRecord.id).limit(1)).first()
-        if report is not None:
-            return _utc(report.occurred_at or report.received_at)
+        delivered = delivery_time(session, record)
+        return datetime.fromisoformat(delivered.replace("Z", "+00:00")) if delivered else None
     step = session.scalars(
         select(StatusEvent.created_at).where(StatusEvent.request_id == record.id,
                                              StatusEvent.status == record.status,
@@ -257,8 +253,8 @@ def parse_amount(text: str) -> int:
     """
     value = str(text).strip().replace("\u00a0", " ")
     value = re.sub(r"^(rp\.?|idr)\s*", "", value, flags=re.IGNORECASE).replace(" ", "")
-    if not value:
-        raise ValueError("empty")
+    if not value or not value.isascii():
+        raise ValueError("empty, or digits other than 0-9")
     whole, decimals = value, ""
     if re.fullmatch(r"\d{1,3}(\.\d{3})+(,\d+)?|\d+(,\d+)?", value) and not re.fullmatch(
             r"\d{1,3}(,\d{3})+", value):
