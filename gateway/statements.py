@@ -50,7 +50,7 @@ ENDED = tuple(s.value for s in Status if s.terminal)
 #: a provider's report may be stamped a little before we recorded the change
 CLOCK_SLACK = timedelta(days=1)
 
-#: the invoice upload's limits
+#: the invoice upload's limits (the gateway's body limit, ``api.max_body_bytes``, may be lower)
 MAX_INVOICE_BYTES = 2 * 1024 * 1024
 MAX_INVOICE_ROWS = 20_000
 MAX_CELL = 200

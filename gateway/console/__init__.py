@@ -174,6 +174,7 @@ def _error_page(error):
               403: N_("Your role does not allow this."),
               404: N_("There is nothing here."),
               405: N_("This page cannot be used that way."),
+              413: N_("The file is too large."),
               429: N_("Too many attempts. Wait a little and try again."),
               503: N_("A service the gateway needs is not reachable. Try again soon.")
               }.get(status, N_("Something went wrong. The problem has been logged."))
