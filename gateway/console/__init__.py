@@ -57,7 +57,7 @@ NAV = (
     ("console.queues", "Queues", "console:queues:read"),
     ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
     ("console.my_staff", "Staff accounts", "console:staff:own"),
-    ("console.my_statements", "Statements", "console:statements:own"),
+    ("console.my_statements", N_("Statements"), "console:statements:own"),
 )
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "

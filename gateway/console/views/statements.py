@@ -18,7 +18,15 @@ from ... import csvexport, statements
 from ...errors import GatewayError
 from ...models import Agency, utcnow
 from .. import agency_actor, audit, bp, gateway, render, requires
+from ..i18n import N_
 from ..i18n import gettext as _
+
+#: the core's messages about an invoice file, for the catalogue (``gateway.statements``)
+INVOICE_MESSAGES = (N_("Choose the provider's invoice file (CSV)."),
+                    N_("The file is not a CSV text file."), N_("The file has no header row."),
+                    N_("No order id column: name it order_id or choose it."),
+                    N_("No amount column: name it amount or choose it."),
+                    N_("The file is not valid CSV."), N_("No order id."))
 
 
 def _agency(agency_id: str) -> Agency:
