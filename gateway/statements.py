@@ -42,7 +42,7 @@ from sqlalchemy import select
 
 from .errors import Invalid, NotFound
 from .models import Agency, ServiceRequest, StatusEvent
-from .records import delivery_time
+from .records import delivery_times
 from .statuses import Status
 
 #: statuses a statement lists (a request that has ended after it was booked)
@@ -150,18 +150,23 @@ class Statement:
                 for name, lines in sorted(groups.items())]
 
 
-def _ended_at(session, record: ServiceRequest) -> datetime | None:
-    """When the request ended (see the module docstring), in UTC: a delivery's time is
-    ``records.delivery_time``'s, any other end's the timeline's."""
-    if record.status == Status.DELIVERED:
-        delivered = delivery_time(session, record)
-        return datetime.fromisoformat(delivered.replace("Z", "+00:00")) if delivered else None
-    step = session.scalars(
-        select(StatusEvent.created_at).where(StatusEvent.request_id == record.id,
-                                             StatusEvent.status == record.status,
-                                             StatusEvent.applied.is_(True))
-        .order_by(StatusEvent.id).limit(1)).first()
-    return _utc(step) if step is not None else None
+def _ended_at(session, records: list[ServiceRequest]) -> dict[str, datetime]:
+    """When each request ended (see the module docstring), in UTC: a delivery's time is
+    ``records.delivery_time``'s rule (:func:`~gateway.records.delivery_times`), any other
+    end's the timeline's first step into its status."""
+    ended = delivery_times(session, [r.id for r in records if r.status == Status.DELIVERED])
+    others = {r.id: r.status for r in records if r.status != Status.DELIVERED}
+    ids = list(others)
+    for at in range(0, len(ids), 500):
+        steps = session.execute(
+            select(StatusEvent.request_id, StatusEvent.status, StatusEvent.created_at)
+            .where(StatusEvent.request_id.in_(ids[at:at + 500]),
+                   StatusEvent.status.in_(ENDED), StatusEvent.applied.is_(True))
+            .order_by(StatusEvent.id.desc()))
+        for request_id, status, created in steps:      # the first step into it wins
+            if status == others[request_id]:
+                ended[request_id] = _utc(created)
+    return ended
 
 
 def _utc(moment: datetime) -> datetime:
@@ -186,9 +191,10 @@ def statement(gateway, agency_id: str, service: str, month: str) -> Statement:
             ServiceRequest.key_type == "live", ServiceRequest.provider_reference.is_not(None),
             ServiceRequest.status.in_(ENDED), ServiceRequest.created_at < end,
             ServiceRequest.updated_at >= start - CLOCK_SLACK)).all()
+        ended_at = _ended_at(session, list(candidates))
         lines = []
         for record in candidates:
-            ended = _ended_at(session, record)
+            ended = ended_at.get(record.id)
             if ended is None or not start <= ended < end:
                 continue
             lines.append(Line(record.id, record.external_reference, ended, record.provider,
