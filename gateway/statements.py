@@ -220,9 +220,9 @@ def statement_rows(region, sheet: Statement) -> list[tuple]:
                      line.quoted, line.final, line.currency or sheet.currency, line.status,
                      line.unpriced))
     for total in sheet.by_provider():
-        rows.append(("total", None, None, total.provider, f"{total.count} deliveries",
+        rows.append(("total", None, None, total.provider, f"deliveries: {total.count}",
                      total.quoted, total.final, sheet.currency, None, total.unpriced))
-    rows.append(("total", None, None, None, f"{len(sheet.lines)} deliveries",
+    rows.append(("total", None, None, None, f"deliveries: {len(sheet.lines)}",
                  sheet.total_quoted, sheet.total_final, sheet.currency, None, sheet.unpriced))
     return rows
 

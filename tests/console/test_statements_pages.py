@@ -149,6 +149,21 @@ def test_a_delivery_at_2330_wib_on_the_31st_is_that_months_and_a_wita_region_mov
         "&month=2026-03").get_data(as_text=True)
     assert "31-03-2026 23:30 WIB" in page
 
+    # a delivery whose provider reported no price is flagged, on the page and in the file
+    unpriced = delivered["ids"][1]
+    with gateway.db.write() as session:
+        session.execute(update(ServiceRequest).where(ServiceRequest.id == unpriced)
+                        .values(final_amount=None))
+    admin = sign_in(app, "admin")
+    page = admin.get(delivered["path"]).get_data(as_text=True)
+    assert 'id="statement-unpriced"' in page and "1 delivery has no final price" in page
+    assert f'<tr id="line-{unpriced}" class="unpriced">' in page
+    rows = csv_rows(admin.get(delivered["path"].replace("statements?", "statements.csv?")))
+    assert [r[9] for r in rows[1:] if r[2] == unpriced] == ["true"]
+    # the agency's page links to its statements
+    assert "agency-statements-link" in admin.get(
+        f"/console/agencies/{delivered['agency']}").get_data(as_text=True)
+
 
 def invoice(prices: dict[str, int], *, planted: str, left_out: str) -> bytes:
     """A Lalamove-style invoice (``orderId;price;date``, Indonesian amounts, a BOM): one price

@@ -122,3 +122,18 @@ def test_the_reconciliation_file_keeps_a_formula_in_an_order_id_as_text():
     text = written.decode("utf-8-sig")
     assert "unknown,'=cmd|' /C calc'!A0" in text.replace('"', "")
     assert "\n=cmd" not in text and ",=cmd" not in text
+
+
+def test_the_statement_file_keeps_a_formula_in_a_reference_as_text_and_totals_per_provider():
+    sheet = Statement("a", "A", "s", "2026-03", "IDR", (
+        Line("id-1", "=cmd|' /C calc'!A0", datetime(2026, 3, 31, 16, 30, tzinfo=UTC),
+             "gosend_sandbox", "GK-1", 14000, 15000, "IDR", "delivered"),
+        line("GK-2", None), line("LL-1", 9000, provider="lalamove")))
+    rows = statements.statement_rows(region("Asia/Jakarta"), sheet)
+    assert rows[0][0] == "2026-03-31 23:30 WIB"
+    assert rows[-3:] == [
+        ("total", None, None, "gosend_sandbox", "deliveries: 2", 28000, 15000, "IDR", None, 1),
+        ("total", None, None, "lalamove", "deliveries: 1", 14000, 9000, "IDR", None, 0),
+        ("total", None, None, None, "deliveries: 3", 42000, 24000, "IDR", None, 1)]
+    text = csvexport.write(statements.STATEMENT_HEADER, rows).decode("utf-8-sig")
+    assert ",'=cmd" in text.replace('"', "") and ",=cmd" not in text.replace('"', "")
