@@ -308,7 +308,8 @@ def read_invoice(data: bytes, order_column: str | None = None,
     """The invoice's rows, and the problems of those it could not read.
 
     A CSV file of at most :data:`MAX_INVOICE_BYTES` and :data:`MAX_INVOICE_ROWS` rows, a
-    header first; ``;`` or ``,`` between cells. The columns are those named (the console's
+    header first; ``;`` or ``,`` between cells (whichever the header holds more of, or what a
+    spreadsheet's ``sep=`` first line says). The columns are those named (the console's
     mapping form) or found by their usual headers (:data:`ORDER_HEADERS`,
     :data:`AMOUNT_HEADERS`, :data:`DATE_HEADERS`). Problems are
     ``{"row": n, "column": name, "message": text}``.
@@ -321,8 +322,11 @@ def read_invoice(data: bytes, order_column: str | None = None,
     if b"\x00" in data:
         raise InvoiceError("The file is not a CSV text file.")
     text = _decode(data)
-    first = text.split("\n", 1)[0]
-    delimiter = ";" if first.count(";") > first.count(",") else ","
+    first, _, rest = text.partition("\n")
+    if first.strip() in ("sep=;", "sep=,"):       # the line spreadsheet programs write
+        delimiter, text = first.strip()[-1], rest
+    else:
+        delimiter = ";" if first.count(";") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)

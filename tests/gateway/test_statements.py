@@ -63,6 +63,11 @@ def test_lalamove_headers_semicolons_and_a_byte_order_mark_are_read():
     assert problems == []
 
 
+def test_a_spreadsheets_sep_line_chooses_the_delimiter():
+    rows, _ = statements.read_invoice(b"sep=;\r\norder_id;amount\r\nGK-1;1.000,00\r\n")
+    assert rows == [InvoiceRow(2, "GK-1", 1000, None)]
+
+
 def test_a_windows_1252_file_and_chosen_column_names_are_read():
     data = "Nomor Pesanan,Biaya Kirim,Catatan\nGK-1,12.500,Caf\xe9\n".encode("cp1252")
     rows, _ = statements.read_invoice(data, order_column="nomor pesanan",
