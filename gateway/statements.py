@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import load_only
 
 from .errors import Invalid, NotFound
 from .models import Agency, ServiceRequest, StatusEvent
@@ -186,7 +187,11 @@ def statement(gateway, agency_id: str, service: str, month: str) -> Statement:
             raise NotFound("agency_not_found", "No agency with this id.")
         # a coarse filter in SQL (made before the month ended, changed since it began),
         # the exact end time in Python
-        candidates = session.scalars(select(ServiceRequest).where(
+        candidates = session.scalars(select(ServiceRequest).options(load_only(
+            ServiceRequest.id, ServiceRequest.status, ServiceRequest.external_reference,
+            ServiceRequest.provider, ServiceRequest.provider_reference,
+            ServiceRequest.quoted_amount, ServiceRequest.final_amount,
+            ServiceRequest.cost_currency)).where(
             ServiceRequest.agency_id == agency_id, ServiceRequest.service == service,
             ServiceRequest.key_type == "live", ServiceRequest.provider_reference.is_not(None),
             ServiceRequest.status.in_(ENDED), ServiceRequest.created_at < end,
