@@ -169,30 +169,55 @@ def delivery_time(session: Session, record: ServiceRequest) -> str | None:
     """When the courier handed the delivery over (ISO 8601, UTC), or None if not delivered.
 
     The one place that says it, for every record of the delivery (a service's FHIR view, what
-    is sent on): the time the provider's report of the delivery gives (``occurred_at``), else
-    when that report reached us, else when the delivered status was put on the timeline (the
-    own fleet's staff mark it in the gateway). Never the time the record last changed.
-    The courier's time, once recorded (``delivered_at``: the proof's time when it gives one,
-    ``gateway.proofs``), comes first.
+    is sent on, the monthly statements): the time the provider's report of the delivery gives
+    (``occurred_at``), else when that report reached us, else when the delivered status was put
+    on the timeline (the own fleet's staff mark it in the gateway). Never the time the record
+    last changed. The courier's time, once recorded (``delivered_at``: the proof's time when it
+    gives one, ``gateway.proofs``), comes first.
     """
     if record.status != "delivered":
         return None
     if record.delivered_at is not None:
         return _iso(record.delivered_at)
-    report = session.execute(
-        select(ProviderEventRecord.occurred_at, ProviderEventRecord.received_at)
-        .where(ProviderEventRecord.request_id == record.id,
-               ProviderEventRecord.status == "delivered",
-               ProviderEventRecord.outcome == "applied")
-        .order_by(ProviderEventRecord.id).limit(1)).first()
-    if report is not None:
-        return _iso(report.occurred_at or report.received_at)
-    event = session.scalars(
-        select(StatusEvent).where(StatusEvent.request_id == record.id,
-                                  StatusEvent.status == "delivered",
-                                  StatusEvent.applied.is_(True))
-        .order_by(StatusEvent.id).limit(1)).first()
-    return _iso(event.created_at) if event is not None else None
+    when = delivery_times(session, [record.id]).get(record.id)
+    return _iso(when) if when is not None else None
+
+
+def delivery_times(session: Session, request_ids: list[str]) -> dict[str, datetime]:
+    """:func:`delivery_time`'s rule for many delivered requests at once (a few queries per 500
+    ids, not two per request): request id -> when it was handed over (UTC); a request with
+    neither a recorded time, a report nor a timeline step is left out."""
+    found: dict[str, datetime] = {}
+    for at in range(0, len(request_ids), 500):
+        chunk = request_ids[at:at + 500]
+        recorded = session.execute(
+            select(ServiceRequest.id, ServiceRequest.delivered_at)
+            .where(ServiceRequest.id.in_(chunk), ServiceRequest.delivered_at.is_not(None)))
+        for request_id, delivered in recorded:             # the courier's own time first
+            found[request_id] = _aware(delivered)
+        reports = session.execute(
+            select(ProviderEventRecord.request_id, ProviderEventRecord.occurred_at,
+                   ProviderEventRecord.received_at)
+            .where(ProviderEventRecord.request_id.in_([i for i in chunk if i not in found]),
+                   ProviderEventRecord.status == "delivered",
+                   ProviderEventRecord.outcome == "applied")
+            .order_by(ProviderEventRecord.id.desc()))
+        for request_id, occurred, received in reports:     # the first report wins
+            found[request_id] = _aware(occurred or received)
+        missing = [i for i in chunk if i not in found]
+        if missing:
+            steps = session.execute(
+                select(StatusEvent.request_id, StatusEvent.created_at)
+                .where(StatusEvent.request_id.in_(missing), StatusEvent.status == "delivered",
+                       StatusEvent.applied.is_(True))
+                .order_by(StatusEvent.id.desc()))
+            for request_id, created in steps:
+                found[request_id] = _aware(created)
+    return found
+
+
+def _aware(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def view_request(session: Session, record: ServiceRequest) -> dict:

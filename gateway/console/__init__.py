@@ -44,7 +44,8 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
-                "staff", "budgets", "services", "audit", "queues", "skm", "reports")
+                "staff", "budgets", "statements", "services", "audit", "queues", "skm",
+                "reports")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -58,6 +59,7 @@ NAV = (
     ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
     ("console.reports_page", "Reports", "console:reports:read"),
     ("console.my_staff", "Staff accounts", "console:staff:own"),
+    ("console.my_statements", N_("Statements"), "console:statements:own"),
 )
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -174,6 +176,7 @@ def _error_page(error):
               403: N_("Your role does not allow this."),
               404: N_("There is nothing here."),
               405: N_("This page cannot be used that way."),
+              413: N_("The file is too large."),
               429: N_("Too many attempts. Wait a little and try again."),
               503: N_("A service the gateway needs is not reachable. Try again soon.")
               }.get(status, N_("Something went wrong. The problem has been logged."))

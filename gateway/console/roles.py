@@ -4,7 +4,8 @@
 ``auditor`` reads everything and changes nothing. The agency roles belong to one agency's
 own people: ``agency_staff`` sees that agency's requests (exactly what its API key of the
 account's type would see, ``agency_actor.py``) and makes new ones by form;
-``agency_manager`` also adds and removes the agency's staff. The console shows a link, a button or a
+``agency_manager`` also adds and removes the agency's staff and reconciles its monthly
+statements with a provider's invoice. The console shows a link, a button or a
 form only when the same check that guards its view allows it, so what a role may not do is
 neither shown nor accepted.
 """
@@ -28,6 +29,7 @@ READ_ACTIONS = frozenset({
     "console:queues:read",
     "console:skm:read",            # the survey's index and figures
     "console:reports:read",        # the reports page: charts, tables, CSV, map
+    "console:statements:read",     # monthly statements (an agency role: its own only)
 })
 
 OPERATOR_ACTIONS = frozenset({
@@ -35,6 +37,7 @@ OPERATOR_ACTIONS = frozenset({
     "console:requests:personal",   # see names, phones and addresses unmasked
     "console:fleet:act",           # assign, picked up, complete with the PIN
     "console:skm:export",          # the survey's answers and complaints, their text opened
+    "console:statements:reconcile",  # match a provider's invoice against a statement
 })
 
 ADMIN_ACTIONS = frozenset({
@@ -48,6 +51,8 @@ AGENCY_STAFF_ACTIONS = frozenset({
     "console:requests:read",       # its own agency's requests only (agency_actor.py)
     "console:requests:create",     # a new request by form, through intake
     "console:reports:read",        # its own agency's reports only (views/reports.py)
+    "console:statements:read",     # its own agency's statements only (views/statements.py)
+    "console:statements:own",      # the menu's link to them
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)
@@ -60,7 +65,8 @@ ROLE_ACTIONS = {
     "operator": READ_ACTIONS | OPERATOR_ACTIONS,
     "admin": READ_ACTIONS | OPERATOR_ACTIONS | ADMIN_ACTIONS | {STAFF_MANAGE, BUDGET_DECIDE},
     "agency_staff": AGENCY_STAFF_ACTIONS,
-    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE, BUDGET_DECIDE, "console:staff:own"},
+    "agency_manager": AGENCY_STAFF_ACTIONS | {STAFF_MANAGE, BUDGET_DECIDE, "console:staff:own",
+                                              "console:statements:reconcile"},
 }
 
 ALL_ACTIONS = frozenset().union(*ROLE_ACTIONS.values())

@@ -149,6 +149,17 @@ ROWS = {
                              console(201, 403, 403, manager=201)),
     "console.remove_staff": ("POST", "/console/agencies/{agency}/staff/nosuchuser/remove", {},
                              console(404, 403, 403, manager=404)),
+    # -- monthly statements: every staff role, an agency only its own; reconciling (no file:
+    # the page says why) for admins, operators and the agency's own manager
+    "console.my_statements": ("GET", "/console/statements", None,
+                              console(403, 403, 403, staff=302)),
+    "console.agency_statements": ("GET", "/console/agencies/{agency}/statements", None,
+                                  readable(staff=200, stranger_staff=404)),
+    "console.agency_statement_csv": ("GET", "/console/agencies/{agency}/statements.csv", None,
+                                     readable(staff=200, stranger_staff=404)),
+    "console.reconcile_statement": ("POST", "/console/agencies/{agency}/statements/reconcile",
+                                    {"service": "medicine_delivery"},
+                                    console(422, 422, 403, staff=403, manager=422)),
     # -- running the gateway: admin only ------------------------------------------------------
     "console.create_agency_view": ("POST", "/console/agencies",
                                    {"name": "Agency of {caller}",
