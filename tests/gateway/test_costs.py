@@ -333,7 +333,10 @@ def test_with_a_budget_of_one_delivery_the_second_request_is_refused(priced_app)
                      actor="test")
     first = submit(app, key, MEDICINE, _medicine())["id"]
     wait_for_status(app, first, BOOKED)
-    assert budget_row(app, agency, this_month(app)).reserved == MEDICINE_PRICE
+    # reserved at booking; the simulator may already have delivered it on a busy machine, and
+    # delivery turns the reservation into spending: either way the whole budget is taken
+    row = budget_row(app, agency, this_month(app))
+    assert (row.reserved, row.spent) in {(MEDICINE_PRICE, 0), (0, MEDICINE_PRICE)}
 
     refused = submit(app, key, MEDICINE, {**_medicine(), "prescription_id": "RX-2"},
                      status=409)
