@@ -88,7 +88,9 @@ def _enqueue_batch_job(gateway) -> None:
     timeout = gateway.settings["jobs"]["job_timeout"]
     Queue(QueueNames.DISPATCH, connection=gateway.redis).enqueue(
         BATCH_JOB, job_id=f"dispatch-batch-{uuid.uuid4()}", job_timeout=timeout,
-        result_ttl=60, failure_ttl=FAILURE_TTL)
+        # kept ten minutes: a batch's small result tells an operator (rq's registry, the
+        # console's queues) what ran; at 60 s a long drain on a busy machine had lost them
+        result_ttl=600, failure_ttl=FAILURE_TTL)
 
 
 def work_the_list(gateway) -> dict[str, int]:
