@@ -195,17 +195,28 @@ def view_request(session: Session, record: ServiceRequest) -> dict:
     return {**summary(record), "delivered_at": delivery_time(session, record)}
 
 
-def detail(record: ServiceRequest, vault, links=None) -> dict:
+def pin_to_agency(gateway, record: ServiceRequest) -> bool:
+    """Whether the agency is given the request's handover PIN (its service's
+    ``pin_recipient``: ``agency`` or ``both``); with ``patient`` only the citizen gets it,
+    by notice (``gateway.notices``)."""
+    return gateway.service_settings(record.service).get("pin_recipient", "patient") != \
+        "patient"
+
+
+def detail(record: ServiceRequest, vault, links=None, *, pin_to_agency: bool = True) -> dict:
     """What the agency that made the request sees of it (its own personal data included).
 
     :param links: the gateway's :class:`gateway.links.Links`, for ``tracking_url``
+    :param pin_to_agency: False when the service's ``pin_recipient`` is ``patient`` (the
+        PIN goes to the citizen only, :func:`pin_to_agency`): ``delivery_pin`` is null
     """
     def opened(ciphertext):
         return vault.open(ciphertext) if ciphertext else None
 
     return {**summary(record),
             "eligibility": record.eligibility,
-            "delivery_pin": opened(record.delivery_pin_ciphertext),
+            "delivery_pin": opened(record.delivery_pin_ciphertext) if pin_to_agency
+            else None,
             "proof": opened(record.proof_ciphertext),
             "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")
             if record.purged_at else None,

@@ -58,6 +58,23 @@ class Capacity:
     field: str | None = None
 
 
+@dataclass(frozen=True)
+class NoticeContacts:
+    """Who a request's notices (``gateway.notices``) go to and whom they name.
+
+    ``name`` and ``phone`` are the citizen's (only the first word of the name is ever
+    said); ``language`` is the notices' language (``id`` or ``en``; None: the region's);
+    ``office`` and ``office_phone`` are the sending office a citizen calls when a delivery
+    failed (None: the service's ``office_phone`` setting is used).
+    """
+
+    name: str
+    phone: str
+    language: str | None = None
+    office: str | None = None
+    office_phone: str | None = None
+
+
 class ViewGone(Exception):
     """The view needs personal data that the retention purge has removed."""
 
@@ -129,6 +146,27 @@ class Service:
         """The agency's own reference for a request (e.g. a prescription id), stored in clear
         so that operators can search by it. It must not be personal data."""
         return None
+
+    def notice_contacts(self, data: dict, config: dict) -> NoticeContacts | None:
+        """Who gets this request's notices (``gateway.notices``), or None for no one.
+
+        Pure: no I/O. ``data`` is the :meth:`stored_form` of the request. The default reads
+        the neutral order: the person at the last drop-off of a delivery (the passenger,
+        at the pickup, of a ride); the office is the pickup place of a delivery; the
+        language is the request's optional ``language`` field
+        (:func:`gateway.fields.notice_language`).
+        """
+        order = self.build_order(data, config, "notice")
+        if order.kind == "delivery":
+            person, office = order.dropoffs[-1].contact, order.pickup.contact
+        else:
+            person, office = order.pickup.contact, None
+        if not person.phone:
+            return None
+        return NoticeContacts(name=person.name, phone=person.phone,
+                              language=data.get("language"),
+                              office=office.name if office else None,
+                              office_phone=office.phone if office and office.phone else None)
 
     def build_order(self, data: dict, config: dict, reference: str):
         """Turn a stored request into a ``DeliveryOrder`` or ``RideOrder``.

@@ -16,7 +16,14 @@ from .. import intake
 from ..errors import Invalid
 from ..events import actor_label
 from ..operations import cancel_request as cancel
-from ..records import detail, get_for_actor, list_for_actor, summary, view_request
+from ..records import (
+    detail,
+    get_for_actor,
+    list_for_actor,
+    pin_to_agency,
+    summary,
+    view_request,
+)
 from ..services import ViewGone
 from ..statuses import Status
 from .errors import ApiError
@@ -118,7 +125,8 @@ def create_service_request(service_name: str):
         idempotency_key=idempotency_key, correlation_id=g.correlation_id))
     record = accepted.record
     response = jsonify(RequestDetailSchema().dump(
-        detail(record, gateway.vault, gateway.links)))
+        detail(record, gateway.vault, gateway.links,
+               pin_to_agency=pin_to_agency(gateway, record))))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:
@@ -184,7 +192,8 @@ def get_request(request_id: str):
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         gateway = _gateway()
-        return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links))
+        return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links,
+               pin_to_agency=pin_to_agency(gateway, record)))
 
 
 def register_views(app, gateway) -> None:
@@ -269,6 +278,7 @@ def cancel_request(request_id: str):
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         response = jsonify(RequestDetailSchema().dump(
-        detail(record, gateway.vault, gateway.links)))
+        detail(record, gateway.vault, gateway.links,
+               pin_to_agency=pin_to_agency(gateway, record))))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

@@ -23,7 +23,7 @@ from ...models import (
     StatusEvent,
 )
 from ...operations import RETRYABLE, cancel_request, retry_dispatch
-from ...records import encode_cursor, newest_first_after
+from ...records import encode_cursor, newest_first_after, pin_to_agency
 from ...statuses import Status
 from .. import agency_actor, audit, bp, can, gateway, render, requires, timeline
 from ..i18n import N_, service_title
@@ -135,7 +135,8 @@ def request_detail(request_id: str):
             else None
         # the PIN to hand to the citizen: the agency's own people see it, as its key does
         pin = gw.vault.open(record.delivery_pin_ciphertext) \
-            if record.delivery_pin_ciphertext and agency_actor.is_agency(g.actor) else None
+            if record.delivery_pin_ciphertext and agency_actor.is_agency(g.actor) \
+            and pin_to_agency(gw, record) else None
         # the public tracking link (a bearer token): for the agency's people to hand over, and
         # for whoever may read the citizen's details
         tracking_url = gw.links.tracking_url(record) \
