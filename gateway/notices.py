@@ -621,6 +621,10 @@ def track_event(gateway, event, session):
         kinds = ("accepted",)
     elif event.action == "request.status" and event.outcome == "applied":
         kinds = STATUS_NOTICES.get((event.details or {}).get("to"), ())
+    elif event.action == "provider.event" and event.target:
+        # a report that names the courier after its status came (GO-SEND's plate comes
+        # with the status answer, not the webhook): the courier notice, if still owed
+        kinds = ("courier_assigned",)
     else:
         return
     if not kinds:
@@ -629,6 +633,9 @@ def track_event(gateway, event, session):
     record = next((o for o in session.new if isinstance(o, ServiceRequest)
                    and o.id == request_id), None) or session.get(ServiceRequest, request_id)
     if record is None or record.payload_ciphertext is None:
+        return
+    if event.action == "provider.event" and record.status not in ("driver_assigned",
+                                                                  "picked_up"):
         return
     settings = gateway.service_settings(record.service)
     wanted = [k for k in kinds if _wanted(k, settings, record)]

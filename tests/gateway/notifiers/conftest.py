@@ -40,8 +40,8 @@ def sms_sim():
 @pytest.fixture
 def notify_app(make_app, whatsapp_sim, sms_sim):
     """``notify_app(**overrides)``: an app on the repository's config whose medicine requests
-    make an ``accepted`` notice (``services.yaml``), sent by the two simulators; no quiet
-    hours unless a test sets them."""
+    make an ``accepted`` notice (and no other unless ``services`` is overridden), sent by
+    the two simulators; no quiet hours unless a test sets them."""
     servers = []
 
     def make(notices=None, notifiers=None, **overrides):
@@ -57,6 +57,9 @@ def notify_app(make_app, whatsapp_sim, sms_sim):
                                     f"{base}/webhooks/notifiers/sms_sandbox", **SMS},
                 **(notifiers or {})},
             "notices": {"quiet_hours": None, **(notices or {})},
+            # the accepted notice only: a request with no courier fails (its own notice,
+            # tested in test_status_notices.py with a courier)
+            "services": {"medicine_delivery": {"couriers": [], "notices": ["accepted"]}},
             **overrides}
         app = make_app(**config)
         server = ServerThread(app, port=port).__enter__()
