@@ -44,7 +44,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
-                "staff", "services", "audit", "queues", "skm")
+                "staff", "services", "audit", "queues", "skm", "messages")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -56,6 +56,7 @@ NAV = (
     ("console.audit", "Audit", "console:audit:read"),
     ("console.queues", "Queues", "console:queues:read"),
     ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
+    ("console.messages", "Messages", "console:messages:read"),
     ("console.my_staff", "Staff accounts", "console:staff:own"),
 )
 

@@ -27,6 +27,7 @@ READ_ACTIONS = frozenset({
     "console:audit:read",
     "console:queues:read",
     "console:skm:read",            # the survey's index and figures
+    "console:messages:read",       # notices to citizens, numbers masked
 })
 
 OPERATOR_ACTIONS = frozenset({
@@ -45,6 +46,7 @@ ADMIN_ACTIONS = frozenset({
 AGENCY_STAFF_ACTIONS = frozenset({
     "console:requests:read",       # its own agency's requests only (agency_actor.py)
     "console:requests:create",     # a new request by form, through intake
+    "console:messages:read",       # its own agency's notices only (agency_actor.py)
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)

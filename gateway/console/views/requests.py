@@ -19,6 +19,7 @@ from ...models import (
     AuditRecord,
     CallbackDelivery,
     CourierAttempt,
+    Notice,
     ServiceRequest,
     StatusEvent,
 )
@@ -29,6 +30,7 @@ from .. import agency_actor, audit, bp, can, gateway, render, requires, timeline
 from ..i18n import N_, service_title
 from ..i18n import gettext as _
 from ..masking import flatten, masked
+from .messages import notice_rows
 
 PAGE_SIZE = 50
 FILTERS = ("service", "status", "agency", "key_type", "provider", "reference", "since",
@@ -131,6 +133,10 @@ def request_detail(request_id: str):
         record = agency_actor.find_request(session, g.actor, request_id)
         agency = session.get(Agency, record.agency_id)
         story, attempts = _story(session, record)
+        notices = notice_rows(session, [(n, record.service, agency.name if agency else "")
+                                        for n in session.scalars(
+                                            select(Notice).where(Notice.request_id == record.id)
+                                            .order_by(Notice.created_at))])
         payload = gw.vault.open(record.payload_ciphertext) if record.payload_ciphertext \
             else None
         # the PIN to hand to the citizen: the agency's own people see it, as its key does
@@ -150,7 +156,7 @@ def request_detail(request_id: str):
     return render("console/request_detail.html", record=record, agency=agency,
                   story=story, attempts=attempts, personal=shown,
                   show_personal=show_personal, purged=record.purged_at is not None,
-                  pin=pin, tracking_url=tracking_url,
+                  pin=pin, tracking_url=tracking_url, notices=notices,
                   may_cancel=not status.terminal and can("console:requests:act"),
                   may_retry=(status in RETRYABLE and record.provider is None
                              and record.pending_job in (None, "dispatch")
