@@ -114,6 +114,7 @@ ROWS = {
     "console.audit_export_csv": ("GET", "/console/audit/export.csv", None, readable()),
     "console.audit_export_jsonl": ("GET", "/console/audit/export.jsonl", None, readable()),
     "console.queues": ("GET", "/console/queues", None, readable()),
+    "console.messages": ("GET", "/console/messages", None, readable(staff=200)),
     "console.skm_page": ("GET", "/console/skm", None, readable()),
     "console.skm_answers_csv": ("GET", "/console/skm/answers.csv", None,
                                 console(200, 200, 403)),
