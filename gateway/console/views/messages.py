@@ -18,7 +18,13 @@ from ...keys import KEY_TYPES
 from ...models import Agency, Notice, ServiceRequest
 from ...settings import NOTICE_KINDS
 from .. import agency_actor, bp, gateway, render, requires
+from ..i18n import N_
 from ..masking import MASK
+
+#: what the templates and states are called on the page (``_(kind)``, ``_(status)``)
+LABELS = (N_("accepted"), N_("courier_assigned"), N_("pin"), N_("delivered"), N_("failed"),
+          N_("queued"), N_("held"), N_("sending"), N_("sent"), N_("read"), N_("suppressed"),
+          N_("fell_back"))
 
 PAGE_SIZE = 200
 FILTERS = ("status", "channel", "kind", "service", "agency", "key_type", "since", "until")
