@@ -152,21 +152,18 @@ class Service:
 
         Pure: no I/O. ``data`` is the :meth:`stored_form` of the request. The default reads
         the neutral order: the person at the last drop-off of a delivery (the passenger,
-        at the pickup, of a ride); the office is the pickup place of a delivery; the
-        language is the request's optional ``language`` field
-        (:func:`gateway.fields.notice_language`).
+        at the pickup, of a ride), in the request's optional ``language``
+        (:func:`gateway.fields.notice_language`); it names no office, so a failed notice
+        names the agency and the service's ``office_phone`` setting. A service whose
+        requests leave from an office of its own (a puskesmas) says so by overriding this.
         """
         order = self.build_order(data, config, "notice")
-        if order.kind == "delivery":
-            person, office = order.dropoffs[-1].contact, order.pickup.contact
-        else:
-            person, office = order.pickup.contact, None
+        person = order.dropoffs[-1].contact if order.kind == "delivery" \
+            else order.pickup.contact
         if not person.phone:
             return None
         return NoticeContacts(name=person.name, phone=person.phone,
-                              language=data.get("language"),
-                              office=office.name if office else None,
-                              office_phone=office.phone if office and office.phone else None)
+                              language=data.get("language"))
 
     def build_order(self, data: dict, config: dict, reference: str):
         """Turn a stored request into a ``DeliveryOrder`` or ``RideOrder``.
