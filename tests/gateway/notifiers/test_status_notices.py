@@ -16,7 +16,6 @@ from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.records import transition
 from gateway.statuses import Status
 from gateway.testing import drain, wait_for_status
-from gateway.tracking import poll
 from tests.conftest import bearer, new_key
 from tests.gateway.couriers.helpers import bookings, sim_post
 from tests.gateway.notifiers.conftest import everything_received, sms_sent, whatsapp_sent
@@ -73,7 +72,7 @@ def deliver(app, sim, body) -> tuple[str, str]:
     order = booking["orderNo"]
     assert sim_post(sim, f"/_sim/bookings/{order}/advance")["status"] == "allocated"
     wait_for_status(app, request_id, "driver_assigned")
-    poll(app.extensions["gateway"], request_id)       # GO-SEND's answer carries the plate
+    # GO-SEND's webhook names the driver; the gateway asks for the plate itself
     _wait_for_notice(app, request_id, "courier_assigned")
     for _ in range(6):        # allocated -> ... -> delivered, one step at a time
         if sim_post(sim, f"/_sim/bookings/{order}/advance")["status"] in sim.terminal:
