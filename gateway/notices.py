@@ -662,6 +662,12 @@ def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice
 
     :return: the notices queued
     """
+    if record not in session.new:
+        # two reports of one request applied at once (a webhook and a poll) wait for each
+        # other here, so the second sees the first's notices (PostgreSQL; SQLite's writes
+        # are serial already)
+        session.execute(select(ServiceRequest.id).where(ServiceRequest.id == record.id)
+                        .with_for_update())
     made = set(session.scalars(select(Notice.kind).where(Notice.request_id == record.id)))
     made |= {o.kind for o in session.new if isinstance(o, Notice) and o.request_id == record.id}
     kinds = [k for k in kinds if k not in made]
@@ -681,6 +687,8 @@ def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice
     for kind in kinds:
         params = _parameters(gateway, session, record, kind, contacts, title)
         if params is None:
+            log.info("%s notice of request %s not made yet: a fact it says is not known "
+                     "(a courier's plate, a link, an office phone)", kind, record.id)
             continue
         notice = queue_notice(gateway, session, record, kind, params, to=contacts.phone,
                               urgent=kind == "pin", language=language)
