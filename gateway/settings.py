@@ -600,7 +600,7 @@ class ServiceSettingsSchema(Schema):
                            "the citizen); both."})
     office_phone = fields.String(
         load_default=None, allow_none=True,
-        validate=validate.Regexp(r"^\+?[0-9 ()-]{5,20}$"), metadata={
+        validate=validate.Regexp(r"\+?[0-9 ()-]{5,20}\Z"), metadata={
             "description": "The phone a citizen calls when a delivery failed, said in the "
                            "failed notice when the request's pickup place has none (rides; "
                            "places without a phone), beside the agency's name."})

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from gateway.models import Notice, ServiceRequest
 from gateway.pytest_plugin import GOSEND_TEST_CREDENTIALS
 from gateway.records import transition
+from gateway.settings import ConfigError
 from gateway.statuses import Status
 from gateway.testing import drain, wait_for_status
 from tests.conftest import bearer, new_key
@@ -199,3 +200,15 @@ def test_a_language_other_than_id_or_en_is_refused_on_its_field(courier_app):
                                         headers=bearer(key))
         assert answer.status_code == 422
         assert "language" in answer.get_json()["fields"], bad
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("pin_recipient", "everyone"), ("pin_recipient", None), ("pin_recipient", ["patient"]),
+    ("office_phone", "call us"), ("office_phone", "0" * 40),
+    ("office_phone", "+62 333\n421234"), ("office_phone", "+62333421234\n")])
+def test_a_bad_pin_recipient_or_office_phone_stops_start_up_naming_its_key(
+        make_app, key, value):
+    with pytest.raises(ConfigError) as caught:
+        make_app(services={"medicine_delivery": {"couriers": [], key: value}})
+    assert any(path == f"medicine_delivery.{key}" for _file, path, _reason in
+               caught.value.problems)
