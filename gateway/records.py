@@ -24,6 +24,7 @@ from .callbacks import queue_callback
 from .errors import Invalid, NotFound
 from .events import Event
 from .models import ProviderEventRecord, ServiceRequest, StatusEvent, utcnow
+from .notices import notifiers_for
 from .statuses import Status, moves_forward
 
 
@@ -196,11 +197,13 @@ def view_request(session: Session, record: ServiceRequest) -> dict:
 
 
 def pin_to_agency(gateway, record: ServiceRequest) -> bool:
-    """Whether the agency is given the request's handover PIN (its service's
-    ``pin_recipient``: ``agency`` or ``both``); with ``patient`` only the citizen gets it,
-    by notice (``gateway.notices``)."""
-    return gateway.service_settings(record.service).get("pin_recipient", "patient") != \
-        "patient"
+    """Whether the agency is given the request's handover PIN: its service's
+    ``pin_recipient`` is ``agency`` or ``both``, or it is ``patient`` but no notifier may
+    carry a notice of this request (none configured for its key type), so the PIN is never
+    lost. Otherwise only the citizen gets it, by notice (``gateway.notices``)."""
+    if gateway.service_settings(record.service).get("pin_recipient", "patient") != "patient":
+        return True
+    return not notifiers_for(gateway, record.key_type)
 
 
 def detail(record: ServiceRequest, vault, links=None, *, pin_to_agency: bool = True) -> dict:

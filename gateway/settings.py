@@ -596,8 +596,8 @@ class ServiceSettingsSchema(Schema):
         load_default="patient", validate=validate.OneOf(PIN_RECIPIENTS), metadata={
             "description": "For a service with a handover PIN: who gets it. patient: a "
                            "notice to the citizen (WhatsApp, then SMS) and the API answer "
-                           "leaves it out; agency: only in the API answer (the agency tells "
-                           "the citizen); both."})
+                           "leaves it out (unless no notifier is configured); agency: only "
+                           "in the API answer (the agency tells the citizen); both."})
     office_phone = fields.String(
         load_default=None, allow_none=True,
         validate=validate.Regexp(r"\+?[0-9 ()-]{5,20}\Z"), metadata={

@@ -212,3 +212,12 @@ def test_a_bad_pin_recipient_or_office_phone_stops_start_up_naming_its_key(
         make_app(services={"medicine_delivery": {"couriers": [], key: value}})
     assert any(path == f"medicine_delivery.{key}" for _file, path, _reason in
                caught.value.problems)
+
+
+def test_with_no_notifier_to_carry_it_the_patients_pin_stays_in_the_api_answer(make_app):
+    app = make_app(services={"medicine_delivery": {"couriers": [],
+                                                   "pin_recipient": "patient"}})
+    answer = app.test_client().post(CREATE, json=DISTINCTIVE,
+                                    headers=bearer(new_key(app, key_type="test")))
+    assert answer.status_code == 202
+    assert answer.get_json()["delivery_pin"].isdigit()       # never lost
