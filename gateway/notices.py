@@ -28,6 +28,13 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 * **test keys never reach the world**: a notice of a request made with a test key, or any in
   ``mode: sandbox``, goes only by ``sandbox`` notifiers (simulators), as couriers.
 
+**What makes a notice** (:func:`track_event`): a request's creation (``accepted``, with
+the tracking link) and each status that applies (:data:`STATUS_NOTICES`: the courier's first
+name and plate, the PIN by the service's ``pin_recipient``, ``delivered`` with the survey
+link, ``failed`` with the sending office's phone), each kind at most once per request,
+whoever replays the event. Who gets them and in which language the service says
+(:meth:`gateway.services.Service.notice_contacts`).
+
 Every change is an event on the request's timeline (``notice_sent``, ``notice_delivered``,
 ``notice_read``, ``notice_failed``, ``notice_fell_back``...; ``applied`` false: a notice does
 not move the request) and an audit record without personal data.
