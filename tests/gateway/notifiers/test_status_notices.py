@@ -221,3 +221,26 @@ def test_with_no_notifier_to_carry_it_the_patients_pin_stays_in_the_api_answer(m
                                     headers=bearer(new_key(app, key_type="test")))
     assert answer.status_code == 202
     assert answer.get_json()["delivery_pin"].isdigit()       # never lost
+
+
+@pytest.mark.parametrize(("ending", "kinds"), [
+    (Status.RETURNED, ["accepted", "failed"]), (Status.NO_DRIVER, ["accepted", "failed"]),
+    (Status.CANCELLED, ["accepted"])])
+def test_returned_and_no_driver_tell_the_citizen_what_next_and_a_cancel_tells_nothing(
+        notify_app, whatsapp_sim, ending, kinds):
+    app = notify_app(services={"medicine_delivery": {
+        "couriers": [], "notices": ["accepted", "courier_assigned", "delivered", "failed"]}})
+    gateway = app.extensions["gateway"]
+    answer = app.test_client().post(CREATE, json=DISTINCTIVE,
+                                    headers=bearer(new_key(app, key_type="test")))
+    with gateway.db.write() as session:
+        record = session.get(ServiceRequest, answer.get_json()["id"])
+        transition(gateway, session, record, Status.BOOKED, source="courier:test")
+        transition(gateway, session, record, ending, source="courier:test")
+    drain(app)
+    assert sorted(n.kind for n in _notices(app, answer.get_json()["id"])) == kinds
+    if "failed" in kinds:
+        [failed] = [m for m in whatsapp_sent(whatsapp_sim)
+                    if m["template"]["name"] == "layanan_gagal_id"]
+        assert [p["text"] for p in failed["template"]["components"][0]["parameters"]][2:] \
+            == ["Puskesmas Sobo", "+6281100000001"]
