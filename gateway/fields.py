@@ -130,3 +130,21 @@ def place_registry(places: list[dict], field_name: str) -> dict[str, dict]:
             raise ValidationError({field_name: {index: {"id": ["Duplicate id."]}}})
         registry[place["id"]] = place
     return registry
+
+
+#: the languages citizens' notices are written in (``gateway.notices``' templates)
+NOTICE_LANGUAGES = ("id", "en")
+
+
+def notice_language() -> fields.String:
+    """A request's optional ``language`` field: the language of the notices the citizen
+    gets (``id`` or ``en``); empty: the region's language. A service declares it in its
+    request schema as ``language = notice_language()``; :meth:`gateway.services.Service.
+    notice_contacts` reads it."""
+    return fields.String(load_default=None, allow_none=True,
+                         validate=validate.OneOf(NOTICE_LANGUAGES), metadata={
+        "description": "Language of the citizen's WhatsApp/SMS notices: id or en; empty: "
+                       "the region's language.",
+        "label": {"id": "Bahasa pemberitahuan", "en": "Language of notices"},
+        "help": {"id": "id: Bahasa Indonesia, en: English. Kosong: bahasa bawaan wilayah.",
+                 "en": "id: Indonesian, en: English. Empty: the region's language."}})

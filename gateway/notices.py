@@ -28,6 +28,13 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 * **test keys never reach the world**: a notice of a request made with a test key, or any in
   ``mode: sandbox``, goes only by ``sandbox`` notifiers (simulators), as couriers.
 
+**What makes a notice** (:func:`track_event`): a request's creation (``accepted``, with
+the tracking link) and each status that applies (:data:`STATUS_NOTICES`: the courier's first
+name and plate, the PIN by the service's ``pin_recipient``, ``delivered`` with the survey
+link, ``failed`` with the sending office's phone), each kind at most once per request,
+whoever replays the event. Who gets them and in which language the service says
+(:meth:`gateway.services.Service.notice_contacts`).
+
 Every change is an event on the request's timeline (``notice_sent``, ``notice_delivered``,
 ``notice_read``, ``notice_failed``, ``notice_fell_back``...; ``applied`` false: a notice does
 not move the request) and an audit record without personal data.
@@ -55,6 +62,7 @@ from . import phones
 from .events import Event
 from .hookspecs import hookimpl
 from .models import (
+    Agency,
     Notice,
     NoticeMessage,
     NoticeOptOut,
@@ -157,10 +165,10 @@ def register_template(kind: str, language: str, name: str, text: str) -> NoticeT
 for _kind, _language, _name, _text in (
     ("accepted", "id", "layanan_diterima_id",
      "Halo {first_name}, permintaan {service} Anda sudah kami terima dan sedang kami "
-     "siapkan. Kami kabari lagi saat kurir berangkat."),
+     "siapkan. Kami kabari lagi saat kurir berangkat. Ikuti perjalanannya: {tracking_url}"),
     ("accepted", "en", "layanan_diterima_en",
      "Hello {first_name}, we have received your {service} request and are preparing it. "
-     "We will tell you when the courier sets off."),
+     "We will tell you when the courier sets off. Follow it here: {tracking_url}"),
     ("courier_assigned", "id", "kurir_ditugaskan_id",
      "Halo {first_name}, kurir {courier_name} ({plate}) sedang menuju Anda untuk "
      "{service}."),
@@ -174,15 +182,18 @@ for _kind, _language, _name, _text in (
      "Your {service} handover code: {pin}. Give it only to the courier when you receive "
      "the package."),
     ("delivered", "id", "layanan_terkirim_id",
-     "Halo {first_name}, {service} Anda sudah diterima. Terima kasih."),
+     "Halo {first_name}, {service} Anda sudah diterima. Terima kasih. Mohon isi survei "
+     "kepuasan singkat: {survey_url}"),
     ("delivered", "en", "layanan_terkirim_en",
-     "Hello {first_name}, your {service} has been delivered. Thank you."),
+     "Hello {first_name}, your {service} has been delivered. Thank you. Please answer a "
+     "short satisfaction survey: {survey_url}"),
     ("failed", "id", "layanan_gagal_id",
-     "Mohon maaf {first_name}, {service} Anda belum dapat diantar. Silakan hubungi "
-     "{office} di {office_phone}."),
+     "Mohon maaf {first_name}, {service} Anda belum dapat diantar. Petugas {office} akan "
+     "menghubungi Anda untuk mengatur pengantaran ulang atau pengambilan. Anda juga dapat "
+     "menghubungi {office_phone}."),
     ("failed", "en", "layanan_gagal_en",
-     "Sorry {first_name}, your {service} could not be delivered. Please contact {office} "
-     "at {office_phone}."),
+     "Sorry {first_name}, your {service} could not be delivered. {office} will contact you "
+     "to arrange a new delivery or a pickup. You can also call {office_phone}."),
 ):
     register_template(_kind, _language, _name, _text)
 
@@ -586,39 +597,155 @@ def apply_inbound(gateway, notifier: str, messages: list[InboundMessage]) -> int
     return changed
 
 
-# -- the dispatcher: notices a service's settings ask for, at the statuses that make them -----
+# -- the dispatcher: notices a request's status changes make -----------------------------------
+#: the notices each applied status makes, in order (a status the request skips past still
+#: makes its notices at the next one: a courier may report ``picked_up`` without
+#: ``driver_assigned``). ``pin`` goes by the service's ``pin_recipient``, the others by its
+#: ``notices`` list. ``cancelled`` makes none: the agency cancelled, and tells the citizen.
+STATUS_NOTICES = {
+    "driver_assigned": ("courier_assigned", "pin"),
+    "picked_up": ("courier_assigned", "pin"),
+    "delivered": ("delivered",),
+    "failed": ("failed",),
+    "returned": ("failed",),
+    "no_driver": ("failed",),
+}
+
+
 @hookimpl
 def track_event(gateway, event, session):
-    """When a request is accepted, queue its ``accepted`` notice if its service's settings
-    list it (``notices: [accepted]`` in ``services.yaml``). The recipient is the order's
-    (the person at the drop-off of a delivery, the passenger of a ride), found through the
-    service's own :meth:`~gateway.services.Service.build_order`, so the core names no
-    service. A failure here is logged and never fails the request."""
-    if event.action != "request.create" or not gateway.notifiers:
+    """The notices a request's changes make: ``accepted`` when it is created
+    (``request.create``), then at each status that applies (``request.status`` with
+    outcome ``applied``, :data:`STATUS_NOTICES`). Each kind at most once per request: a
+    replayed or repeated event finds the notice already made and makes none.
+
+    Who gets them, in which language, and the office a failed notice names come from the
+    service (:meth:`gateway.services.Service.notice_contacts`), so the core names no
+    service. A failure here is logged and never fails the request or its status change."""
+    if not gateway.notifiers:
+        return
+    if event.action == "request.create":
+        kinds = ("accepted",)
+    elif event.action == "request.status" and event.outcome == "applied":
+        kinds = STATUS_NOTICES.get((event.details or {}).get("to"), ())
+    elif event.action == "provider.event" and event.target:
+        # a report that names the courier after its status came (GO-SEND's plate comes
+        # with the status answer, not the webhook): the courier notice, if still owed
+        kinds = ("courier_assigned",)
+    else:
+        return
+    if not kinds:
         return
     request_id = (event.target or "").removeprefix("request:")
     record = next((o for o in session.new if isinstance(o, ServiceRequest)
                    and o.id == request_id), None) or session.get(ServiceRequest, request_id)
-    if record is None or "accepted" not in gateway.service_settings(record.service).get(
-            "notices", []):
+    if record is None or record.payload_ciphertext is None:
+        return
+    if event.action == "provider.event" and record.status not in ("driver_assigned",
+                                                                  "picked_up"):
+        return
+    settings = gateway.service_settings(record.service)
+    wanted = [k for k in kinds if _wanted(k, settings, record)]
+    if not wanted:
         return
     try:
-        service = gateway.services[record.service]
-        order = service.build_order(gateway.vault.open(record.payload_ciphertext),
-                                    gateway.service_configs.get(record.service, {}),
-                                    "notice")
-        contact = order.dropoffs[-1].contact if order.kind == "delivery" \
-            else order.pickup.contact
-        if not contact.phone:
-            return
-        language = gateway.region.locale
-        title = service.titles.get(language, service.title) if language != "en" \
-            else service.title
-        queue_notice(gateway, session, record, "accepted", {
-            "first_name": first_name(contact.name), "service": title}, to=contact.phone)
+        plan_notices(gateway, session, record, wanted)
     except Exception as exc:   # a notice must never cost the citizen the request
-        log.warning("accepted notice not queued for request %s: %s", request_id,
+        log.warning("notices %s not queued for request %s: %s", ",".join(wanted), request_id,
                     type(exc).__name__)
+
+
+def _wanted(kind: str, settings: dict, record: ServiceRequest) -> bool:
+    if kind == "pin":
+        return record.delivery_pin_ciphertext is not None \
+            and settings.get("pin_recipient", "patient") in ("patient", "both")
+    return kind in settings.get("notices", [])
+
+
+def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice]:
+    """Queue the notices of ``kinds`` about ``record`` that it has not had yet, in the
+    caller's transaction. A kind whose facts are not known yet (a courier with no name or
+    plate reported) is left for a later status.
+
+    :return: the notices queued
+    """
+    if record not in session.new:
+        # two reports of one request applied at once (a webhook and a poll) wait for each
+        # other here, so the second sees the first's notices (PostgreSQL; SQLite's writes
+        # are serial already)
+        session.execute(select(ServiceRequest.id).where(ServiceRequest.id == record.id)
+                        .with_for_update())
+    made = set(session.scalars(select(Notice.kind).where(Notice.request_id == record.id)))
+    made |= {o.kind for o in session.new if isinstance(o, Notice) and o.request_id == record.id}
+    kinds = [k for k in kinds if k not in made]
+    if not kinds:
+        return []
+    service = gateway.services.get(record.service)
+    if service is None:
+        return []
+    contacts = service.notice_contacts(gateway.vault.open(record.payload_ciphertext),
+                                       gateway.service_configs.get(record.service, {}))
+    if contacts is None or not contacts.phone:
+        return []
+    language = contacts.language or gateway.region.locale
+    title = service.title if language == "en" else service.titles.get(language,
+                                                                       service.title)
+    queued = []
+    for kind in kinds:
+        params = _parameters(gateway, session, record, kind, contacts, title)
+        if params is None:
+            log.info("%s notice of request %s not made yet: a fact it says is not known "
+                     "(a courier's plate, a link, an office phone)", kind, record.id)
+            continue
+        notice = queue_notice(gateway, session, record, kind, params, to=contacts.phone,
+                              urgent=kind == "pin", language=language)
+        if notice is not None:
+            queued.append(notice)
+    return queued
+
+
+def _parameters(gateway, session, record, kind, contacts, title) -> dict | None:
+    """A kind's template parameters from the request, or None when one is not known."""
+    name = first_name(contacts.name)
+    if kind == "accepted":
+        url = gateway.links.tracking_url(record)
+        return {"first_name": name, "service": title, "tracking_url": url} if url else None
+    if kind == "courier_assigned":
+        courier, plate = record.courier_first_name, record.courier_plate
+        if not (courier and plate and ALLOWED_PARAMETERS["courier_name"].fullmatch(courier)
+                and ALLOWED_PARAMETERS["plate"].fullmatch(plate)):
+            return None
+        return {"first_name": name, "service": title, "courier_name": courier,
+                "plate": plate}
+    if kind == "pin":
+        return {"service": title, "pin": gateway.vault.open(record.delivery_pin_ciphertext)}
+    if kind == "delivered":
+        url = gateway.links.survey_url(record)
+        return {"first_name": name, "service": title, "survey_url": url} if url else None
+    if kind == "failed":
+        office, phone = office_of(gateway, session, record, contacts)
+        return {"first_name": name, "service": title, "office": office,
+                "office_phone": phone} if phone else None
+    return None
+
+
+def office_of(gateway, session, record, contacts) -> tuple[str, str | None]:
+    """The office a failed notice tells the citizen to call: the request's pickup place
+    (the puskesmas that sent the medicine) with its phone, as the service says it; else the
+    agency's name and the service's ``office_phone`` setting."""
+    if contacts.office and contacts.office_phone:
+        office = contacts.office
+        phone = contacts.office_phone
+    else:
+        agency = session.get(Agency, record.agency_id)
+        office = contacts.office or (agency.name if agency else "")
+        phone = gateway.service_settings(record.service).get("office_phone")
+    office = " ".join(office.split())[:80]
+    if not ALLOWED_PARAMETERS["office"].fullmatch(office or ""):
+        office = "-"
+    if phone and not ALLOWED_PARAMETERS["office_phone"].fullmatch(phone):
+        phone = None
+    return office, phone
 
 
 def first_name(name: str) -> str:

@@ -25,6 +25,7 @@ from .callbacks import queue_callback
 from .errors import Invalid, NotFound
 from .events import Event
 from .models import ProviderEventRecord, ServiceRequest, StatusEvent, utcnow
+from .notices import notifiers_for
 from .statuses import Status, moves_forward
 
 
@@ -226,18 +227,32 @@ def view_request(session: Session, record: ServiceRequest) -> dict:
     return {**summary(record), "delivered_at": delivery_time(session, record)}
 
 
-def detail(record: ServiceRequest, vault, links=None, currency: str | None = None) -> dict:
+def pin_to_agency(gateway, record: ServiceRequest) -> bool:
+    """Whether the agency is given the request's handover PIN: its service's
+    ``pin_recipient`` is ``agency`` or ``both``, or it is ``patient`` but no notifier may
+    carry a notice of this request (none configured for its key type), so the PIN is never
+    lost. Otherwise only the citizen gets it, by notice (``gateway.notices``)."""
+    if gateway.service_settings(record.service).get("pin_recipient", "patient") != "patient":
+        return True
+    return not notifiers_for(gateway, record.key_type)
+
+
+def detail(record: ServiceRequest, vault, links=None, currency: str | None = None, *,
+           pin_to_agency: bool = True) -> dict:
     """What the agency that made the request sees of it (its own personal data included).
 
     :param links: the gateway's :class:`gateway.links.Links`, for ``tracking_url``
     :param currency: the region's, for a cost not yet priced
+    :param pin_to_agency: False when the service's ``pin_recipient`` is ``patient`` (the
+        PIN goes to the citizen only, :func:`pin_to_agency`): ``delivery_pin`` is null
     """
     def opened(ciphertext):
         return vault.open(ciphertext) if ciphertext else None
 
     return {**summary(record),
             "eligibility": record.eligibility,
-            "delivery_pin": opened(record.delivery_pin_ciphertext),
+            "delivery_pin": opened(record.delivery_pin_ciphertext) if pin_to_agency
+            else None,
             "proof": opened(record.proof_ciphertext),
             "delivered_at": _iso(record.delivered_at) if record.delivered_at else None,
             "purged_at": record.purged_at.isoformat().replace("+00:00", "Z")

@@ -58,6 +58,23 @@ class Capacity:
     field: str | None = None
 
 
+@dataclass(frozen=True)
+class NoticeContacts:
+    """Who a request's notices (``gateway.notices``) go to and whom they name.
+
+    ``name`` and ``phone`` are the citizen's (only the first word of the name is ever
+    said); ``language`` is the notices' language (``id`` or ``en``; None: the region's);
+    ``office`` and ``office_phone`` are the sending office a citizen calls when a delivery
+    failed (None: the service's ``office_phone`` setting is used).
+    """
+
+    name: str
+    phone: str
+    language: str | None = None
+    office: str | None = None
+    office_phone: str | None = None
+
+
 class ViewGone(Exception):
     """The view needs personal data that the retention purge has removed."""
 
@@ -129,6 +146,24 @@ class Service:
         """The agency's own reference for a request (e.g. a prescription id), stored in clear
         so that operators can search by it. It must not be personal data."""
         return None
+
+    def notice_contacts(self, data: dict, config: dict) -> NoticeContacts | None:
+        """Who gets this request's notices (``gateway.notices``), or None for no one.
+
+        Pure: no I/O. ``data`` is the :meth:`stored_form` of the request. The default reads
+        the neutral order: the person at the last drop-off of a delivery (the passenger,
+        at the pickup, of a ride), in the request's optional ``language``
+        (:func:`gateway.fields.notice_language`); it names no office, so a failed notice
+        names the agency and the service's ``office_phone`` setting. A service whose
+        requests leave from an office of its own (a puskesmas) says so by overriding this.
+        """
+        order = self.build_order(data, config, "notice")
+        person = order.dropoffs[-1].contact if order.kind == "delivery" \
+            else order.pickup.contact
+        if not person.phone:
+            return None
+        return NoticeContacts(name=person.name, phone=person.phone,
+                              language=data.get("language"))
 
     def build_order(self, data: dict, config: dict, reference: str):
         """Turn a stored request into a ``DeliveryOrder`` or ``RideOrder``.

@@ -51,6 +51,8 @@ CONFIG_FILES = ("gateway.yaml", "services.yaml", "couriers.yaml", "notifiers.yam
 
 #: the notices a service can send its citizens (``gateway.notices``)
 NOTICE_KINDS = ("accepted", "courier_assigned", "pin", "delivered", "failed")
+#: who gets a service's handover PIN (``pin_recipient`` in ``services.yaml``)
+PIN_RECIPIENTS = ("patient", "agency", "both")
 
 #: the files of one mapping per entry, validated by their owners once plugins are known
 SECTION_FILES = ("services", "couriers", "notifiers")
@@ -590,6 +592,18 @@ class ServiceSettingsSchema(Schema):
                           load_default=list, metadata={
         "description": "Notices sent to the citizen by WhatsApp or SMS at these steps "
                        "(gateway.notices); none by default."})
+    pin_recipient = fields.String(
+        load_default="patient", validate=validate.OneOf(PIN_RECIPIENTS), metadata={
+            "description": "For a service with a handover PIN: who gets it. patient: a "
+                           "notice to the citizen (WhatsApp, then SMS) and the API answer "
+                           "leaves it out (unless no notifier is configured); agency: only "
+                           "in the API answer (the agency tells the citizen); both."})
+    office_phone = fields.String(
+        load_default=None, allow_none=True,
+        validate=validate.Regexp(r"\+?[0-9 ()-]{5,20}\Z"), metadata={
+            "description": "The phone a citizen calls when a delivery failed, said in the "
+                           "failed notice when the request's pickup place has none (rides; "
+                           "places without a phone), beside the agency's name."})
     couriers = fields.List(CourierEntry(), load_default=list, metadata={
         "description": "Couriers to try, in order; a {name: weight} group is tried in a "
                        "weighted random order (e.g. to share traffic between providers)."})

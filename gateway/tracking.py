@@ -213,6 +213,11 @@ def _apply(gateway, session, row, attempt, record) -> str:
     applied = transition(gateway, session, record, status, source=source,
                          raw_status=row.raw_status,
                          detail="proof of delivery recorded" if proof else None)
+    if row.source != "poll" and record.status in (Status.DRIVER_ASSIGNED, Status.PICKED_UP) \
+            and record.courier_first_name and not record.courier_plate:
+        # the report named the courier but not the plate (GO-SEND's webhook; its status
+        # answer has it): ask once, for the tracking page and the citizen's notice
+        enqueue_after_commit(gateway, session, "poll", record.id)
     if proof and status == Status.DELIVERED and record.proof_ciphertext is None:
         record.proof_ciphertext = gateway.vault.seal(
             {**proof, "courier": row.courier,

@@ -213,12 +213,32 @@ def test_gateway_up_serves_the_demo_agency_and_stops_cleanly(tmp_path):
         tracking = requests.get(body["tracking_url"], timeout=10)
         assert tracking.status_code == 200 and "Sudah diterima" in tracking.text
         assert "/s/" in tracking.text
-        # The patient heard of it on WhatsApp, in Indonesian, from the simulator `up` started.
+        # The patient heard of each step on WhatsApp, in Indonesian, once each, from the
+        # simulator `up` started: accepted with the tracking link, the courier, the PIN,
+        # delivered with the survey link.
         whatsapp = env["GATEWAY_WHATSAPP_SIMULATOR_URL"]
-        sent = [r["json"] for r in requests.get(f"{whatsapp}/_sim/requests", timeout=10).json()
-                if r["path"].endswith("/messages")]
-        assert [(m["template"]["name"], m["template"]["language"]["code"]) for m in sent] == [
-            ("layanan_diterima_id", "id")]
+        wanted = ["kurir_ditugaskan_id", "layanan_diterima_id", "layanan_terkirim_id",
+                  "pin_serah_terima_id"]
+        deadline = time.monotonic() + 30
+        while True:
+            sent = [r["json"] for r in requests.get(f"{whatsapp}/_sim/requests",
+                                                    timeout=10).json()
+                    if r["path"].endswith("/messages")]
+            if sorted(m["template"]["name"] for m in sent) == wanted \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert sorted(m["template"]["name"] for m in sent) == wanted
+        assert {m["template"]["language"]["code"] for m in sent} == {"id"}
+        said = {m["template"]["name"]: [p["text"] for p in
+                                        m["template"]["components"][0]["parameters"]]
+                for m in sent}
+        assert said["layanan_diterima_id"][-1] == body["tracking_url"]
+        assert said["pin_serah_terima_id"][-1] == body["delivery_pin"]
+        assert said["layanan_terkirim_id"][-1] == body["tracking_url"].replace("/t/", "/s/")
+        assert requests.get(said["layanan_terkirim_id"][-1], timeout=10).status_code == 200
+        courier, plate = said["kurir_ditugaskan_id"][1:3]
+        assert courier.isalpha() and re.fullmatch(r"[A-Z]{1,2} \d{1,4} [A-Z]{0,3}", plate)
         assert "notice_sent" in [e["raw_status"] for e in body["timeline"]]
         fhir = requests.get(f"{base}/api/v1/requests/{body['id']}/fhir",
                             headers={"Authorization": f"Bearer {key}"}, timeout=10)

@@ -21,6 +21,7 @@ from ..records import (
     detail,
     get_for_actor,
     list_for_actor,
+    pin_to_agency,
     summary,
     view_request,
 )
@@ -126,7 +127,8 @@ def create_service_request(service_name: str):
         idempotency_key=idempotency_key, correlation_id=g.correlation_id))
     record = accepted.record
     response = jsonify(RequestDetailSchema().dump(
-        detail(record, gateway.vault, gateway.links, gateway.region.currency)))
+        detail(record, gateway.vault, gateway.links, gateway.region.currency,
+               pin_to_agency=pin_to_agency(gateway, record))))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:
@@ -193,7 +195,8 @@ def get_request(request_id: str):
         _require("requests:read", record)
         gateway = _gateway()
         return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links,
-                                                 gateway.region.currency))
+                                                 gateway.region.currency,
+                                                 pin_to_agency=pin_to_agency(gateway, record)))
 
 
 @bp.get("/requests/<request_id>/proof")
@@ -347,6 +350,7 @@ def cancel_request(request_id: str):
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         response = jsonify(RequestDetailSchema().dump(
-            detail(record, gateway.vault, gateway.links, gateway.region.currency)))
+            detail(record, gateway.vault, gateway.links, gateway.region.currency,
+                   pin_to_agency=pin_to_agency(gateway, record))))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

@@ -45,7 +45,7 @@ STATIC = Path(__file__).parent / "static"
 
 VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
                 "staff", "budgets", "statements", "services", "audit", "queues", "skm",
-                "reports")
+                "reports", "messages")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -58,6 +58,7 @@ NAV = (
     ("console.queues", "Queues", "console:queues:read"),
     ("console.skm_page", "Satisfaction survey (SKM)", "console:skm:read"),
     ("console.reports_page", "Reports", "console:reports:read"),
+    ("console.messages", "Messages", "console:messages:read"),
     ("console.my_staff", "Staff accounts", "console:staff:own"),
     ("console.my_statements", N_("Statements"), "console:statements:own"),
 )

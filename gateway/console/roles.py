@@ -30,6 +30,7 @@ READ_ACTIONS = frozenset({
     "console:skm:read",            # the survey's index and figures
     "console:reports:read",        # the reports page: charts, tables, CSV, map
     "console:statements:read",     # monthly statements (an agency role: its own only)
+    "console:messages:read",       # notices to citizens, numbers masked
 })
 
 OPERATOR_ACTIONS = frozenset({
@@ -53,6 +54,7 @@ AGENCY_STAFF_ACTIONS = frozenset({
     "console:reports:read",        # its own agency's reports only (views/reports.py)
     "console:statements:read",     # its own agency's statements only (views/statements.py)
     "console:statements:own",      # the menu's link to them
+    "console:messages:read",       # its own agency's notices only (agency_actor.py)
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)

@@ -15,6 +15,7 @@ from gateway.fields import (
     PickupPlaceSchema,
     ServiceAreaSchema,
     WholeMatch,
+    notice_language,
     place_registry,
 )
 
@@ -170,6 +171,7 @@ class MedicineDeliveryRequestSchema(Schema):
                                       validate=validate.Length(max=200),
                                       metadata={"label": {"id": "Catatan untuk kurir",
                                                           "en": "Notes for the courier"}})
+    language = notice_language()
     satusehat = fields.Nested(SatusehatReferencesSchema, load_default=None, metadata={
         "description": "SATUSEHAT references, for the FHIR record of the dispense; "
                        "health data, sealed and purged with the request.",

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from gateway import Service
 from gateway.fields import inside, place_registry
 from gateway.orders import Contact, DeliveryOrder, Package, Place
-from gateway.services import RequestRefused, View, ViewGone
+from gateway.services import NoticeContacts, RequestRefused, View, ViewGone
 
 from .fhir import dispense_bundle
 from .satusehat import SatusehatClient
@@ -130,6 +130,16 @@ class MedicineDeliveryService(Service):
             cold_chain=data["cold_chain"],
             requirements=frozenset({"cold_chain"}) if data["cold_chain"] else frozenset(),
         )
+
+    def notice_contacts(self, data, config):
+        """The patient gets the notices (and the PIN, by ``pin_recipient``), in the request's
+        ``language``; a failed delivery names the puskesmas or pharmacy it left from and its
+        phone. Never the address, the NIK or the items: notices take none of them."""
+        origin = place_registry(config.get("pickup_locations", []),
+                                "pickup_locations").get(data["pickup_location_id"], {})
+        return NoticeContacts(name=data["patient"]["name"], phone=data["patient"]["phone"],
+                              language=data.get("language"), office=origin.get("name"),
+                              office_phone=origin.get("phone"))
 
     def views(self):
         def fhir(request, data, proof):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from gateway.fields import IndonesianPhone, PlaceSchema, place_registry
+from gateway.fields import IndonesianPhone, PlaceSchema, notice_language, place_registry
 
 REFERENCE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
                             error="Use 1 to 64 letters, digits, '.', '_', '/' or '-'.")
@@ -51,6 +51,7 @@ class TourismTransportRequestSchema(Schema):
     group_name = fields.String(load_default=None, allow_none=True,
                                validate=validate.Length(max=120),
                                metadata={"label": {"id": "Nama rombongan", "en": "Group name"}})
+    language = notice_language()
     departure_at = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
         "description": "ISO 8601 with a zone; empty for now; at most 30 days ahead. Groups: "
                        "one of the shuttle's departures.",

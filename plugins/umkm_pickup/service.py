@@ -5,7 +5,13 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from gateway import Service
-from gateway.fields import IndonesianPhone, LocationSchema, ServiceAreaSchema, inside
+from gateway.fields import (
+    IndonesianPhone,
+    LocationSchema,
+    ServiceAreaSchema,
+    inside,
+    notice_language,
+)
 from gateway.orders import Contact, DeliveryOrder, Package, Place
 
 
@@ -76,6 +82,7 @@ class UmkmPickupRequestSchema(Schema):
                                                           "en": "Cash on delivery (Rp)"},
                                                 "help": {"id": "Kosong: tidak ada.",
                                                          "en": "Empty: none."}})
+    language = notice_language()
 
 
 class UmkmPickupConfigSchema(Schema):

@@ -124,6 +124,7 @@ ROWS = {
     "console.audit_export_csv": ("GET", "/console/audit/export.csv", None, readable()),
     "console.audit_export_jsonl": ("GET", "/console/audit/export.jsonl", None, readable()),
     "console.queues": ("GET", "/console/queues", None, readable()),
+    "console.messages": ("GET", "/console/messages", None, readable(staff=200)),
     "console.skm_page": ("GET", "/console/skm", None, readable()),
     # agency accounts see their own agency's figures (another agency's: 404, test_reports.py)
     "console.reports_page": ("GET", "/console/reports", None, readable(staff=200)),

@@ -20,16 +20,18 @@ from ...models import (
     AuditRecord,
     CallbackDelivery,
     CourierAttempt,
+    Notice,
     ServiceRequest,
     StatusEvent,
 )
 from ...operations import RETRYABLE, cancel_request, retry_dispatch
-from ...records import delivery_time, encode_cursor, newest_first_after
+from ...records import delivery_time, encode_cursor, newest_first_after, pin_to_agency
 from ...statuses import Status
 from .. import agency_actor, audit, bp, can, gateway, render, requires, timeline
 from ..i18n import N_, service_title
 from ..i18n import gettext as _
 from ..masking import flatten, masked
+from .messages import notice_rows
 
 PAGE_SIZE = 50
 #: what a proof image's state and failure (``gateway.proofs``) say on the request's page
@@ -139,11 +141,16 @@ def request_detail(request_id: str):
         record = agency_actor.find_request(session, g.actor, request_id)
         agency = session.get(Agency, record.agency_id)
         story, attempts = _story(session, record)
+        notices = notice_rows(session, [(n, record.service, agency.name if agency else "")
+                                        for n in session.scalars(
+                                            select(Notice).where(Notice.request_id == record.id)
+                                            .order_by(Notice.created_at))])
         payload = gw.vault.open(record.payload_ciphertext) if record.payload_ciphertext \
             else None
         # the PIN to hand to the citizen: the agency's own people see it, as its key does
         pin = gw.vault.open(record.delivery_pin_ciphertext) \
-            if record.delivery_pin_ciphertext and agency_actor.is_agency(g.actor) else None
+            if record.delivery_pin_ciphertext and agency_actor.is_agency(g.actor) \
+            and pin_to_agency(gw, record) else None
         # the public tracking link (a bearer token): for the agency's people to hand over, and
         # for whoever may read the citizen's details
         tracking_url = gw.links.tracking_url(record) \
@@ -159,7 +166,7 @@ def request_detail(request_id: str):
     return render("console/request_detail.html", record=record, agency=agency,
                   story=story, attempts=attempts, personal=shown,
                   show_personal=show_personal, purged=record.purged_at is not None,
-                  pin=pin, tracking_url=tracking_url,
+                  pin=pin, tracking_url=tracking_url, notices=notices,
                   may_cancel=not status.terminal and can("console:requests:act"),
                   may_retry=(status in RETRYABLE and record.provider is None
                              and record.pending_job in (None, "dispatch")

@@ -20,6 +20,23 @@ WA = {"access_token": "wa-test-access-token", "app_secret": "wa-test-app-secret-
 SMS = {"account_sid": "AC" + "0" * 30 + "42", "auth_token": "sms-test-auth-token-000000"}
 
 
+#: words of the suite's request bodies (tests/conftest.py's MEDICINE_BODY, the public
+#: pages' DISTINCTIVE, test_notice_privacy's bodies) that no notice may carry: drug names,
+#: NIKs, addresses and their parts, notes, surnames
+PATIENT_DATA = ("Amlodipine", "3510011203650002", "Parman", "Rumah pagar hijau", "Aminah",
+                "Zylotrexamab", "Quetzalcoatl", "Xylofon", "Marzipan", "Wirasaba",
+                "Vindobona", "Quokkaville", "Xanthippe", "Brobdingnag", "Hrothgar",
+                "Ondskapsfull", "Quaxelbrot", "Gurdaspur")
+
+
+def assert_no_patient_data(sim) -> None:
+    """Run when each test's simulator stops: so every message every notifier simulator
+    received during the suite is read, whatever the test was about."""
+    text = everything_received(sim)
+    found = [word for word in PATIENT_DATA if word in text]
+    assert not found, f"a notifier simulator received patient data: {found}"
+
+
 @pytest.fixture
 def whatsapp_sim():
     sim = WhatsAppSimulator(slow_seconds=2.0, access_token=WA["access_token"],
@@ -27,6 +44,7 @@ def whatsapp_sim():
     with ServerThread(sim.create_app()) as server:
         sim.url = server.url
         yield sim
+    assert_no_patient_data(sim)
 
 
 @pytest.fixture
@@ -35,13 +53,14 @@ def sms_sim():
     with ServerThread(sim.create_app()) as server:
         sim.url = server.url
         yield sim
+    assert_no_patient_data(sim)
 
 
 @pytest.fixture
 def notify_app(make_app, whatsapp_sim, sms_sim):
     """``notify_app(**overrides)``: an app on the repository's config whose medicine requests
-    make an ``accepted`` notice (``services.yaml``), sent by the two simulators; no quiet
-    hours unless a test sets them."""
+    make an ``accepted`` notice (and no other unless ``services`` is overridden), sent by
+    the two simulators; no quiet hours unless a test sets them."""
     servers = []
 
     def make(notices=None, notifiers=None, **overrides):
@@ -57,6 +76,9 @@ def notify_app(make_app, whatsapp_sim, sms_sim):
                                     f"{base}/webhooks/notifiers/sms_sandbox", **SMS},
                 **(notifiers or {})},
             "notices": {"quiet_hours": None, **(notices or {})},
+            # the accepted notice only: a request with no courier fails (its own notice,
+            # tested in test_status_notices.py with a courier)
+            "services": {"medicine_delivery": {"couriers": [], "notices": ["accepted"]}},
             **overrides}
         app = make_app(**config)
         server = ServerThread(app, port=port).__enter__()

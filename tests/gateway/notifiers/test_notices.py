@@ -72,8 +72,9 @@ def test_an_accepted_medicine_request_reaches_the_patient_by_whatsapp_in_indones
     assert message["type"] == "template"
     assert message["template"]["name"] == "layanan_diterima_id"
     assert message["template"]["language"] == {"code": "id"}
-    assert [p["text"] for p in message["template"]["components"][0]["parameters"]] == [
-        "Siti", "Pengantaran obat (Gancang Aron)"]
+    params = [p["text"] for p in message["template"]["components"][0]["parameters"]]
+    assert params[:2] == ["Siti", "Pengantaran obat (Gancang Aron)"]
+    assert "/t/" in params[2]      # the tracking link
     assert sms_sent(sms_sim) == []
 
     wamid = next(iter(whatsapp_sim.bookings))
