@@ -124,7 +124,8 @@ def test_a_delivery_at_2330_wib_on_the_31st_is_that_months_and_a_wita_region_mov
     handed_over = datetime(2026, 3, 31, 16, 30, tzinfo=UTC)     # 23:30 WIB, 00:30 WITA
     with gateway.db.write() as session:
         session.execute(update(ServiceRequest).where(ServiceRequest.id == request_id)
-                        .values(created_at=datetime(2026, 3, 31, 9, tzinfo=UTC)))
+                        .values(created_at=datetime(2026, 3, 31, 9, tzinfo=UTC),
+                                delivered_at=handed_over))
         session.execute(update(ProviderEventRecord)
                         .where(ProviderEventRecord.request_id == request_id,
                                ProviderEventRecord.status == "delivered")
