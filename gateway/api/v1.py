@@ -127,8 +127,7 @@ def create_service_request(service_name: str):
         idempotency_key=idempotency_key, correlation_id=g.correlation_id))
     record = accepted.record
     response = jsonify(RequestDetailSchema().dump(
-        detail(record, gateway.vault, gateway.links, gateway.region.currency,
-               pin_to_agency=pin_to_agency(gateway, record))))
+        _detail(gateway, record)))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:
@@ -194,9 +193,7 @@ def get_request(request_id: str):
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         gateway = _gateway()
-        return RequestDetailSchema().dump(detail(record, gateway.vault, gateway.links,
-                                                 gateway.region.currency,
-                                                 pin_to_agency=pin_to_agency(gateway, record)))
+        return RequestDetailSchema().dump(_detail(gateway, record))
 
 
 @bp.get("/requests/<request_id>/proof")
@@ -266,6 +263,13 @@ def get_proof_image(request_id: str, index: str):
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _detail(gateway, record) -> dict:
+    """The request's detail as its agency sees it: the tracking link, the cost in the region's
+    currency, and the PIN unless the service sends it to the citizen only."""
+    return detail(record, gateway.vault, gateway.links, gateway.region.currency,
+                  pin_to_agency=pin_to_agency(gateway, record))
 
 
 def register_views(app, gateway) -> None:
@@ -350,7 +354,6 @@ def cancel_request(request_id: str):
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         response = jsonify(RequestDetailSchema().dump(
-            detail(record, gateway.vault, gateway.links, gateway.region.currency,
-                   pin_to_agency=pin_to_agency(gateway, record))))
+            _detail(gateway, record)))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response
