@@ -25,7 +25,7 @@ from rq import get_current_job
 from . import context
 from .batch import work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
-from .dispatch import cancel_bookings, dispatch
+from .dispatch import WaitForCircuit, cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
 from .notices import advance_notice
@@ -120,6 +120,10 @@ def _alone_and_audited(gateway, kind: str, request_id: str, body) -> str:
         return "busy"
     try:
         result = body(gateway, request_id)
+    except WaitForCircuit as wait:
+        # Not a failure: queued again for when the circuit half-opens, no retry spent.
+        enqueue_job(gateway, "dispatch_later", request_id, delay=max(wait.seconds, 1))
+        result = "waiting for circuit"
     except Exception as exc:  # logged and counted by the caller, ``_job``
         last = _last_attempt()
         _record_outcome(gateway, request_id, kind, "failed" if last else "retry",
@@ -188,6 +192,14 @@ def dispatch_batch() -> dict:
              or "nothing waiting", extra={"duration_ms": round((time.monotonic() - started)
                                                                * 1000, 1)})
     return outcomes
+
+
+@_job("dispatch_later")
+def wake_dispatch(gateway, request_id: str) -> str:
+    """A courier's circuit half-opened: queue the dispatch job that waited for it (a job
+    apart, so a dispatch job can schedule this one while it runs)."""
+    enqueued = enqueue_job(gateway, "dispatch", request_id)
+    return "queued" if enqueued else "already queued"
 
 
 @_job("cancel", alone=True)

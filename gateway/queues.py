@@ -54,6 +54,9 @@ JOBS = {
     # agency's rate, the fallback deadline) that queues the send again
     "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
     "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
+    # a dispatch waiting for a courier's circuit to half-open: a job apart, which queues the
+    # dispatch job again then (that job cannot queue itself while it runs)
+    "dispatch_later": (QueueNames.DISPATCH, "gateway.jobs.wake_dispatch", ()),
 }
 
 #: what runs a plugin's job kind (``JobKind``): it finds the kind on the worker's gateway
