@@ -309,7 +309,7 @@ LISTS = {QueueNames.DISPATCH: batch.READY, QueueNames.DEFAULT: tracking.REPORTS}
 
 
 def _oldest_job_age(queue: Queue, now: datetime) -> float | None:
-    for job_id in queue.get_job_ids(0, 0):
+    for job_id in queue.get_job_ids(0, 1):
         job = queue.fetch_job(job_id)
         if job is not None and job.enqueued_at is not None:
             enqueued = job.enqueued_at
