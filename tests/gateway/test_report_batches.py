@@ -6,12 +6,13 @@ real rq workers on a real Redis apply them, a few jobs for many reports, each ex
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, or_, select, update
 
-from gateway.models import AuditRecord, ProviderEventRecord, StatusEvent
-from gateway.sweep import owed_work
+from gateway.models import AuditRecord, ProviderEventRecord, StatusEvent, utcnow
+from gateway.sweep import owed_work, sweep_once
 from gateway.testing import drain
 from gateway.tracking import REPORTS
 from tests.gateway.couriers.helpers import sim_get, sim_post
@@ -125,3 +126,22 @@ def test_with_report_batches_off_each_report_has_its_own_job(
     assert applied(app) == {i: 1 for i in ids}
     jobs = report_jobs(app)
     assert len(jobs) == 3 and all(j.startswith("event-") for j in jobs)
+
+
+def test_reports_a_dead_worker_had_taken_are_applied_through_the_sweep(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 6,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    taken = REPORTS.take(gateway, 4)        # a report job took these, and its worker died
+    with gateway.db.write() as session:
+        session.execute(update(ProviderEventRecord).values(
+            received_at=utcnow() - timedelta(hours=1)))
+    # the two still listed wait for their turn; the four taken are owed work again
+    owed = sorted(target for kind, target in owed_work(gateway) if kind == "event")
+    assert owed == sorted(int(i) for i in taken)
+    assert sweep_once(gateway) >= 4
+    drain(app)
+
+    assert applied(app) == {i: 1 for i in ids}
+    assert [target for kind, target in owed_work(gateway) if kind == "event"] == []
