@@ -30,20 +30,18 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flask import current_app
 from redis.exceptions import LockError, RedisError
-from rq import Queue
 from sqlalchemy import select
 
 from . import context, costs
 from .dispatch import adopt_booking, attempt_failed, finish_attempt, new_attempt, route
 from .events import Event
 from .models import Budget, CourierAttempt, ServiceRequest
-from .queues import FAILURE_TTL, QueueNames, enqueue_job, request_lock
+from .queues import QueueNames, WorkList, enqueue_job, request_lock
 from .records import transition
 from .statuses import AttemptState, Status
 
@@ -52,6 +50,8 @@ log = logging.getLogger(__name__)
 READY_KEY = "gateway:dispatch:ready"
 SCHEDULED_KEY = "gateway:dispatch:batch-scheduled"
 BATCH_JOB = "gateway.jobs.dispatch_batch"
+#: the accepted requests waiting for a batch job
+READY = WorkList(READY_KEY, SCHEDULED_KEY, QueueNames.DISPATCH, BATCH_JOB, "dispatch-batch")
 
 
 def submit(gateway, request_id: str) -> None:
@@ -63,49 +63,27 @@ def submit(gateway, request_id: str) -> None:
     if not gateway.settings["dispatch"]["batch_size"]:
         enqueue_job(gateway, "dispatch", request_id)
         return
-    pipe = gateway.redis.pipeline(transaction=False)
-    pipe.rpush(READY_KEY, request_id)
-    _mark(gateway, pipe)
-    if pipe.execute()[-1]:
-        _enqueue_batch_job(gateway)
-
-
-def _mark(gateway, redis):
-    """Mark a batch job as queued unless one is queued and not started yet. The mark expires:
-    a batch job lost before it started cannot hold the list up for long."""
-    return redis.set(SCHEDULED_KEY, "1", nx=True, ex=gateway.settings["jobs"]["job_timeout"])
+    READY.push(gateway, [request_id])
 
 
 def schedule(gateway) -> bool:
     """Queue a batch job unless one is queued and not started yet. :return: True if queued"""
-    if not _mark(gateway, gateway.redis):
-        return False
-    _enqueue_batch_job(gateway)
-    return True
-
-
-def _enqueue_batch_job(gateway) -> None:
-    timeout = gateway.settings["jobs"]["job_timeout"]
-    Queue(QueueNames.DISPATCH, connection=gateway.redis).enqueue(
-        BATCH_JOB, job_id=f"dispatch-batch-{uuid.uuid4()}", job_timeout=timeout,
-        # kept ten minutes: a batch's small result tells an operator (rq's registry, the
-        # console's queues) what ran; at 60 s a long drain on a busy machine had lost them
-        result_ttl=600, failure_ttl=FAILURE_TTL)
+    return READY.schedule(gateway)
 
 
 def work_the_list(gateway) -> dict[str, int]:
     """The batch job: book what the list holds, a batch at a time, until it is empty (or the
     job has used half its time; then another job carries on). :return: outcomes counted"""
-    redis, settings = gateway.redis, gateway.settings
-    redis.delete(SCHEDULED_KEY)         # from now on, new ids need (and get) a new job
+    settings = gateway.settings
+    READY.started(gateway)
     size = settings["dispatch"]["batch_size"] or 1
     budget = time.monotonic() + settings["jobs"]["job_timeout"] / 2
     counted: dict[str, int] = {}
     while True:
-        ids = [i.decode() for i in redis.lpop(READY_KEY, size) or []]
+        ids = READY.take(gateway, size)
         if not ids:
             return counted
-        if redis.llen(READY_KEY) or time.monotonic() > budget:
+        if READY.length(gateway.redis) or time.monotonic() > budget:
             schedule(gateway)           # more waiting: let another worker join in
         for outcome, n in dispatch_batch(gateway, ids).items():
             counted[outcome] = counted.get(outcome, 0) + n

@@ -38,8 +38,18 @@ log = logging.getLogger(__name__)
 
 
 class DispatchRetry(Exception):
-    """Run the dispatch job again later (rq's retry intervals): a temporary error, an unknown
-    outcome to reconcile, or every courier's circuit open."""
+    """Run the dispatch job again later (rq's retry intervals): a temporary error, or an
+    unknown outcome to reconcile."""
+
+
+class WaitForCircuit(DispatchRetry):
+    """Every courier left has an open circuit: run again when the first one half-opens. Not
+    a failed attempt: the job is queued again for then (``gateway.jobs``) without spending
+    one of its retries, however long the cool-down."""
+
+    def __init__(self, message: str, seconds: float):
+        super().__init__(message)
+        self.seconds = seconds
 
 
 def candidates_for(gateway, order, key_type: str) -> tuple[list[str], dict[str, str]]:
@@ -308,7 +318,7 @@ def dispatch(gateway, request_id: str) -> str:
     order = service.build_order(data, gateway.service_configs.get(service.name, {}),
                                 reference=request_id)
     max_temporary = gateway.settings["dispatch"]["temporary_tries_per_courier"]
-    reason, waiting_for_circuit = _reason_so_far(attempts), False
+    reason, waiting_for_circuit = _reason_so_far(attempts), []
     chosen, skipped = route(gateway, service, order, key_type)
     chosen, quotes, notes = _apply_policy(gateway, service, request_id, order, chosen)
     if skipped or notes:
@@ -328,7 +338,7 @@ def dispatch(gateway, request_id: str) -> str:
         if temporaries >= max_temporary:
             continue
         if gateway.circuits.is_open(name):
-            waiting_for_circuit = True
+            waiting_for_circuit.append(gateway.circuits.seconds_until_half_open(name))
             continue
         asked_now = name not in quotes
         if asked_now:
@@ -339,7 +349,7 @@ def dispatch(gateway, request_id: str) -> str:
                 _note(gateway, request_id, f"{name}: no quote ({_why(quote)})")
             if gateway.circuits.is_open(name):
                 # The quote call met a failure that took the provider out of rotation.
-                waiting_for_circuit = True
+                waiting_for_circuit.append(gateway.circuits.seconds_until_half_open(name))
                 continue
         if not costs.reserve(gateway, request_id,
                              quote.price if costs.usable(quote) else None):
@@ -359,7 +369,8 @@ def dispatch(gateway, request_id: str) -> str:
         else:
             return _adopt_booking(gateway, attempt.id, booking, how="booked", quote=quote)
     if waiting_for_circuit:
-        raise DispatchRetry("every remaining courier has an open circuit")
+        raise WaitForCircuit("every remaining courier has an open circuit",
+                             min(waiting_for_circuit))
     final = Status.NO_DRIVER if reason == "no_driver" else Status.FAILED
     with gateway.db.write() as session:
         record = session.get(ServiceRequest, request_id)

@@ -25,15 +25,22 @@ from rq import get_current_job
 from . import context
 from .batch import work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
-from .dispatch import cancel_bookings, dispatch
+from .dispatch import WaitForCircuit, cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
 from .notices import advance_notice
 from .proofs import fetch_proofs
-from .queues import enqueue_job, request_lock
+from .queues import enqueue_job, job_spec, request_lock
 from .records import transition
 from .statuses import Status
-from .tracking import apply_provider_event, find_attempt, poll
+from .tracking import (
+    EventNotMatchedYet,
+    apply_in_order,
+    find_attempt,
+    hand_over,
+    poll,
+    work_the_inbox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +120,10 @@ def _alone_and_audited(gateway, kind: str, request_id: str, body) -> str:
         return "busy"
     try:
         result = body(gateway, request_id)
+    except WaitForCircuit as wait:
+        # Not a failure: queued again for when the circuit half-opens, no retry spent.
+        enqueue_job(gateway, "dispatch_later", request_id, delay=max(wait.seconds, 1))
+        result = "waiting for circuit"
     except Exception as exc:  # logged and counted by the caller, ``_job``
         last = _last_attempt()
         _record_outcome(gateway, request_id, kind, "failed" if last else "retry",
@@ -183,6 +194,14 @@ def dispatch_batch() -> dict:
     return outcomes
 
 
+@_job("dispatch_later")
+def wake_dispatch(gateway, request_id: str) -> str:
+    """A courier's circuit half-opened: queue the dispatch job that waited for it (a job
+    apart, so a dispatch job can schedule this one while it runs)."""
+    enqueued = enqueue_job(gateway, "dispatch", request_id)
+    return "queued" if enqueued else "already queued"
+
+
 @_job("cancel", alone=True)
 def cancel_request(gateway, request_id: str) -> str:
     """Cancel at the courier whatever booking a cancelled request may hold."""
@@ -197,8 +216,41 @@ def poll_request(gateway, request_id: str) -> str:
 
 @_job("event")
 def apply_event(gateway, event_id: int) -> str:
-    """Apply one stored provider report to its request."""
-    return apply_provider_event(gateway, event_id)
+    """Apply one stored provider report to its request (after the earlier ones of its
+    booking): a report a batch handed over, or every report when batches are off."""
+    return apply_in_order(gateway, event_id)
+
+
+def apply_reports() -> dict:
+    """Apply the provider reports waiting in the list, in batches (see ``gateway.tracking``):
+    each in its own transaction and as its request's unit of work; one that fails is handed
+    to its own ``event`` job and never fails its neighbours."""
+    gateway = current_gateway()
+    started = time.monotonic()
+    retry_after = job_spec(gateway, "event")[2][0]
+
+    def apply_one(event_id: int) -> str:
+        with _unit_of_work(gateway, "event", event_id):
+            one_started = time.monotonic()
+            try:
+                outcome = apply_in_order(gateway, event_id)
+            except EventNotMatchedYet:      # not an error: its create answer is on its way
+                hand_over(gateway, event_id, retry_after)
+                outcome = "handed over"
+                _finished(gateway, "event", event_id, outcome, one_started)
+                return outcome
+            except Exception as exc:
+                hand_over(gateway, event_id, retry_after)
+                _finished(gateway, "event", event_id, "retry", one_started, exc)
+                return "handed over"
+            _finished(gateway, "event", event_id, outcome, one_started)
+            return outcome
+
+    outcomes = work_the_inbox(gateway, apply_one)
+    log.info("report batch job: %s", ", ".join(f"{n} {o}" for o, n in outcomes.items())
+             or "nothing waiting", extra={"duration_ms": round((time.monotonic() - started)
+                                                               * 1000, 1)})
+    return outcomes
 
 
 @_job("proof", alone=True)

@@ -159,7 +159,11 @@ class StateCollector:
 
     def _queues(self):
         try:
-            figures = reports.queue_figures(self.gateway.redis)
+            try:
+                with self.gateway.db.read() as session:
+                    figures = reports.gateway_queue_figures(self.gateway, session)
+            except SQLAlchemyError:     # the listed ids' ages left out, the rest still told
+                figures = reports.gateway_queue_figures(self.gateway)
         except RedisError as exc:
             log.warning("metrics: queue gauges left out, Redis unavailable (%s)",
                         type(exc).__name__)
@@ -176,13 +180,27 @@ class StateCollector:
                                         "Jobs that failed for good (kept 30 days).",
                                         labels=["queue"]),
         }
+        age = GaugeMetricFamily(
+            "gateway_queue_oldest_job_age_seconds", "How long the queue's oldest waiting job "
+            "(or id listed for a batch job) has waited; 0 when nothing waits.",
+            labels=["queue"])
+        lagging = GaugeMetricFamily(
+            "gateway_queue_lagging", "1 when the queue's oldest waiting job is older than "
+            "jobs.max_queue_age_seconds (work is falling behind), else 0.", labels=["queue"])
         for queue in figures:
             for field, family in families.items():
                 family.add_metric([queue.name], getattr(queue, field))
+            age.add_metric([queue.name], queue.oldest_age_seconds or 0.0)
+            lagging.add_metric([queue.name], int(queue.lagging))
         yield from families.values()
+        yield from (age, lagging)
+        listed = {queue.name: queue.listed for queue in figures}
         yield GaugeMetricFamily("gateway_dispatch_listed_requests", "Accepted requests "
                                 "waiting in the list that batch dispatch jobs take from.",
-                                value=sum(queue.listed for queue in figures))
+                                value=listed.get("dispatch", 0))
+        yield GaugeMetricFamily("gateway_reports_listed", "Stored provider reports waiting "
+                                "in the list that report jobs take from.",
+                                value=listed.get("default", 0))
 
     def _circuits(self):
         family = GaugeMetricFamily("gateway_circuit_state", "Circuit breaker per courier: "

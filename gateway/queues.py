@@ -8,6 +8,7 @@ re-enqueue everything the database says is owed, as often as it likes, without d
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,6 +54,9 @@ JOBS = {
     # agency's rate, the fallback deadline) that queues the send again
     "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
     "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
+    # a dispatch waiting for a courier's circuit to half-open: a job apart, which queues the
+    # dispatch job again then (that job cannot queue itself while it runs)
+    "dispatch_later": (QueueNames.DISPATCH, "gateway.jobs.wake_dispatch", ()),
 }
 
 #: what runs a plugin's job kind (``JobKind``): it finds the kind on the worker's gateway
@@ -196,3 +200,67 @@ def enqueue_after_commit(gateway, session, kind: str, target_id,
     A failure to enqueue is left to the sweep."""
     session.info.setdefault("after_commit", []).append(
         lambda: enqueue_job(gateway, kind, target_id, rate_limit=rate_limit))
+
+
+@dataclass(frozen=True)
+class WorkList:
+    """A Redis list of ids that batch jobs take from (dispatch: ``gateway.batch``; provider
+    reports: ``gateway.tracking``), with at most one batch job queued and not started.
+
+    Taking is the claim: ``LPOP`` with a count is atomic, so two workers never take one id.
+    The database stays the source of truth: an id taken and never worked (a killed worker)
+    is still owed there, and the sweep queues its own job.
+    """
+
+    #: the list of ids
+    key: str
+    #: set while a batch job is queued and not started yet (it expires: a job lost before
+    #: it started cannot hold the list up for long)
+    scheduled_key: str
+    queue: str
+    #: the dotted path of the batch job's function
+    func: str
+    #: batch job ids are ``<prefix>-<uuid>``
+    prefix: str
+
+    def push(self, gateway, ids: Sequence) -> None:
+        """List ``ids`` and make sure a batch job is queued.
+
+        :raises redis.exceptions.RedisError: when Redis is unreachable
+        """
+        pipe = gateway.redis.pipeline(transaction=False)
+        pipe.rpush(self.key, *ids)
+        self._mark(gateway, pipe)
+        if pipe.execute()[-1]:
+            self._enqueue(gateway)
+
+    def _mark(self, gateway, redis):
+        return redis.set(self.scheduled_key, "1", nx=True,
+                         ex=gateway.settings["jobs"]["job_timeout"])
+
+    def schedule(self, gateway) -> bool:
+        """Queue a batch job unless one is queued and not started yet. :return: True if
+        queued"""
+        if not self._mark(gateway, gateway.redis):
+            return False
+        self._enqueue(gateway)
+        return True
+
+    def _enqueue(self, gateway) -> None:
+        Queue(self.queue, connection=gateway.redis).enqueue(
+            self.func, job_id=f"{self.prefix}-{uuid.uuid4()}",
+            # a batch's small result kept ten minutes: it tells an operator (rq's registry,
+            # the console's queues) what ran; at 60 s a long drain on a busy machine lost them
+            job_timeout=gateway.settings["jobs"]["job_timeout"], result_ttl=600,
+            failure_ttl=FAILURE_TTL)
+
+    def started(self, gateway) -> None:
+        """A batch job started: from now on, new ids need (and get) a new job."""
+        gateway.redis.delete(self.scheduled_key)
+
+    def take(self, gateway, size: int) -> list[str]:
+        """Claim up to ``size`` ids (atomically: no other worker gets them)."""
+        return [i.decode() for i in gateway.redis.lpop(self.key, size) or []]
+
+    def length(self, redis) -> int:
+        return redis.llen(self.key)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -28,7 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from . import batch, skm
+from . import batch, skm, tracking
 from .audit import first_seq_at, recorded_time
 from .couriers import failed_outcomes
 from .models import (
@@ -294,19 +294,68 @@ class QueueFigures:
     #: waiting for their retry time
     scheduled: int
     failed: int
-    #: accepted requests listed for a batch dispatch job (``gateway.batch``): the dispatch
-    #: queue holds one job for many of them
+    #: ids listed for a batch job: accepted requests for batch dispatch (``gateway.batch``) on
+    #: the dispatch queue, stored provider reports (``gateway.tracking``) on the default one;
+    #: the queue holds one job for many of them
     listed: int = 0
+    #: how long the oldest waiting job (or listed id) has waited; None: nothing waits
+    oldest_age_seconds: float | None = None
+    #: its oldest waits longer than ``jobs.max_queue_age_seconds``: work is falling behind
+    lagging: bool = False
 
 
-def queue_figures(redis) -> list[QueueFigures]:
-    """Per queue, what rq's own counters say.
+#: the lists of ids batch jobs take from, per queue
+LISTS = {QueueNames.DISPATCH: batch.READY, QueueNames.DEFAULT: tracking.REPORTS}
+
+
+def _oldest_job_age(queue: Queue, now: datetime) -> float | None:
+    for job_id in queue.get_job_ids(0, 1):
+        job = queue.fetch_job(job_id)
+        if job is not None and job.enqueued_at is not None:
+            enqueued = job.enqueued_at
+            if enqueued.tzinfo is None:                       # rq writes UTC
+                enqueued = enqueued.replace(tzinfo=UTC)
+            return max((now - enqueued).total_seconds(), 0.0)
+    return None
+
+
+def _oldest_listed_age(redis, session: Session | None, name: str,
+                       now: datetime) -> float | None:
+    """The age of the first id a batch job would take next: since its request was accepted
+    (dispatch) or its report received (reports). Read only with a session."""
+    worklist = LISTS.get(name)
+    head = redis.lindex(worklist.key, 0) if worklist is not None and session is not None \
+        else None
+    if not head:
+        return None
+    if name == QueueNames.DISPATCH:
+        since = session.scalar(select(ServiceRequest.created_at).where(
+            ServiceRequest.id == head.decode()))
+    elif head.isdigit():
+        since = session.scalar(select(ProviderEventRecord.received_at).where(
+            ProviderEventRecord.id == int(head)))
+    else:
+        since = None
+    return max((now - since).total_seconds(), 0.0) if since is not None else None
+
+
+def queue_figures(redis, session: Session | None = None, now: datetime | None = None,
+                  max_age_seconds: float | None = None) -> list[QueueFigures]:
+    """Per queue, what rq's own counters say, the ids listed for batch jobs, and the age of
+    what waits longest (the oldest job, or with ``session`` the oldest listed id too);
+    ``lagging`` when that is older than ``max_age_seconds``.
 
     :raises redis.exceptions.RedisError: when Redis is unreachable (the page says so)
     """
+    now = now or utcnow()
     figures = []
     for name in QueueNames.all():
         queue = Queue(name, connection=redis)
+        ages = [age for age in (_oldest_job_age(queue, now),
+                                _oldest_listed_age(redis, session, name, now))
+                if age is not None]
+        oldest = round(max(ages), 1) if ages else None
+        worklist = LISTS.get(name)
         # No clean-up of the started registry here: that would fail jobs, and a page that
         # reads must not change what the workers see.
         figures.append(QueueFigures(
@@ -314,15 +363,25 @@ def queue_figures(redis) -> list[QueueFigures]:
             StartedJobRegistry(name, connection=redis).get_job_count(cleanup=False),
             ScheduledJobRegistry(name, connection=redis).get_job_count(cleanup=False),
             FailedJobRegistry(name, connection=redis).count,
-            redis.llen(batch.READY_KEY) if name == QueueNames.DISPATCH else 0))
+            worklist.length(redis) if worklist is not None else 0,
+            oldest, max_age_seconds is not None and oldest is not None
+            and oldest > max_age_seconds))
     return figures
 
 
-def queue_figures_or_none(redis) -> list[QueueFigures] | None:
+def gateway_queue_figures(gateway, session: Session | None = None) -> list[QueueFigures]:
+    """:func:`queue_figures` as the gateway's settings judge them (``jobs.
+    max_queue_age_seconds``)."""
+    return queue_figures(gateway.redis, session,
+                         max_age_seconds=gateway.settings["jobs"]["max_queue_age_seconds"])
+
+
+def queue_figures_or_none(redis, session: Session | None = None,
+                          max_age_seconds: float | None = None) -> list[QueueFigures] | None:
     """:func:`queue_figures`, or None when Redis cannot be reached (the dashboard still
     shows what the database knows)."""
     try:
-        return queue_figures(redis)
+        return queue_figures(redis, session, max_age_seconds=max_age_seconds)
     except RedisError:
         return None
 

@@ -97,6 +97,15 @@ class RetrySchema(Schema):
                                 metadata={"description": "Seconds after a worker's last "
                                                          "heartbeat before its jobs count as "
                                                          "lost (the sweep requeues them)."})
+    report_batch_size = fields.Integer(
+        strict=True, load_default=50, validate=validate.Range(min=0, max=1000),
+        metadata={"description": "Provider reports one report job applies in a run, each in "
+                                 "its own transaction (gateway.tracking); 0: one job per "
+                                 "report."})
+    max_queue_age_seconds = fields.Integer(
+        strict=True, load_default=120, validate=validate.Range(min=1),
+        metadata={"description": "A queue whose oldest waiting job is older than this is "
+                                 "falling behind: /readyz says lagging, the console warns."})
 
 
 def _network(value) -> bool:

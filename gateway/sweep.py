@@ -31,7 +31,7 @@ from .models import (
 from .notices import OPEN_STATUSES, PATIENCE
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
-from .tracking import due_for_polling
+from .tracking import REPORTS, due_for_polling
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,14 @@ def owed_work(gateway) -> list[tuple[str, object]]:
             .where(ServiceRequest.pending_job.is_not(None),
                    ServiceRequest.pending_since <= stale_before)
             .order_by(ServiceRequest.pending_since).limit(BATCH)).all())
+        # A report still listed for a report job waits its turn (the list is oldest first):
+        # only those before the list's head were taken and may have been lost with a worker.
+        head = gateway.redis.lindex(REPORTS.key, 0)
+        unlisted = [ProviderEventRecord.id < int(head)] if head and head.isdigit() else []
         work += [("event", event_id) for event_id in session.scalars(
             select(ProviderEventRecord.id)
             .where(ProviderEventRecord.processed_at.is_(None),
-                   ProviderEventRecord.received_at <= stale_before)
+                   ProviderEventRecord.received_at <= stale_before, *unlisted)
             .order_by(ProviderEventRecord.id).limit(BATCH))]
         work += [("callback", tuple(row)) for row in session.execute(
             select(CallbackDelivery.id, CallbackDelivery.agency_id)
@@ -83,6 +87,8 @@ def owed_work(gateway) -> list[tuple[str, object]]:
 def sweep_once(gateway) -> int:
     """Make sure a job exists for all owed work. :return: how many jobs were enqueued."""
     enqueued = []
+    if REPORTS.length(gateway.redis):
+        REPORTS.schedule(gateway)   # a report job lost before it started: listed reports wait
     for kind, target in owed_work(gateway):
         limit = None
         if kind == "callback":      # under its agency's cap, like when it was first queued

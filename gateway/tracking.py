@@ -2,7 +2,17 @@
 
 Reports come from webhooks (``gateway.api.webhooks``) and from polling when webhooks are
 late. Each is stored in the inbox first, deduplicated by its event key (at-least-once
-delivery is normal), then applied by a job:
+delivery is normal), then applied by a job. Reports come in bursts (every booking sends
+several), so they are applied in batches, like dispatch (``gateway.batch``): a stored report's
+id goes on a Redis list (:data:`REPORTS`) and one report job takes up to
+``jobs.report_batch_size`` of them (the ``LPOP`` is the claim: no two workers take one id),
+applying each in its own transaction, oldest first, so one bad report never fails its
+neighbours (it is handed to its own ``event`` job, with rq's retries). A report is applied
+under a lock of its inbox row and only while ``processed_at`` is empty, so a report applied
+twice (a batch and its own job, two workers) changes nothing; the earlier unapplied reports of
+the same booking are applied before it, so a request's reports keep their order whichever
+worker took them. A report taken and never applied (a killed worker) is still unapplied in
+the database: the sweep queues its own job. What a report does:
 
 * a report for the courier that holds the request moves it forward (late or repeated ones
   land on the timeline and change nothing);
@@ -16,8 +26,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,13 +39,27 @@ from .dispatch import adopt_booking
 from .events import Event
 from .inbox import fit_event
 from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
-from .queues import enqueue_after_commit
+from .queues import QueueNames, WorkList, enqueue_after_commit, enqueue_job
 from .records import transition
 from .statuses import TERMINAL, AttemptState, Status
 
 log = logging.getLogger(__name__)
 
 TRACKED = (Status.BOOKED, Status.DRIVER_ASSIGNED, Status.PICKED_UP)
+#: stored reports waiting for a report job (see the module docstring)
+REPORTS = WorkList("gateway:reports:ready", "gateway:reports:batch-scheduled",
+                   QueueNames.DEFAULT, "gateway.jobs.apply_reports", "reports-batch")
+
+
+def queue_report(gateway, session, event_id: int) -> None:
+    """Have a stored report applied once ``session`` has committed: listed for a report
+    job, or its own job when batches are off (``jobs.report_batch_size`` 0). A failure to
+    list it is left to the sweep."""
+    if gateway.settings["jobs"]["report_batch_size"]:
+        session.info.setdefault("after_commit", []).append(
+            lambda: REPORTS.push(gateway, [event_id]))
+    else:
+        enqueue_after_commit(gateway, session, "event", event_id)
 
 
 def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
@@ -63,7 +89,7 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
                 row.details_ciphertext = gateway.vault.seal(details) if details else None
                 session.add(row)
                 session.flush()
-                enqueue_after_commit(gateway, session, "event", row.id)
+                queue_report(gateway, session, row.id)
                 new_ids.append(row.id)
         except IntegrityError:  # the same report arrived twice at the same moment
             duplicates += 1
@@ -125,9 +151,79 @@ def find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
         CourierAttempt.courier == row.courier, or_(*conditions))).first()
 
 
+def earlier_unapplied(session, row: ProviderEventRecord) -> list[int]:
+    """The ids of the reports about the same booking as ``row`` that came before it and are
+    not applied yet, oldest first."""
+    same = []
+    if row.provider_reference:
+        same.append(ProviderEventRecord.provider_reference == row.provider_reference)
+    if row.our_reference:
+        same.append(ProviderEventRecord.our_reference == row.our_reference)
+    if not same:
+        return []
+    return list(session.scalars(select(ProviderEventRecord.id).where(
+        ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == row.courier,
+        ProviderEventRecord.id < row.id, or_(*same)).order_by(ProviderEventRecord.id)))
+
+
+def apply_in_order(gateway, event_id: int) -> str:
+    """Apply a report after the earlier unapplied reports of its booking (another worker
+    may hold them in its batch: whichever comes first applies them, the other finds them
+    done). An earlier report that cannot be applied now is left to its own job and does not
+    hold this one up.
+
+    :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raises
+    """
+    with gateway.db.read() as session:
+        row = session.get(ProviderEventRecord, event_id)
+        earlier = earlier_unapplied(session, row) if row is not None \
+            and row.processed_at is None else []
+    for earlier_id in earlier:
+        try:
+            apply_provider_event(gateway, earlier_id)
+        except Exception as exc:     # its own job (or the batch that holds it) tries again
+            log.info("earlier report %s not applied before %s (%s)", earlier_id, event_id,
+                     type(exc).__name__)
+    return apply_provider_event(gateway, event_id)
+
+
+def work_the_inbox(gateway, apply_one) -> dict[str, int]:
+    """The report job: apply what :data:`REPORTS` lists, ``jobs.report_batch_size`` at a
+    time, until it is empty (or the job has used half its time; then another job carries
+    on).
+
+    :param apply_one: ``(event id) -> outcome``, applying one report in its own transaction
+        and handing it to its own job when that fails (``gateway.jobs``)
+    :return: outcomes counted
+    """
+    settings = gateway.settings["jobs"]
+    REPORTS.started(gateway)
+    size = settings["report_batch_size"] or 1
+    budget = time.monotonic() + settings["job_timeout"] / 2
+    counted: dict[str, int] = {}
+    while True:
+        ids = REPORTS.take(gateway, size)
+        if not ids:
+            return counted
+        if REPORTS.length(gateway.redis) or time.monotonic() > budget:
+            REPORTS.schedule(gateway)           # more waiting: let another worker join in
+        for event_id in sorted({int(i) for i in ids if i.isdigit()}):
+            outcome = apply_one(event_id)
+            counted[outcome] = counted.get(outcome, 0) + 1
+        if time.monotonic() > budget:
+            return counted
+
+
+def hand_over(gateway, event_id: int, delay: float) -> None:
+    """A report a batch could not apply goes to its own job (rq's retries); if Redis is
+    away, it stays unapplied in the inbox and the sweep queues it."""
+    with contextlib.suppress(RedisError):
+        enqueue_job(gateway, "event", event_id, delay=delay)
+
+
 def apply_provider_event(gateway, event_id: int) -> str:
     with gateway.db.write() as session:
-        # Locked: two runs of one event job (a re-enqueue) must not both apply it.
+        # Locked: two runs (a batch and its own job, two workers) must not both apply it.
         row = session.get(ProviderEventRecord, event_id, with_for_update=True)
         if row is None or row.processed_at is not None:
             return "nothing to do"

@@ -40,6 +40,7 @@ from .schemas import (
     FleetJobSchema,
     HealthSchema,
     NotifierWebhookReceiptSchema,
+    ReadinessSchema,
     RequestDetailSchema,
     RequestListSchema,
     ServiceListSchema,
@@ -183,7 +184,8 @@ def build_spec(app: Flask) -> dict:
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for name, schema in (("Error", ErrorSchema), ("RequestDetail", RequestDetailSchema),
                          ("RequestList", RequestListSchema), ("ServiceList", ServiceListSchema),
-                         ("Health", HealthSchema), ("FleetJob", FleetJobSchema),
+                         ("Health", HealthSchema), ("Readiness", ReadinessSchema),
+                         ("FleetJob", FleetJobSchema),
                          ("FleetJobList", FleetJobListSchema),
                          ("WebhookReceipt", WebhookReceiptSchema),
                          ("NotifierWebhookReceipt", NotifierWebhookReceiptSchema)):

@@ -131,6 +131,21 @@ class HealthSchema(Schema):
     checks = fields.Dict(keys=fields.String(), values=fields.String())
 
 
+class QueueAgeSchema(Schema):
+    waiting = fields.Integer(required=True, metadata={
+        "description": "Jobs waiting, and ids listed for batch jobs."})
+    oldest_age_seconds = fields.Float(allow_none=True, metadata={
+        "description": "How long the oldest has waited; null when nothing waits."})
+    lagging = fields.Boolean(required=True, metadata={
+        "description": "Older than jobs.max_queue_age_seconds."})
+
+
+class ReadinessSchema(HealthSchema):
+    queues = fields.Dict(keys=fields.String(), values=fields.Nested(QueueAgeSchema))
+    lagging = fields.Boolean(metadata={
+        "description": "Some queue is falling behind; the gateway still accepts work."})
+
+
 class WebhookReceiptSchema(Schema):
     received = fields.Integer(required=True, metadata={"description": "New reports stored."})
     duplicates = fields.Integer(required=True, metadata={"description": "Already seen."})

@@ -77,3 +77,11 @@ class CircuitBreaker:
 
     def is_open(self, courier: str) -> bool:
         return self.state(courier) == "open"
+
+    def seconds_until_half_open(self, courier: str) -> float:
+        """How long an open circuit stays open (0 when it is not open, or Redis is away)."""
+        _failures, open_key, _tripped = self._keys(courier)
+        try:
+            return max(self.redis.pttl(open_key), 0) / 1000
+        except RedisError:
+            return 0.0

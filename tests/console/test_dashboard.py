@@ -138,7 +138,8 @@ def test_the_queue_card_shows_waiting_work(app, agency, medicine_body):
         "1 + 1 listed for a batch"
     drain(app)
     page = console.get("/console/dashboard")
-    assert [td.text for td in by_id(page, "queue-summary-dispatch").all("td")] == ["0", "0"]
+    assert [td.text for td in by_id(page, "queue-summary-dispatch").all("td")] == \
+        ["0", "—", "0"]
 
 
 def test_the_dashboard_asks_the_database_the_same_few_questions_however_many_requests(

@@ -51,8 +51,8 @@ def test_a_failed_job_is_listed_with_the_last_line_of_its_error_and_no_traceback
     app, job_id = failed_dispatch
     page = sign_in(app, "auditor").get("/console/queues")
     assert page.status_code == 200
-    assert queue_row(page, "dispatch") == {"depth": "0", "started": "0", "scheduled": "0",
-                                           "failed": "1"}
+    assert queue_row(page, "dispatch") == {"depth": "0", "oldest": "—", "started": "0",
+                                           "scheduled": "0", "failed": "1"}
     assert queue_row(page, "default")["failed"] == "0"
     (row,) = by_id(page, "failed-jobs").rows()
     kind, queue, target, _failed_at, error = row
@@ -63,7 +63,7 @@ def test_a_failed_job_is_listed_with_the_last_line_of_its_error_and_no_traceback
     body = page.get_data(as_text=True)
     assert "Traceback" not in body and 'File "' not in body
     dashboard = sign_in(app, "auditor").get("/console/dashboard")
-    assert by_id(dashboard, "queue-summary-dispatch").all("td")[1].text == "1"
+    assert by_id(dashboard, "queue-summary-dispatch").all("td")[2].text == "1"
 
 
 @pytest.mark.parametrize("role", ["auditor", "operator"])
@@ -147,3 +147,35 @@ def test_the_queues_page_speaks_indonesian(failed_dispatch):
     assert [b.text for b in by_id(page, f"failed-{job_id}").all("button")] == \
         ["Coba lagi", "Buang"]
     assert untranslated(page) == []
+
+
+def test_a_queue_falling_behind_is_shown_with_the_age_of_its_oldest_job(make_app):
+    """A job no worker has taken for longer than ``jobs.max_queue_age_seconds``: the queues
+    page and the dashboard warn, in the reader's language, and say how long it has waited."""
+    import time
+
+    from gateway.queues import enqueue_job
+
+    app = make_app(jobs={"intervals": [0], "job_timeout": 30, "max_queue_age_seconds": 1})
+    page = sign_in(app, "auditor").get("/console/queues")
+    assert parse(page).find("queues-lagging") is None
+    with app.app_context():
+        enqueue_job(app.extensions["gateway"], "poll", "a-request-nobody-polls-yet")
+    time.sleep(2.1)
+
+    page = sign_in(app, "auditor").get("/console/queues")
+    assert "default queue has waited 2 s (more than 1 s)" in by_id(page, "queues-lagging").text
+    row = by_id(page, "queue-default").all("td")
+    assert [c.text for c in row if c.attrs["class"] == "oldest lagging"] == ["2 s"]
+    assert queue_row(page, "dispatch")["oldest"] == "—"
+    dashboard = sign_in(app, "auditor").get("/console/dashboard")
+    assert "Falling behind" in by_id(dashboard, "dashboard-queues-lagging").text
+
+    indonesian = sign_in(app, "auditor")
+    indonesian.post("/console/language", {"language": "id", "next": "/console/queues"})
+    page = indonesian.get("/console/queues")
+    assert "Tertinggal" in by_id(page, "queues-lagging").text
+    assert untranslated(page) == []
+    drain(app)
+    page = sign_in(app, "auditor").get("/console/queues")
+    assert parse(page).find("queues-lagging") is None

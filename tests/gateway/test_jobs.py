@@ -394,3 +394,67 @@ def test_with_neither_lookup_nor_release_the_courier_is_abandoned_after_patience
     assert record.provider == "other"
     assert len(blind_cls.booked) == 1 and len(other_cls.booked) == 1
     assert any("no way to look it up" in (e.detail or "") for e in record.events)
+
+
+def work_with_scheduler(app) -> None:
+    """Like ``drain``, with rq's scheduler moving the jobs whose time has come first."""
+    from redis import Redis
+    from rq import Queue as RqQueue
+
+    from gateway.queues import QueueNames
+    from gateway.testing import ThreadSafeWorker
+
+    with app.app_context():
+        connection = Redis.from_url(app.extensions["gateway"].redis_url)
+        queues = [RqQueue(name, connection=connection) for name in QueueNames.all()]
+        ThreadSafeWorker(queues, connection=connection).work(
+            burst=True, with_scheduler=True, logging_level="WARNING")
+        connection.close()
+
+
+def test_a_dispatch_waiting_for_an_open_circuit_spends_no_retry_and_books_after_cooldown(
+        make_app, medicine_body, gateway_redis):
+    """With no retry at all, a dispatch that meets an open circuit is deferred again and
+    again (here three times) without failing, then books once the circuit half-opens."""
+    import time
+
+    from gateway.couriers import CourierAuthError
+
+    sick, sick_cls = scripted_courier("sick", outcomes=[CourierAuthError("401")])
+    app = make_app(plugins=[*SERVICE_PLUGINS, sick],
+                   services={"medicine_delivery": {"couriers": ["sick"]}},
+                   couriers={"sick": {"circuit": {"cooldown_seconds": 5}}},
+                   jobs={"intervals": [], "job_timeout": 30},
+                   sweep={"stale_after_seconds": 1})
+    gateway = app.extensions["gateway"]
+    key = new_key(app, key_type="test")
+    medicine_body["prescription_id"] = "RX-opens"
+    opener = submit(app, key, medicine_body)
+    drain(app)
+    assert read(app, opener).status == "failed"      # credentials refused: circuit open
+    assert gateway.circuits.state("sick") == "open"
+
+    medicine_body["prescription_id"] = "RX-waits"
+    waiting = submit(app, key, medicine_body)
+    drain(app)
+    for _ in range(2):                               # the sweep finds it owed: it waits again
+        time.sleep(1.1)
+        sweep_once(gateway)
+        drain(app)
+    assert gateway.circuits.state("sick") == "open"
+    assert read(app, waiting).status == "dispatching"
+    with gateway.db.read() as session:
+        waits = session.scalars(select(AuditRecord.outcome).where(
+            AuditRecord.action == "job.dispatch",
+            AuditRecord.target == f"request:{waiting}")).all()
+    assert waits == ["waiting for circuit"] * 3
+    assert FailedJobRegistry("dispatch", connection=gateway_redis).get_job_ids() == []
+
+    deadline = time.monotonic() + 15
+    while read(app, waiting).status != "booked" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        work_with_scheduler(app)                      # the wake-up job, then the dispatch
+    assert read(app, waiting).status == "booked"
+    assert gateway.circuits.state("sick") == "closed"
+    assert len(sick_cls.booked) == 1
+    assert FailedJobRegistry("dispatch", connection=gateway_redis).get_job_ids() == []

@@ -237,3 +237,45 @@ def test_requests_waiting_for_a_batch_dispatch_show_on_metrics(app, agency, clie
     drain(app)
     scraped = samples(client.get("/metrics").get_data(as_text=True))
     assert value(scraped, "gateway_dispatch_listed_requests") == 0
+
+
+def test_work_waiting_too_long_shows_its_age_on_metrics_and_readyz(make_app, medicine_body):
+    """A job no worker has taken yet (and a request listed for batch dispatch) ages; past
+    ``jobs.max_queue_age_seconds`` the queue is lagging, and /readyz says so but stays 200."""
+    from gateway.queues import enqueue_job
+
+    app = make_app(jobs={"intervals": [0], "job_timeout": 30, "max_queue_age_seconds": 1})
+    gateway = app.extensions["gateway"]
+    client = app.test_client()
+    ready = client.get("/readyz").get_json()
+    assert ready["lagging"] is False
+    assert ready["queues"]["default"] == {"waiting": 0, "oldest_age_seconds": None,
+                                          "lagging": False}
+
+    response = client.post("/api/v1/services/medicine_delivery/requests", json=medicine_body,
+                           headers=bearer(new_key(app, key_type="test")))
+    assert response.status_code == 202
+    with app.app_context():
+        assert enqueue_job(gateway, "poll", "a-request-nobody-polls-yet")
+    time.sleep(1.5)
+
+    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    for queue in ("dispatch", "default"):
+        assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue=queue) >= 1.5
+        assert value(scraped, "gateway_queue_lagging", queue=queue) == 1
+    assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue="callbacks") == 0
+    assert value(scraped, "gateway_queue_lagging", queue="callbacks") == 0
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.get_json()
+    assert body["status"] == "ready" and body["lagging"] is True
+    assert body["queues"]["default"]["waiting"] == 1
+    assert body["queues"]["default"]["oldest_age_seconds"] >= 1.5
+    assert body["queues"]["dispatch"]["waiting"] == 2          # its batch job and the request
+    assert body["queues"]["callbacks"] == {"waiting": 0, "oldest_age_seconds": None,
+                                           "lagging": False}
+
+    drain(app)
+    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue="default") == 0
+    assert client.get("/readyz").get_json()["lagging"] is False

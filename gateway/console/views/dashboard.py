@@ -37,12 +37,14 @@ def dashboard():
             session, [name for name, adapter in gw.couriers.items() if adapter.takes_webhooks()],
             timedelta(seconds=gw.settings["webhooks"]["silence_alert_seconds"]), now)
             if figure.silent]
-    queues = reports.queue_figures_or_none(gw.redis)
+        max_age = gw.settings["jobs"]["max_queue_age_seconds"]
+        queues = reports.queue_figures_or_none(gw.redis, session, max_age)
     if queues is None:
         current_app.logger.warning("dashboard: Redis unreachable, queue figures left out")
     return render("console/dashboard.html", now=now, day_start=start, counts=counts,
                   dispatch=dispatch, dispatch_seconds=int(reports.DISPATCH_WITHIN.total_seconds()),
                   on_time=on_time, health=health, silent=silent,
                   health_minutes=int(reports.HEALTH_WINDOW.total_seconds() // 60),
-                  queues=queues, titles={name: service_title(s) for name, s in gw.services.items()},
+                  queues=queues, max_age=max_age,
+                  titles={name: service_title(s) for name, s in gw.services.items()},
                   refresh_seconds=REFRESH_SECONDS)

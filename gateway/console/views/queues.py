@@ -24,15 +24,18 @@ REFRESH_SECONDS = 30
 @bp.route("/queues")
 @requires("console:queues:read")
 def queues():
-    redis = gateway().redis
+    gw = gateway()
+    redis = gw.redis
+    max_age = gw.settings["jobs"]["max_queue_age_seconds"]
     try:
-        figures = reports.queue_figures(redis)
+        with gw.db.read() as session:
+            figures = reports.gateway_queue_figures(gw, session)
         failed = [job for name in QueueNames.all() for job in jobs.failed_jobs(redis, name)]
     except RedisError:
         return render("console/queues.html", 503, figures=None, failed=[],
-                      limit=jobs.LIST_LIMIT, refresh_seconds=REFRESH_SECONDS)
+                      limit=jobs.LIST_LIMIT, refresh_seconds=REFRESH_SECONDS, max_age=max_age)
     return render("console/queues.html", figures=figures, failed=failed, limit=jobs.LIST_LIMIT,
-                  refresh_seconds=REFRESH_SECONDS)
+                  refresh_seconds=REFRESH_SECONDS, max_age=max_age)
 
 
 def _act(queue: str, job_id: str, action: str, do, done: str):

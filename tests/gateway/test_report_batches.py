@@ -1,0 +1,147 @@
+"""Provider reports applied in batches (``gateway.tracking``): GO-SEND's simulator sends its
+webhooks over real HTTP (its "confirmed" report for every booking it makes, as its booking
+webhook documentation describes: one POST per status change), the gateway stores them, and
+real rq workers on a real Redis apply them, a few jobs for many reports, each exactly once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
+from sqlalchemy import func, or_, select, update
+
+from gateway.models import AuditRecord, ProviderEventRecord, StatusEvent, utcnow
+from gateway.sweep import owed_work, sweep_once
+from gateway.testing import drain
+from gateway.tracking import REPORTS
+from tests.gateway.couriers.helpers import sim_get, sim_post
+from tests.gateway.test_batch_dispatch import submit_many
+
+#: the test key's rate limit would refuse a hundred requests in a second
+UNLIMITED = {"rate_limits": {"live": {"rate": 1000.0, "burst": 1000},
+                             "test": {"rate": 1000.0, "burst": 1000}}}
+
+
+def book_then_report(gosend_app, gateway_gosend, medicine_body, count: int, **jobs):
+    """``count`` requests booked at GO-SEND, and its first report of each (``confirmed``)
+    received, stored and listed, not applied yet."""
+    gateway_gosend.stop_clock()            # the test says when the simulator speaks
+    sim_post(gateway_gosend, "/_sim/reset")
+    app = gosend_app(jobs={"intervals": [0], **jobs}, api=UNLIMITED)
+    ids = submit_many(app, medicine_body, count)
+    drain(app)                              # booked; their webhooks are still held
+    gateway = app.extensions["gateway"]
+    before = len(sim_get(gateway_gosend, "/_sim/webhooks"))
+    gateway_gosend.tick(now=0)              # ... and now sent, one per booking
+    sent = sim_get(gateway_gosend, "/_sim/webhooks")[before:]
+    assert len(sent) == count and {w["answer"] for w in sent} == {200}
+    assert REPORTS.length(gateway.redis) == count
+    return app, ids
+
+
+def applied(app) -> dict[str, int]:
+    """How many times each request's reports were applied (audited and on its timeline)."""
+    gateway = app.extensions["gateway"]
+    with gateway.db.read() as session:
+        audited = dict(session.execute(
+            select(AuditRecord.target, func.count()).where(
+                AuditRecord.action == "provider.event").group_by(AuditRecord.target)).all())
+        timeline = dict(session.execute(
+            select(StatusEvent.request_id, func.count()).where(
+                StatusEvent.raw_status == "confirmed",      # the report's, not the booking's
+                or_(StatusEvent.detail.is_(None), ~StatusEvent.detail.startswith("booked at")))
+            .group_by(StatusEvent.request_id)).all())
+    assert {t.removeprefix("request:"): n for t, n in audited.items()} == timeline
+    return timeline
+
+
+def report_jobs(app) -> list[str]:
+    redis = app.extensions["gateway"].redis
+    return FinishedJobRegistry("default", connection=redis).get_job_ids()
+
+
+def test_a_hundred_reports_are_applied_by_a_few_report_jobs_each_exactly_once(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 100,
+                                report_batch_size=40)
+    drain(app)
+
+    assert applied(app) == {i: 1 for i in ids}
+    jobs = report_jobs(app)
+    assert 1 <= len(jobs) <= 4 and all(j.startswith("reports-batch-") for j in jobs)
+    with app.extensions["gateway"].db.read() as session:
+        assert session.scalar(select(func.count()).where(
+            ProviderEventRecord.processed_at.is_(None))) == 0
+    drain(app)                              # nothing left, nothing applied twice
+    assert applied(app) == {i: 1 for i in ids}
+
+
+def test_a_report_that_cannot_be_applied_does_not_stop_its_neighbours(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 6,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    with gateway.db.write() as session:     # a row no version of the gateway can read
+        bad = session.scalars(select(ProviderEventRecord.id).order_by(
+            ProviderEventRecord.id).offset(2).limit(1)).one()
+        session.execute(update(ProviderEventRecord).where(ProviderEventRecord.id == bad)
+                        .values(status="not-a-status"))
+    drain(app)
+
+    counts = applied(app)
+    assert len(counts) == 5 and set(counts.values()) == {1}
+    with gateway.db.read() as session:
+        row = session.get(ProviderEventRecord, bad)
+        assert row.processed_at is None and row.request_id is None
+    # handed to its own job, which rq retries (and, spent, keeps in the failed registry)
+    scheduled = ScheduledJobRegistry("default", connection=gateway.redis).get_job_ids()
+    assert f"event-{bad}" in scheduled
+    assert ("event", bad) not in owed_work(gateway)     # not stale yet
+
+
+def test_two_workers_draining_at_once_apply_each_report_once(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 60,
+                                report_batch_size=5)
+    workers = [threading.Thread(target=drain, args=(app,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    drain(app)
+
+    assert applied(app) == {i: 1 for i in ids}
+    assert all(j.startswith("reports-batch-") for j in report_jobs(app))
+
+
+def test_with_report_batches_off_each_report_has_its_own_job(
+        gosend_app, gateway_gosend, medicine_body):
+    gateway_gosend.stop_clock()
+    app = gosend_app(jobs={"intervals": [0], "report_batch_size": 0})
+    ids = submit_many(app, medicine_body, 3)
+    drain(app)
+    gateway_gosend.tick(now=0)
+    drain(app)
+    assert applied(app) == {i: 1 for i in ids}
+    jobs = report_jobs(app)
+    assert len(jobs) == 3 and all(j.startswith("event-") for j in jobs)
+
+
+def test_reports_a_dead_worker_had_taken_are_applied_through_the_sweep(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 6,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    taken = REPORTS.take(gateway, 4)        # a report job took these, and its worker died
+    with gateway.db.write() as session:
+        session.execute(update(ProviderEventRecord).values(
+            received_at=utcnow() - timedelta(hours=1)))
+    # the two still listed wait for their turn; the four taken are owed work again
+    owed = sorted(target for kind, target in owed_work(gateway) if kind == "event")
+    assert owed == sorted(int(i) for i in taken)
+    assert sweep_once(gateway) >= 4
+    drain(app)
+
+    assert applied(app) == {i: 1 for i in ids}
+    assert [target for kind, target in owed_work(gateway) if kind == "event"] == []
