@@ -62,11 +62,13 @@ def test_requests_accepted_together_are_booked_by_a_few_batch_jobs_each_once(
     assert 1 <= len(finished) <= 3 and all(j.startswith("dispatch-batch-") for j in finished)
     with gateway.db.read() as session:
         assert verify_chain(session).ok
-        calls = session.scalars(select(AuditRecord.correlation_id).where(
+        calls = session.execute(select(AuditRecord.correlation_id, AuditRecord.details).where(
             AuditRecord.action == "courier.call")).all()
     # every provider call is audited, under the correlation id of the request it served:
-    # each request's quote (gateway.costs) and its booking
-    assert len(calls) == 50 and all(calls)
+    # each request's quote (gateway.costs) and its booking (and, as the simulator moves on,
+    # status queries for the courier's plate, which GO-SEND's webhooks leave out)
+    booking_calls = [c for c, details in calls if details["operation"] in ("quote", "book")]
+    assert len(booking_calls) == 50 and all(c for c, _ in calls)
 
 
 def test_with_batches_off_each_request_has_its_own_job(gosend_app, gateway_gosend, medicine_body):
