@@ -51,7 +51,13 @@ JOBS = {
     # agency's rate, the fallback deadline) that queues the send again
     "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
     "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
+    # a spreadsheet upload (gateway.uploads): check every row, then make the valid ones
+    "upload_preview": (QueueNames.DEFAULT, "gateway.jobs.preview_upload", "jobs"),
+    "upload_create": (QueueNames.DEFAULT, "gateway.jobs.create_upload", "jobs"),
 }
+
+#: a whole upload's rows in one job: 10,000 rows through intake take minutes, not seconds
+UPLOAD_JOB_TIMEOUT = 3600
 
 #: what runs a plugin's job kind (``JobKind``): it finds the kind on the worker's gateway
 REGISTERED_JOB = "gateway.jobs.run_registered"
@@ -143,6 +149,8 @@ def job_timeout(gateway, kind: str) -> int:
     if kind == "callback":
         callbacks = gateway.settings["callbacks"]
         return int(callbacks["connect_timeout_seconds"] + callbacks["timeout_seconds"]) + 5
+    if kind.startswith("upload_"):
+        return max(UPLOAD_JOB_TIMEOUT, gateway.settings["jobs"]["job_timeout"])
     return gateway.settings["jobs"]["job_timeout"]
 
 
