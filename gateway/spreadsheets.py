@@ -40,22 +40,23 @@ MAX_RATIO = 200
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _refuse(message: str) -> Invalid:
-    return Invalid("upload_unreadable", message, fields={"file": [message]})
+def _refuse(code: str, message: str) -> Invalid:
+    """A refusal of the whole file; ``code`` says why (the console words it for the clerk)."""
+    return Invalid(code, message, fields={"file": [message]})
 
 
 def kind_of(data: bytes) -> str:
     """``xlsx`` or ``csv``, by content.
 
-    :raises Invalid: ``upload_unreadable`` (empty, or binary that is not an XLSX)
+    :raises Invalid: ``upload_empty``, ``upload_not_spreadsheet``
     """
     if not data.strip():
-        raise _refuse("The file is empty.")
+        raise _refuse("upload_empty", "The file is empty.")
     if data.startswith(ZIP_MAGIC):
         return "xlsx"
     head = data[:4096]
     if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise _refuse("This is not a CSV or XLSX file.")
+        raise _refuse("upload_not_spreadsheet", "This is not a CSV or XLSX file.")
     return "csv"
 
 
@@ -75,8 +76,9 @@ def text_of(value) -> str:
 def read(data: bytes, max_rows: int = MAX_ROWS) -> tuple[str, list[list[str]]]:
     """``(kind, rows)``: every row of the file's first sheet as text, header rows included.
 
-    :raises Invalid: ``upload_unreadable`` with a message for the clerk (wrong kind or
-        encoding, too many rows or columns, a damaged or oversized XLSX)
+    :raises Invalid: ``upload_empty``, ``upload_not_spreadsheet``, ``upload_encoding``,
+        ``upload_too_many_rows``, ``upload_too_many_columns``, ``upload_damaged`` (a CSV
+        that cannot be parsed, an XLSX that cannot be opened or unpacks too large)
     """
     kind = kind_of(data)
     rows = _read_xlsx(data) if kind == "xlsx" else _read_csv(data)
@@ -84,10 +86,12 @@ def read(data: bytes, max_rows: int = MAX_ROWS) -> tuple[str, list[list[str]]]:
     # a template's two header rows, then at most max_rows rows of data
     for index, row in enumerate(rows):
         if index >= max_rows + 2:
-            raise _refuse(f"The file has more than {max_rows} rows; split it into several "
+            raise _refuse("upload_too_many_rows",
+                          f"The file has more than {max_rows} rows; split it into several "
                           "files.")
         if len(row) > MAX_COLUMNS:
-            raise _refuse(f"The file has more than {MAX_COLUMNS} columns.")
+            raise _refuse("upload_too_many_columns",
+                          f"The file has more than {MAX_COLUMNS} columns.")
         out.append([text_of(cell) for cell in row])
     return kind, out
 
@@ -103,7 +107,8 @@ def _decode(data: bytes) -> str:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:
             pass
-    raise _refuse("The file is not UTF-8 text. In Excel, save it as \"CSV UTF-8 (Comma "
+    raise _refuse("upload_encoding",
+                  "The file is not UTF-8 text. In Excel, save it as \"CSV UTF-8 (Comma "
                   "delimited)\" or as an Excel workbook (.xlsx).")
 
 
@@ -115,7 +120,7 @@ def _read_csv(data: bytes) -> Iterable[Sequence]:
     try:
         yield from csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     except csv.Error as exc:
-        raise _refuse(f"The CSV file is damaged: {exc}.") from None
+        raise _refuse("upload_damaged", f"The CSV file is damaged: {exc}.") from None
 
 
 def _read_xlsx(data: bytes) -> Iterable[Sequence]:
@@ -128,12 +133,12 @@ def _read_xlsx(data: bytes) -> Iterable[Sequence]:
             if len(members) > 1000 or unpacked > MAX_UNZIPPED_BYTES or any(
                     member.file_size > MAX_RATIO * max(member.compress_size, 1) + 4096
                     for member in members):
-                raise _refuse("The workbook unpacks to far more than its size; it is "
-                              "refused.")
+                raise _refuse("upload_damaged", "The workbook unpacks to far more than its "
+                              "size; it is refused.")
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
-        raise _refuse(f"The workbook cannot be read ({type(exc).__name__}); save it again "
-                      "as .xlsx.") from None
+        raise _refuse("upload_damaged", f"The workbook cannot be read ({type(exc).__name__}); "
+                      "save it again as .xlsx.") from None
     try:
         sheet = workbook.worksheets[0]
         yield from sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1)

@@ -3,7 +3,8 @@
 ``admin`` may do everything, ``operator`` handles requests and the own-fleet dispatch,
 ``auditor`` reads everything and changes nothing. The agency roles belong to one agency's
 own people: ``agency_staff`` sees that agency's requests (exactly what its API key of the
-account's type would see, ``agency_actor.py``) and makes new ones by form;
+account's type would see, ``agency_actor.py``) and makes new ones by form or by
+spreadsheet;
 ``agency_manager`` also adds and removes the agency's staff. The console shows a link, a button or a
 form only when the same check that guards its view allows it, so what a role may not do is
 neither shown nor accepted.
@@ -40,11 +41,13 @@ ADMIN_ACTIONS = frozenset({
     "console:agencies:manage",     # create agencies, issue and revoke keys
     "console:config:edit",         # enable, disable, edit and roll back settings
     "console:queues:manage",       # retry or discard failed jobs
+    "console:requests:upload",     # upload a spreadsheet for an agency it chooses
 })
 
 AGENCY_STAFF_ACTIONS = frozenset({
     "console:requests:read",       # its own agency's requests only (agency_actor.py)
     "console:requests:create",     # a new request by form, through intake
+    "console:requests:upload",     # requests by spreadsheet (its own agency's uploads only)
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)
