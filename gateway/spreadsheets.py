@@ -73,13 +73,14 @@ def text_of(value) -> str:
     return str(value).strip()
 
 
-def read(data: bytes, max_rows: int = MAX_ROWS) -> tuple[str, list[list[str]]]:
+def read(data: bytes, max_rows: int | None = None) -> tuple[str, list[list[str]]]:
     """``(kind, rows)``: every row of the file's first sheet as text, header rows included.
 
     :raises Invalid: ``upload_empty``, ``upload_not_spreadsheet``, ``upload_encoding``,
         ``upload_too_many_rows``, ``upload_too_many_columns``, ``upload_damaged`` (a CSV
         that cannot be parsed, an XLSX that cannot be opened or unpacks too large)
     """
+    max_rows = max_rows or MAX_ROWS
     kind = kind_of(data)
     rows = _read_xlsx(data) if kind == "xlsx" else _read_csv(data)
     out = []
@@ -89,6 +90,9 @@ def read(data: bytes, max_rows: int = MAX_ROWS) -> tuple[str, list[list[str]]]:
             raise _refuse("upload_too_many_rows",
                           f"The file has more than {max_rows} rows; split it into several "
                           "files.")
+        row = list(row)
+        while row and row[-1] in (None, ""):
+            row.pop()                   # openpyxl pads a row to the sheet's widest
         if len(row) > MAX_COLUMNS:
             raise _refuse("upload_too_many_columns",
                           f"The file has more than {MAX_COLUMNS} columns.")
@@ -141,7 +145,7 @@ def _read_xlsx(data: bytes) -> Iterable[Sequence]:
                       "save it again as .xlsx.") from None
     try:
         sheet = workbook.worksheets[0]
-        yield from sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1)
+        yield from sheet.iter_rows(values_only=True)
     finally:
         workbook.close()
 

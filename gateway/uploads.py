@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -185,7 +186,8 @@ def create(gateway, upload_id: str) -> str:
                     raise NotFound("agency_not_found", "The agency is not active.")
                 accepted = intake.submit(gateway, intake.NewRequest(
                     actor=actor, service=service, body=row["body"],
-                    idempotency_key=row_key(agency_id, service, row["body"])))
+                    idempotency_key=row_key(agency_id, service, row["body"]),
+                    correlation_id=uuid.uuid4().hex))
                 result.outcome = "replayed" if accepted.replayed else "created"
                 result.request_id = accepted.record.id
             except GatewayError as exc:
