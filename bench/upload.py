@@ -4,8 +4,8 @@ against a 500-row file (does the time grow with the rows, and does memory stay f
 
 Everything runs in this process, one thing at a time, on the setup's database and Redis:
 the console's upload and confirm through Flask's test client as an agency's staff, the jobs
-with a real rq worker (the default queue; the dispatch of the requests made is not part of
-it), the API calls through the test client too. Peak memory is Python's own allocations
+with a real rq worker (the uploads queue; the dispatch and notices of the requests made are
+not part of it), the API calls through the test client too. Peak memory is Python's own allocations
 (tracemalloc) during each run, so both sides pay its overhead alike.
 """
 
@@ -46,7 +46,7 @@ def _work(app) -> None:
 
     with app.app_context():
         connection = Redis.from_url(app.extensions["gateway"].redis_url)
-        ThreadSafeWorker([Queue(QueueNames.DEFAULT, connection=connection)],
+        ThreadSafeWorker([Queue(QueueNames.UPLOADS, connection=connection)],
                          connection=connection).work(burst=True, with_scheduler=False,
                                                      logging_level="WARNING")
         connection.close()

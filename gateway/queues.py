@@ -27,15 +27,19 @@ class QueueNames:
     DISPATCH = "dispatch"
     DEFAULT = "default"
     CALLBACKS = "callbacks"
+    #: spreadsheet uploads' long jobs (``gateway.uploads``), taken last: a worker starts one
+    #: only when no booking, report or poll is waiting
+    UPLOADS = "uploads"
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.DISPATCH, cls.DEFAULT, cls.CALLBACKS]
+        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
 
     @classmethod
     def own_work(cls) -> list[str]:
-        """What a ``gateway worker`` takes in its main loop (callbacks have threads apart)."""
-        return [cls.DISPATCH, cls.DEFAULT]
+        """What a ``gateway worker`` takes in its main loop, in this order of priority
+        (callbacks have threads apart)."""
+        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS]
 
 
 # job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or
@@ -52,8 +56,8 @@ JOBS = {
     "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
     "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
     # a spreadsheet upload (gateway.uploads): check every row, then make the valid ones
-    "upload_preview": (QueueNames.DEFAULT, "gateway.jobs.preview_upload", "jobs"),
-    "upload_create": (QueueNames.DEFAULT, "gateway.jobs.create_upload", "jobs"),
+    "upload_preview": (QueueNames.UPLOADS, "gateway.jobs.preview_upload", "jobs"),
+    "upload_create": (QueueNames.UPLOADS, "gateway.jobs.create_upload", "jobs"),
 }
 
 #: a whole upload's rows in one job: 10,000 rows through intake take minutes, not seconds

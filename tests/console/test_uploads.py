@@ -101,10 +101,10 @@ def puskesmas(app):
 
 
 def work_uploads(app) -> None:
-    """Run the upload jobs with a real rq worker (the default queue; dispatch waits)."""
+    """Run the upload jobs with a real rq worker (their own queue; dispatch waits)."""
     with app.app_context():
         connection = Redis.from_url(app.extensions["gateway"].redis_url)
-        ThreadSafeWorker([Queue(QueueNames.DEFAULT, connection=connection)],
+        ThreadSafeWorker([Queue(QueueNames.UPLOADS, connection=connection)],
                          connection=connection).work(burst=True, with_scheduler=False,
                                                      logging_level="WARNING")
         connection.close()
