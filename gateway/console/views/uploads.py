@@ -25,6 +25,8 @@ from ..spreadsheet import bodies, columns, header_index, template_csv, template_
 
 UPLOAD = "console:requests:upload"
 REFRESH_SECONDS = 2
+#: rows with errors listed on the page (the result file has them all)
+SHOWN_ERRORS = 500
 
 
 def _service(name: str, actor: dict | None = None):
@@ -147,13 +149,14 @@ def upload_detail(upload_id: str):
     found = _find(upload_id)
     uploads.requeue_if_lost(gw, found)
     service = gw.services.get(found.service)
-    rows = uploads.results(gw, upload_id) if found.status not in uploads.IN_PROGRESS else []
-    problems = [row for row in rows if row.error]
-    ignored = uploads.contents(gw, found).get("ignored_columns", [])
+    settled = found.status not in uploads.IN_PROGRESS
+    problems = [row for row in uploads.results(gw, upload_id) if row.error] if settled else []
+    ignored = uploads.contents(gw, found).get("ignored_columns", []) if settled else []
     goal = found.total_rows - (found.invalid_rows if found.status == "creating" else 0)
     return render("console/upload_detail.html", upload=found, service=service,
                   title=service_title(service) if service else found.service,
-                  problems=problems, ignored=ignored, goal=max(goal, 0),
+                  problems=problems[:SHOWN_ERRORS], more_problems=len(problems) > SHOWN_ERRORS,
+                  ignored=ignored, goal=max(goal, 0),
                   refresh=REFRESH_SECONDS if found.status in uploads.IN_PROGRESS else None)
 
 
