@@ -323,3 +323,24 @@ def test_an_admin_uploads_for_an_agency_it_chooses(app, puskesmas, console_as):
     admin.post(sent.headers["Location"] + "/confirm")
     work_uploads(app)
     assert [r["reference"] for r in api_requests(app, puskesmas["test"])] == ["RX-UP-0007"]
+
+
+def test_a_lost_upload_job_is_found_again_by_the_sweep(app, puskesmas):
+    from datetime import timedelta
+
+    from gateway.models import utcnow
+    from gateway.sweep import sweep_once
+
+    gateway = app.extensions["gateway"]
+    console = staff(app, puskesmas["id"])
+    url = previewed(app, console, as_csv([good_row(1), good_row(2)]))
+    console.get(url)
+    console.post(url + "/confirm")
+    connection = Redis.from_url(gateway.redis_url)
+    Queue(QueueNames.UPLOADS, connection=connection).empty()        # Redis lost the job
+    connection.close()
+    with gateway.db.write() as session:
+        session.query(Upload).one().updated_at = utcnow() - timedelta(hours=1)
+    assert sweep_once(gateway) >= 1
+    work_uploads(app)
+    assert len(api_requests(app, puskesmas["test"])) == 2
