@@ -12,7 +12,8 @@ with providers failing at realistic rates and with ideal providers, on a gateway
 simulators of its own, and reports the SLA shares of the first as ratios to the second.
 
 ``upload`` (``bench/upload.py``) takes a 5,000-row spreadsheet from the upload to every request
-made, against 5,000 API calls and against a 500-row file (time and peak memory).
+made, against 5,000 API calls and against a 500-row file (time and peak memory);
+``BENCH_UPLOAD_ROWS`` (default 5000) changes the size.
 
 Environment: ``BENCH_SECONDS`` (wrk duration, default 10), ``BENCH_LATENCY_SECONDS``
 (default 60), ``BENCH_ROWS`` (growth, default 1000000), ``BENCH_DAY_SECONDS`` (real seconds

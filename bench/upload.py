@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 import tracemalloc
 
-ROWS, SMALL = 5000, 500
+ROWS = int(os.environ.get("BENCH_UPLOAD_ROWS", "5000"))
+SMALL = ROWS // 10
 UPLOAD_URL = "/console/services/medicine_delivery/upload"
 
 
@@ -115,8 +117,11 @@ def run(setup) -> list[dict]:
                                     "agency_staff")
     small_file, big_file = _file("U500", SMALL), _file("U5000", ROWS)
     baseline = _measured(lambda: _api_calls(app, key, ROWS))
+    print(f"  {ROWS} API calls: {baseline}", flush=True)
     small = _measured(lambda: _upload(app, console, small_file))
+    print(f"  {SMALL} rows: {small}", flush=True)
     big = _measured(lambda: _upload(app, console, big_file))
+    print(f"  {ROWS} rows: {big}", flush=True)
     assert big["made"] == ROWS and small["made"] == SMALL and baseline["made"] == ROWS, \
         (big, small, baseline)
     again = _measured(lambda: _upload(app, console, big_file))      # nothing new is made
