@@ -97,6 +97,10 @@ def bodies(rows: list[list[str]], header: int, schema: Schema, language: str,
     form_rows = _rows_form(schema)
     known = {c.path for c in columns(schema, language, config)}
     ignored = sorted({name for name in names if name and name not in known})
+    # Every row has the same inputs (SHEET_ROWS rows per list): described once, and the
+    # lists' rows, which read_body narrows to those filled in, put back after each row.
+    inputs = describe(schema, language, config, form_rows)
+    all_rows = [(item, item.rows) for item in inputs if item.kind == "rows"]
     out = []
     for offset, cells in enumerate(rows[header + 1:], start=header + 2):
         if not any(cells):
@@ -104,6 +108,7 @@ def bodies(rows: list[list[str]], header: int, schema: Schema, language: str,
         form = dict(form_rows)
         form.update({name: value for name, value in zip(names, cells, strict=False)
                      if name in known and value})
-        inputs = describe(schema, language, config, form)
         out.append({"row": offset, "body": read_body(inputs, form, zone)})
+        for item, item_rows in all_rows:
+            item.rows = item_rows
     return out, ignored
