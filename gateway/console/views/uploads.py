@@ -157,6 +157,7 @@ def upload_detail(upload_id: str):
                   title=service_title(service) if service else found.service,
                   problems=problems[:SHOWN_ERRORS], more_problems=len(problems) > SHOWN_ERRORS,
                   ignored=ignored, goal=max(goal, 0),
+                  labels={c.path: c.label for c in _columns(service)} if problems else {},
                   refresh=REFRESH_SECONDS if found.status in uploads.IN_PROGRESS else None)
 
 
