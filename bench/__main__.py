@@ -1,5 +1,5 @@
 """Run the benchmarks and print the ratio table:
-``bench/run [ingest dispatch latency growth day]``.
+``bench/run [ingest dispatch latency growth day upload]``.
 
 Every figure is compared with a baseline measured in the same run on the same machine
 (these machines are shared and noisy; absolute times mislead). The run starts its own
@@ -10,6 +10,10 @@ stops them all. The table is printed and written to ``bench/RESULTS.md``.
 ``day`` ("a day in Banyuwangi", ``bench/day.py``) replays a busy synthetic service day twice,
 with providers failing at realistic rates and with ideal providers, on a gateway, database and
 simulators of its own, and reports the SLA shares of the first as ratios to the second.
+
+``upload`` (``bench/upload.py``) takes a 5,000-row spreadsheet from the upload to every request
+made, against 5,000 API calls and against a 500-row file (time and peak memory);
+``BENCH_UPLOAD_ROWS`` (default 5000) changes the size.
 
 Environment: ``BENCH_SECONDS`` (wrk duration, default 10), ``BENCH_LATENCY_SECONDS``
 (default 60), ``BENCH_ROWS`` (growth, default 1000000), ``BENCH_DAY_SECONDS`` (real seconds
@@ -30,10 +34,10 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import day, dispatch, growth, ingest, latency
+from . import day, dispatch, growth, ingest, latency, upload
 from .servers import Gateway, Postgres, Simulator, free_port
 
-ALL = ("ingest", "dispatch", "latency", "growth", "day")
+ALL = ("ingest", "dispatch", "latency", "growth", "day", "upload")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
@@ -84,6 +88,8 @@ def main(chosen: list[str]) -> int:
             print(f"==> {name}", flush=True)
             if name == "ingest":
                 rows += ingest.run(setup, stack, seconds)
+            elif name == "upload":
+                rows += upload.run(setup)
             elif name == "day":
                 day_database = postgres.create_database("gateway_day") if postgres \
                     else f"sqlite:///{workdir / 'day.db'}"

@@ -168,3 +168,20 @@ def reveal_callback_secret(gateway, agency_ident: str, actor: str = "cli") -> st
         gateway.track(session, Event("agency.callback_secret.read", actor=actor,
                                      target=f"agency:{agency.id}"))
         return gateway.vault.open(agency.callback_secret_ciphertext)
+
+
+def acting_agency(gateway, agency_id: str, key_type: str, key_prefix: str) -> dict:
+    """The actor an agency acts as when no API key is presented (its console staff, a
+    spreadsheet upload's job), shaped like the one ``gateway.auth`` makes from a key, with
+    ``key_id`` None and ``key_prefix`` naming who acted.
+
+    :raises NotFound: ``agency_not_found`` (the agency is gone or inactive)
+    """
+    with gateway.db.read() as session:
+        agency = session.execute(select(Agency).where(
+            Agency.id == agency_id, Agency.active.is_(True))).scalar_one_or_none()
+        if agency is None:
+            raise NotFound("agency_not_found", "The agency is not active.")
+        return {"type": "agency", "id": agency.id, "name": agency.name,
+                "services": list(agency.services or []), "roles": list(agency.roles or []),
+                "key_id": None, "key_prefix": key_prefix, "key_type": key_type}

@@ -126,6 +126,33 @@ def submit(gateway, new: NewRequest) -> Accepted:
         service refuses; with ``on_budget_exhausted: hold`` the request is stored
         ``held_for_budget`` instead, see ``gateway.costs``)
     """
+    service, data, config, eligibility = _checked(gateway, new)
+    accepted = _store_once(gateway, new, service, data, config, eligibility)
+    if not accepted.replayed and accepted.record.pending_job == "dispatch":
+        try:
+            submit_for_dispatch(gateway, accepted.record.id)
+        except RedisError as exc:
+            # Stored and marked as owed: the sweep enqueues it when Redis is back.
+            log.warning("enqueue of request %s deferred to the sweep: %s", accepted.record.id,
+                        type(exc).__name__)
+    return accepted
+
+
+def check(gateway, new: NewRequest) -> dict:
+    """Check a request as :func:`submit` would, and store nothing: the validated body.
+
+    What only the store can tell (a reused Idempotency-Key, a second active reference, no
+    capacity left) is not checked. The spreadsheet preview (``gateway.uploads``) uses it so
+    that a row's errors are the very ones the API would answer.
+
+    :raises NotFound, Forbidden, Invalid: as :func:`submit`
+    """
+    return _checked(gateway, new)[1]
+
+
+def _checked(gateway, new: NewRequest):
+    """``(service, data, config, eligibility)`` of a request that passed every check that
+    needs no database (steps 1 and 2 of the module)."""
     service = service_for(gateway, new.actor, new.service)
     check_idempotency_key(new.idempotency_key)
     if not isinstance(new.body, Mapping):
@@ -138,15 +165,7 @@ def submit(gateway, new: NewRequest) -> Accepted:
         service.admit(data, config, eligibility)
     except ValidationError as exc:
         raise Invalid.from_messages(exc.messages, "The request body is not valid.") from None
-    accepted = _store_once(gateway, new, service, data, config, eligibility)
-    if not accepted.replayed and accepted.record.pending_job == "dispatch":
-        try:
-            submit_for_dispatch(gateway, accepted.record.id)
-        except RedisError as exc:
-            # Stored and marked as owed: the sweep enqueues it when Redis is back.
-            log.warning("enqueue of request %s deferred to the sweep: %s", accepted.record.id,
-                        type(exc).__name__)
-    return accepted
+    return service, data, config, eligibility
 
 
 def decide_eligibility(gateway, service, data, config) -> dict | None:

@@ -22,7 +22,7 @@ from flask import current_app
 from redis.exceptions import LockError, RedisError
 from rq import get_current_job
 
-from . import context
+from . import context, uploads
 from .batch import work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import WaitForCircuit, cancel_bookings, dispatch
@@ -290,3 +290,15 @@ def wake_notice(gateway, notice_id: str) -> str:
     its send job (a job apart, so a send job can schedule this one while it runs)."""
     enqueued = enqueue_job(gateway, "notice", notice_id)
     return "queued" if enqueued else "already queued"
+
+
+@_job("upload_preview")
+def preview_upload(gateway, upload_id: str) -> str:
+    """Check every row of a spreadsheet upload through intake, making nothing."""
+    return uploads.preview(gateway, upload_id)
+
+
+@_job("upload_create")
+def create_upload(gateway, upload_id: str) -> str:
+    """Make a confirmed upload's valid rows into requests, chunk by chunk."""
+    return uploads.create(gateway, upload_id)

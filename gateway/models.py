@@ -584,3 +584,49 @@ class Budget(Base):
     spent: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Upload(Base):
+    """A spreadsheet of requests an agency uploaded (``gateway.uploads``): its rows, read
+    into request bodies and sealed (they hold patients' names and NIKs), and where their
+    preview and their creation stand. ``status``: ``previewing`` -> ``previewed`` ->
+    ``creating`` -> ``done`` (or ``unreadable`` when not one row could be read)."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_agency_created", "agency_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    service: Mapped[str] = mapped_column(String(64))
+    key_type: Mapped[str] = mapped_column(String(8))
+    #: who uploaded it: the console account's id (the audit names it too)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(200))
+    file_kind: Mapped[str] = mapped_column(String(8))        # csv | xlsx
+    status: Mapped[str] = mapped_column(String(16))
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    #: rows looked at by the job running now (the progress bar)
+    done_rows: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_rows: Mapped[int] = mapped_column(Integer, default=0)
+    replayed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    failed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``[{"row": n, "body": {...}}, ...]``, sealed with the vault
+    rows_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UploadRow(Base):
+    """One row of an upload: its preview (``valid`` or ``invalid`` with its errors), then
+    what creating it did (``created``, ``replayed``: the request already existed, or
+    ``failed`` with the intake's error). Errors hold intake's codes, messages and field
+    paths, never the row's values."""
+
+    __tablename__ = "upload_rows"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[dict | None] = mapped_column(JSON)

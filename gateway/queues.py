@@ -28,15 +28,19 @@ class QueueNames:
     DISPATCH = "dispatch"
     DEFAULT = "default"
     CALLBACKS = "callbacks"
+    #: spreadsheet uploads' long jobs (``gateway.uploads``), taken last: a worker starts one
+    #: only when no booking, report or poll is waiting
+    UPLOADS = "uploads"
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.DISPATCH, cls.DEFAULT, cls.CALLBACKS]
+        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
 
     @classmethod
     def own_work(cls) -> list[str]:
-        """What a ``gateway worker`` takes in its main loop (callbacks have threads apart)."""
-        return [cls.DISPATCH, cls.DEFAULT]
+        """What a ``gateway worker`` takes in its main loop, in this order of priority
+        (callbacks have threads apart)."""
+        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS]
 
 
 # job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or
@@ -57,7 +61,13 @@ JOBS = {
     # a dispatch waiting for a courier's circuit to half-open: a job apart, which queues the
     # dispatch job again then (that job cannot queue itself while it runs)
     "dispatch_later": (QueueNames.DISPATCH, "gateway.jobs.wake_dispatch", ()),
+    # a spreadsheet upload (gateway.uploads): check every row, then make the valid ones
+    "upload_preview": (QueueNames.UPLOADS, "gateway.jobs.preview_upload", "jobs"),
+    "upload_create": (QueueNames.UPLOADS, "gateway.jobs.create_upload", "jobs"),
 }
+
+#: a whole upload's rows in one job: 10,000 rows through intake take minutes, not seconds
+UPLOAD_JOB_TIMEOUT = 3600
 
 #: what runs a plugin's job kind (``JobKind``): it finds the kind on the worker's gateway
 REGISTERED_JOB = "gateway.jobs.run_registered"
@@ -149,6 +159,8 @@ def job_timeout(gateway, kind: str) -> int:
     if kind == "callback":
         callbacks = gateway.settings["callbacks"]
         return int(callbacks["connect_timeout_seconds"] + callbacks["timeout_seconds"]) + 5
+    if kind.startswith("upload_"):
+        return max(UPLOAD_JOB_TIMEOUT, gateway.settings["jobs"]["job_timeout"])
     return gateway.settings["jobs"]["job_timeout"]
 
 

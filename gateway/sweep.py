@@ -26,12 +26,14 @@ from .models import (
     ProofImage,
     ProviderEventRecord,
     ServiceRequest,
+    Upload,
     utcnow,
 )
 from .notices import OPEN_STATUSES, PATIENCE
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
 from .tracking import REPORTS, due_for_polling
+from .uploads import JOB_OF as UPLOAD_JOB_OF
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,8 @@ BATCH = 500
 def owed_work(gateway) -> list[tuple[str, object]]:
     """Every ``(job kind, target id)`` the database says is owed and stale enough to check:
     requests' pending jobs, unapplied provider reports, undelivered callbacks, citizen notices
-    not yet settled, proof images not fetched yet (while their links may still work), and
-    bookings whose reports are late (to poll)."""
+    not yet settled, proof images not fetched yet (while their links may still work),
+    spreadsheet uploads in progress, and bookings whose reports are late (to poll)."""
     stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
     with gateway.db.read() as session:
         work = list(session.execute(
@@ -80,6 +82,12 @@ def owed_work(gateway) -> list[tuple[str, object]]:
             .where(ProofImage.status == "pending", ProofImage.created_at <= stale_before,
                    ProofImage.created_at >= utcnow() - PROOF_LINK_PATIENCE)
             .limit(BATCH))]
+        # a spreadsheet upload whose preview or create job was lost (a job at work records
+        # each chunk, and is never doubled: enqueueing a live job does nothing)
+        work += [(UPLOAD_JOB_OF[status], upload_id) for status, upload_id in session.execute(
+            select(Upload.status, Upload.id)
+            .where(Upload.status.in_(list(UPLOAD_JOB_OF)), Upload.updated_at <= stale_before)
+            .order_by(Upload.updated_at).limit(BATCH)).all()]
     work += [("poll", request_id) for request_id in due_for_polling(gateway, BATCH)]
     return work
 

@@ -43,9 +43,9 @@ from .i18n import N_
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 STATIC = Path(__file__).parent / "static"
 
-VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "fleet", "agencies",
-                "staff", "budgets", "statements", "services", "audit", "queues", "skm",
-                "reports", "messages")
+VIEW_MODULES = ("session", "dashboard", "requests", "request_form", "uploads", "fleet",
+                "agencies", "staff", "budgets", "statements", "services", "audit", "queues",
+                "skm", "reports", "messages")
 
 #: the menu: (endpoint, label, action needed to see it)
 NAV = (
@@ -177,7 +177,7 @@ def _error_page(error):
               403: N_("Your role does not allow this."),
               404: N_("There is nothing here."),
               405: N_("This page cannot be used that way."),
-              413: N_("The file is too large."),
+              413: N_("The file is too large. Split it into smaller files and upload each."),
               429: N_("Too many attempts. Wait a little and try again."),
               503: N_("A service the gateway needs is not reachable. Try again soon.")
               }.get(status, N_("Something went wrong. The problem has been logged."))
@@ -194,7 +194,29 @@ def static(filename):
     return send_from_directory(STATIC, filename, max_age=3600)
 
 
+def _body_limit():
+    """A view that takes files (``takes_files``) gets its own cap on the body, checked
+    before the CSRF check reads the form; every other page keeps the app's."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit = getattr(view, "console_max_body", None)
+    if limit is not None and request.method in UNSAFE_METHODS:
+        if request.content_length is not None and request.content_length > limit:
+            abort(413)
+        request.max_content_length = limit
+
+
+def takes_files(max_bytes: int):
+    """Let a view receive files of up to ``max_bytes`` (with the form around them)."""
+
+    def decorate(view):
+        view.console_max_body = max_bytes + 64 * 1024
+        return view
+
+    return decorate
+
+
 bp.before_request(_choose_language)
+bp.before_request(_body_limit)
 bp.before_request(_check_csrf)
 bp.after_request(_security_headers)
 bp.context_processor(_template_context)

@@ -16,10 +16,9 @@ Never decide "may this console user see that request" anywhere else.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
+from ..agencies import acting_agency
 from ..errors import NotFound
-from ..models import Agency, ServiceRequest
+from ..models import ServiceRequest, Upload
 from ..records import get_for_actor, owned_by
 from .roles import AGENCY_ROLES
 
@@ -69,12 +68,18 @@ def as_agency(gateway, actor: dict) -> dict:
 
     :raises NotFound: ``agency_not_found`` (the agency is gone or inactive)
     """
-    with gateway.db.read() as session:
-        agency = session.execute(select(Agency).where(
-            Agency.id == actor["agency_id"], Agency.active.is_(True))).scalar_one_or_none()
-        if agency is None:
-            raise NotFound("agency_not_found", "The agency is not active.")
-        return {"type": "agency", "id": agency.id, "name": agency.name,
-                "services": list(agency.services or []), "roles": list(agency.roles or []),
-                "key_id": None, "key_prefix": f"console:{actor['id']}",
-                "key_type": actor["key_type"]}
+    return acting_agency(gateway, actor["agency_id"], actor["key_type"],
+                         f"console:{actor['id']}")
+
+
+def find_upload(session, actor: dict | None, upload_id: str) -> Upload:
+    """The spreadsheet upload ``upload_id`` if ``actor`` may see it: an agency's account only
+    its own agency's, of its own key type; the gateway's roles any.
+
+    :raises NotFound: ``upload_not_found``, alike for a missing id and another's upload
+    """
+    upload = session.get(Upload, upload_id)
+    if upload is None or (is_agency(actor) and (
+            upload.agency_id != actor["agency_id"] or upload.key_type != actor["key_type"])):
+        raise NotFound("upload_not_found", "No upload with this id.")
+    return upload

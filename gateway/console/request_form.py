@@ -34,7 +34,7 @@ from marshmallow import Schema, fields, validate
 #: a list's rows: shown at first, and at most (a request's lists are short)
 FIRST_ROWS, MAX_ROWS = 1, 50
 ROWS_SUFFIX = "._rows"
-_TRUE = ("on", "true", "1", "yes")
+_TRUE = ("on", "true", "1", "yes", "ya")
 
 
 @dataclass

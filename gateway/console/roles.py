@@ -3,9 +3,9 @@
 ``admin`` may do everything, ``operator`` handles requests and the own-fleet dispatch,
 ``auditor`` reads everything and changes nothing. The agency roles belong to one agency's
 own people: ``agency_staff`` sees that agency's requests (exactly what its API key of the
-account's type would see, ``agency_actor.py``) and makes new ones by form;
-``agency_manager`` also adds and removes the agency's staff and reconciles its monthly
-statements with a provider's invoice. The console shows a link, a button or a
+account's type would see, ``agency_actor.py``) and makes new ones by form or by
+spreadsheet; ``agency_manager`` also adds and removes the agency's staff and reconciles its
+monthly statements with a provider's invoice. The console shows a link, a button or a
 form only when the same check that guards its view allows it, so what a role may not do is
 neither shown nor accepted.
 """
@@ -46,6 +46,7 @@ ADMIN_ACTIONS = frozenset({
     "console:config:edit",         # enable, disable, edit and roll back settings
     "console:queues:manage",       # retry or discard failed jobs
     "console:budgets:manage",      # set budgets
+    "console:requests:upload",     # upload a spreadsheet for an agency it chooses
 })
 
 AGENCY_STAFF_ACTIONS = frozenset({
@@ -55,6 +56,7 @@ AGENCY_STAFF_ACTIONS = frozenset({
     "console:statements:read",     # its own agency's statements only (views/statements.py)
     "console:statements:own",      # the menu's link to them
     "console:messages:read",       # its own agency's notices only (agency_actor.py)
+    "console:requests:upload",     # requests by spreadsheet (its own agency's uploads only)
 })
 
 STAFF_MANAGE = "console:staff:manage"   # add and remove agency staff (whose: agency_actor.py)

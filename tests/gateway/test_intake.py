@@ -127,3 +127,16 @@ def test_a_second_active_request_for_one_reference_is_a_conflict_naming_the_fiel
     assert clash.value.code == "duplicate_reference"
     assert set(clash.value.fields) == {"prescription_id"}
     assert stored(gateway) == 1
+
+
+def test_check_validates_like_submit_and_stores_nothing(gateway, actor, medicine_body):
+    assert intake.check(gateway, new(actor, medicine_body))["prescription_id"] == \
+        "RX-2026-000123"
+    medicine_body["items"][0]["quantity"] = 0
+    with pytest.raises(Invalid) as checked:
+        intake.check(gateway, new(actor, medicine_body))
+    with pytest.raises(Invalid) as submitted:
+        intake.submit(gateway, new(actor, medicine_body))
+    assert (checked.value.code, checked.value.fields) == \
+        (submitted.value.code, submitted.value.fields)
+    assert stored(gateway) == 0

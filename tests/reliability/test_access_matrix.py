@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.agencies import create_agency, issue_key, revoke_key
+from gateway import uploads
+from gateway.agencies import acting_agency, create_agency, issue_key, revoke_key
 from gateway.testing import drain
 from tests.conftest import MEDICINE_BODY, bearer
 from tests.console.conftest import sign_in
@@ -53,7 +54,8 @@ def readable(status=200, **agency_roles):
 
 
 # endpoint -> (method, path template, body, {caller: expected status})
-# In paths: {own} a fresh request of the owner, {agency} the owner agency's id.
+# In paths: {own} a fresh request of the owner, {agency} the owner agency's id, {upload}
+# a spreadsheet upload of the owner's test world.
 ROWS = {
     "health.healthz": ("GET", "/healthz", None, everyone(200)),
     "health.readyz": ("GET", "/readyz", None, everyone(200)),
@@ -141,6 +143,18 @@ ROWS = {
     # -- agency accounts: a request by form, their agency's staff ------------------------------
     "console.new_request": ("GET", "/console/services/medicine_delivery/new", None,
                             console(403, 403, 403, staff=200)),
+    # requests by spreadsheet: {upload} is the owner's, in its test world; an administrator
+    # uploads for an agency it chooses
+    "console.upload_template": ("GET", "/console/services/medicine_delivery/template.xlsx",
+                                None, console(200, 403, 403, staff=200)),
+    "console.upload": ("GET", "/console/services/medicine_delivery/upload", None,
+                       console(200, 403, 403, staff=200)),
+    "console.upload_detail": ("GET", "/console/uploads/{upload}", None,
+                              console(200, 403, 403, staff=200, stranger_staff=404)),
+    "console.upload_confirm": ("POST", "/console/uploads/{upload}/confirm", {},
+                               console(302, 403, 403, staff=302, stranger_staff=404)),
+    "console.upload_result": ("GET", "/console/uploads/{upload}/result.csv", None,
+                              console(200, 403, 403, staff=200, stranger_staff=404)),
     "console.my_staff": ("GET", "/console/staff", None, console(403, 403, 403, manager=302)),
     "console.agency_staff": ("GET", "/console/agencies/{agency}/staff", None,
                              console(200, 403, 403, manager=200)),
@@ -214,7 +228,11 @@ def callers(app):
     accounts = {role: sign_in(app, role) for role in GATEWAY_STAFF}
     for caller, (role, agency) in AGENCY_ACCOUNTS.items():
         accounts[caller] = sign_in(app, role, agency=agencies[agency], key_type="test")
-    return {"headers": headers, "agency": owner.id, "console": accounts}
+    upload = uploads.start(gateway, acting_agency(gateway, owner.id, "test", "console:test"),
+                           uploaded_by="test", service="medicine_delivery",
+                           file_name="rows.csv", file_kind="csv",
+                           rows=[{"row": 3, "body": MEDICINE_BODY}], ignored_columns=[])
+    return {"headers": headers, "agency": owner.id, "console": accounts, "upload": upload}
 
 
 def _answer(response):
@@ -239,7 +257,7 @@ def test_each_caller_gets_what_the_matrix_says(app, callers, endpoint):
         own = client.post("/api/v1/services/medicine_delivery/requests",
                           json={**MEDICINE_BODY, "prescription_id": f"RX-{caller}"},
                           headers=owner).get_json()["id"]
-        path = template.format(own=own, agency=callers["agency"])
+        path = template.format(own=own, agency=callers["agency"], upload=callers["upload"])
         payload = {**MEDICINE_BODY, "prescription_id": f"RX-new-{caller}"} \
             if body == "medicine" else body
         if endpoint.startswith("console."):
