@@ -19,14 +19,9 @@ UNLABELLED_CONTROLS = """
                && !e.getAttribute("aria-labelledby"))
   .map(e => e.name || e.id || e.outerHTML.slice(0, 60))
 """
-MENU = {
-    "admin": ["Dashboard", "Requests", "Fleet dispatch", "Agencies", "Services and providers",
-              "Audit", "Queues", "Satisfaction survey (SKM)"],
-    "operator": ["Dashboard", "Requests", "Fleet dispatch", "Agencies",
-                 "Services and providers", "Audit", "Queues", "Satisfaction survey (SKM)"],
-    "auditor": ["Dashboard", "Requests", "Fleet dispatch", "Agencies",
-                "Services and providers", "Audit", "Queues", "Satisfaction survey (SKM)"],
-}
+MENU = dict.fromkeys(("admin", "operator", "auditor"), [
+    "Dashboard", "Requests", "Fleet dispatch", "Agencies", "Services and providers", "Audit",
+    "Queues", "Satisfaction survey (SKM)", "Reports", "Messages"])
 
 
 def test_each_role_sees_only_the_controls_it_may_use(gosend_app, new_page):

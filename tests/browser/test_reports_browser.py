@@ -33,7 +33,7 @@ def test_agency_staff_see_their_reports_in_indonesian_and_others_see_none(
 
     page = new_page(locale="id-ID")
     sign_in_as_staff(page, url, staff_of(app, sobo.id, "petugas-laporan"))
-    page.get_by_role("link", name="Laporan").click()
+    page.get_by_role("link", name="Laporan", exact=True).click()
     page.wait_for_url(f"{url}/console/reports")
     expect(page.locator("h1")).to_contain_text("Laporan · Puskesmas Sobo")
     expect(page.locator("#total")).to_have_text("4")
