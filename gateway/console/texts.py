@@ -66,3 +66,16 @@ FLEET = (
     N_("The delivery PIN is missing or wrong."),
     N_("Too many wrong PINs; the dispatch office must confirm this delivery."),
 )
+
+#: the fixed messages of marshmallow's fields, as intake gives them for a field (the request
+#: form and the spreadsheet preview show them under the field or beside the row); a service's
+#: own messages and those with values in them stay as the service wrote them
+INTAKE_MESSAGES = (
+    N_("Missing data for required field."), N_("Field may not be null."),
+    N_("Not a valid string."), N_("Not a valid integer."), N_("Not a valid number."),
+    N_("Not a valid boolean."), N_("Not a valid date."), N_("Not a valid list."),
+    N_("Not a valid mapping type."), N_("Not a valid email address."), N_("Not a valid URL."),
+    N_("Invalid value."), N_("Invalid type."), N_("Invalid input type."), N_("Unknown field."),
+    N_("Number too large."),
+    N_("Special numeric values (nan or infinity) are not permitted."),
+)

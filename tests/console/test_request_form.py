@@ -109,6 +109,14 @@ def test_a_bad_field_shows_the_intakes_error_next_to_it(app, puskesmas):
             path
     assert 'value="Siti Aminah"' in page and _hidden_key(page) == key   # nothing lost
     assert _api_requests(app, puskesmas["test"]) == []
+    # in Indonesian, marshmallow's own messages are the console's translations
+    console.post("/console/language", {"language": "id",
+                                       "next": "/console/services/medicine_delivery/new"})
+    again = console.post("/console/services/medicine_delivery/new",
+                         {**medicine_form(**{"items.0.quantity": "lots"}),
+                          "idempotency_key": key}).get_data(as_text=True)
+    assert re.search(r'id="error-items\.0\.quantity"[^>]*>Bukan bilangan bulat yang sah\.<',
+                     again)
 
 
 def test_add_a_row_works_without_javascript_and_empty_rows_are_ignored(app, puskesmas):
