@@ -7,6 +7,7 @@ import time
 from sqlalchemy import event, select
 
 from gateway.agencies import revoke_key
+from gateway.auth import TRUST_SECONDS
 from gateway.models import Agency
 
 SERVICES = "/api/v1/services"
@@ -25,11 +26,15 @@ def _key_lookups(gateway):
 
 
 def test_a_known_key_is_read_from_the_database_once(agency, gateway):
+    """Once per TRUST_SECONDS at most: ten calls within a second read it once; on a machine so
+    busy that they take longer, once more per second they took, never once per call."""
     lookups = _key_lookups(gateway)
-    assert agency.get(SERVICES).status_code == 200
-    assert agency.get(SERVICES).status_code == 200
-    assert agency.get(SERVICES).status_code == 200
-    assert len(lookups) == 1
+    started = time.monotonic()
+    for _ in range(10):
+        assert agency.get(SERVICES).status_code == 200
+    elapsed = time.monotonic() - started
+    assert 1 <= len(lookups) <= 1 + int(elapsed / TRUST_SECONDS)
+    assert len(lookups) < 10
 
 
 def test_a_wrong_secret_under_a_cached_prefix_is_still_refused(agency, client):
