@@ -103,3 +103,18 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def staff_of(app, agency_id: str, username: str, key_type: str = "test") -> str:
+    """A new agency_staff console account of ``agency_id`` reading Indonesian: its name."""
+    create_admin(app.extensions["gateway"], username, PASSWORD, "agency_staff",
+                 language="id", agency=agency_id, key_type=key_type)
+    return username
+
+
+def sign_in_as_staff(page, url: str, username: str) -> None:
+    page.goto(f"{url}/console/sign-in")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("form.stacked button[type=submit]")
+    page.wait_for_url(f"{url}/console/requests")

@@ -11,8 +11,7 @@ from playwright.sync_api import expect
 from gateway.agencies import create_agency, issue_key
 from gateway.models import utcnow
 from gateway.statuses import Status
-from tests.browser.conftest import screenshot
-from tests.browser.test_request_form_browser import sign_in_as_staff, staff_of
+from tests.browser.conftest import screenshot, sign_in_as_staff, staff_of
 from tests.console.test_reports import make
 
 

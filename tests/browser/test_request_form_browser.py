@@ -10,23 +10,8 @@ import requests
 from playwright.sync_api import expect
 
 from gateway.agencies import create_agency, issue_key
-from gateway.console.users import create_admin
-from tests.browser.conftest import PASSWORD, screenshot
+from tests.browser.conftest import screenshot, sign_in_as_staff, staff_of
 from tests.conftest import MEDICINE_BODY, bearer
-
-
-def staff_of(app, agency_id: str, username: str) -> str:
-    create_admin(app.extensions["gateway"], username, PASSWORD, "agency_staff",
-                 language="id", agency=agency_id, key_type="test")
-    return username
-
-
-def sign_in_as_staff(page, url: str, username: str) -> None:
-    page.goto(f"{url}/console/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{url}/console/requests")
 
 
 def test_staff_submit_a_request_by_form_in_indonesian_and_others_cannot_see_it(

@@ -10,27 +10,13 @@ from playwright.sync_api import expect
 
 from gateway import statements
 from gateway.agencies import create_agency
-from gateway.console.users import create_admin
 from gateway.models import ServiceRequest, utcnow
 from gateway.testing import wait_for_status
-from tests.browser.conftest import PASSWORD, screenshot
+from tests.browser.conftest import screenshot, sign_in_as_staff, staff_of
 from tests.conftest import MEDICINE_BODY, bearer
 
 CREATE = "/api/v1/services/medicine_delivery/requests"
 
-
-def staff_of(app, agency_id: str, username: str) -> str:
-    create_admin(app.extensions["gateway"], username, PASSWORD, "agency_staff",
-                 language="id", agency=agency_id, key_type="live")
-    return username
-
-
-def sign_in_as_staff(page, url: str, username: str) -> None:
-    page.goto(f"{url}/console/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{url}/console/requests")
 
 
 def test_agency_staff_see_the_months_statement_in_indonesian_and_print_it(
@@ -53,7 +39,7 @@ def test_agency_staff_see_the_months_statement_in_indonesian_and_print_it(
     month = statements.month_of(gateway.region, utcnow())
 
     page = new_page(locale="id-ID")
-    sign_in_as_staff(page, app.server_url, staff_of(app, sobo.id, "bu-sri"))
+    sign_in_as_staff(page, app.server_url, staff_of(app, sobo.id, "bu-sri", key_type="live"))
     page.get_by_role("link", name="Laporan bulanan").click()
     expect(page.locator("h1")).to_contain_text("Laporan pengantaran")
     expect(page.locator("#statement-agency")).to_have_text("Puskesmas Sobo")
@@ -71,7 +57,7 @@ def test_agency_staff_see_the_months_statement_in_indonesian_and_print_it(
     screenshot(page, "statement-print")
 
     stranger = new_page(locale="id-ID")
-    sign_in_as_staff(stranger, app.server_url, staff_of(app, other.id, "pak-budi"))
+    sign_in_as_staff(stranger, app.server_url, staff_of(app, other.id, "pak-budi", key_type="live"))
     answer = stranger.goto(f"{app.server_url}/console/agencies/{sobo.id}/statements")
     assert answer.status == 404
     expect(stranger.locator("body")).not_to_contain_text("RX-SPJ-1")

@@ -13,8 +13,7 @@ from rq import Queue
 
 from gateway.agencies import create_agency, issue_key
 from gateway.queues import QueueNames
-from tests.browser.conftest import screenshot
-from tests.browser.test_request_form_browser import sign_in_as_staff, staff_of
+from tests.browser.conftest import screenshot, sign_in_as_staff, staff_of
 from tests.console.test_uploads import (
     EXPECTED_ERRORS,
     api_requests,
