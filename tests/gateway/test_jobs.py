@@ -423,7 +423,8 @@ def test_a_dispatch_waiting_for_an_open_circuit_spends_no_retry_and_books_after_
     sick, sick_cls = scripted_courier("sick", outcomes=[CourierAuthError("401")])
     app = make_app(plugins=[*SERVICE_PLUGINS, sick],
                    services={"medicine_delivery": {"couriers": ["sick"]}},
-                   couriers={"sick": {"circuit": {"cooldown_seconds": 5}}},
+                   # a cool-down the steps below cannot outlive on a busy machine
+                   couriers={"sick": {"circuit": {"cooldown_seconds": 12}}},
                    jobs={"intervals": [], "job_timeout": 30},
                    sweep={"stale_after_seconds": 1})
     gateway = app.extensions["gateway"]
@@ -450,7 +451,7 @@ def test_a_dispatch_waiting_for_an_open_circuit_spends_no_retry_and_books_after_
     assert waits == ["waiting for circuit"] * 3
     assert FailedJobRegistry("dispatch", connection=gateway_redis).get_job_ids() == []
 
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 25
     while read(app, waiting).status != "booked" and time.monotonic() < deadline:
         time.sleep(0.3)
         work_with_scheduler(app)                      # the wake-up job, then the dispatch
