@@ -34,10 +34,10 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import day, dispatch, growth, ingest, latency, upload
+from . import breakdown, day, dispatch, growth, ingest, latency, upload
 from .servers import Gateway, Postgres, Simulator, free_port
 
-ALL = ("ingest", "dispatch", "latency", "growth", "day", "upload")
+ALL = ("breakdown", "ingest", "dispatch", "latency", "growth", "day", "upload")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
@@ -86,7 +86,13 @@ def main(chosen: list[str]) -> int:
         node = None
         for name in chosen:
             print(f"==> {name}", flush=True)
-            if name == "ingest":
+            if name == "breakdown":
+                rows += breakdown.run(setup, database)
+                if postgres:
+                    embedded = Gateway(workdir, f"sqlite:///{workdir / 'breakdown.db'}",
+                                       redis_url, sim.url, stack, name="sqlite")
+                    rows += breakdown.run(embedded, "SQLite")
+            elif name == "ingest":
                 rows += ingest.run(setup, stack, seconds)
             elif name == "upload":
                 rows += upload.run(setup)

@@ -64,9 +64,10 @@ def _locked_head(session: Session) -> AuditHead:
     held = session.info.get("audit_head")
     if held is not None and held[0] is transaction:
         return held[1]
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
-    ).scalar_one_or_none()
+    with session.no_autoflush:      # locking the head needs none of the pending rows
+        head = session.execute(
+            select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
+        ).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
         session.add(head)

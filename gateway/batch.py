@@ -54,16 +54,26 @@ BATCH_JOB = "gateway.jobs.dispatch_batch"
 READY = WorkList(READY_KEY, SCHEDULED_KEY, QueueNames.DISPATCH, BATCH_JOB, "dispatch-batch")
 
 
-def submit(gateway, request_id: str) -> None:
-    """Have a stored request dispatched (called once its transaction has committed).
+def dispatch_after_commit(gateway, session, request_id: str) -> None:
+    """Have a request stored in ``session``'s transaction dispatched once that commits.
 
-    :raises redis.exceptions.RedisError: when Redis is unreachable (the request is still
-        marked as owed; the sweep enqueues it later)
+    The requests of one transaction (a group commit: ``gateway.group_commit``) are listed
+    together, in one Redis round trip. If Redis is unreachable then, the requests stay
+    marked as owed (``pending_job``) and the sweep enqueues them later.
     """
+    owed = session.info.get("dispatch_after_commit")
+    if owed is None:
+        owed = session.info["dispatch_after_commit"] = []
+        session.info.setdefault("after_commit", []).append(lambda: _submit(gateway, owed))
+    owed.append(request_id)
+
+
+def _submit(gateway, request_ids: list[str]) -> None:
     if not gateway.settings["dispatch"]["batch_size"]:
-        enqueue_job(gateway, "dispatch", request_id)
+        for request_id in request_ids:
+            enqueue_job(gateway, "dispatch", request_id)
         return
-    READY.push(gateway, [request_id])
+    READY.push(gateway, request_ids)
 
 
 def schedule(gateway) -> bool:

@@ -53,13 +53,16 @@ def main():
 @main.command()
 @click.option("--workers", default=1, show_default=True, help="rq worker processes.")
 @click.option("--web-workers", default=2, show_default=True, help="API server processes.")
-def up(workers, web_workers):
+@click.option("--web-threads", default=8, show_default=True,
+              help="Threads per API server process.")
+def up(workers, web_workers, web_threads):
     """Run everything on this machine: database, Redis, API server and worker."""
     from .redis_server import RedisNotFound
     from .runner import run_all_in_one
 
     try:
-        status = run_all_in_one(build_app, workers=workers, web_workers=web_workers)
+        status = run_all_in_one(build_app, workers=workers, web_workers=web_workers,
+                                web_threads=web_threads)
     except RedisNotFound as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(status)
@@ -67,7 +70,9 @@ def up(workers, web_workers):
 
 @main.command()
 @click.option("--workers", default=2, show_default=True, help="API server processes.")
-@click.option("--threads", default=1, show_default=True, help="Threads per process.")
+@click.option("--threads", default=8, show_default=True,
+              help="Threads per process: requests a process serves at once (their new "
+                   "requests are stored together: gateway.group_commit).")
 def serve(workers, threads):
     """Serve the API with gunicorn on GATEWAY_HOST:GATEWAY_PORT."""
     from .serving import serve as run_server

@@ -29,6 +29,7 @@ from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
+from .group_commit import GroupWriter
 from .links import Links, public_base_url
 from .metrics import GatewayMetrics
 from .plugins import PluginError, collect, make_plugin_manager
@@ -103,6 +104,8 @@ class Gateway:
                                 "mode live needs a secret key: set GATEWAY_SECRET_KEY")])
         self.db = Database(settings["database_url"]
                            or default_database_url(settings["data_dir"]))
+        #: stores new requests of this process in groups, one transaction each
+        self.writer = GroupWriter(self.db.write, settings["api"]["group_commit_max"])
         key = load_or_create_key(settings["secret_key"], settings["data_dir"])
         self.vault = Vault(key)
         #: keyed digests of personal identifiers for lists in settings (``eligibility_for``)

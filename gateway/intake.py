@@ -35,16 +35,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import ValidationError
-from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from . import costs
-from .batch import submit as submit_for_dispatch
+from .batch import dispatch_after_commit
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
-from .models import ServiceRequest, StatusEvent, new_id, utcnow
+from .models import NEW_REQUESTS, ServiceRequest, StatusEvent, new_id, utcnow
 from .records import owned_by
 from .services import Service
 from .statuses import TERMINAL, Status
@@ -54,6 +53,9 @@ log = logging.getLogger(__name__)
 #: the field path an Idempotency-Key is reported under (the API's header name)
 IDEMPOTENCY_FIELD = "Idempotency-Key"
 _IDEMPOTENCY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+#: ``session.info`` key of the Idempotency-Keys and active references of requests made in the
+#: transaction and not flushed yet
+NEW_BY_KEY = "intake_new_by_key"
 
 
 @dataclass(frozen=True)
@@ -127,15 +129,7 @@ def submit(gateway, new: NewRequest) -> Accepted:
         ``held_for_budget`` instead, see ``gateway.costs``)
     """
     service, data, config, eligibility = _checked(gateway, new)
-    accepted = _store_once(gateway, new, service, data, config, eligibility)
-    if not accepted.replayed and accepted.record.pending_job == "dispatch":
-        try:
-            submit_for_dispatch(gateway, accepted.record.id)
-        except RedisError as exc:
-            # Stored and marked as owed: the sweep enqueues it when Redis is back.
-            log.warning("enqueue of request %s deferred to the sweep: %s", accepted.record.id,
-                        type(exc).__name__)
-    return accepted
+    return _store_once(gateway, new, service, data, config, eligibility)
 
 
 def check(gateway, new: NewRequest) -> dict:
@@ -197,72 +191,104 @@ def _store_once(gateway, new: NewRequest, service: Service, data: dict, config: 
 
 def _store(gateway, new: NewRequest, service: Service, data: dict, config: dict,
            eligibility: dict | None) -> Accepted:
-    """The one transaction of intake (see the module's step 3)."""
-    actor, key = new.actor, new.idempotency_key
+    """The one transaction of intake (see the module's step 3), shared with the requests
+    that arrive at the same time (``gateway.group_commit``)."""
     request_fingerprint = fingerprint(service.name, new.body)
     reference = service.reference(data)
-    with gateway.db.write() as session:
-        if key is not None:
-            existing = session.execute(
-                select(ServiceRequest).options(selectinload(ServiceRequest.events))
-                .where(owned_by(actor), ServiceRequest.idempotency_key == key)
-            ).scalar_one_or_none()
-            if existing is not None:
-                if existing.request_fingerprint != request_fingerprint:
-                    raise Conflict(
-                        "idempotency_key_reused",
-                        "This Idempotency-Key was already used for a different request. "
-                        "Use a new key for a new request.")
-                return Accepted(existing, replayed=True)
-        field = service.unique_reference_field
-        active_reference = reference if field and reference else None
-        if active_reference is not None and session.scalar(
-                select(ServiceRequest.id).where(
-                    owned_by(actor), ServiceRequest.service == service.name,
-                    ServiceRequest.active_reference == active_reference)) is not None:
-            raise Conflict("duplicate_reference",
-                           f"An active request already has this {field}.",
-                           fields={field: [
-                               "An active request already has this value; cancel it first."]})
-        capacity = service.capacity(data, config)
-        if capacity is not None:
-            _take_capacity(session, service.name, actor["key_type"], capacity,
-                           lambda taken: service.alternatives(data, config, taken))
-        now = utcnow()
-        held = costs.admission(gateway, session, actor["id"], actor["key_type"],
-                               service.name, now) == "hold"
-        pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
-        # Everything below reaches the database in the commit's one flush (batched).
-        record = ServiceRequest(
-            id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
-            service=service.name, key_type=actor["key_type"], status=str(Status.RECEIVED),
-            external_reference=reference, active_reference=active_reference,
-            eligibility=eligibility, payload_ciphertext=gateway.vault.seal(
-                service.stored_form(data)),
-            idempotency_key=key,
-            delivery_pin_ciphertext=gateway.vault.seal(pin) if pin else None,
-            request_fingerprint=request_fingerprint, correlation_id=new.correlation_id,
-            capacity_key=capacity.key if capacity else None,
-            capacity_units=capacity.units if capacity else None,
-            pending_job=None if held else "dispatch", pending_since=None if held else now,
-            created_at=now, updated_at=now,
-            events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
-                                created_at=now)])
-        gateway.links.issue(record)
-        if held:
-            record.status = str(Status.HELD_FOR_BUDGET)
-            record.events.append(StatusEvent(
-                status=str(Status.HELD_FOR_BUDGET), source="budget", created_at=now,
-                detail="the agency's budget for this service is used up; waiting for "
-                       "approval"))
-        session.add(record)
-        gateway.track(session, Event(
-            "request.create", actor=actor_label(actor), target=f"request:{record.id}",
-            details={"service": service.name, "key_type": actor["key_type"],
-                     "key_prefix": actor["key_prefix"], "reference": reference,
-                     "eligible": (eligibility or {}).get("eligible")},
-            correlation_id=new.correlation_id))
-        return Accepted(record, replayed=False)
+    sealed = gateway.vault.seal(service.stored_form(data))
+    return gateway.writer.run(lambda session: _store_in(
+        gateway, session, new, service, data, config, eligibility, request_fingerprint,
+        reference, sealed))
+
+
+def _store_in(gateway, session: Session, new: NewRequest, service: Service, data: dict,
+              config: dict, eligibility: dict | None, request_fingerprint: str,
+              reference: str | None, sealed: str) -> Accepted:
+    with session.no_autoflush:
+        # The group's requests reach the database together at its commit (one INSERT per
+        # table); until then the ones of this group are found in ``made`` instead.
+        return _store_unflushed(gateway, session, new, service, data, config, eligibility,
+                                request_fingerprint, reference, sealed)
+
+
+def _store_unflushed(gateway, session: Session, new: NewRequest, service: Service,
+                     data: dict, config: dict, eligibility: dict | None,
+                     request_fingerprint: str, reference: str | None,
+                     sealed: str) -> Accepted:
+    actor, key = new.actor, new.idempotency_key
+    owner = (actor["id"], actor["key_type"])
+    made = session.info.setdefault(NEW_REQUESTS, {})
+    by_key = session.info.setdefault(NEW_BY_KEY, {})
+    if key is not None:
+        existing = by_key.get((*owner, "key", key)) or session.execute(
+            select(ServiceRequest).options(selectinload(ServiceRequest.events))
+            .where(owned_by(actor), ServiceRequest.idempotency_key == key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if existing.request_fingerprint != request_fingerprint:
+                raise Conflict(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used for a different request. "
+                    "Use a new key for a new request.")
+            return Accepted(existing, replayed=True)
+    field = service.unique_reference_field
+    active_reference = reference if field and reference else None
+    if active_reference is not None and (
+            (*owner, service.name, "reference", active_reference) in by_key
+            or session.scalar(select(ServiceRequest.id).where(
+                owned_by(actor), ServiceRequest.service == service.name,
+                ServiceRequest.active_reference == active_reference)) is not None):
+        raise Conflict("duplicate_reference",
+                       f"An active request already has this {field}.",
+                       fields={field: [
+                           "An active request already has this value; cancel it first."]})
+    capacity = service.capacity(data, config)
+    if capacity is not None:
+        session.flush()     # the seats the group's earlier requests took count too
+        _take_capacity(session, service.name, actor["key_type"], capacity,
+                       lambda taken: service.alternatives(data, config, taken))
+    now = utcnow()
+    held = costs.admission(gateway, session, actor["id"], actor["key_type"],
+                           service.name, now) == "hold"
+    pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
+    # Everything below reaches the database in the commit's one flush (batched).
+    record = ServiceRequest(
+        id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
+        service=service.name, key_type=actor["key_type"], status=str(Status.RECEIVED),
+        external_reference=reference, active_reference=active_reference,
+        eligibility=eligibility, payload_ciphertext=sealed,
+        idempotency_key=key,
+        delivery_pin_ciphertext=gateway.vault.seal(pin) if pin else None,
+        request_fingerprint=request_fingerprint, correlation_id=new.correlation_id,
+        capacity_key=capacity.key if capacity else None,
+        capacity_units=capacity.units if capacity else None,
+        pending_job=None if held else "dispatch", pending_since=None if held else now,
+        created_at=now, updated_at=now,
+        events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
+                            created_at=now)])
+    gateway.links.issue(record)
+    if held:
+        record.status = str(Status.HELD_FOR_BUDGET)
+        record.events.append(StatusEvent(
+            status=str(Status.HELD_FOR_BUDGET), source="budget", created_at=now,
+            detail="the agency's budget for this service is used up; waiting for "
+                   "approval"))
+    session.add(record)
+    made[record.id] = record
+    if key is not None:
+        by_key[(*owner, "key", key)] = record
+    if active_reference is not None:
+        by_key[(*owner, service.name, "reference", active_reference)] = record
+    gateway.track(session, Event(
+        "request.create", actor=actor_label(actor), target=f"request:{record.id}",
+        details={"service": service.name, "key_type": actor["key_type"],
+                 "key_prefix": actor["key_prefix"], "reference": reference,
+                 "eligible": (eligibility or {}).get("eligible")},
+        correlation_id=new.correlation_id))
+    if not held:
+        # Enqueued once the transaction commits, with the other requests of its group.
+        dispatch_after_commit(gateway, session, record.id)
+    return Accepted(record, replayed=False)
 
 
 def _take_capacity(session: Session, service_name: str, key_type: str, capacity,

@@ -106,6 +106,19 @@ class ApiKey(Base):
     agency: Mapped[Agency] = relationship(back_populates="keys")
 
 
+#: ``session.info`` key of the requests intake added in the session's transaction, by id
+NEW_REQUESTS = "new_requests"
+
+
+def new_request(session, request_id: str):
+    """The request ``request_id`` if intake made it in ``session``'s transaction (it may not
+    be flushed yet: a group commit flushes its requests together), else None.
+
+    Looking here first spares a scan of ``session.new`` (it grows with the group) and a
+    query that would flush the group early."""
+    return session.info.get(NEW_REQUESTS, {}).get(request_id)
+
+
 class ServiceRequest(Base):
     """One agency request to a public service, from submission to its end.
 

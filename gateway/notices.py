@@ -69,6 +69,7 @@ from .models import (
     ServiceRequest,
     StatusEvent,
     new_id,
+    new_request,
     utcnow,
 )
 from .notifiers import (
@@ -299,7 +300,7 @@ def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: d
         currency=gateway.region.currency, cost=0, created_at=now, updated_at=now)
     session.add(notice)
     _timeline(gateway, session, request, notice, "queued")
-    enqueue_after_commit(gateway, session, "notice", notice.id)
+    enqueue_after_commit(gateway, session, "notice", notice.id, new=True)
     return notice
 
 
@@ -637,8 +638,7 @@ def track_event(gateway, event, session):
     if not kinds:
         return
     request_id = (event.target or "").removeprefix("request:")
-    record = next((o for o in session.new if isinstance(o, ServiceRequest)
-                   and o.id == request_id), None) or session.get(ServiceRequest, request_id)
+    record = new_request(session, request_id) or session.get(ServiceRequest, request_id)
     if record is None or record.payload_ciphertext is None:
         return
     if event.action == "provider.event" and record.status not in ("driver_assigned",
@@ -669,14 +669,18 @@ def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice
 
     :return: the notices queued
     """
-    if record not in session.new:
+    if new_request(session, record.id) is record:
+        # made in this transaction: only this transaction can have made its notices
+        made = {o.kind for o in session.new if isinstance(o, Notice) and o.request is record}
+    else:
         # two reports of one request applied at once (a webhook and a poll) wait for each
         # other here, so the second sees the first's notices (PostgreSQL; SQLite's writes
         # are serial already)
         session.execute(select(ServiceRequest.id).where(ServiceRequest.id == record.id)
                         .with_for_update())
-    made = set(session.scalars(select(Notice.kind).where(Notice.request_id == record.id)))
-    made |= {o.kind for o in session.new if isinstance(o, Notice) and o.request_id == record.id}
+        made = set(session.scalars(select(Notice.kind).where(Notice.request_id == record.id)))
+        made |= {o.kind for o in session.new
+                 if isinstance(o, Notice) and o.request_id == record.id}
     kinds = [k for k in kinds if k not in made]
     if not kinds:
         return []

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, RateLimit, Retry, Worker
@@ -207,11 +208,51 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
 
 
 def enqueue_after_commit(gateway, session, kind: str, target_id,
-                         rate_limit: RateLimit | None = None) -> None:
+                         rate_limit: RateLimit | None = None, *, new: bool = False) -> None:
     """Enqueue once ``session`` has committed, so a job never runs before its data exists.
-    A failure to enqueue is left to the sweep."""
-    session.info.setdefault("after_commit", []).append(
-        lambda: enqueue_job(gateway, kind, target_id, rate_limit=rate_limit))
+    A failure to enqueue is left to the sweep.
+
+    :param new: the target was made in this transaction, so no job of it can exist yet: it
+        is enqueued without looking, together with the transaction's other new targets in
+        one Redis round trip (a group commit makes many)
+    """
+    if not new or rate_limit is not None:
+        session.info.setdefault("after_commit", []).append(
+            lambda: enqueue_job(gateway, kind, target_id, rate_limit=rate_limit))
+        return
+    fresh = session.info.get("enqueue_new_after_commit")
+    if fresh is None:
+        fresh = session.info["enqueue_new_after_commit"] = []
+        session.info.setdefault("after_commit", []).append(
+            lambda: enqueue_new_jobs(gateway, fresh))
+    fresh.append((kind, target_id))
+
+
+def enqueue_new_jobs(gateway, jobs: Sequence[tuple[str, Any]]) -> None:
+    """Enqueue the jobs of ``(kind, target id)`` pairs whose targets are new (no job can
+    exist for them), in one pipeline.
+
+    :raises redis.exceptions.RedisError: when Redis is unreachable (the sweep enqueues them)
+    """
+    pipe = gateway.redis.pipeline(transaction=False)
+    for queue_name, pairs in _by_queue(gateway, jobs).items():
+        queue = Queue(queue_name, connection=gateway.redis)
+        datas = []
+        for kind, target_id in pairs:
+            _queue, func, intervals, leading = job_spec(gateway, kind)
+            datas.append(Queue.prepare_data(
+                func, args=(*leading, target_id), job_id=job_id(kind, target_id),
+                timeout=job_timeout(gateway, kind), result_ttl=3600, failure_ttl=FAILURE_TTL,
+                retry=Retry(max=len(intervals), interval=intervals) if intervals else None))
+        queue.enqueue_many(datas, pipeline=pipe)
+    pipe.execute()
+
+
+def _by_queue(gateway, jobs):
+    grouped: dict[str, list] = {}
+    for kind, target_id in jobs:
+        grouped.setdefault(job_spec(gateway, kind)[0], []).append((kind, target_id))
+    return grouped
 
 
 @dataclass(frozen=True)

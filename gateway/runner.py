@@ -162,7 +162,8 @@ def _start_embedded_redis() -> EmbeddedRedis | None:
     return redis
 
 
-def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2) -> int:
+def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2,
+                   web_threads: int = 8) -> int:
     """Run the whole gateway until a stop signal or a part's death.
 
     :param build_app: makes the Flask app; called once Redis is up
@@ -196,7 +197,8 @@ def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2) -> int:
         command = [sys.executable, "-m", "gateway"]
         base = f"http://{settings['host']}:{settings['port']}"
         children.append(("api", subprocess.Popen(
-            [*command, "serve", "--workers", str(web_workers)], env=env)))
+            [*command, "serve", "--workers", str(web_workers), "--threads", str(web_threads)],
+            env=env)))
         # The simulators start beside the API rather than after it: they are independent.
         simulators = [(name, subprocess.Popen(
             [*command, "simulator", "run", name, "--webhook-url",

@@ -125,9 +125,13 @@ def create_service_request(service_name: str):
     accepted = intake.submit(gateway, intake.NewRequest(
         actor=g.actor, service=service_name, body=_json_body(),
         idempotency_key=idempotency_key, correlation_id=g.correlation_id))
+    return _answer(gateway, accepted)
+
+
+def _answer(gateway, accepted: intake.Accepted):
+    """202 with the stored request (its Location; ``Idempotent-Replayed`` for a retry)."""
     record = accepted.record
-    response = jsonify(RequestDetailSchema().dump(
-        _detail(gateway, record)))
+    response = jsonify(RequestDetailSchema().dump(_detail(gateway, record)))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:

@@ -1,0 +1,169 @@
+"""Group commit: writes that arrive together share one transaction, each caller still waiting
+for the commit.
+
+One commit per request made the create path pay, for every request, the transaction's
+begin, the lock of the audit chain's head, the commit and (on SQLite) the write lock, while
+most of its work was the same for all. Databases and log systems reach their speed the same
+way: many writers, one flush. Here each process has one writer thread; a caller hands it a
+*store* (a function that adds its rows to a session) and waits. The writer takes every store
+waiting, up to ``max_batch``, runs them one after the other in one transaction, commits, runs
+the after-commit steps (the enqueues) and only then wakes the callers with their results, so
+"persist, then answer" holds for each of them: nothing is answered before it is durable, and a
+crash before the commit answers none of the group.
+
+Under light load the writer finds one store waiting and commits it at once: nothing waits for
+a group to fill. Under load, stores queue while the writer commits, and the next group is
+everything that queued meanwhile.
+
+One bad store never fails its neighbours:
+
+* a store that refuses (raises a :class:`gateway.errors.GatewayError` before adding anything,
+  e.g. a reused Idempotency-Key) gets its refusal; the others go on in the same transaction;
+* anything else (a refusal after it added rows, a unique key another process took at the same
+  moment, a bug) rolls the group back, and each store runs again alone in its own
+  transaction, as if it had come alone: only the one at fault fails.
+
+Stores of one group see each other's rows (the session flushes before each query), so a
+second request with the same Idempotency-Key or reference in the same group is answered as
+if the first had committed before it.
+
+The writer runs each store in a copy of its caller's context (``contextvars``): the
+correlation id in logs and Flask's application context come along.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+#: a writer with nothing to do for this long ends its thread (the next store starts another)
+IDLE_SECONDS = 5.0
+
+
+@dataclass(eq=False)
+class _Store:
+    work: Callable[[Session], Any]
+    context: contextvars.Context
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _Rollback(Exception):
+    """The group cannot commit as a whole; its stores run again one by one."""
+
+
+class GroupWriter:
+    """The writer thread of one process for one database.
+
+    :param write: the database's write unit of work (:meth:`gateway.db.Database.write`)
+    :param max_batch: the most stores in one transaction; 1: each caller commits its own, in
+        its own thread, as without a writer
+    """
+
+    def __init__(self, write: Callable, max_batch: int = 64):
+        self._write = write
+        self.max_batch = max_batch
+        self._reset()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (writer := ref()) and writer._reset())
+
+    def _reset(self) -> None:
+        # A forked child has no writer thread, and a lock or queue of its parent's threads
+        # would never be released there.
+        self._lock = threading.Lock()
+        self._waiting: queue.SimpleQueue[_Store] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        #: groups committed and stores in them, since the process started
+        self.groups = self.stores = 0
+
+    def run(self, work: Callable[[Session], Any]) -> Any:
+        """Run ``work(session)`` in the next group's transaction; return what it returned
+        once that transaction has committed, or raise what it raised."""
+        if self.max_batch <= 1 or threading.current_thread() is self._thread:
+            with self._write() as session:
+                return work(session)
+        store = _Store(work, contextvars.copy_context())
+        with self._lock:
+            self._waiting.put(store)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="group-writer",
+                                                daemon=True)
+                self._thread.start()
+        store.done.wait()
+        if store.error is not None:
+            raise store.error
+        return store.result
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                group = [self._waiting.get(timeout=IDLE_SECONDS)]
+            except queue.Empty:
+                with self._lock:
+                    if self._waiting.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(group) < self.max_batch:
+                try:
+                    group.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(group)
+            except BaseException as exc:   # never leave a caller waiting for ever
+                for store in group:
+                    if store.result is None and store.error is None:
+                        store.error = exc
+            finally:
+                for store in group:
+                    store.done.set()
+
+    def _commit(self, group: list[_Store]) -> None:
+        if len(group) > 1:
+            try:
+                self._together(group)
+                self.groups += 1
+                self.stores += len(group)
+                return
+            except Exception as exc:
+                log.info("a group of %d stores rolled back (%s); each runs alone",
+                         len(group), type(exc).__name__)
+                for store in group:
+                    store.result = store.error = None
+        for store in group:
+            self._alone(store)
+
+    def _together(self, group: list[_Store]) -> None:
+        with self._write() as session:
+            for store in group:
+                added = len(session.new)
+                try:
+                    store.result = store.context.run(store.work, session)
+                except GatewayError as exc:
+                    if len(session.new) != added:
+                        raise _Rollback from exc
+                    store.error = exc
+
+    def _alone(self, store: _Store) -> None:
+        try:
+            with self._write() as session:
+                store.result = store.context.run(store.work, session)
+            self.groups += 1
+            self.stores += 1
+        except Exception as exc:
+            store.result, store.error = None, exc
