@@ -58,6 +58,8 @@ def _ms(text: str) -> float:
 
 def parse_wrk(output: str) -> dict:
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+    if "99" not in latency:
+        raise RuntimeError(f"wrk printed no latency distribution:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": rate, "p50": _ms(latency["50"]), "p99": _ms(latency["99"]),

@@ -105,7 +105,9 @@ class Gateway:
         self.db = Database(settings["database_url"]
                            or default_database_url(settings["data_dir"]))
         #: stores new requests of this process in groups, one transaction each
-        self.writer = GroupWriter(self.db.write, settings["api"]["group_commit_max"])
+        self.writer = GroupWriter(
+            self.db.write, settings["api"]["group_commit_max"],
+            observe=lambda outcome, size: self.metrics.group_sizes.labels(outcome).observe(size))
         key = load_or_create_key(settings["secret_key"], settings["data_dir"])
         self.vault = Vault(key)
         #: keyed digests of personal identifiers for lists in settings (``eligibility_for``)

@@ -72,11 +72,15 @@ class GroupWriter:
     :param write: the database's write unit of work (:meth:`gateway.db.Database.write`)
     :param max_batch: the most stores in one transaction; 1: each caller commits its own, in
         its own thread, as without a writer
+    :param observe: told ``(outcome, size)`` of each group: ``together`` (one transaction),
+        ``alone`` (rolled back, then each store in its own)
     """
 
-    def __init__(self, write: Callable, max_batch: int = 64):
+    def __init__(self, write: Callable, max_batch: int = 64,
+                 observe: Callable[[str, int], None] | None = None):
         self._write = write
         self.max_batch = max_batch
+        self._observe = observe or (lambda outcome, size: None)
         self._reset()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (writer := ref()) and writer._reset())
@@ -87,8 +91,6 @@ class GroupWriter:
         self._lock = threading.Lock()
         self._waiting: queue.SimpleQueue[_Store] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        #: groups committed and stores in them, since the process started
-        self.groups = self.stores = 0
 
     def run(self, work: Callable[[Session], Any]) -> Any:
         """Run ``work(session)`` in the next group's transaction; return what it returned
@@ -137,8 +139,7 @@ class GroupWriter:
         if len(group) > 1:
             try:
                 self._together(group)
-                self.groups += 1
-                self.stores += len(group)
+                self._observe("together", len(group))
                 return
             except Exception as exc:
                 log.info("a group of %d stores rolled back (%s); each runs alone",
@@ -147,6 +148,7 @@ class GroupWriter:
                     store.result = store.error = None
         for store in group:
             self._alone(store)
+        self._observe("together" if len(group) == 1 else "alone", len(group))
 
     def _together(self, group: list[_Store]) -> None:
         with self._write() as session:
@@ -163,7 +165,5 @@ class GroupWriter:
         try:
             with self._write() as session:
                 store.result = store.context.run(store.work, session)
-            self.groups += 1
-            self.stores += 1
         except Exception as exc:
             store.result, store.error = None, exc
