@@ -47,11 +47,7 @@ def list_jobs():
         200:
           description: The jobs, oldest first.
           content: {application/json: {schema: FleetJobListSchema}}
-        401: Unauthenticated
-        403: Forbidden
-        422: Invalid
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 422, 429, 503]
     """
     gateway = _gateway()
     try:
@@ -79,14 +75,7 @@ def advance(job_id: str, step: str):
         200:
           description: The job after the step.
           content: {application/json: {schema: FleetJobSchema}}
-        400: InvalidJson
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
-        409: Conflict
-        422: Invalid
-        429: RateLimited
-        503: Unavailable
+      errors: [400, 401, 403, 404, 409, 422, 429, 503]
     """
     gateway = _gateway()
     if step not in fleet.STEPS:

@@ -3,9 +3,10 @@ and a page for people drawn from it.
 
 Each view documents its own operation in its docstring, as YAML after a ``---`` line
 (``operationId``, summary, parameters, responses naming the schemas of
-``gateway.api.schemas``); apispec's Flask plugin finds the view's URL rule and its
-marshmallow plugin turns the schemas into components. This module adds only what no single
-view knows: the components (schemas, the error answers the views name), and the families of
+``gateway.api.schemas``, and ``errors: [401, 404]``, the statuses of the API's error answers
+it can give); apispec's Flask plugin finds the view's URL rule and its marshmallow plugin
+turns the schemas into components. This module adds only what no single view knows: the
+components (schemas, the error answers the views name, ERROR_RESPONSES), and the families of
 operations that one view serves, each member with a path of its own:
 
 * ``POST /api/v1/services/<service>/requests``: one operation per installed service, with
@@ -54,24 +55,27 @@ UNDOCUMENTED_ENDPOINTS = frozenset({"health.metrics", "openapi.api_docs", "stati
 #: rooms for people, not agencies: the console, the citizens' pages (``gateway.public``)
 UNDOCUMENTED_BLUEPRINTS = frozenset({"console", "public"})
 
-#: the error answers the views' docstrings name (``401: Unauthenticated``)
+#: the error answers of the agencies' API, one component per status: a view's docstring lists
+#: those it can give as ``errors: [401, 403, 404, 429, 503]`` (see ErrorsPlugin)
 ERROR_RESPONSES = {
-    "InvalidJson": "The body is not valid JSON (`invalid_json`).",
-    "Unauthenticated": "No valid API key (`unauthenticated`).",
-    "Forbidden": "The key may not do this (`forbidden`, `service_not_allowed`).",
-    "NotFound": "No such resource (`not_found`, `request_not_found`, `service_not_found`).",
-    "Conflict": "Conflicts with what is stored (`request_not_cancellable`, "
-                "`idempotency_key_reused`, `duplicate_reference`, `capacity_full` with "
-                "`details.alternatives`, `budget_exhausted`: the agency's budget for the "
-                "service is used up, `details.periods` names the budgets).",
-    "TooLarge": "The body is too large (`payload_too_large`).",
-    "NotJson": "The body is not JSON (`unsupported_media_type`).",
-    "Invalid": "Validation failed (`validation_failed`, or a service rule such as "
-               "`restricted_medicine`); see `fields`.",
-    "RateLimited": "Too many calls for this agency and key type (`rate_limited`), or too "
-                   "many wrong API keys from this address (`too_many_failed_keys`); see "
-                   "Retry-After.",
-    "Unavailable": "A dependency is unavailable; nothing was stored (`service_unavailable`).",
+    400: ("InvalidJson", "The body is not valid JSON (`invalid_json`)."),
+    401: ("Unauthenticated", "No valid API key (`unauthenticated`)."),
+    403: ("Forbidden", "The key may not do this (`forbidden`, `service_not_allowed`)."),
+    404: ("NotFound", "No such resource (`not_found`, `request_not_found`, "
+                      "`service_not_found`)."),
+    409: ("Conflict", "Conflicts with what is stored (`request_not_cancellable`, "
+                      "`idempotency_key_reused`, `duplicate_reference`, `capacity_full` with "
+                      "`details.alternatives`, `budget_exhausted`: the agency's budget for the "
+                      "service is used up, `details.periods` names the budgets)."),
+    413: ("TooLarge", "The body is too large (`payload_too_large`)."),
+    415: ("NotJson", "The body is not JSON (`unsupported_media_type`)."),
+    422: ("Invalid", "Validation failed (`validation_failed`, or a service rule such as "
+                     "`restricted_medicine`); see `fields`."),
+    429: ("RateLimited", "Too many calls for this agency and key type (`rate_limited`), or too "
+                         "many wrong API keys from this address (`too_many_failed_keys`); see "
+                         "Retry-After."),
+    503: ("Unavailable", "A dependency is unavailable; nothing was stored "
+                         "(`service_unavailable`)."),
 }
 
 FLEET_STEPS = {"accept": ("acceptFleetJob", "Accept a fleet job"),
@@ -106,6 +110,23 @@ class FamilyPlugin(BasePlugin):
             return
         for operation in operations.values():
             _merge(operation, copy.deepcopy(member.operation))
+
+
+class ErrorsPlugin(BasePlugin):
+    """apispec plugin: an operation's ``errors: [401, 404]`` becomes its responses 401 and 404,
+    references to the components of ERROR_RESPONSES, in order of status with the rest."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in operations.values():
+            codes = operation.pop("errors", None)
+            if not codes:
+                continue
+            unknown = set(codes) - ERROR_RESPONSES.keys()
+            if unknown:
+                raise ValueError(f"no error response for {sorted(unknown)} at {path}")
+            responses = operation.setdefault("responses", {})
+            responses.update({code: ERROR_RESPONSES[code][0] for code in codes})
+            operation["responses"] = dict(sorted(responses.items(), key=lambda r: str(r[0])))
 
 
 def _merge(target: dict, extra: dict) -> None:
@@ -175,7 +196,7 @@ def build_spec(app: Flask) -> dict:
     gateway = app.extensions["gateway"]
     spec = APISpec(
         title="Public-service integration gateway", version="1.0.0", openapi_version="3.0.3",
-        plugins=[FlaskPlugin(), FamilyPlugin(), MarshmallowPlugin()],
+        plugins=[FlaskPlugin(), ErrorsPlugin(), FamilyPlugin(), MarshmallowPlugin()],
         info={"description": "Agencies submit public-service requests (medicine delivery, "
                              "UMKM pickup, tourist transport); the gateway books couriers and "
                              "reports every status. Authenticate with "
@@ -192,7 +213,7 @@ def build_spec(app: Flask) -> dict:
         spec.components.schema(name, schema=schema)
     for name, service in sorted(gateway.enabled_services().items()):
         spec.components.schema(f"{_camel(name)}Request", schema=service.request_schema)
-    for name, description in ERROR_RESPONSES.items():
+    for name, description in ERROR_RESPONSES.values():
         spec.components.response(name, {"description": description, "content": {
             "application/json": {"schema": "Error"}}})
     for rule in documented_rules(app):

@@ -63,10 +63,7 @@ def list_services():
         200:
           description: The services.
           content: {application/json: {schema: ServiceListSchema}}
-        401: Unauthenticated
-        403: Forbidden
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 429, 503]
     """
     _require("services:list")
     gateway = _gateway()
@@ -106,16 +103,7 @@ def create_service_request(service_name: str):
         202:
           description: "Accepted: stored and queued."
           content: {application/json: {schema: RequestDetailSchema}}
-        400: InvalidJson
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
-        409: Conflict
-        413: TooLarge
-        415: NotJson
-        422: Invalid
-        429: RateLimited
-        503: Unavailable
+      errors: [400, 401, 403, 404, 409, 413, 415, 422, 429, 503]
     """
     gateway = _gateway()
     # Refusals in the order callers have always met them: service, key, then the body.
@@ -154,11 +142,7 @@ def list_requests():
         200:
           description: A page of requests.
           content: {application/json: {schema: RequestListSchema}}
-        401: Unauthenticated
-        403: Forbidden
-        422: Invalid
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 422, 429, 503]
     """
     _require("requests:list")
     try:
@@ -187,11 +171,7 @@ def get_request(request_id: str):
         200:
           description: The request.
           content: {application/json: {schema: RequestDetailSchema}}
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 404, 429, 503]
     """
     with _gateway().db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
@@ -214,11 +194,7 @@ def list_proof(request_id: str):
         200:
           description: The images the courier reported, fetched or not.
           content: {application/json: {schema: ProofListSchema}}
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 404, 429, 503]
     """
     with _gateway().db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
@@ -248,11 +224,7 @@ def get_proof_image(request_id: str, index: str):
             image/jpeg: {schema: {type: string, format: binary}}
             image/png: {schema: {type: string, format: binary}}
             image/webp: {schema: {type: string, format: binary}}
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 404, 429, 503]
     """
     gateway = _gateway()
     with gateway.db.read() as session:
@@ -295,14 +267,10 @@ def request_view(request_id: str, view_name: str):
       parameters:
       - {name: request_id, in: path, required: true, schema: {type: string}}
       responses:
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
         410:
           description: The personal data it needs was purged (`personal_data_purged`).
           content: {application/json: {schema: ErrorSchema}}
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 404, 429, 503]
     """
     gateway = _gateway()
     with gateway.db.read() as session:
@@ -344,12 +312,7 @@ def cancel_request(request_id: str):
         202:
           description: Cancellation asked of the courier.
           content: {application/json: {schema: RequestDetailSchema}}
-        401: Unauthenticated
-        403: Forbidden
-        404: NotFound
-        409: Conflict
-        429: RateLimited
-        503: Unavailable
+      errors: [401, 403, 404, 409, 429, 503]
     """
     gateway = _gateway()
     cancel(gateway, request_id, actor_label(g.actor), g.correlation_id,
