@@ -117,6 +117,13 @@ def test_killing_the_api_mid_group_commit_loses_nothing_answered(
         serve_app):
     scenario = Scenario(tmp_path, gateway_gosend, gateway_database_url, gateway_redis_url,
                         serve_app)
+    try:
+        _run_and_check(scenario, tmp_path)
+    finally:
+        scenario.close()
+
+
+def _run_and_check(scenario, tmp_path) -> None:
     db = scenario.gateway.db
     postgres = not db.is_sqlite
     port = free_port()
