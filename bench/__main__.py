@@ -93,7 +93,13 @@ def main(chosen: list[str]) -> int:
                                        redis_url, sim.url, stack, name="sqlite")
                     rows += breakdown.run(embedded, "SQLite")
             elif name == "ingest":
-                rows += ingest.run(setup, stack, seconds)
+                bare = ingest.baseline(setup, stack, seconds)
+                if postgres:
+                    rows.append(ingest.run_postgres(setup, stack, seconds, bare,
+                                                    [postgres.pid(), redis.process.pid]))
+                from . import soak
+                with soak.Up(workdir / "ingest-up") as up:
+                    rows.append(ingest.run_embedded(up, seconds, bare))
             elif name == "upload":
                 rows += upload.run(setup)
             elif name == "day":

@@ -84,6 +84,10 @@ class Postgres:
                   name)
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
+    def pid(self) -> int:
+        """The postmaster's process id (its backends are its children)."""
+        return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", f"--pgdata={self.dir}/data", "--mode=fast", "--wait",
@@ -245,16 +249,20 @@ class Gateway:
         return process
 
     def serve(self, workers: int = 2) -> str:
+        return self.serve_process(workers)[0]
+
+    def serve_process(self, workers: int = 2) -> tuple[str, subprocess.Popen]:
+        """``gateway serve`` (its default threads) on a free port: its URL and process."""
         port = free_port()
         process = self.spawn("gateway", "serve", "--workers", str(workers),
                              env={**self.env, "GATEWAY_PORT": str(port)})
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz", process=process)
-        return url
+        return url, process
 
 
-def gunicorn(app: str, workers: int, stack: ExitStack, log) -> str:
-    """The baseline app under the settings ``gateway serve`` uses (sync workers)."""
+def gunicorn(app: str, workers: int, stack: ExitStack, log) -> tuple[str, subprocess.Popen]:
+    """The baseline app under gunicorn's sync workers: its URL and process."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "sync",
@@ -263,7 +271,7 @@ def gunicorn(app: str, workers: int, stack: ExitStack, log) -> str:
     stack.callback(stop, process)
     url = f"http://127.0.0.1:{port}"
     wait_http(url, process=process)
-    return url
+    return url, process
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from marshmallow import Schema
 
 from .errors import Invalid
+from .fields import shared_schema
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
@@ -115,7 +116,15 @@ class Service:
         :return: the loaded data, which the gateway stores encrypted
         :raises marshmallow.ValidationError: with messages keyed by field
         """
-        return self.request_schema().load(payload)
+        return self.load_request(payload)
+
+    def load_request(self, payload: Any) -> dict:
+        """``payload`` loaded by :attr:`request_schema` (one schema object shared by every
+        request: :func:`gateway.fields.shared_schema`).
+
+        :raises marshmallow.ValidationError: with messages keyed by field
+        """
+        return shared_schema(self.request_schema).load(payload)
 
     def admit(self, data: dict, config: dict, eligibility: dict | None) -> None:
         """Last word before a validated request is stored, given the eligibility decision.
@@ -140,7 +149,7 @@ class Service:
     def stored_form(self, data: dict) -> dict:
         """The JSON form in which a validated request is stored (encrypted) and later handed
         to :meth:`build_order`: the request schema's own dump, so dates become ISO strings."""
-        return self.request_schema().dump(data)
+        return shared_schema(self.request_schema).dump(data)
 
     def reference(self, data: dict) -> str | None:
         """The agency's own reference for a request (e.g. a prescription id), stored in clear

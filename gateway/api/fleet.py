@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 from .. import fleet
 from ..errors import Invalid
 from ..events import actor_label
+from ..fields import shared_schema
 from .errors import ApiError
 from .schemas import FleetJobListSchema, FleetJobSchema, FleetListArgsSchema, FleetStepSchema
 
@@ -28,7 +29,7 @@ def _gateway():
 
 
 def _dump(job: dict) -> dict:
-    return FleetJobSchema().dump({
+    return shared_schema(FleetJobSchema).dump({
         **job, "created_at": job["created_at"].isoformat().replace("+00:00", "Z"),
         "updated_at": job["updated_at"].isoformat().replace("+00:00", "Z")})
 
@@ -51,11 +52,11 @@ def list_jobs():
     """
     gateway = _gateway()
     try:
-        args = FleetListArgsSchema().load(request.args.to_dict())
+        args = shared_schema(FleetListArgsSchema).load(request.args.to_dict())
     except ValidationError as exc:
         raise Invalid.from_messages(exc.messages, "The query is not valid.") from None
     jobs = fleet.list_jobs(gateway, args.get("state"), key_types=(g.actor["key_type"],))
-    return FleetJobListSchema().dump({"jobs": [_dump(job) for job in jobs]})
+    return shared_schema(FleetJobListSchema).dump({"jobs": [_dump(job) for job in jobs]})
 
 
 @bp.post("/jobs/<job_id>/<step>")
@@ -82,7 +83,7 @@ def advance(job_id: str, step: str):
         raise ApiError(404, "not_found", "Steps are accept, pickup and deliver.")
     body = request.get_json(silent=True) if request.data else {}
     try:
-        args = FleetStepSchema().load(body or {})
+        args = shared_schema(FleetStepSchema).load(body or {})
     except ValidationError as exc:
         raise Invalid.from_messages(exc.messages) from None
     return _dump(fleet.advance(gateway, job_id, step, actor_label(g.actor),

@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 from .. import intake, proofs
 from ..errors import Invalid
 from ..events import actor_label
+from ..fields import shared_schema
 from ..operations import cancel_request as cancel
 from ..records import (
     delivery_time,
@@ -73,7 +74,7 @@ def list_services():
         for name, s in sorted(gateway.enabled_services().items())
         if gateway.allowed(g.actor, "requests:create", name)
     ]
-    return ServiceListSchema().dump({"services": services})
+    return shared_schema(ServiceListSchema).dump({"services": services})
 
 
 def _json_body():
@@ -119,7 +120,7 @@ def create_service_request(service_name: str):
 def _answer(gateway, accepted: intake.Accepted):
     """202 with the stored request (its Location; ``Idempotent-Replayed`` for a retry)."""
     record = accepted.record
-    response = jsonify(RequestDetailSchema().dump(_detail(gateway, record)))
+    response = jsonify(shared_schema(RequestDetailSchema).dump(_detail(gateway, record)))
     response.status_code = 202
     response.headers["Location"] = f"/api/v1/requests/{record.id}"
     if accepted.replayed:
@@ -146,14 +147,14 @@ def list_requests():
     """
     _require("requests:list")
     try:
-        args = RequestListArgsSchema().load(request.args.to_dict())
+        args = shared_schema(RequestListArgsSchema).load(request.args.to_dict())
     except ValidationError as exc:
         raise Invalid.from_messages(exc.messages, "The query is not valid.") from None
     settings = _gateway().settings["api"]
     limit = min(args.pop("limit", settings["default_page_size"]), settings["max_page_size"])
     with _gateway().db.read() as session:
         rows, next_cursor = list_for_actor(session, g.actor, limit=limit, **args)
-        return RequestListSchema().dump({"requests": [summary(r) for r in rows],
+        return shared_schema(RequestListSchema).dump({"requests": [summary(r) for r in rows],
                                          "next_cursor": next_cursor})
 
 
@@ -177,7 +178,7 @@ def get_request(request_id: str):
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
         gateway = _gateway()
-        return RequestDetailSchema().dump(_detail(gateway, record))
+        return shared_schema(RequestDetailSchema).dump(_detail(gateway, record))
 
 
 @bp.get("/requests/<request_id>/proof")
@@ -199,7 +200,7 @@ def list_proof(request_id: str):
     with _gateway().db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
         _require("requests:read", record)
-        response = jsonify(ProofListSchema().dump(
+        response = jsonify(shared_schema(ProofListSchema).dump(
             {"delivered_at": delivery_time(session, record),
              "images": proofs.listing(session, record.id)}))
     response.headers["Cache-Control"] = "no-store"
@@ -320,7 +321,7 @@ def cancel_request(request_id: str):
            authorize=lambda record: _require("requests:cancel", record))
     with gateway.db.read() as session:
         record = get_for_actor(session, g.actor, request_id)
-        response = jsonify(RequestDetailSchema().dump(
+        response = jsonify(shared_schema(RequestDetailSchema).dump(
             _detail(gateway, record)))
         response.status_code = 200 if record.status == Status.CANCELLED else 202
         return response

@@ -77,7 +77,7 @@ class MedicineDeliveryService(Service):
         self.satusehat = SatusehatClient()
 
     def validate(self, payload, config):
-        data = self.request_schema().load(payload)
+        data = self.load_request(payload)
         errors: dict = {}
         locations = place_registry(config.get("pickup_locations", []), "pickup_locations")
         if data["pickup_location_id"] not in locations:

@@ -92,7 +92,7 @@ class TourismTransportService(Service):
         return data["passengers"] >= config.get("group_min_passengers", 5)
 
     def validate(self, payload, config):
-        data = self.request_schema().load(payload)
+        data = self.load_request(payload)
         errors: dict = {}
         if data["pickup_point_id"] not in place_registry(config.get("pickup_points", []), "-"):
             errors["pickup_point_id"] = ["Unknown pickup point."]

@@ -115,7 +115,7 @@ class UmkmPickupService(Service):
     }
 
     def validate(self, payload, config):
-        data = self.request_schema().load(payload)
+        data = self.load_request(payload)
         area = config.get("service_area")
         errors: dict = {}
         if not inside(area, data["business"]["location"]):

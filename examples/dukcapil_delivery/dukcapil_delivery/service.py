@@ -64,7 +64,7 @@ class DukcapilDeliveryService(Service):
     delivery_pin = True
 
     def validate(self, payload, config):
-        data = self.request_schema().load(payload)
+        data = self.load_request(payload)
         errors: dict = {}
         if data["office_id"] not in place_registry(config["offices"], "offices"):
             errors["office_id"] = ["Unknown office."]
