@@ -116,6 +116,7 @@ class Up:
         self.log = open(workdir / "gateway-up.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process: subprocess.Popen | None = None
         self.seen: dict[int, psutil.Process] = {}
+        self._redis = None
 
     @property
     def database(self) -> Path:
@@ -190,6 +191,32 @@ class Up:
         except (requests.RequestException, ValueError):
             return {}
 
+    def lists(self) -> dict[str, int]:
+        """Per queue, rq's jobs and the ids listed for its batch job, read from ``gateway
+        up``'s Redis (``LLEN`` only): what ``/readyz`` adds up as "waiting"."""
+        from redis import Redis
+        from redis.exceptions import RedisError
+        from rq import Queue
+
+        from gateway.queues import QueueNames
+        from gateway.redis_server import EMBEDDED_REDIS_DIR, EmbeddedRedis
+        from gateway.reports import LISTS
+
+        if self._redis is None:
+            url = next((p.environ().get("GATEWAY_REDIS_URL") for kind, p in self.tree()
+                        if kind == "worker"), None) \
+                or EmbeddedRedis(self.data / EMBEDDED_REDIS_DIR, binary="redis-server").url
+            self._redis = Redis.from_url(url, socket_timeout=5)
+        try:
+            found = {}
+            for name in QueueNames.all():
+                found[f"{name}_jobs"] = self._redis.llen(Queue(name, connection=self._redis).key)
+                if name in LISTS:
+                    found[f"{name}_listed"] = self._redis.llen(LISTS[name].key)
+            return found
+        except RedisError:
+            return {}
+
     def stop(self) -> None:
         """SIGTERM to ``gateway up`` (it stops its children in order), then, after a minute,
         SIGKILL to whatever of its tree is left (its Redis runs in a session of its own)."""
@@ -226,6 +253,14 @@ class Statuses:
         return Counter(dict(self._db().execute(
             "SELECT status, COUNT(*) FROM service_requests GROUP BY status").fetchall()))
 
+    def unapplied_reports(self) -> tuple[int, float | None]:
+        """Provider reports stored and not applied yet, and the oldest one's age (s): the
+        report backlog as the database has it (``/readyz`` counts ids listed for a job)."""
+        count, oldest = self._db().execute(
+            "SELECT COUNT(*), MIN(received_at) FROM provider_events "
+            "WHERE processed_at IS NULL").fetchone()
+        return count, (time.time() - _epoch(oldest) if oldest else None)
+
     def created(self) -> dict[str, float]:
         return {request_id: _epoch(created) for request_id, created in self._db().execute(
             "SELECT id, created_at FROM service_requests").fetchall()}
@@ -242,6 +277,26 @@ class Statuses:
     def close(self) -> None:
         if self.connection is not None:
             self.connection.close()
+
+
+def ride_alone(up: Up, statuses: Statuses, within: float = 180.0) -> float | None:
+    """One request on the idle gateway, from accepted to final (s): the same-run baseline of
+    the drain. None when it is not final ``within`` seconds."""
+    from gateway.statuses import TERMINAL
+    from plugins.medicine_delivery.service import EXAMPLE
+
+    response = requests.post(f"{up.url}/api/v1/services/medicine_delivery/requests",
+                             json={**EXAMPLE, "prescription_id": f"RX-P{time.time_ns()}"},
+                             headers={"Authorization": f"Bearer {up.key}"}, timeout=30)
+    response.raise_for_status()
+    request_id = response.json()["id"]
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        final = statuses.finals({str(s) for s in TERMINAL}).get(request_id)
+        if final is not None:
+            return final - statuses.created()[request_id]
+        time.sleep(0.5)
+    return None
 
 
 @dataclass
@@ -308,7 +363,8 @@ class Load:
 
 
 def _line(t: float, phase: str, sent: int, tally: Counter, counts: Counter,
-          terminal: set[str], queues: dict, rss: dict[str, float]) -> str:
+          terminal: set[str], queues: dict, rss: dict[str, float],
+          reports: tuple[int, float | None], lists: dict[str, int]) -> str:
     open_ = {s: n for s, n in counts.items() if s not in terminal}
     answered = " ".join(f"{code}:{n}" for code, n in sorted(tally.items(), key=str))
     waiting = ", ".join(f"{name} {q.get('waiting', 0)}/{q.get('oldest_age_seconds') or 0:.0f}s"
@@ -317,7 +373,10 @@ def _line(t: float, phase: str, sent: int, tally: Counter, counts: Counter,
     return (f"  t={t:5.0f}s {phase:5} sent {sent} ({answered or '-'}) final "
             f"{sum(counts.values()) - sum(open_.values())} open {sum(open_.values())} "
             f"[{' '.join(f'{s} {n}' for s, n in sorted(open_.items())) or '-'}] "
-            f"queues [{waiting or 'empty'}] rss MB [{memory}] = {sum(rss.values()):.0f}")
+            f"queues [{waiting or 'empty'}] redis ["
+            f"{' '.join(f'{k} {n}' for k, n in sorted(lists.items()) if n) or 'empty'}] "
+            f"reports unapplied {reports[0]}"
+            f"/{reports[1] or 0:.0f}s rss MB [{memory}] = {sum(rss.values()):.0f}")
 
 
 def run(workdir: Path, stack) -> list[dict]:
@@ -333,13 +392,18 @@ def run(workdir: Path, stack) -> list[dict]:
     up.start()
     statuses = Statuses(up.database)
     stack.callback(statuses.close)
+    alone = ride_alone(up, statuses)
+    print(f"    one request alone: accepted to final in "
+          f"{'more than 180' if alone is None else f'{alone:.1f}'} s", flush=True)
     kinds = sorted({kind for kind, _p in up.tree()})
     queue_names = sorted(up.queues())
     print(f"    up at {up.url}: {', '.join(kinds)}; queues {', '.join(queue_names)}; "
           f"{rate:g} req/s for {seconds:g} s", flush=True)
     columns = (["t_s", "phase", "sent", "accepted", "other_answers"]
-               + [str(s) for s in Status] + ["open", "final"]
+               + [str(s) for s in Status] + ["open", "final", "reports_unapplied",
+                                              "reports_oldest_age_s"]
                + [f"{q}_{m}" for q in queue_names for m in ("waiting", "oldest_age_s")]
+               + sorted(up.lists())
                + [f"rss_mb_{k.replace(' ', '_')}" for k in kinds] + ["rss_mb_total"])
     csv_file = open(workdir / "soak.csv", "w", newline="")  # noqa: SIM115
     stack.callback(csv_file.close)
@@ -356,20 +420,25 @@ def run(workdir: Path, stack) -> list[dict]:
         t = time.monotonic() - began
         tally, counts = load.tally(), statuses.counts()
         queues, rss = up.queues(), up.rss()
+        unapplied, oldest = statuses.unapplied_reports()
+        lists = up.lists()
         row = {"t_s": round(t, 1), "phase": phase, "sent": sum(tally.values()),
                "accepted": tally.get(202, 0),
                "other_answers": sum(n for code, n in tally.items() if code != 202),
                **{str(s): counts.get(str(s), 0) for s in Status},
                "open": sum(n for s, n in counts.items() if s not in terminal),
+               "reports_unapplied": unapplied, "reports_oldest_age_s":
+                   None if oldest is None else round(oldest, 1),
                "final": sum(n for s, n in counts.items() if s in terminal),
                **{f"{q}_waiting": f.get("waiting") for q, f in queues.items()},
                **{f"{q}_oldest_age_s": f.get("oldest_age_seconds") for q, f in queues.items()},
                **{f"rss_mb_{k.replace(' ', '_')}": round(mb, 1) for k, mb in rss.items()},
-               "rss_mb_total": round(sum(rss.values()), 1)}
+               "rss_mb_total": round(sum(rss.values()), 1), **lists}
         writer.writerow(row)
         csv_file.flush()
         samples.append({"t": t, "phase": phase, "rss": rss, "queues": queues, "row": row})
-        print(_line(t, phase, row["sent"], tally, counts, terminal, queues, rss), flush=True)
+        print(_line(t, phase, row["sent"], tally, counts, terminal, queues, rss,
+                    (unapplied, oldest), lists), flush=True)
         return row
 
     next_sample = began
@@ -397,16 +466,16 @@ def run(workdir: Path, stack) -> list[dict]:
     sample("end")
     created, finals = statuses.created(), statuses.finals(terminal)
     counts = statuses.counts()
-    return _rows(up, load, samples, accepted, created, finals, counts, terminal, drained,
-                 seconds, rate, load_seconds, cap, time.monotonic() - drain_began)
+    return _rows(load, samples, accepted, created, finals, counts, terminal, drained,
+                 seconds, rate, load_seconds, cap, time.monotonic() - drain_began, alone)
 
 
 def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
 
 
-def _rows(up, load, samples, accepted, created, finals, counts, terminal, drained, seconds,
-          rate, load_seconds, cap, waited) -> list[dict]:
+def _rows(load, samples, accepted, created, finals, counts, terminal, drained, seconds,
+          rate, load_seconds, cap, waited, alone) -> list[dict]:
     rows: list[dict] = []
     offered = int(rate * seconds)
     latencies = sorted(a.seconds * 1000 for a in load.answers)
@@ -434,10 +503,6 @@ def _rows(up, load, samples, accepted, created, finals, counts, terminal, draine
     last_answer = max((a.sent + a.seconds for a in load.answers), default=load.finished)
     drain = max(0.0, max(final_at) - last_answer) if final_at and drained else None
     rides = sorted(finals[i] - created[i] for i in ids if i in finals and i in created)
-    first = sorted(created[i] for i in ids if i in created)[:20]
-    by_created = {created[i]: i for i in ids if i in created}
-    unloaded = sorted(finals[by_created[c]] - c for c in first if by_created[c] in finals)
-    baseline_ride = statistics.median(unloaded) if unloaded else float("nan")
     value = (f"{drain:.0f} s; {len(final_at)} of {len(accepted)} final" if drain is not None
              else f"not drained after {waited:.0f} s (cap {cap:.0f} s): "
                   f"{len(final_at)} of {len(accepted)} final, open "
@@ -445,9 +510,9 @@ def _rows(up, load, samples, accepted, created, finals, counts, terminal, draine
     rows.append({
         "name": "soak: drain, from the last request to the last one final",
         "value": value,
-        "baseline": f"ride unloaded {baseline_ride:.0f} s (accepted to final, median of the "
-                    "first 20)",
-        "ratio": drain / baseline_ride if drain is not None and baseline_ride else None,
+        "baseline": "one request alone before the load: accepted to final in "
+                    + ("more than 180 s" if alone is None else f"{alone:.0f} s"),
+        "ratio": drain / alone if drain is not None and alone else None,
         "target": f"≤ {TARGET_DRAIN:.0f} s, all final",
         "met": drain is not None and drain <= TARGET_DRAIN and not missing,
         "notes": f"accepted to final for every request: p50 {_quantile(rides, 50):.0f} s, p99 "
@@ -495,6 +560,7 @@ def _rows(up, load, samples, accepted, created, finals, counts, terminal, draine
                    default=0)
 
     age_limit = TARGET_DRAIN
+    end_queues = samples[-1]["queues"]
     rows.append({
         "name": "soak: queued work, peak waiting and oldest age, last minute of load",
         "value": f"{peak(last_window, 'waiting')} waiting, oldest "
@@ -503,6 +569,14 @@ def _rows(up, load, samples, accepted, created, finals, counts, terminal, draine
                     f"{peak(first_window, 'oldest_age_seconds'):.0f} s after warm-up",
         "ratio": None, "target": f"oldest ≤ {age_limit:.0f} s (jobs.max_queue_age_seconds)",
         "met": peak(samples, "oldest_age_seconds") <= age_limit,
-        "notes": f"over the whole run: peak {peak(samples, 'waiting')} waiting, oldest "
-                 f"{peak(samples, 'oldest_age_seconds'):.0f} s"})
+        "notes": f"`/readyz` over the whole run: peak {peak(samples, 'waiting')} waiting, "
+                 f"oldest {peak(samples, 'oldest_age_seconds'):.0f} s; when the drain ended: "
+                 + (", ".join(f"{name} {q.get('waiting')} waiting, oldest "
+                              f"{q.get('oldest_age_seconds') or 0:.0f} s"
+                              for name, q in sorted(end_queues.items()) if q.get("waiting"))
+                    or "nothing waiting")
+                 + f"; reports stored and not applied (the database): peak "
+                   f"{max(s['row']['reports_unapplied'] for s in samples)}, oldest "
+                   f"{max(s['row']['reports_oldest_age_s'] or 0 for s in samples):.0f} s, "
+                   f"{samples[-1]['row']['reports_unapplied']} at the end"})
     return rows
