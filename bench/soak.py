@@ -217,6 +217,29 @@ class Up:
         except RedisError:
             return {}
 
+    def waiting_jobs(self) -> Counter:
+        """The rq jobs waiting in every queue, by function (their descriptions, read-only)."""
+        from redis.exceptions import RedisError
+        from rq import Queue
+
+        from gateway.queues import QueueNames
+
+        if not self.lists():            # connects, or finds Redis away
+            return Counter()
+        found: Counter = Counter()
+        try:
+            for name in QueueNames.all():
+                queue = Queue(name, connection=self._redis)
+                pipe = self._redis.pipeline()
+                for job_id in queue.get_job_ids():
+                    pipe.hget(f"rq:job:{job_id}", "description")
+                for description in pipe.execute():
+                    text = (description or b"?").decode(errors="replace")
+                    found[text.split("(")[0].removeprefix("gateway.jobs.")] += 1
+        except RedisError:
+            pass
+        return found
+
     def stop(self) -> None:
         """SIGTERM to ``gateway up`` (it stops its children in order), then, after a minute,
         SIGKILL to whatever of its tree is left (its Redis runs in a session of its own)."""
@@ -260,6 +283,12 @@ class Statuses:
             "SELECT COUNT(*), MIN(received_at) FROM provider_events "
             "WHERE processed_at IS NULL").fetchone()
         return count, (time.time() - _epoch(oldest) if oldest else None)
+
+    def report_times(self) -> list[tuple[float, float | None]]:
+        """(received, applied) of every stored provider report, in seconds since the epoch."""
+        return [(_epoch(received), _epoch(processed) if processed else None)
+                for received, processed in self._db().execute(
+                    "SELECT received_at, processed_at FROM provider_events").fetchall()]
 
     def created(self) -> dict[str, float]:
         return {request_id: _epoch(created) for request_id, created in self._db().execute(
@@ -449,6 +478,7 @@ def run(workdir: Path, stack) -> list[dict]:
         sender.join(timeout=max(0.0, min(DRAIN_POLL, next_sample - time.monotonic())))
     load_seconds = time.monotonic() - began
     sample("load")
+    jobs_at_load_end = up.waiting_jobs()
     accepted = [a.request_id for a in load.answers if a.status == 202]
     drain_began = time.monotonic()
     next_sample = drain_began + SAMPLE_EVERY
@@ -464,10 +494,16 @@ def run(workdir: Path, stack) -> list[dict]:
             next_sample += SAMPLE_EVERY
         time.sleep(DRAIN_POLL)
     sample("end")
+    jobs_at_end = up.waiting_jobs()
+    for when, jobs in (("load ended", jobs_at_load_end), ("drain ended", jobs_at_end)):
+        print(f"    rq jobs waiting when the {when}: "
+              + (", ".join(f"{f} {n}" for f, n in jobs.most_common()) or "none"), flush=True)
+    reports = statuses.report_times()
     created, finals = statuses.created(), statuses.finals(terminal)
     counts = statuses.counts()
     return _rows(load, samples, accepted, created, finals, counts, terminal, drained,
-                 seconds, rate, load_seconds, cap, time.monotonic() - drain_began, alone)
+                 seconds, rate, load_seconds, cap, time.monotonic() - drain_began, alone,
+                 (jobs_at_load_end, jobs_at_end), reports)
 
 
 def _mean(values: list[float]) -> float:
@@ -475,7 +511,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _rows(load, samples, accepted, created, finals, counts, terminal, drained, seconds,
-          rate, load_seconds, cap, waited, alone) -> list[dict]:
+          rate, load_seconds, cap, waited, alone, jobs, reports) -> list[dict]:
     rows: list[dict] = []
     offered = int(rate * seconds)
     latencies = sorted(a.seconds * 1000 for a in load.answers)
@@ -524,6 +560,9 @@ def _rows(load, samples, accepted, created, finals, counts, terminal, drained, s
                    "goes from confirmed to delivered in 5 steps)"})
 
     end = load.finished
+    load_began = min((a.sent for a in load.answers), default=end - seconds)
+    received_during = sum(1 for r, _a in reports if load_began <= r <= end)
+    applied_during = sum(1 for _r, a in reports if a and load_began <= a <= end)
     window = min(60.0, seconds / 3)
     accepted_last = sum(1 for i in ids if i in created and end - window <= created[i] <= end)
     final_last = sum(1 for t in final_at if end - window <= t <= end)
@@ -533,7 +572,12 @@ def _rows(load, samples, accepted, created, finals, counts, terminal, drained, s
         "value": f"{final_last / window:.1f} final/s", "baseline":
             f"{accepted_last / window:.1f} accepted/s", "ratio": keeps_up,
         "target": f"≥ {TARGET_KEEPS_UP:.2f}×", "met": keeps_up >= TARGET_KEEPS_UP,
-        "notes": ""})
+        "notes": f"provider reports over the load ({end - load_began:.0f} s): "
+                 f"{received_during / (end - load_began):.0f} received/s, "
+                 f"{applied_during / (end - load_began):.0f} applied/s; "
+                 f"{len(reports)} stored in all, the last applied "
+                 f"{max((a for _r, a in reports if a), default=end) - end:.0f} s after the "
+                 "load"})
 
     warm = min(30.0, seconds / 6)
     during = [s for s in samples if s["phase"] == "load"]
@@ -578,5 +622,10 @@ def _rows(load, samples, accepted, created, finals, counts, terminal, drained, s
                  + f"; reports stored and not applied (the database): peak "
                    f"{max(s['row']['reports_unapplied'] for s in samples)}, oldest "
                    f"{max(s['row']['reports_oldest_age_s'] or 0 for s in samples):.0f} s, "
-                   f"{samples[-1]['row']['reports_unapplied']} at the end"})
+                   f"{samples[-1]['row']['reports_unapplied']} at the end; rq jobs waiting "
+                   + "; ".join(f"when the {when}: "
+                               + (", ".join(f"{f} {n}" for f, n in found.most_common())
+                                  or "none")
+                               for when, found in zip(("load ended", "drain ended"), jobs,
+                                                      strict=True))})
     return rows
