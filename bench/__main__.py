@@ -149,8 +149,9 @@ def main(chosen: list[str]) -> int:
                   f"in {time.monotonic() - started:.0f} s: "
                   f"`bench/run {' '.join(n for n in chosen if n != 'soak')}`.")
         print("\n" + header + "\n\n" + report)
+        kept = _soak_section(RESULTS.read_text())     # a full soak run's section stays
         RESULTS.write_text(RESULTS_INTRO + header + "\n\n" + report + "\n"
-                           + _soak_section(RESULTS.read_text()))
+                           + ("\n" + kept.rstrip("\n") + "\n" if kept else ""))
     if soak_rows:
         soak_seconds = float(os.environ.get("BENCH_SOAK_SECONDS", "300"))
         header = (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC {machine}, `gateway up` "
@@ -159,11 +160,8 @@ def main(chosen: list[str]) -> int:
         report = table(soak_rows)
         print("\n" + header + "\n\n" + report)
         if soak_seconds >= SOAK_FULL_SECONDS:
-            text, old = RESULTS.read_text(), _soak_section(RESULTS.read_text())
-            section = f"{SOAK_HEADING}\n\n{header}\n\n{report}\n"
-            RESULTS.write_text(text.replace(old, section + ("\n" if old.endswith("\n\n")
-                                                            else "")) if old
-                               else text.rstrip("\n") + "\n\n" + section)
+            RESULTS.write_text(with_soak(RESULTS.read_text(),
+                                         f"{SOAK_HEADING}\n\n{header}\n\n{report}\n"))
         else:
             print(f"\n(a short soak, {soak_seconds:g} s: bench/RESULTS.md left as it is)")
     return 0
@@ -171,6 +169,14 @@ def main(chosen: list[str]) -> int:
 
 SOAK_FULL_SECONDS = 300
 SOAK_HEADING = "## Soak: a steady load on the embedded default (`bench/run soak`)"
+
+
+def with_soak(text: str, section: str) -> str:
+    """``text`` with its soak section replaced by ``section`` (added at the end if none)."""
+    old = _soak_section(text)
+    if not old:
+        return text.rstrip("\n") + "\n\n" + section
+    return text.replace(old, section + ("\n" if old.endswith("\n\n") else ""))
 
 
 def _soak_section(text: str) -> str:
