@@ -99,7 +99,7 @@ def run_embedded(up, seconds: int, bare: dict) -> dict:
     measured = measured_load(up.url, PATH, EXAMPLE, {"Authorization": f"Bearer {up.key}"},
                              seconds, up.workdir, "prescription_id",
                              {"API": up.pids("api"), "worker, Redis, simulators":
-                              up.pids("worker", "redis", "simulator")})
+                              up.pids("worker", "redis", "simulators")})
     ratio = measured["rps"] / bare["rps"]
     return {
         "name": "ingest (embedded default): create path vs bare Flask endpoint "
