@@ -28,20 +28,23 @@ PATH = "/api/v1/services/medicine_delivery/requests"
 
 
 def cpu_seconds(pids) -> float:
-    """CPU time used so far by the processes ``pids`` and all their descendants."""
-    total = 0.0
+    """CPU time used so far by the processes ``pids`` and all their descendants (each
+    counted once)."""
+    processes: dict[int, psutil.Process] = {}
     for pid in pids:
         try:
             root = psutil.Process(pid)
-            processes = [root, *root.children(recursive=True)]
+            for process in [root, *root.children(recursive=True)]:
+                processes.setdefault(process.pid, process)
         except psutil.NoSuchProcess:
             continue
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
+    total = 0.0
+    for process in processes.values():
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
     return total
 
 
