@@ -57,7 +57,7 @@ def _ms(text: str) -> float:
 
 
 def parse_wrk(output: str) -> dict:
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.M))
     if "99" not in latency:
         raise RuntimeError(f"wrk printed no latency distribution:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))

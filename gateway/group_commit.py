@@ -23,9 +23,11 @@ One bad store never fails its neighbours:
   moment, a bug) rolls the group back, and each store runs again alone in its own
   transaction, as if it had come alone: only the one at fault fails.
 
-Stores of one group see each other's rows (the session flushes before each query), so a
-second request with the same Idempotency-Key or reference in the same group is answered as
-if the first had committed before it.
+A store may leave a rare refusal to a unique constraint while in a group
+(:func:`in_group`): the group's flush then fails, and each store runs again alone, where it
+checks first and refuses cleanly. Stores of one group are run one after the other in one
+session, so a store can find what the earlier ones of its group added (intake keeps their
+keys in ``session.info``).
 
 The writer runs each store in a copy of its caller's context (``contextvars``): the
 correlation id in logs and Flask's application context come along.
@@ -51,6 +53,15 @@ log = logging.getLogger(__name__)
 
 #: a writer with nothing to do for this long ends its thread (the next store starts another)
 IDLE_SECONDS = 5.0
+#: ``session.info`` key set while a group of several stores shares the session
+IN_GROUP = "group_commit"
+
+
+def in_group(session: Session) -> bool:
+    """Whether ``session`` is a group's: a store may then leave a rare refusal to a unique
+    constraint (the group is rolled back and each store runs again alone, where it may look
+    first) instead of a query per store."""
+    return bool(session.info.get(IN_GROUP))
 
 
 @dataclass(eq=False)
@@ -152,6 +163,7 @@ class GroupWriter:
 
     def _together(self, group: list[_Store]) -> None:
         with self._write() as session:
+            session.info[IN_GROUP] = True
             for store in group:
                 added = len(session.new)
                 try:
