@@ -118,7 +118,7 @@ def _call(app, path: str, body: bytes, headers: dict) -> int:
 
 
 def measure(app, path: str, body: dict, headers: dict, count: int, unique: str | None,
-            threads: int = 1) -> float:
+            threads: int = 1, started=lambda: None) -> float:
     """CPU ms per call of ``app``: ``count`` calls, from ``threads`` threads at once (the
     process's CPU time then, all its threads included)."""
     def one(i):
@@ -134,6 +134,7 @@ def measure(app, path: str, body: dict, headers: dict, count: int, unique: str |
             one(i)
 
     calls(0, 50)          # warm-up: caches, pools, the first transaction's head row
+    started()
     if threads == 1:
         start = time.thread_time()
         calls(0, count)
@@ -172,9 +173,8 @@ def _run(setup, database: str, count: int, threads: int, bare_app) -> dict:
     clock = PhaseClock()
     uninstall = _install(clock, setup.app)
     try:
-        measure(setup.app, path, EXAMPLE, headers, 50, "prescription_id")
-        clock.own.clear()
-        timed = measure(setup.app, path, EXAMPLE, headers, count, "prescription_id", threads)
+        timed = measure(setup.app, path, EXAMPLE, headers, count, "prescription_id", threads,
+                        started=clock.own.clear)
     finally:
         uninstall()
     names = dict.fromkeys(["auth and rate limit", *(name for name, _, _ in PHASES)])
