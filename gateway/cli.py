@@ -52,9 +52,11 @@ def main():
 
 @main.command()
 @click.option("--workers", default=1, show_default=True, help="rq worker processes.")
-@click.option("--web-workers", default=2, show_default=True, help="API server processes.")
-@click.option("--web-threads", default=8, show_default=True,
-              help="Threads per API server process.")
+@click.option("--web-workers", type=click.IntRange(1, 64), default=None,
+              help="API server processes [default: 1 on SQLite, whose writes one process's "
+                   "writer then groups alone; 2 otherwise].")
+@click.option("--web-threads", type=click.IntRange(1, 256), default=None,
+              help="Threads per API server process [default: 16 on SQLite, 8 otherwise].")
 def up(workers, web_workers, web_threads):
     """Run everything on this machine: database, Redis, API server and worker."""
     from .redis_server import RedisNotFound

@@ -162,8 +162,17 @@ def _start_embedded_redis() -> EmbeddedRedis | None:
     return redis
 
 
-def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2,
-                   web_threads: int = 8) -> int:
+def web_shape(gateway, workers: int | None, threads: int | None) -> tuple[int, int]:
+    """API processes and threads for ``gateway up``: on SQLite one process of 16 threads, so
+    one writer stores every new request (``gateway.group_commit``) and the API does not fight
+    itself for SQLite's single write lock; on PostgreSQL 2 processes of 8."""
+    if gateway.db.is_sqlite:
+        return workers or 1, threads or 16
+    return workers or 2, threads or 8
+
+
+def run_all_in_one(build_app, *, workers: int = 1, web_workers: int | None = None,
+                   web_threads: int | None = None) -> int:
     """Run the whole gateway until a stop signal or a part's death.
 
     :param build_app: makes the Flask app; called once Redis is up
@@ -193,6 +202,7 @@ def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2,
         upgrade(gateway.db)
         demo_key = ensure_demo_agency(gateway)
         demo_admin = ensure_demo_admin(gateway)
+        web_workers, web_threads = web_shape(gateway, web_workers, web_threads)
         env = dict(os.environ)
         command = [sys.executable, "-m", "gateway"]
         base = f"http://{settings['host']}:{settings['port']}"
