@@ -47,6 +47,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .db import is_outage
 from .errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class GroupWriter:
     :param max_batch: the most stores in one transaction; 1: each caller commits its own, in
         its own thread, as without a writer
     :param observe: told ``(outcome, size)`` of each group: ``together`` (one transaction),
-        ``alone`` (rolled back, then each store in its own)
+        ``alone`` (rolled back, then each store in its own), ``failed`` (the database was
+        away: each store got that error, none ran again)
     """
 
     def __init__(self, write: Callable, max_batch: int = 64,
@@ -150,16 +152,29 @@ class GroupWriter:
         if len(group) > 1:
             try:
                 self._together(group)
-                self._observe("together", len(group))
-                return
             except Exception as exc:
+                if is_outage(exc):
+                    # The database is away: alone, each would wait out the same timeout.
+                    for store in group:
+                        store.result, store.error = None, exc
+                    self._tell("failed", len(group))
+                    return
                 log.info("a group of %d stores rolled back (%s); each runs alone",
                          len(group), type(exc).__name__)
                 for store in group:
                     store.result = store.error = None
+            else:
+                self._tell("together", len(group))
+                return
         for store in group:
             self._alone(store)
-        self._observe("together" if len(group) == 1 else "alone", len(group))
+        self._tell("together" if len(group) == 1 else "alone", len(group))
+
+    def _tell(self, outcome: str, size: int) -> None:
+        try:
+            self._observe(outcome, size)
+        except Exception as exc:   # a metric must never undo or repeat a commit
+            log.warning("group commit not counted: %s", type(exc).__name__)
 
     def _together(self, group: list[_Store]) -> None:
         with self._write() as session:

@@ -215,3 +215,13 @@ def test_a_caller_is_answered_only_once_its_group_committed(gateway, actor, medi
     with gateway.db.engine.connect() as conn:
         assert conn.scalar(select(ServiceRequest.status).where(
             ServiceRequest.id == accepted.record.id)) == "received"
+
+
+def test_a_failing_metric_neither_undoes_nor_repeats_a_commit(gateway, actor, medicine_body):
+    def broken_metric(_outcome, _size):
+        raise OSError("metrics directory gone")
+
+    gateway.writer._observe = broken_metric
+    outcomes = submit_together(gateway, [new(actor, body(medicine_body, n)) for n in (20, 21)])
+    assert all(isinstance(o, intake.Accepted) for o in outcomes)
+    assert count(gateway, ServiceRequest) == 2
