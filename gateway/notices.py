@@ -22,7 +22,8 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 * **quiet hours** (``notices.quiet_hours``, the region's local time): a notice that is not
   urgent is held until they end;
 * **a per-agency rate** (``notices.rate_limit``): the API's token bucket
-  (``gateway.ratelimit``) under a key of its own; a notice over it waits its turn;
+  (``gateway.ratelimit``) under a key of its own; a notice over it reserves the next token
+  and waits for that turn (one wake, however long the line);
 * **cost**: each message records its notifier's ``cost`` (``notifiers.yaml``) in the region's
   currency, summed on the notice;
 * **test keys never reach the world**: a notice of a request made with a test key, or any in
@@ -377,10 +378,12 @@ def _advance(gateway, notice_id: str, now: datetime, last_try: bool = True) -> s
                                   detail=f"{notice.kind} notice held for quiet hours")
                     _wake_at(gateway, notice.id, until, now)
                     return "held"
-            wait = gateway.notice_limiter.check(notice.agency_id, "notice")
-            if wait is not None:
-                _wake_at(gateway, notice.id, now + timedelta(seconds=wait), now)
-                return "rate limited"
+            if not _take_turn(gateway, notice.id):
+                wait = gateway.notice_limiter.reserve(notice.agency_id, "notice")
+                if wait is not None:
+                    _hold_turn(gateway, notice.id, wait)
+                    _wake_at(gateway, notice.id, now + timedelta(seconds=wait), now)
+                    return "rate limited"
         tried = {m.notifier for m in notice.messages}
         candidates = [n for n in notifiers_for(gateway, notice.key_type)
                       if n.instance not in tried]
@@ -480,6 +483,28 @@ def _record_failure(gateway, notice_id: str, message_id: str, exc: NotifierError
     _wake_at(gateway, notice_id, now + timedelta(
         seconds=gateway.settings["notices"]["fallback_after_seconds"]), now)
     return "outcome unknown"
+
+
+def _turn_key(notice_id: str) -> str:
+    return f"gateway:notice-turn:{notice_id}"
+
+
+def _hold_turn(gateway, notice_id: str, wait: float) -> None:
+    """A notice over its agency's rate has reserved a token of its own, ``wait`` seconds
+    from now (``RateLimiter.reserve``): it goes ahead then without asking again. (Waiters
+    that each asked again would wake together and find one token between them, and all but
+    one would sleep and wake again, over and over.) Kept a minute past its turn; if lost, the
+    notice asks again, which only delays it."""
+    with contextlib.suppress(RedisError):
+        gateway.redis.set(_turn_key(notice_id), "1", px=int((wait + 60) * 1000))
+
+
+def _take_turn(gateway, notice_id: str) -> bool:
+    """Does this notice hold a reserved turn (:func:`_hold_turn`)? It is used up now."""
+    try:
+        return bool(gateway.redis.delete(_turn_key(notice_id)))
+    except RedisError:
+        return False
 
 
 def _wake_at(gateway, notice_id: str, when: datetime, now: datetime) -> None:

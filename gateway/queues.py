@@ -21,12 +21,16 @@ from rq.job import Job, JobStatus
 
 
 class QueueNames:
-    """``dispatch`` and ``default`` carry our own work (bookings, provider reports, polls);
+    """``dispatch``, ``reports`` and ``default`` carry our own work (bookings, provider
+    reports, polls and notices);
     ``callbacks`` carries calls to endpoints agencies control, and only callback workers
     (``gateway.worker``) take from it: a slow agency can then hold up nothing but its own
     callbacks, never a provider report nor another agency."""
 
     DISPATCH = "dispatch"
+    #: provider report batches (``gateway.tracking``): taken before the per-item jobs of
+    #: ``default``, so a burst of notices or polls never holds up the statuses they follow
+    REPORTS = "reports"
     DEFAULT = "default"
     CALLBACKS = "callbacks"
     #: spreadsheet uploads' long jobs (``gateway.uploads``), taken last: a worker starts one
@@ -35,13 +39,13 @@ class QueueNames:
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
 
     @classmethod
     def own_work(cls) -> list[str]:
         """What a ``gateway worker`` takes in its main loop, in this order of priority
         (callbacks have threads apart)."""
-        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS]
 
 
 # job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or

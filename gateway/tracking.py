@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 TRACKED = (Status.BOOKED, Status.DRIVER_ASSIGNED, Status.PICKED_UP)
 #: stored reports waiting for a report job (see the module docstring)
 REPORTS = WorkList("gateway:reports:ready", "gateway:reports:batch-scheduled",
-                   QueueNames.DEFAULT, "gateway.jobs.apply_reports", "reports-batch")
+                   QueueNames.REPORTS, "gateway.jobs.apply_reports", "reports-batch")
 
 
 def queue_report(gateway, session, event_id: int) -> None:
@@ -336,13 +336,28 @@ def _adopt_reported_booking(gateway, session, row, attempt, record) -> str:
     return adopt_booking(gateway, session, attempt, record, booking, how="found by its report")
 
 
+def reports_waiting(session, courier: str, references) -> set[str]:
+    """Which of these bookings (provider references at ``courier``) have reports stored and
+    not applied yet: their reports are not late, they wait their turn, and a poll would only
+    add one more (one scan of the unapplied reports, whatever the number of bookings)."""
+    references = {r for r in references if r}
+    if not references:
+        return set()
+    return set(session.scalars(select(ProviderEventRecord.provider_reference).distinct().where(
+        ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
+        ProviderEventRecord.provider_reference.in_(references))))
+
+
 def poll(gateway, request_id: str) -> str:
-    """Ask the courier that holds a request for its status; store the answer as a report."""
+    """Ask the courier that holds a request for its status; store the answer as a report.
+    Not while reports of its booking wait to be applied (:func:`reports_waiting`)."""
     with gateway.db.read() as session:
         record = session.get(ServiceRequest, request_id)
         if record is None or record.provider is None or record.status in TERMINAL:
             return "nothing to do"
         courier_name, reference = record.provider, record.provider_reference
+        if reports_waiting(session, courier_name, [reference]):
+            return "reports waiting"
     courier = gateway.couriers.get(courier_name)
     if courier is None:
         return "courier disabled"
@@ -361,11 +376,19 @@ def poll(gateway, request_id: str) -> str:
 
 
 def due_for_polling(gateway, limit: int = 200) -> list[str]:
-    """Requests a courier holds whose last change is older than ``poll_after_seconds``."""
+    """Requests a courier holds whose last change is older than ``poll_after_seconds``,
+    except those whose reports are stored and wait to be applied (they are not late: behind
+    a backlog, polling them would only lengthen it)."""
     quiet_since = utcnow() - timedelta(seconds=gateway.settings["dispatch"]["poll_after_seconds"])
     with gateway.db.read() as session:
-        return list(session.scalars(
-            select(ServiceRequest.id).where(ServiceRequest.status.in_([str(s) for s in TRACKED]),
-                                            ServiceRequest.provider.is_not(None),
-                                            ServiceRequest.updated_at <= quiet_since)
-            .order_by(ServiceRequest.updated_at).limit(limit)))
+        due = session.execute(
+            select(ServiceRequest.id, ServiceRequest.provider, ServiceRequest.provider_reference)
+            .where(ServiceRequest.status.in_([str(s) for s in TRACKED]),
+                   ServiceRequest.provider.is_not(None),
+                   ServiceRequest.updated_at <= quiet_since)
+            .order_by(ServiceRequest.updated_at).limit(limit)).all()
+        waiting = {(courier, reference) for courier in {c for _i, c, _r in due}
+                   for reference in reports_waiting(
+                       session, courier, [r for _i, c, r in due if c == courier])}
+    return [request_id for request_id, courier, reference in due
+            if (courier, reference) not in waiting]
