@@ -51,7 +51,9 @@ def main():
 
 
 @main.command()
-@click.option("--workers", default=1, show_default=True, help="rq worker processes.")
+@click.option("--workers", default=2, show_default=True,
+              help="rq worker processes (two: a worker waits on Redis, the database and the "
+                   "couriers much of its time, so two keep even a 2-core machine busy).")
 @click.option("--web-workers", default=2, show_default=True, help="API server processes.")
 @click.option("--web-threads", default=8, show_default=True,
               help="Threads per API server process.")

@@ -28,7 +28,7 @@ from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import WaitForCircuit, cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
-from .notices import advance_notice
+from .notices import advance_notice, give_turns
 from .proofs import fetch_proofs
 from .queues import enqueue_job, job_spec, request_lock
 from .records import transition
@@ -289,6 +289,21 @@ def wake_notice(gateway, notice_id: str) -> str:
     """A notice's time has come (quiet hours over, its turn, its fallback deadline): queue
     its send job (a job apart, so a send job can schedule this one while it runs)."""
     enqueued = enqueue_job(gateway, "notice", notice_id)
+    return "queued" if enqueued else "already queued"
+
+
+@_job("notice_turns")
+def give_notice_turns(gateway, agency_id: str) -> str:
+    """Hand an agency's notice tokens to its notices waiting over its rate
+    (``gateway.notices``)."""
+    return give_turns(gateway, agency_id)
+
+
+@_job("notice_turns_later")
+def wake_notice_turns(gateway, agency_id: str) -> str:
+    """The agency's next notice token exists: queue its turns job (a job apart, so a turns
+    job can schedule this one while it runs)."""
+    enqueued = enqueue_job(gateway, "notice_turns", agency_id)
     return "queued" if enqueued else "already queued"
 
 

@@ -22,8 +22,8 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 * **quiet hours** (``notices.quiet_hours``, the region's local time): a notice that is not
   urgent is held until they end;
 * **a per-agency rate** (``notices.rate_limit``): the API's token bucket
-  (``gateway.ratelimit``) under a key of its own; a notice over it reserves the next token
-  and waits for that turn (one wake, however long the line);
+  (``gateway.ratelimit``) under a key of its own; a notice over it waits in the database
+  for its turn, which one job per agency hands out as tokens come (:func:`give_turns`);
 * **cost**: each message records its notifier's ``cost`` (``notifiers.yaml``) in the region's
   currency, summed on the notice;
 * **test keys never reach the world**: a notice of a request made with a test key, or any in
@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from redis.exceptions import LockError, RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from . import phones
@@ -80,7 +82,7 @@ from .notifiers import (
     OutgoingMessage,
     Receipt,
 )
-from .queues import enqueue_after_commit, enqueue_job, request_lock
+from .queues import enqueue_after_commit, enqueue_job, job_id, request_lock
 from .settings import NOTICE_KINDS
 
 log = logging.getLogger(__name__)
@@ -379,10 +381,9 @@ def _advance(gateway, notice_id: str, now: datetime, last_try: bool = True) -> s
                     _wake_at(gateway, notice.id, until, now)
                     return "held"
             if not _take_turn(gateway, notice.id):
-                wait = gateway.notice_limiter.reserve(notice.agency_id, "notice")
+                wait = gateway.notice_limiter.check(notice.agency_id, "notice")
                 if wait is not None:
-                    _hold_turn(gateway, notice.id, wait)
-                    _wake_at(gateway, notice.id, now + timedelta(seconds=wait), now)
+                    _turns_at(gateway, notice.agency_id, wait)
                     return "rate limited"
         tried = {m.notifier for m in notice.messages}
         candidates = [n for n in notifiers_for(gateway, notice.key_type)
@@ -485,26 +486,69 @@ def _record_failure(gateway, notice_id: str, message_id: str, exc: NotifierError
     return "outcome unknown"
 
 
+# -- an agency's line -------------------------------------------------------------------------
+#: notices one turns job looks at in a run (oldest first)
+LINE_WINDOW = 200
+#: how long a turn given to a notice waits for its send job
+TURN_SECONDS = 120
+
+
 def _turn_key(notice_id: str) -> str:
     return f"gateway:notice-turn:{notice_id}"
 
 
-def _hold_turn(gateway, notice_id: str, wait: float) -> None:
-    """A notice over its agency's rate has reserved a token of its own, ``wait`` seconds
-    from now (``RateLimiter.reserve``): it goes ahead then without asking again. (Waiters
-    that each asked again would wake together and find one token between them, and all but
-    one would sleep and wake again, over and over.) Kept a minute past its turn; if lost, the
-    notice asks again, which only delays it."""
-    with contextlib.suppress(RedisError):
-        gateway.redis.set(_turn_key(notice_id), "1", px=int((wait + 60) * 1000))
-
-
 def _take_turn(gateway, notice_id: str) -> bool:
-    """Does this notice hold a reserved turn (:func:`_hold_turn`)? It is used up now."""
+    """Was this notice given its agency's token by :func:`give_turns`? It is used up now."""
     try:
         return bool(gateway.redis.delete(_turn_key(notice_id)))
     except RedisError:
         return False
+
+
+def _turns_at(gateway, agency_id: str, wait: float) -> None:
+    """Have the agency's turns job (:func:`give_turns`) run when its next token exists
+    (nothing if it is queued already); if Redis is away, the sweep queues it."""
+    try:
+        enqueue_job(gateway, "notice_turns", agency_id, delay=max(wait, 0.001))
+    except RedisError:
+        log.warning("agency %s: could not schedule its notices' turns", agency_id)
+
+
+def give_turns(gateway, agency_id: str) -> str:
+    """Hand an agency's tokens (``notices.rate_limit``) to its notices over the rate, oldest
+    first, and queue their send jobs; then come back when the next token exists.
+
+    A notice over its agency's rate waits in the database (``queued``) and holds nothing in
+    Redis: however long the line, it costs one job per turn given, not a job per notice per
+    look (waiters that each looked again would wake together to find one token between
+    them, and all but one would go back to sleep). A turn is a token taken for one notice
+    (a Redis key its send job uses up, :func:`_take_turn`); one whose send job never ran
+    expires after ``TURN_SECONDS`` and the notice waits for another.
+    """
+    since = utcnow() - PATIENCE
+    with gateway.db.read() as session:
+        line = list(session.scalars(
+            select(Notice.id).where(Notice.agency_id == agency_id, Notice.status == "queued",
+                                    Notice.created_at >= since)
+            .order_by(Notice.created_at, Notice.id).limit(LINE_WINDOW)))
+    if not line:
+        return "nobody waiting"
+    pipe = gateway.redis.pipeline(transaction=False)
+    for notice_id in line:
+        pipe.exists(_turn_key(notice_id))
+    waiting = [n for n, holds in zip(line, pipe.execute(), strict=True) if not holds]
+    given = 0
+    for notice_id in waiting:
+        wait = gateway.notice_limiter.check(agency_id, "notice")
+        if wait is not None:
+            enqueue_job(gateway, "notice_turns_later", agency_id, delay=wait)
+            return f"{given} given, the next in {wait:.1f} s"
+        gateway.redis.set(_turn_key(notice_id), "1", ex=TURN_SECONDS)
+        enqueue_job(gateway, "notice", notice_id)
+        given += 1
+    # everyone in sight holds a turn: look again once their send jobs had time to run
+    enqueue_job(gateway, "notice_turns_later", agency_id, delay=1 if given else 5)
+    return f"{given} given"
 
 
 def _wake_at(gateway, notice_id: str, when: datetime, now: datetime) -> None:
@@ -527,6 +571,7 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
     """
     counts = {"applied": 0, "ignored": 0, "late": 0}
     fall_back: list[str] = []
+    settled: list[str] = []
     now = utcnow()
     with gateway.db.write() as session:
         for receipt in receipts:
@@ -573,6 +618,7 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
             _stamp(message, receipt.status, now)
             if receipt.status in ("delivered", "read"):
                 notice.status = receipt.status
+                settled.append(notice.id)
             notice.updated_at = now
             _timeline(gateway, session, request, notice, receipt.status, message.channel)
             if receipt.status == "failed":
@@ -580,7 +626,21 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
             counts["applied"] += 1
         for notice_id in fall_back:
             enqueue_after_commit(gateway, session, "notice", notice_id)
+        if settled:
+            session.info.setdefault("after_commit", []).append(
+                lambda: _forget_deadlines(gateway, settled))
     return counts
+
+
+def _forget_deadlines(gateway, notice_ids: list[str]) -> None:
+    """A delivered notice needs no look at its fallback deadline: the job scheduled for it
+    goes (Redis holds only notices still in flight). A look that runs anyway finds the
+    notice delivered and does nothing."""
+    for notice_id in notice_ids:
+        with contextlib.suppress(RedisError, NoSuchJobError):
+            job = Job.fetch(job_id("notice_later", notice_id), connection=gateway.redis)
+            if job.get_status(refresh=False) == JobStatus.SCHEDULED:
+                job.delete()
 
 
 def _stamp(message: NoticeMessage, status: str, now: datetime) -> None:

@@ -162,7 +162,7 @@ def _start_embedded_redis() -> EmbeddedRedis | None:
     return redis
 
 
-def run_all_in_one(build_app, *, workers: int = 1, web_workers: int = 2,
+def run_all_in_one(build_app, *, workers: int = 2, web_workers: int = 2,
                    web_threads: int = 8) -> int:
     """Run the whole gateway until a stop signal or a part's death.
 
