@@ -2,7 +2,7 @@
 embedded default a new user gets), then the wait until every accepted request is final, and
 the memory of every process of ``gateway up`` sampled throughout.
 
-The gateway is started as a new user starts it: ``python -m gateway up`` (one worker, two API
+The gateway is started as a new user starts it: ``python -m gateway up`` (two workers, two API
 processes, SQLite in its data dir, its own Redis, the sandbox simulators it starts itself with
 their own timing: ``gateway simulator run``'s ``--step-seconds`` default, 3 s between two
 statuses of a booking) on a copy of the repository's ``config/``, and the demo agency's test

@@ -38,6 +38,7 @@ from .tracking import (
     apply_in_order,
     find_attempt,
     hand_over,
+    look_before_applying,
     poll,
     work_the_inbox,
 )
@@ -230,10 +231,16 @@ def apply_reports() -> dict:
     retry_after = job_spec(gateway, "event")[2][0]
 
     def apply_one(event_id: int) -> str:
-        with _unit_of_work(gateway, "event", event_id):
-            one_started = time.monotonic()
+        one_started = time.monotonic()
+        try:
+            found, earlier = look_before_applying(gateway, event_id)
+        except Exception as exc:            # the database, briefly away: its own job retries
+            hand_over(gateway, event_id, retry_after)
+            _finished(gateway, "event", event_id, "retry", one_started, exc)
+            return "handed over"
+        with context.bound(request_id=found[0], correlation_id=found[1], job_kind="event"):
             try:
-                outcome = apply_in_order(gateway, event_id)
+                outcome = apply_in_order(gateway, event_id, earlier)
             except EventNotMatchedYet:      # not an error: its create answer is on its way
                 hand_over(gateway, event_id, retry_after)
                 outcome = "handed over"

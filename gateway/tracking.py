@@ -166,18 +166,41 @@ def earlier_unapplied(session, row: ProviderEventRecord) -> list[int]:
         ProviderEventRecord.id < row.id, or_(*same)).order_by(ProviderEventRecord.id)))
 
 
-def apply_in_order(gateway, event_id: int) -> str:
+def look_before_applying(gateway, event_id: int) -> tuple[tuple[str | None, str | None],
+                                                          list[int]]:
+    """One read before a report is applied: the request it is about (id and correlation id,
+    for the unit of work; ``(None, None)`` when it matches none yet) and the earlier
+    unapplied reports of its booking (:func:`earlier_unapplied`)."""
+    with gateway.db.read() as session:
+        row = session.get(ProviderEventRecord, event_id)
+        if row is None:
+            return (None, None), []
+        record = None
+        if row.request_id is not None:
+            record = session.get(ServiceRequest, row.request_id)
+        else:
+            attempt = find_attempt(session, row)
+            record = session.get(ServiceRequest, attempt.request_id) if attempt else None
+        earlier = earlier_unapplied(session, row) if row.processed_at is None else []
+        found = (record.id, record.correlation_id) if record is not None else (None, None)
+    return found, earlier
+
+
+def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> str:
     """Apply a report after the earlier unapplied reports of its booking (another worker
     may hold them in its batch: whichever comes first applies them, the other finds them
     done). An earlier report that cannot be applied now is left to its own job and does not
     hold this one up.
 
+    :param earlier: those reports, when the caller has looked them up
+        (:func:`look_before_applying`)
     :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raises
     """
-    with gateway.db.read() as session:
-        row = session.get(ProviderEventRecord, event_id)
-        earlier = earlier_unapplied(session, row) if row is not None \
-            and row.processed_at is None else []
+    if earlier is None:
+        with gateway.db.read() as session:
+            row = session.get(ProviderEventRecord, event_id)
+            earlier = earlier_unapplied(session, row) if row is not None \
+                and row.processed_at is None else []
     for earlier_id in earlier:
         try:
             apply_provider_event(gateway, earlier_id)
