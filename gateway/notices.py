@@ -4,8 +4,9 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 ``delivered``, ``failed``) to one phone number. The flow keeps the gateway's rules:
 
 * **persist, then enqueue**: :func:`queue_notice` writes the :class:`~gateway.models.Notice`
-  (number and parameters sealed) in the caller's transaction and enqueues the ``notice``
-  job, which takes the notice's id and nothing else;
+  (number and parameters sealed) in the caller's transaction and, once that commits, has its
+  agency's turns job (:func:`give_turns`) hand it a token and enqueue its ``notice`` job,
+  which takes the notice's id and nothing else;
 * **one delivery per notice**: each try on a channel is a
   :class:`~gateway.models.NoticeMessage`, written before the notifier is called; the next
   channel (SMS after WhatsApp, ``notices.channels``) is tried only after the message before
@@ -22,8 +23,9 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 * **quiet hours** (``notices.quiet_hours``, the region's local time): a notice that is not
   urgent is held until they end;
 * **a per-agency rate** (``notices.rate_limit``): the API's token bucket
-  (``gateway.ratelimit``) under a key of its own; a notice over it waits in the database
-  for its turn, which one job per agency hands out as tokens come (:func:`give_turns`);
+  (``gateway.ratelimit``) under a key of its own; a notice waits in the database for its
+  turn, which one job per agency hands out as tokens come (:func:`give_turns`): a line of
+  thousands costs no job per notice, and nothing in Redis;
 * **cost**: each message records its notifier's ``cost`` (``notifiers.yaml``) in the region's
   currency, summed on the notice;
 * **test keys never reach the world**: a notice of a request made with a test key, or any in
@@ -277,8 +279,8 @@ def opted_out(session, gateway, phone: str) -> bool:
 def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: dict, *,
                  to: str, urgent: bool = False, language: str | None = None
                  ) -> Notice | None:
-    """Make a notice about ``request`` in the caller's transaction; its job is enqueued once
-    that commits. The entry point for every notice.
+    """Make a notice about ``request`` in the caller's transaction; it joins its agency's
+    line once that commits (:func:`give_turns`). The entry point for every notice.
 
     :param kind: one of :data:`gateway.settings.NOTICE_KINDS`
     :param params: the template's named parameters (see :data:`ALLOWED_PARAMETERS`)
@@ -303,7 +305,8 @@ def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: d
         currency=gateway.region.currency, cost=0, created_at=now, updated_at=now)
     session.add(notice)
     _timeline(gateway, session, request, notice, "queued")
-    enqueue_after_commit(gateway, session, "notice", notice.id, new=True)
+    # in its agency's line: the turns job hands it a token and queues its send job
+    _turns_after_commit(gateway, session, notice.agency_id)
     return notice
 
 
@@ -383,6 +386,8 @@ def _advance(gateway, notice_id: str, now: datetime, last_try: bool = True) -> s
             if not _take_turn(gateway, notice.id):
                 wait = gateway.notice_limiter.check(notice.agency_id, "notice")
                 if wait is not None:
+                    if notice.status == "held":         # its quiet hours are over
+                        notice.status, notice.updated_at = "queued", now
                     _turns_at(gateway, notice.agency_id, wait)
                     return "rate limited"
         tried = {m.notifier for m in notice.messages}
@@ -509,19 +514,21 @@ def _turns_at(gateway, agency_id: str, wait: float) -> None:
     """Have the agency's turns job (:func:`give_turns`) run when its next token exists
     (nothing if it is queued already); if Redis is away, the sweep queues it."""
     try:
-        enqueue_job(gateway, "notice_turns", agency_id, delay=max(wait, 0.001))
+        enqueue_job(gateway, "notice_turns", agency_id, delay=wait)
     except RedisError:
         log.warning("agency %s: could not schedule its notices' turns", agency_id)
 
 
 def give_turns(gateway, agency_id: str) -> str:
-    """Hand an agency's tokens (``notices.rate_limit``) to its notices over the rate, oldest
+    """Hand an agency's tokens (``notices.rate_limit``) to its queued notices, oldest
     first, and queue their send jobs; then come back when the next token exists.
 
-    A notice over its agency's rate waits in the database (``queued``) and holds nothing in
-    Redis: however long the line, it costs one job per turn given, not a job per notice per
-    look (waiters that each looked again would wake together to find one token between
-    them, and all but one would go back to sleep). A turn is a token taken for one notice
+    A notice waits in the database (``queued``) and holds nothing in Redis: however long the
+    line, it costs one job when its turn comes, not a job to find it over the rate nor one
+    per look (waiters that each looked again would wake together to find one token between
+    them, and all but one would go back to sleep). A new notice runs this job (or finds it
+    queued) once its transaction commits; one that raced a run finishing, the sweep
+    finds. A turn is a token taken for one notice
     (a Redis key its send job uses up, :func:`_take_turn`); one whose send job never ran
     expires after ``TURN_SECONDS`` and the notice waits for another.
     """
@@ -546,9 +553,21 @@ def give_turns(gateway, agency_id: str) -> str:
         gateway.redis.set(_turn_key(notice_id), "1", ex=TURN_SECONDS)
         enqueue_job(gateway, "notice", notice_id)
         given += 1
-    # everyone in sight holds a turn: look again once their send jobs had time to run
-    enqueue_job(gateway, "notice_turns_later", agency_id, delay=1 if given else 5)
+    if len(line) == LINE_WINDOW:
+        # more wait beyond those in sight: look again once their send jobs had time to run
+        enqueue_job(gateway, "notice_turns_later", agency_id, delay=1 if given else 5)
     return f"{given} given"
+
+
+def _turns_after_commit(gateway, session, agency_id: str) -> None:
+    """Have the agency's turns job look at its line once ``session`` has committed (one
+    look per agency and transaction, however many notices it made)."""
+    agencies = session.info.get("notice_turns_after_commit")
+    if agencies is None:
+        agencies = session.info["notice_turns_after_commit"] = set()
+        session.info.setdefault("after_commit", []).append(
+            lambda: [_turns_at(gateway, agency, 0) for agency in sorted(agencies)])
+    agencies.add(agency_id)
 
 
 def _wake_at(gateway, notice_id: str, when: datetime, now: datetime) -> None:

@@ -210,10 +210,15 @@ def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> 
     return apply_provider_event(gateway, event_id)
 
 
+#: how long one report job works before another carries on: between the two, a worker takes
+#: what waits on the queues before ``reports`` (a dispatch batch)
+REPORT_SLICE_SECONDS = 5.0
+
+
 def work_the_inbox(gateway, apply_one) -> dict[str, int]:
     """The report job: apply what :data:`REPORTS` lists, ``jobs.report_batch_size`` at a
-    time, until it is empty (or the job has used half its time; then another job carries
-    on).
+    time, until it is empty (or the job has worked :data:`REPORT_SLICE_SECONDS`, or half its
+    time; then another job carries on).
 
     :param apply_one: ``(event id) -> outcome``, applying one report in its own transaction
         and handing it to its own job when that fails (``gateway.jobs``)
@@ -222,7 +227,7 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
     settings = gateway.settings["jobs"]
     REPORTS.started(gateway)
     size = settings["report_batch_size"] or 1
-    budget = time.monotonic() + settings["job_timeout"] / 2
+    budget = time.monotonic() + min(settings["job_timeout"] / 2, REPORT_SLICE_SECONDS)
     counted: dict[str, int] = {}
     while True:
         ids = REPORTS.take(gateway, size)
