@@ -38,8 +38,8 @@ from .tracking import (
     apply_in_order,
     find_attempt,
     hand_over,
-    look_before_applying,
     poll,
+    request_of_report,
     work_the_inbox,
 )
 
@@ -230,10 +230,10 @@ def apply_reports() -> dict:
     started = time.monotonic()
     retry_after = job_spec(gateway, "event")[2][0]
 
-    def apply_one(event_id: int) -> str:
+    def apply_one(event_id: int, earlier: list[int] | None) -> str:
         one_started = time.monotonic()
         try:
-            found, earlier = look_before_applying(gateway, event_id)
+            found = request_of_report(gateway, event_id)
         except Exception as exc:            # the database, briefly away: its own job retries
             hand_over(gateway, event_id, retry_after)
             _finished(gateway, "event", event_id, "retry", one_started, exc)

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import costs, proofs
 from .couriers import Booking, CourierError, ProviderEvent
@@ -166,24 +166,47 @@ def earlier_unapplied(session, row: ProviderEventRecord) -> list[int]:
         ProviderEventRecord.id < row.id, or_(*same)).order_by(ProviderEventRecord.id)))
 
 
-def look_before_applying(gateway, event_id: int) -> tuple[tuple[str | None, str | None],
-                                                          list[int]]:
-    """One read before a report is applied: the request it is about (id and correlation id,
-    for the unit of work; ``(None, None)`` when it matches none yet) and the earlier
-    unapplied reports of its booking (:func:`earlier_unapplied`)."""
+def earlier_unapplied_of(session, event_ids: list[int]) -> dict[int, list[int]]:
+    """:func:`earlier_unapplied` for each of a batch's reports, in one look at the unapplied
+    reports (not one each: behind a backlog of thousands, a look each made every report cost
+    more the longer the backlog). :return: report id -> earlier ids, oldest first"""
+    columns = (ProviderEventRecord.id, ProviderEventRecord.courier,
+               ProviderEventRecord.provider_reference, ProviderEventRecord.our_reference)
+    rows = [r for r in session.execute(select(*columns).where(
+        ProviderEventRecord.id.in_(event_ids), ProviderEventRecord.processed_at.is_(None)))
+        if r.provider_reference or r.our_reference]
+    if not rows:
+        return {}
+    by_provider = {r.provider_reference for r in rows if r.provider_reference}
+    by_ours = {r.our_reference for r in rows if r.our_reference}
+    same = []
+    if by_provider:
+        same.append(ProviderEventRecord.provider_reference.in_(by_provider))
+    if by_ours:
+        same.append(ProviderEventRecord.our_reference.in_(by_ours))
+    unapplied = session.execute(select(*columns).where(
+        ProviderEventRecord.processed_at.is_(None),
+        ProviderEventRecord.courier.in_({r.courier for r in rows}),
+        ProviderEventRecord.id < max(r.id for r in rows), or_(*same))
+        .order_by(ProviderEventRecord.id)).all()
+    return {row.id: [u.id for u in unapplied if u.courier == row.courier and u.id < row.id and (
+        (row.provider_reference and u.provider_reference == row.provider_reference)
+        or (row.our_reference and u.our_reference == row.our_reference))] for row in rows}
+
+
+def request_of_report(gateway, event_id: int) -> tuple[str | None, str | None]:
+    """The request a report is about, as (id, correlation id) for its unit of work;
+    ``(None, None)`` when it matches none (yet)."""
     with gateway.db.read() as session:
         row = session.get(ProviderEventRecord, event_id)
         if row is None:
-            return (None, None), []
-        record = None
+            return None, None
         if row.request_id is not None:
             record = session.get(ServiceRequest, row.request_id)
         else:
             attempt = find_attempt(session, row)
             record = session.get(ServiceRequest, attempt.request_id) if attempt else None
-        earlier = earlier_unapplied(session, row) if row.processed_at is None else []
-        found = (record.id, record.correlation_id) if record is not None else (None, None)
-    return found, earlier
+        return (record.id, record.correlation_id) if record is not None else (None, None)
 
 
 def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> str:
@@ -193,7 +216,7 @@ def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> 
     hold this one up.
 
     :param earlier: those reports, when the caller has looked them up
-        (:func:`look_before_applying`)
+        (:func:`earlier_unapplied_of`)
     :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raises
     """
     if earlier is None:
@@ -220,8 +243,9 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
     time, until it is empty (or the job has worked :data:`REPORT_SLICE_SECONDS`, or half its
     time; then another job carries on).
 
-    :param apply_one: ``(event id) -> outcome``, applying one report in its own transaction
-        and handing it to its own job when that fails (``gateway.jobs``)
+    :param apply_one: ``(event id, earlier unapplied report ids) -> outcome``, applying one
+        report in its own transaction (after those) and handing it to its own job when that
+        fails (``gateway.jobs``)
     :return: outcomes counted
     """
     settings = gateway.settings["jobs"]
@@ -235,8 +259,19 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
             return counted
         if REPORTS.length(gateway.redis) or time.monotonic() > budget:
             REPORTS.schedule(gateway)           # more waiting: let another worker join in
-        for event_id in sorted({int(i) for i in ids if i.isdigit()}):
-            outcome = apply_one(event_id)
+        chunk = sorted({int(i) for i in ids if i.isdigit()})
+        try:
+            with gateway.db.read() as session:
+                earlier = earlier_unapplied_of(session, chunk)
+        except SQLAlchemyError:     # the database, briefly away: each report looks for itself
+            earlier = None
+        tried: set[int] = set()
+        for event_id in chunk:
+            # the chunk's own earlier reports were just tried, in order: not again
+            before = None if earlier is None else \
+                [i for i in earlier.get(event_id, ()) if i not in tried]
+            outcome = apply_one(event_id, before)
+            tried.add(event_id)
             counted[outcome] = counted.get(outcome, 0) + 1
         if time.monotonic() > budget:
             return counted
