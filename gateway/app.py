@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import api, console, gate, logs, metrics, public
 from .core import Gateway
 from .settings import load_settings
+from .sharedcode import TEMPLATE_CODE, SharedRule
 
 
 def _refresh_config() -> None:
@@ -29,6 +30,10 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     config = dict(config or {})
     settings = load_settings(config.pop("config_dir", None), overrides=config)
     app = Flask("gateway", static_folder=None)
+    # Templates and URL builders compiled by an earlier app of this process are reused
+    # (gateway.sharedcode: tests build an app per test).
+    app.url_rule_class = SharedRule
+    app.jinja_options = {**app.jinja_options, "bytecode_cache": TEMPLATE_CODE}
     app.config["MAX_CONTENT_LENGTH"] = settings["api"]["max_body_bytes"]
     app.json.sort_keys = False
     logs.init_app(app, settings)

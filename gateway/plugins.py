@@ -91,8 +91,8 @@ def _label_of(dist: importlib.metadata.Distribution | None) -> str | None:
     return f"{dist.name} {dist.version}" if dist is not None else None
 
 
-def _load_entry_points(pm: pluggy.PluginManager, group: str,
-                       disabled: Iterable[str] = ()) -> None:
+def _load_entry_points(pm: pluggy.PluginManager, installed: importlib.metadata.EntryPoints,
+                       group: str, disabled: Iterable[str] = ()) -> None:
     """Register the group's installed plugins, one at a time in the order of their names, so a
     failure names its plugin. A disabled name is skipped, and so is a plugin already
     registered under another name (a courier module a test passes in ``plugins`` and also
@@ -100,10 +100,11 @@ def _load_entry_points(pm: pluggy.PluginManager, group: str,
 
     Not pluggy's ``load_setuptools_entrypoints(group, name=...)``: it reads every installed
     distribution's entry points again for each name (some 60 ms an app here, and every test
-    builds an app); ``importlib.metadata.entry_points`` reads them once and tells each one's
-    distribution, kept for :func:`describe_plugins`."""
+    builds an app); ``installed``, every entry point read once per app by
+    ``importlib.metadata.entry_points()``, tells each one's distribution, kept for
+    :func:`describe_plugins`."""
     disabled = set(disabled)
-    entry_points = importlib.metadata.entry_points(group=group)
+    entry_points = installed.select(group=group)
     for entry_point in sorted(entry_points, key=lambda ep: ep.name):
         dist = getattr(entry_point, "dist", None)
         if entry_point.name in disabled or pm.is_blocked(entry_point.name) \
@@ -139,18 +140,19 @@ def make_plugin_manager(plugins=None, disabled: Iterable[str] = ()) -> pluggy.Pl
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     disabled = disabled_plugins(disabled)
+    installed = importlib.metadata.entry_points()   # every group: the files are read once
     if plugins is None:
         for name in disabled:
             pm.set_blocked(name)
-        _load_entry_points(pm, hookspecs.PROJECT_NAME)
+        _load_entry_points(pm, installed, hookspecs.PROJECT_NAME)
     else:
         for plugin in plugins:
             try:
                 pm.register(plugin)
             except pluggy.PluginValidationError as exc:
                 raise PluginError(pm.get_canonical_name(plugin), str(exc)) from exc
-    _load_entry_points(pm, COURIERS_GROUP, disabled)
-    _load_entry_points(pm, NOTIFIERS_GROUP, disabled)
+    _load_entry_points(pm, installed, COURIERS_GROUP, disabled)
+    _load_entry_points(pm, installed, NOTIFIERS_GROUP, disabled)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     _check_pending(pm)

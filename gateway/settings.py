@@ -23,6 +23,7 @@ opens a database or a network connection, so ``gateway config check`` can run an
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import re
@@ -776,11 +777,18 @@ def flatten_errors(messages: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, str(messages))]
 
 
+@functools.lru_cache(maxsize=32)
+def _parse_yaml(text: str):
+    """The YAML document ``text``, parsed once per process: the test suite builds an app per
+    test from the same files. Callers get it through :func:`_read_yaml`, as a copy."""
+    return yaml.load(text, Loader=SAFE_YAML_LOADER)  # noqa: S506 (a safe loader)
+
+
 def _read_yaml(path: Path, problems: list) -> dict:
     if not path.exists():
         return {}
     try:
-        data = yaml.load(path.read_text(), Loader=SAFE_YAML_LOADER) or {}  # noqa: S506 (a safe loader)
+        data = copy.deepcopy(_parse_yaml(path.read_text())) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""

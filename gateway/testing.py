@@ -24,12 +24,18 @@ from .rqthreads import InThread
 
 
 class ServerThread:
-    """A WSGI app served over real HTTP on a free port of 127.0.0.1, in a daemon thread."""
+    """A WSGI app served over real HTTP on a free port of 127.0.0.1, in a daemon thread.
+
+    The server looks for a stop every 50 ms (``serve_forever``'s default is every 0.5 s,
+    which each test serving an app or a simulator waited out on leaving)."""
+
+    POLL_SECONDS = 0.05
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
         self.server = make_server(host, port, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                       kwargs={"poll_interval": self.POLL_SECONDS})
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
@@ -71,7 +77,15 @@ class CallbackReceiver:
 
 class ThreadSafeWorker(InThread, SimpleWorker):
     """A ``SimpleWorker`` that can run in any thread (``gateway.rqthreads``), so tests can
-    drain from a background thread."""
+    drain from a background thread.
+
+    It does not listen on rq's command channel (``rq.command.send_shutdown_command`` and
+    the like, for long-running workers): a drain ends by itself when the queues are empty.
+    rq listens in a thread that its teardown stops with ``join(timeout=1)``, and that
+    thread often sits out the whole second; tests drain thousands of times."""
+
+    def subscribe(self) -> None:
+        pass
 
 
 def drain(app) -> None:
