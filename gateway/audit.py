@@ -6,9 +6,9 @@ deleting or reordering any record breaks the chain from that point on; :func:`ve
 names the first record that does not match. The single ``audit_head`` row is locked by each
 append (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write transactions are already
 serialised), which keeps the chain linear under concurrent writers, and remembers the last
-link so a deleted tail is noticed too. The head is read and locked once per transaction:
-further appends in the same transaction reuse it, and their rows reach the database with the
-transaction's next flush (batched), not one round trip per link.
+link so a deleted tail is noticed too. The links of a transaction are made when it commits
+(``before_commit``): the head is locked once, only for the commit, and the links reach the
+database with the commit's flush (batched), not one round trip per link.
 
 This module is also the core's default ``track_event`` plugin: the audit trail is a listener
 of events like any other. It must never receive personal data or secrets; callers put
@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import event as orm_events
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -58,43 +59,62 @@ def link_hash(prev_hash: str, fields: dict) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(fields)).hexdigest()
 
 
+#: ``session.info`` key of the events to link when the session's transaction commits
+PENDING = "audit_pending"
+
+
 def _locked_head(session: Session) -> AuditHead:
-    """The head row, locked by this transaction (read and locked once per transaction)."""
-    transaction = session.get_transaction()
-    held = session.info.get("audit_head")
-    if held is not None and held[0] is transaction:
-        return held[1]
-    with session.no_autoflush:      # locking the head needs none of the pending rows
-        head = session.execute(
-            select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
-        ).scalar_one_or_none()
+    """The head row, locked by this transaction."""
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
+    ).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
         session.add(head)
         session.flush()
-    session.info["audit_head"] = (transaction, head)
     return head
 
 
-def append(session: Session, event: Event) -> AuditRecord:
-    """Add ``event`` as the next link, in the caller's transaction."""
-    head = _locked_head(session)
-    record = AuditRecord(
-        seq=head.last_seq + 1,
-        recorded_at=as_recorded_at(datetime.now(UTC)),
-        actor=event.actor,
-        action=event.action,
-        target=event.target,
-        outcome=event.outcome,
-        correlation_id=event.correlation_id,
+def append(session: Session, event: Event) -> None:
+    """Add ``event`` to the chain when the caller's transaction commits.
+
+    The link (its place in the chain, its time, its hash) is made at commit, by
+    :func:`link_pending`: the head row is locked only for the commit itself. Locked at the
+    first event, it was held through all the rest of the transaction's work, and every
+    writer of every process waited on it in turn (a group commit's whole group).
+    """
+    session.info.setdefault(PENDING, []).append(Event(
+        event.action, actor=event.actor, target=event.target, outcome=event.outcome,
         details=json.loads(canonical(event.details or {})),
-        prev_hash=head.last_hash,
-    )
-    record.hash = link_hash(record.prev_hash, record_fields(record))
-    session.add(record)
-    head.last_seq = record.seq
-    head.last_hash = record.hash
-    return record
+        correlation_id=event.correlation_id))
+
+
+def link_pending(session: Session) -> None:
+    """Link the events :func:`append` kept for this transaction, in their order, under the
+    head row's lock (``before_commit``: the lock is held only while the commit flushes)."""
+    pending = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    with session.no_autoflush:
+        head = _locked_head(session)
+    recorded_at = as_recorded_at(datetime.now(UTC))
+    for event in pending:
+        record = AuditRecord(
+            seq=head.last_seq + 1, recorded_at=recorded_at, actor=event.actor,
+            action=event.action, target=event.target, outcome=event.outcome,
+            correlation_id=event.correlation_id, details=event.details,
+            prev_hash=head.last_hash)
+        record.hash = link_hash(record.prev_hash, record_fields(record))
+        session.add(record)
+        head.last_seq, head.last_hash = record.seq, record.hash
+
+
+def link_at_commit(session_factory) -> None:
+    """Have every session of ``session_factory`` link its events when it commits."""
+    orm_events.listen(session_factory, "before_commit", link_pending)
+    # a rolled-back transaction's events are not linked by the next one of the session
+    orm_events.listen(session_factory, "after_rollback",
+                 lambda session: session.info.pop(PENDING, None))
 
 
 def as_recorded_at(moment: datetime) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from redis import Redis
 
 from . import liveconfig
+from .audit import link_at_commit
 from .auth import KeyCache, watch_key_changes
 from .context import correlation_id as current_correlation_id
 from .context import pending_call_audits
@@ -129,6 +130,7 @@ class Gateway:
         #: API keys recognised recently (``gateway.auth``); changes anywhere invalidate it
         self.key_cache = KeyCache()
         watch_key_changes(self.db, self.redis)
+        link_at_commit(self.db.session_factory)
         self._install(owned, self._make_couriers(owned.courier_configs))
         #: views of the citizens' public pages per client address (``gateway.public``)
         self.public_limiter = RateLimiter(self.redis, {

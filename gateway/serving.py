@@ -1,4 +1,5 @@
-"""Serving the API with gunicorn (sync workers: the steadiest p99 measured on this hardware).
+"""Serving the API with gunicorn: processes of threads (``gthread``), so that the requests a
+process serves at once can be stored together (``gateway.group_commit``).
 
 The app is built once in the master and inherited by the workers (``preload_app``), so a bad
 configuration stops ``gateway serve`` before any worker starts; database connections are
@@ -59,6 +60,10 @@ def serve(app, *, workers: int = 2, threads: int = 1) -> None:
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync",
+        # A threaded worker takes no more connections than it has threads: with keep-alive,
+        # the first worker to wake took every connection of a client pool and kept it, and
+        # the other processes sat idle (measured: 87 % and 3 % CPU under 16 connections).
+        "worker_connections": threads,
         "preload_app": True,
         "timeout": 30,
         "graceful_timeout": 10,
