@@ -33,8 +33,9 @@ def _upload(page, url: str, data: bytes) -> str:
                                                 "buffer": data}])
     page.get_by_role("button", name="Unggah dan periksa").click()
     page.wait_for_url(re.compile(rf"{re.escape(url)}/console/uploads/[0-9a-f-]+$"))
+    # the preview is a job on the uploads queue, which workers take after every other
     expect(page.locator("#upload-status")).to_have_attribute("data-status", "previewed",
-                                                             timeout=60_000)
+                                                             timeout=120_000)
     return page.url
 
 
