@@ -38,6 +38,7 @@ from redis.exceptions import LockError, RedisError
 from sqlalchemy import select
 
 from . import context, costs
+from .db import gathered_after_commit
 from .dispatch import adopt_booking, attempt_failed, finish_attempt, new_attempt, route
 from .events import Event
 from .models import Budget, CourierAttempt, ServiceRequest
@@ -61,11 +62,8 @@ def dispatch_after_commit(gateway, session, request_id: str) -> None:
     together, in one Redis round trip. If Redis is unreachable then, the requests stay
     marked as owed (``pending_job``) and the sweep enqueues them later.
     """
-    owed = session.info.get("dispatch_after_commit")
-    if owed is None:
-        owed = session.info["dispatch_after_commit"] = []
-        session.info.setdefault("after_commit", []).append(lambda: _submit(gateway, owed))
-    owed.append(request_id)
+    gathered_after_commit(session, "dispatch_after_commit",
+                          lambda owed: _submit(gateway, owed)).append(request_id)
 
 
 def _submit(gateway, request_ids: list[str]) -> None:

@@ -128,6 +128,19 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def gathered_after_commit(session: Session, key: str, run) -> list:
+    """The list of items this transaction gathers under ``key``; once it commits,
+    ``run(items)`` is called with all of them, once (``Database.write``'s after-commit steps).
+
+    For work that is cheaper done together: a group commit's dispatches listed in one Redis
+    round trip, its new jobs enqueued in one pipeline."""
+    items = session.info.get(key)
+    if items is None:
+        items = session.info[key] = []
+        session.info.setdefault("after_commit", []).append(lambda: run(items))
+    return items
+
+
 class Database:
     """Engine and session factory of one app (a Flask extension: ``init_app`` style)."""
 

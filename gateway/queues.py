@@ -19,6 +19,8 @@ from rq import Queue, RateLimit, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from .db import gathered_after_commit
+
 
 class QueueNames:
     """``dispatch`` and ``default`` carry our own work (bookings, provider reports, polls);
@@ -220,12 +222,8 @@ def enqueue_after_commit(gateway, session, kind: str, target_id,
         session.info.setdefault("after_commit", []).append(
             lambda: enqueue_job(gateway, kind, target_id, rate_limit=rate_limit))
         return
-    fresh = session.info.get("enqueue_new_after_commit")
-    if fresh is None:
-        fresh = session.info["enqueue_new_after_commit"] = []
-        session.info.setdefault("after_commit", []).append(
-            lambda: enqueue_new_jobs(gateway, fresh))
-    fresh.append((kind, target_id))
+    gathered_after_commit(session, "enqueue_new_after_commit",
+                          lambda jobs: enqueue_new_jobs(gateway, jobs)).append((kind, target_id))
 
 
 def enqueue_new_jobs(gateway, jobs: Sequence[tuple[str, Any]]) -> None:
@@ -234,25 +232,17 @@ def enqueue_new_jobs(gateway, jobs: Sequence[tuple[str, Any]]) -> None:
 
     :raises redis.exceptions.RedisError: when Redis is unreachable (the sweep enqueues them)
     """
-    pipe = gateway.redis.pipeline(transaction=False)
-    for queue_name, pairs in _by_queue(gateway, jobs).items():
-        queue = Queue(queue_name, connection=gateway.redis)
-        datas = []
-        for kind, target_id in pairs:
-            _queue, func, intervals, leading = job_spec(gateway, kind)
-            datas.append(Queue.prepare_data(
-                func, args=(*leading, target_id), job_id=job_id(kind, target_id),
-                timeout=job_timeout(gateway, kind), result_ttl=3600, failure_ttl=FAILURE_TTL,
-                retry=Retry(max=len(intervals), interval=intervals) if intervals else None))
-        queue.enqueue_many(datas, pipeline=pipe)
-    pipe.execute()
-
-
-def _by_queue(gateway, jobs):
-    grouped: dict[str, list] = {}
+    by_queue: dict[str, list] = {}
     for kind, target_id in jobs:
-        grouped.setdefault(job_spec(gateway, kind)[0], []).append((kind, target_id))
-    return grouped
+        queue_name, func, intervals, leading = job_spec(gateway, kind)
+        by_queue.setdefault(queue_name, []).append(Queue.prepare_data(
+            func, args=(*leading, target_id), job_id=job_id(kind, target_id),
+            timeout=job_timeout(gateway, kind), result_ttl=3600, failure_ttl=FAILURE_TTL,
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None))
+    pipe = gateway.redis.pipeline(transaction=False)
+    for queue_name, datas in by_queue.items():
+        Queue(queue_name, connection=gateway.redis).enqueue_many(datas, pipeline=pipe)
+    pipe.execute()
 
 
 @dataclass(frozen=True)
