@@ -4,11 +4,11 @@ Modelled on X-Road's message log. A record's hash is SHA-256 over the previous r
 and a canonical JSON form of its own fields (sorted keys, no whitespace, UTF-8), so editing,
 deleting or reordering any record breaks the chain from that point on; :func:`verify_chain`
 names the first record that does not match. The single ``audit_head`` row is locked by each
-append (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write transactions are already
-serialised), which keeps the chain linear under concurrent writers, and remembers the last
-link so a deleted tail is noticed too. The links of a transaction are made when it commits
-(``before_commit``): the head is locked once, only for the commit, and the links reach the
-database with the commit's flush (batched), not one round trip per link.
+transaction that links events (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write
+transactions are already serialised), which keeps the chain linear under concurrent writers,
+and remembers the last link so a deleted tail is noticed too. The links of a transaction are
+made when it commits (``before_commit``): the head is locked once, only for the commit, and
+the links reach the database with the commit's flush (batched), not one round trip per link.
 
 This module is also the core's default ``track_event`` plugin: the audit trail is a listener
 of events like any other. It must never receive personal data or secrets; callers put
