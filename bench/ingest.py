@@ -75,6 +75,19 @@ def _described(result: dict) -> str:
             f"CPU {sum(cpu.values()):.2f} ms per create ({parts})")
 
 
+def _row(setup_name: str, measured: dict, bare: dict, target: str, met: bool) -> dict:
+    """A table row: the create path of ``setup_name`` against the bare endpoint."""
+    return {
+        "name": f"ingest ({setup_name}): create path vs bare Flask endpoint",
+        "value": _described(measured),
+        "baseline": _described(bare).replace("per create", "per call"),
+        "ratio": measured["rps"] / bare["rps"],
+        "target": target,
+        "met": met,
+        "notes": f"{setup_name}: non-2xx answers: {measured['non_2xx']}",
+    }
+
+
 def run_postgres(setup, stack, seconds: int, bare: dict, server_pids: list[int]) -> dict:
     from plugins.medicine_delivery.service import EXAMPLE
 
@@ -83,16 +96,8 @@ def run_postgres(setup, stack, seconds: int, bare: dict, server_pids: list[int])
                              seconds, setup.workdir, "prescription_id",
                              {"API": [process.pid], "PostgreSQL and Redis": server_pids})
     ratio = measured["rps"] / bare["rps"]
-    return {
-        "name": "ingest (PostgreSQL): create path vs bare Flask endpoint "
-                "(gateway serve 2×8 threads; bare: gunicorn 2 sync; 16 conns)",
-        "value": _described(measured),
-        "baseline": _described(bare).replace("per create", "per call"),
-        "ratio": ratio,
-        "target": "≥ 0.21× (goal 0.5×)",
-        "met": ratio >= 0.21,
-        "notes": f"PostgreSQL: non-2xx answers: {measured['non_2xx']}",
-    }
+    return _row("PostgreSQL: gateway serve 2×8 threads; bare: gunicorn 2 sync; 16 conns",
+                measured, bare, "≥ 0.21× (goal 0.5×)", ratio >= 0.21)
 
 
 def run_embedded(up, seconds: int, bare: dict) -> dict:
@@ -104,13 +109,6 @@ def run_embedded(up, seconds: int, bare: dict) -> dict:
                              {"API": up.pids("api"), "worker, Redis, simulators":
                               up.pids("worker", "redis", "simulators")})
     ratio = measured["rps"] / bare["rps"]
-    return {
-        "name": "ingest (embedded default): create path vs bare Flask endpoint "
-                "(gateway up: SQLite, a worker dispatching; 16 conns)",
-        "value": _described(measured),
-        "baseline": _described(bare).replace("per create", "per call"),
-        "ratio": ratio,
-        "target": "≥ 0.2× and p99 ≤ 50 ms",
-        "met": ratio >= 0.2 and measured["p99"] <= 50,
-        "notes": f"embedded: non-2xx answers: {measured['non_2xx']}",
-    }
+    return _row("embedded default: gateway up, SQLite, a worker dispatching; 16 conns",
+                measured, bare, "≥ 0.2× and p99 ≤ 50 ms",
+                ratio >= 0.2 and measured["p99"] <= 50)

@@ -47,9 +47,10 @@ def body(medicine_body, n):
     return {**medicine_body, "prescription_id": f"RX-GROUP-{n}"}
 
 
-def submit_together(gateway, news):
-    """Submit ``news`` from one thread each while the writer is held, then let it go: they
-    are stored as one group. :return: what each submit returned or raised, in order"""
+def run_together(gateway, works):
+    """Call each of ``works`` (no arguments) in a thread of its own while the writer is
+    held, then let it go: what they store is one group. :return: what each returned or
+    raised, in order"""
     release, holding = threading.Event(), threading.Event()
 
     def hold(_session):
@@ -59,24 +60,30 @@ def submit_together(gateway, news):
     holder = threading.Thread(target=gateway.writer.run, args=(hold,))
     holder.start()
     assert holding.wait(10)
-    outcomes = [None] * len(news)
+    outcomes = [None] * len(works)
 
     def one(i):
         try:
-            outcomes[i] = intake.submit(gateway, news[i])
+            outcomes[i] = works[i]()
         except Exception as exc:   # the test looks at what each caller got
             outcomes[i] = exc
 
-    callers = [threading.Thread(target=one, args=(i,)) for i in range(len(news))]
+    callers = [threading.Thread(target=one, args=(i,)) for i in range(len(works))]
     for caller in callers:
         caller.start()
     deadline = time.monotonic() + 10
-    while gateway.writer._waiting.qsize() < len(news) and time.monotonic() < deadline:
+    while gateway.writer._waiting.qsize() < len(works) and time.monotonic() < deadline:
         time.sleep(0.01)
     release.set()
     for thread in [holder, *callers]:
         thread.join(10)
     return outcomes
+
+
+def submit_together(gateway, news):
+    """Submit ``news`` together: one group. :return: what each submit returned or raised"""
+    return run_together(gateway, [lambda asked=asked: intake.submit(gateway, asked)
+                                  for asked in news])
 
 
 def count(gateway, model, *where):
@@ -171,36 +178,14 @@ def test_a_reference_active_in_the_database_rolls_the_group_back_and_each_runs_a
 def test_a_failing_store_fails_only_its_caller(gateway, actor, medicine_body, groups):
     """Anything but a clean refusal (here a store that breaks after writing) rolls the group
     back; the others are stored in transactions of their own."""
-    release, holding = threading.Event(), threading.Event()
-    results = {}
-
-    def hold(_session):
-        holding.set()
-        release.wait(10)
-
     def broken(session):
         session.add(ServiceRequest(id="half-written"))
         raise RuntimeError("a bug")
 
-    def call(name, work):
-        try:
-            results[name] = gateway.writer.run(work)
-        except Exception as exc:
-            results[name] = exc
-
-    holder = threading.Thread(target=call, args=("hold", hold))
-    holder.start()
-    assert holding.wait(10)
-    threads = [threading.Thread(target=call, args=("broken", broken)),
-               threading.Thread(target=lambda: results.setdefault("ok", intake.submit(
-                   gateway, new(actor, body(medicine_body, 13)))))]
-    for thread in threads:
-        thread.start()
-    while gateway.writer._waiting.qsize() < 2:
-        time.sleep(0.01)
-    release.set()
-    for thread in [holder, *threads]:
-        thread.join(10)
+    outcomes = run_together(gateway, [
+        lambda: gateway.writer.run(broken),
+        lambda: intake.submit(gateway, new(actor, body(medicine_body, 13)))])
+    results = {"broken": outcomes[0], "ok": outcomes[1]}
     assert isinstance(results["broken"], RuntimeError)
     assert isinstance(results["ok"], intake.Accepted)
     assert ("alone", 2) in groups
