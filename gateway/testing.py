@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import Flask, request
@@ -88,14 +89,15 @@ class ThreadSafeWorker(InThread, SimpleWorker):
         pass
 
 
-def drain(app) -> None:
-    """Work every queue empty with a real rq ``SimpleWorker`` in this process.
+def drain(app, queues: Sequence[str] | None = None) -> None:
+    """Work every queue (or only those named) empty with a real rq ``SimpleWorker`` in this
+    process.
 
     Retries run too when their interval is 0 (no scheduler is needed then).
     """
     with app.app_context():
         connection = Redis.from_url(app.extensions["gateway"].redis_url)
-        queues = [Queue(name, connection=connection) for name in QueueNames.all()]
+        queues = [Queue(name, connection=connection) for name in queues or QueueNames.all()]
         ThreadSafeWorker(queues, connection=connection).work(burst=True, with_scheduler=False,
                                                          logging_level="WARNING")
         connection.close()

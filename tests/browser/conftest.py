@@ -63,15 +63,16 @@ def new_page(browser):
 
 @pytest.fixture
 def background_worker():
-    """``background_worker(app)``: drain the app's queues every 0.2 s until the test ends."""
+    """``background_worker(app)``: drain the app's queues (or ``queues=[...]``, only those)
+    every 0.2 s until the test ends."""
     stops = []
 
-    def start(app):
+    def start(app, queues=None):
         stop = threading.Event()
 
         def loop():
             while not stop.is_set():
-                drain(app)
+                drain(app, queues)
                 stop.wait(0.2)
 
         thread = threading.Thread(target=loop, daemon=True)
