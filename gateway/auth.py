@@ -60,6 +60,14 @@ class KeyCache:
             return None
         return entry[1], entry[2]
 
+    def recent(self, prefix: str) -> tuple | None:
+        """``(version, stored hash, actor)`` of a key read less than ``max_age_seconds`` ago,
+        whatever the version now is (the caller checks it)."""
+        entry = self._entries.get(prefix)
+        if entry is None or time.monotonic() - entry[3] > self.max_age:
+            return None
+        return entry[:3]
+
     def put(self, prefix: str, version, key_hash: str, actor: dict) -> None:
         with self._lock:
             if len(self._entries) >= self.max_entries:
@@ -101,6 +109,21 @@ def bearer_token(request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def known_key(gateway, request) -> tuple[bytes, dict] | None:
+    """The request's API key as this process recognised it a moment ago, without Redis:
+    ``(the key version it was read under, its actor)``, or None (no such key in the cache,
+    or not this key). The gate then checks the version in its one look at Redis
+    (``gateway.gatelook``), with the failed-key count and the rate limit; a changed version
+    sends it the long way, through :func:`actor_from_request`."""
+    token = bearer_token(request)
+    parsed = parse_key(token) if token else None
+    entry = gateway.key_cache.recent(parsed[0]) if parsed else None
+    if entry is None:
+        return None
+    version, key_hash, actor = entry
+    return (version, dict(actor)) if key_matches(token, key_hash) else None
 
 
 @hookimpl

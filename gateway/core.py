@@ -20,7 +20,7 @@ from redis import Redis
 
 from . import liveconfig
 from .audit import link_at_commit
-from .auth import KeyCache, watch_key_changes
+from .auth import VERSION_KEY, KeyCache, watch_key_changes
 from .context import correlation_id as current_correlation_id
 from .context import pending_call_audits
 from .couriers import CallOutcome
@@ -30,6 +30,7 @@ from .crypto import IdentifierDigests, Vault, load_or_create_key
 from .db import Database, default_database_url
 from .errors import StartupError
 from .events import Event
+from .gatelook import GateLook
 from .group_commit import GroupWriter
 from .links import Links, public_base_url
 from .metrics import GatewayMetrics
@@ -129,6 +130,8 @@ class Gateway:
         self.webhook_refusals = WebhookRefusals(self.redis, settings["webhooks"], self.metrics)
         #: API keys recognised recently (``gateway.auth``); changes anywhere invalidate it
         self.key_cache = KeyCache()
+        #: the three checks of a known key in one round trip (``gateway.gate``)
+        self.gate_look = GateLook(self.redis, self.failed_keys, self.rate_limiter, VERSION_KEY)
         watch_key_changes(self.db, self.redis)
         link_at_commit(self.db.session_factory)
         self._install(owned, self._make_couriers(owned.courier_configs))

@@ -7,6 +7,10 @@ Authentication is not attached per view: a single ``before_request`` asks the
 view is explicitly decorated with :func:`public`. A test walks the URL map to keep it so.
 The console's pages pass it too: the console answers the same hook from its session cookie
 (``gateway.console.auth``).
+
+An API key this process recognised in the last second is checked in one round trip to Redis
+(``gateway.gatelook``): the address's wrong-key count, the key's version and the agency's
+rate limit together; any other call asks each on its own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import uuid
 
 from flask import Flask, current_app, g, request
 
+from .auth import known_key
 from .context import CORRELATION_HEADER, correlation_id
 from .errors import TooManyRequests, Unauthenticated
 from .ratelimit import source_of
@@ -45,11 +50,20 @@ def _begin_request():
     # A credential sent to the API (console pages keep their own sign-in throttle).
     presented = request.blueprint != "console" and "Authorization" in request.headers
     if presented:
-        wait = gateway.failed_keys.wait(source_of(request.remote_addr))
+        source = source_of(request.remote_addr)
+        known = known_key(gateway, request)
+        verdict = gateway.gate_look.look(source, *known) if known is not None else None
+        if verdict is not None and verdict[0] != "stale":    # one round trip said it all
+            what, wait = verdict
+            if what == "blocked":
+                raise _too_many_failed_keys(wait)
+            g.actor = known[1]
+            if what == "limited":
+                raise _rate_limited(wait)
+            return
+        wait = gateway.failed_keys.wait(source)
         if wait is not None:
-            raise TooManyRequests("too_many_failed_keys", "Too many calls with a wrong API key "
-                                  "from this address; retry after the time in Retry-After.",
-                                  retry_after=wait)
+            raise _too_many_failed_keys(wait)
     actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
     if actor is None:
         if presented:
@@ -60,9 +74,18 @@ def _begin_request():
     if actor.get("type") == "agency":
         wait = gateway.rate_limiter.check(actor["id"], actor.get("key_type", "live"))
         if wait is not None:
-            raise TooManyRequests("rate_limited", "Too many calls for this agency's keys; slow "
-                                  "down and retry after the time in Retry-After.",
-                                  retry_after=wait)
+            raise _rate_limited(wait)
+
+
+def _too_many_failed_keys(wait: float) -> TooManyRequests:
+    return TooManyRequests("too_many_failed_keys", "Too many calls with a wrong API key from "
+                           "this address; retry after the time in Retry-After.",
+                           retry_after=wait)
+
+
+def _rate_limited(wait: float) -> TooManyRequests:
+    return TooManyRequests("rate_limited", "Too many calls for this agency's keys; slow down "
+                           "and retry after the time in Retry-After.", retry_after=wait)
 
 
 def _end_request(response):

@@ -24,26 +24,30 @@ log = logging.getLogger(__name__)
 #: line a minute, not one per failure
 _lapses = ThrottledLog(log, 60)
 
-# KEYS[1] bucket; ARGV: rate, burst, now (seconds, float). Returns {allowed, wait_ms}.
-BUCKET_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local allowed = 0
-local wait_ms = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  wait_ms = math.ceil((1 - tokens) / rate * 1000)
+#: the token bucket as a Lua function, shared by :data:`BUCKET_SCRIPT` and the gate's one look
+#: at Redis (``gateway.gatelook``): ``take(bucket, rate, burst, now)`` -> {allowed, wait_ms}
+BUCKET_FUNCTION = """
+local function take(bucket, rate, burst, now)
+  local state = redis.call('HMGET', bucket, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+  local allowed = 0
+  local wait_ms = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  else
+    wait_ms = math.ceil((1 - tokens) / rate * 1000)
+  end
+  redis.call('HSET', bucket, 'tokens', tokens, 'at', now)
+  redis.call('PEXPIRE', bucket, math.ceil(burst / rate * 1000) + 1000)
+  return {allowed, wait_ms}
 end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, wait_ms}
+"""
+# KEYS[1] bucket; ARGV: rate, burst, now (seconds, float). Returns {allowed, wait_ms}.
+BUCKET_SCRIPT = BUCKET_FUNCTION + """
+return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 """
 
 
@@ -54,6 +58,10 @@ class RateLimiter:
         self.limits = limits
         self._script = redis.register_script(BUCKET_SCRIPT)
 
+    @staticmethod
+    def bucket_key(agency_id: str, key_type: str) -> str:
+        return f"gateway:ratelimit:{agency_id}:{key_type}"
+
     def check(self, agency_id: str, key_type: str) -> float | None:
         """Take a token. :return: None when allowed, else seconds to wait."""
         rule = self.limits.get(key_type)
@@ -61,7 +69,7 @@ class RateLimiter:
             return None
         try:
             allowed, wait_ms = self._script(
-                keys=[f"gateway:ratelimit:{agency_id}:{key_type}"],
+                keys=[self.bucket_key(agency_id, key_type)],
                 args=[rule["rate"], rule["burst"], f"{time.time():.6f}"])
         except RedisError as exc:
             log.warning("rate limit not applied: Redis unavailable (%s)", type(exc).__name__)
@@ -125,14 +133,15 @@ class FailureLimiter:
         self.limit, self.window_seconds = limit, window_seconds
         self._counter = WindowCounter(redis)
 
-    def _key(self, source: str) -> str:
+    def key(self, source: str) -> str:
+        """The Redis key counting ``source``'s failures."""
         return f"{self.prefix}:{source}"
 
     def wait(self, source: str) -> float | None:
         """Seconds ``source`` must wait, or None if it may try now."""
         try:
             with self.redis.pipeline(transaction=False) as pipe:
-                count, left_ms = pipe.get(self._key(source)).pttl(self._key(source)).execute()
+                count, left_ms = pipe.get(self.key(source)).pttl(self.key(source)).execute()
         except RedisError as exc:
             _lapses.warning(("wait",), "failure limit not applied: Redis unavailable (%s)",
                             type(exc).__name__)
@@ -144,7 +153,7 @@ class FailureLimiter:
     def failed(self, source: str) -> None:
         """Count one failure of ``source``."""
         try:
-            self._counter.add(self._key(source), self.window_seconds)
+            self._counter.add(self.key(source), self.window_seconds)
         except RedisError as exc:
             _lapses.warning(("failed",), "failure not counted: Redis unavailable (%s)",
                             type(exc).__name__)

@@ -93,3 +93,77 @@ def test_bad_keys_behind_a_trusted_proxy_count_per_forwarded_address(make_app):
     other = proxy.get("/api/v1/services", headers={**bearer(new_key(app)),
                                                    "X-Forwarded-For": "198.51.100.7"})
     assert other.status_code == 200
+
+
+# -- a key this process knows: the three checks in one look at Redis (gateway.gatelook) ----
+
+def test_a_known_key_from_an_address_held_back_is_refused_and_spends_no_token(make_app):
+    app = make_app(api={"failed_key_limit": {"attempts": 3, "window_seconds": 60},
+                        "rate_limits": {"live": {"rate": 0.01, "burst": 2}}})
+    guesser, neighbour = _from(app, "203.0.113.9"), _from(app, "198.51.100.7")
+    key = new_key(app)
+    assert guesser.get("/api/v1/services", headers=bearer(key)).status_code == 200   # known
+    assert [guesser.get("/api/v1/services", headers=bearer(BAD_KEY)).status_code
+            for _ in range(3)] == [401, 401, 401]
+    held = guesser.get("/api/v1/services", headers=bearer(key))
+    assert (held.status_code, held.get_json()["code"]) == (429, "too_many_failed_keys")
+    # The agency still has its second token: the held-back call did not take it.
+    assert neighbour.get("/api/v1/services", headers=bearer(key)).status_code == 200
+    spent = neighbour.get("/api/v1/services", headers=bearer(key))
+    assert (spent.status_code, spent.get_json()["code"]) == (429, "rate_limited")
+
+
+def test_a_revoked_key_the_process_knew_never_spends_its_agencys_tokens(make_app):
+    from gateway.agencies import issue_key, revoke_key
+
+    app = make_app(api={"rate_limits": {"live": {"rate": 0.01, "burst": 2}}})
+    client = app.test_client()
+    gateway = app.extensions["gateway"]
+    first = new_key(app, name="Puskesmas Giri")
+    second = issue_key(gateway, "Puskesmas Giri", "live", actor="test")
+    assert client.get("/api/v1/services", headers=bearer(first)).status_code == 200
+    revoke_key(gateway, "_".join(first.split("_")[:3]), actor="test")
+    assert [client.get("/api/v1/services", headers=bearer(first)).status_code
+            for _ in range(5)] == [401] * 5
+    assert client.get("/api/v1/services", headers=bearer(second)).status_code == 200
+    assert client.get("/api/v1/services", headers=bearer(second)).status_code == 429
+
+
+def test_a_known_key_is_checked_in_one_round_trip_to_redis(make_app):
+    """Watched with Redis's MONITOR, on this test's own database: a call with a key seen a
+    moment ago sends one command (the look script), not the four of the checks apart."""
+    import threading
+
+    from redis import Redis
+
+    app = make_app(api={"rate_limits": {"live": {"rate": 100, "burst": 100}}})
+    gateway = app.extensions["gateway"]
+    client = app.test_client()
+    key = new_key(app)
+    for _ in range(2):      # read once, then known (and the script loaded into Redis)
+        assert client.get("/api/v1/services", headers=bearer(key)).status_code == 200
+    database = str(gateway.redis.connection_pool.connection_kwargs.get("db", 0))
+    watcher, marker = Redis.from_url(gateway.redis_url), f"end-{time.time_ns()}"
+    seen, ready = [], threading.Event()
+
+    def watch():
+        with watcher.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if marker in command["command"]:
+                    return
+                # what a script runs inside Redis is shown too: the calls' own commands only
+                if str(command["db"]) == database and command.get("client_type") != "lua":
+                    seen.append(command["command"].split()[0].upper())
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    ready.wait(5)
+    time.sleep(0.2)          # MONITOR is on before the first call
+    for _ in range(5):
+        assert client.get("/api/v1/services", headers=bearer(key)).status_code == 200
+    gateway.redis.echo(marker)
+    thread.join(10)
+    watcher.close()
+    assert seen.count("EVALSHA") == 5, seen
+    assert [c for c in seen if c not in ("EVALSHA", "ECHO")] == [], seen
