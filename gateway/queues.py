@@ -23,12 +23,16 @@ from .db import gathered_after_commit
 
 
 class QueueNames:
-    """``dispatch`` and ``default`` carry our own work (bookings, provider reports, polls);
+    """``dispatch``, ``reports`` and ``default`` carry our own work (bookings, provider
+    reports, polls and notices);
     ``callbacks`` carries calls to endpoints agencies control, and only callback workers
     (``gateway.worker``) take from it: a slow agency can then hold up nothing but its own
     callbacks, never a provider report nor another agency."""
 
     DISPATCH = "dispatch"
+    #: provider report batches (``gateway.tracking``): taken before the per-item jobs of
+    #: ``default``, so a burst of notices or polls never holds up the statuses they follow
+    REPORTS = "reports"
     DEFAULT = "default"
     CALLBACKS = "callbacks"
     #: spreadsheet uploads' long jobs (``gateway.uploads``), taken last: a worker starts one
@@ -37,13 +41,13 @@ class QueueNames:
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
 
     @classmethod
     def own_work(cls) -> list[str]:
         """What a ``gateway worker`` takes in its main loop, in this order of priority
         (callbacks have threads apart)."""
-        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS]
 
 
 # job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or
@@ -61,6 +65,9 @@ JOBS = {
     # agency's rate, the fallback deadline) that queues the send again
     "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
     "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
+    # an agency's notices over its rate: one job hands out its tokens (gateway.notices)
+    "notice_turns": (QueueNames.DEFAULT, "gateway.jobs.give_notice_turns", "jobs"),
+    "notice_turns_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice_turns", ()),
     # a dispatch waiting for a courier's circuit to half-open: a job apart, which queues the
     # dispatch job again then (that job cannot queue itself while it runs)
     "dispatch_later": (QueueNames.DISPATCH, "gateway.jobs.wake_dispatch", ()),
@@ -116,6 +123,10 @@ def job_spec(gateway, kind: str) -> tuple[str, str, list[float], tuple]:
 LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED,
                JobStatus.RATE_LIMITED}
 FAILURE_TTL = 30 * 24 * 3600
+#: how long rq keeps a finished job of one item: its outcome is logged, counted and (a
+#: request's own work) audited, so Redis need not hold it; at an hour, a steady load kept an
+#: hour of finished jobs in Redis's memory
+RESULT_TTL = 120
 
 
 def job_id(kind: str, target_id) -> str:
@@ -199,7 +210,7 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
     queue = Queue(queue_name, connection=connection)
     options = {"job_id": jid, "job_timeout": job_timeout(gateway, kind),
                "retry": Retry(max=len(intervals), interval=intervals) if intervals else None,
-               "result_ttl": 3600, "failure_ttl": FAILURE_TTL}
+               "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
     if rate_limit is not None:
         options["rate_limit"] = rate_limit
     if delay > 0:
@@ -237,7 +248,7 @@ def enqueue_new_jobs(gateway, jobs: Sequence[tuple[str, Any]]) -> None:
         queue_name, func, intervals, leading = job_spec(gateway, kind)
         by_queue.setdefault(queue_name, []).append(Queue.prepare_data(
             func, args=(*leading, target_id), job_id=job_id(kind, target_id),
-            timeout=job_timeout(gateway, kind), result_ttl=3600, failure_ttl=FAILURE_TTL,
+            timeout=job_timeout(gateway, kind), result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None))
     pipe = gateway.redis.pipeline(transaction=False)
     for queue_name, datas in by_queue.items():
