@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, RateLimit, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from .db import gathered_after_commit
 
@@ -140,6 +141,12 @@ def request_lock(gateway, kind: str, request_id: str):
                               timeout=gateway.settings["jobs"]["job_timeout"] + 10)
 
 
+#: a scheduled job (a delay, a retry's wait) this long past its time has no scheduler to move
+#: it: rq's moves due jobs every second, and a killed worker's scheduler keeps its lock a
+#: minute, while the other workers only try to take it when they start and every ten minutes
+SCHEDULER_GRACE = timedelta(seconds=10)
+
+
 def _orphaned(job: Job) -> bool:
     """Is this "live" job in fact lost, so that it will never run or finish?
 
@@ -147,7 +154,10 @@ def _orphaned(job: Job) -> bool:
       its heartbeat);
     * queued but in no queue: taken off the queue by a worker killed before it marked the
       job started (rq parks it in an intermediate list that only its periodic maintenance,
-      every ten minutes, puts back).
+      every ten minutes, puts back);
+    * scheduled, and past its time by more than :data:`SCHEDULER_GRACE` (or in no schedule):
+      no scheduler is running to move it to its queue (the one that was died with its
+      worker, and no other has taken over yet).
 
     Re-enqueueing such a job is safe: jobs run alone (``gateway.jobs``) and are idempotent.
     """
@@ -157,6 +167,11 @@ def _orphaned(job: Job) -> bool:
             Worker.redis_worker_namespace_prefix + job.worker_name)
     if status == JobStatus.QUEUED:
         return Queue(job.origin, connection=job.connection).get_job_position(job) is None
+    if status == JobStatus.SCHEDULED:
+        due = job.connection.zscore(ScheduledJobRegistry(job.origin, connection=job.connection)
+                                    .key, job.id)
+        return due is None or \
+            due < (datetime.now(UTC) - SCHEDULER_GRACE).timestamp()
     return False
 
 

@@ -32,7 +32,7 @@ from .models import (
 from .notices import OPEN_STATUSES, PATIENCE
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
-from .tracking import REPORTS, due_for_polling
+from .tracking import REPORTS, due_for_polling, first_listed
 from .uploads import JOB_OF as UPLOAD_JOB_OF
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ def owed_work(gateway) -> list[tuple[str, object]]:
             .order_by(ServiceRequest.pending_since).limit(BATCH)).all())
         # A report still listed for a report job waits its turn (the list is oldest first):
         # only those before the list's head were taken and may have been lost with a worker.
-        head = gateway.redis.lindex(REPORTS.key, 0)
-        unlisted = [ProviderEventRecord.id < int(head)] if head and head.isdigit() else []
+        head = first_listed(gateway)
+        unlisted = [ProviderEventRecord.id < head] if head is not None else []
         work += [("event", event_id) for event_id in session.scalars(
             select(ProviderEventRecord.id)
             .where(ProviderEventRecord.processed_at.is_(None),

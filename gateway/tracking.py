@@ -399,16 +399,35 @@ def _adopt_reported_booking(gateway, session, row, attempt, record) -> str:
     return adopt_booking(gateway, session, attempt, record, booking, how="found by its report")
 
 
-def reports_waiting(session, courier: str, references) -> set[str]:
+def first_listed(gateway) -> int | None:
+    """The id at the head of :data:`REPORTS` (the list is oldest first: a stored report with a
+    lower id is no longer listed, taken by a report job); None when the list is empty or
+    Redis is away."""
+    try:
+        head = gateway.redis.lindex(REPORTS.key, 0)
+    except RedisError:
+        return None
+    return int(head) if head and head.isdigit() else None
+
+
+def reports_waiting(gateway, session, courier: str, references) -> set[str]:
     """Which of these bookings (provider references at ``courier``) have reports stored and
-    not applied yet: their reports are not late, they wait their turn, and a poll would only
-    add one more (one scan of the unapplied reports, whatever the number of bookings)."""
+    not applied yet that wait their turn: still listed for a report job, or stored less than
+    ``sweep.stale_after_seconds`` ago. Those are not late, and a poll would only add one more
+    report behind them (one scan of the unapplied reports, whatever the number of bookings).
+    A report older than that and no longer listed (taken by a worker that was killed, or left
+    to its own job's retries) holds no poll back: the poll's report applies it."""
     references = {r for r in references if r}
     if not references:
         return set()
+    stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
+    head = first_listed(gateway)
+    waiting = [ProviderEventRecord.received_at > stale_before]
+    if head is not None:
+        waiting.append(ProviderEventRecord.id >= head)
     return set(session.scalars(select(ProviderEventRecord.provider_reference).distinct().where(
         ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
-        ProviderEventRecord.provider_reference.in_(references))))
+        ProviderEventRecord.provider_reference.in_(references), or_(*waiting))))
 
 
 def poll(gateway, request_id: str) -> str:
@@ -419,7 +438,7 @@ def poll(gateway, request_id: str) -> str:
         if record is None or record.provider is None or record.status in TERMINAL:
             return "nothing to do"
         courier_name, reference = record.provider, record.provider_reference
-        if reports_waiting(session, courier_name, [reference]):
+        if reports_waiting(gateway, session, courier_name, [reference]):
             return "reports waiting"
     courier = gateway.couriers.get(courier_name)
     if courier is None:
@@ -440,8 +459,9 @@ def poll(gateway, request_id: str) -> str:
 
 def due_for_polling(gateway, limit: int = 200) -> list[str]:
     """Requests a courier holds whose last change is older than ``poll_after_seconds``,
-    except those whose reports are stored and wait to be applied (they are not late: behind
-    a backlog, polling them would only lengthen it)."""
+    except those whose reports are stored and wait their turn to be applied
+    (:func:`reports_waiting`: they are not late; behind a backlog, polling them would only
+    lengthen it)."""
     quiet_since = utcnow() - timedelta(seconds=gateway.settings["dispatch"]["poll_after_seconds"])
     with gateway.db.read() as session:
         due = session.execute(
@@ -452,6 +472,6 @@ def due_for_polling(gateway, limit: int = 200) -> list[str]:
             .order_by(ServiceRequest.updated_at).limit(limit)).all()
         waiting = {(courier, reference) for courier in {c for _i, c, _r in due}
                    for reference in reports_waiting(
-                       session, courier, [r for _i, c, r in due if c == courier])}
+                       gateway, session, courier, [r for _i, c, r in due if c == courier])}
     return [request_id for request_id, courier, reference in due
             if (courier, reference) not in waiting]
