@@ -331,5 +331,18 @@ class WorkList:
         """Claim up to ``size`` ids (atomically: no other worker gets them)."""
         return [i.decode() for i in gateway.redis.lpop(self.key, size) or []]
 
+    def give_back(self, gateway, ids: Sequence) -> None:
+        """Put ids taken and not worked back at the head of the list, in their order, and
+        make sure a batch job will take them."""
+        gateway.redis.lpush(self.key, *reversed(list(ids)))
+        self.schedule(gateway)
+
     def length(self, redis) -> int:
         return redis.llen(self.key)
+
+
+def dispatch_waiting(gateway) -> bool:
+    """Is a dispatch job (a batch, or one request's) waiting for a worker? Long jobs of
+    other queues step aside for it between items: rq's queue order only counts when a worker
+    picks its next job."""
+    return bool(gateway.redis.llen(Queue(QueueNames.DISPATCH, connection=gateway.redis).key))

@@ -39,7 +39,13 @@ from .dispatch import adopt_booking
 from .events import Event
 from .inbox import fit_event
 from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
-from .queues import QueueNames, WorkList, enqueue_after_commit, enqueue_job
+from .queues import (
+    QueueNames,
+    WorkList,
+    dispatch_waiting,
+    enqueue_after_commit,
+    enqueue_job,
+)
 from .records import transition
 from .statuses import TERMINAL, AttemptState, Status
 
@@ -234,14 +240,17 @@ def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> 
 
 
 #: how long one report job works before another carries on: between the two, a worker takes
-#: what waits on the queues before ``reports`` (a dispatch batch)
+#: what waits on the queues before ``reports``
 REPORT_SLICE_SECONDS = 5.0
 
 
 def work_the_inbox(gateway, apply_one) -> dict[str, int]:
     """The report job: apply what :data:`REPORTS` lists, ``jobs.report_batch_size`` at a
     time, until it is empty (or the job has worked :data:`REPORT_SLICE_SECONDS`, or half its
-    time; then another job carries on).
+    time; then another job carries on). A dispatch job waiting stops it after the report in
+    hand: the rest of its chunk goes back to the head of the list and another report job
+    carries on, so a booking never waits behind a slice of reports (with every worker in
+    one, it waited up to a whole slice).
 
     :param apply_one: ``(event id, earlier unapplied report ids) -> outcome``, applying one
         report in its own transaction (after those) and handing it to its own job when that
@@ -266,13 +275,20 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
         except SQLAlchemyError:     # the database, briefly away: each report looks for itself
             earlier = None
         tried: set[int] = set()
-        for event_id in chunk:
+        for index, event_id in enumerate(chunk):
             # the chunk's own earlier reports were just tried, in order: not again
             before = None if earlier is None else \
                 [i for i in earlier.get(event_id, ()) if i not in tried]
             outcome = apply_one(event_id, before)
             tried.add(event_id)
             counted[outcome] = counted.get(outcome, 0) + 1
+            if dispatch_waiting(gateway):
+                rest = chunk[index + 1:]
+                if rest:
+                    REPORTS.give_back(gateway, rest)
+                elif REPORTS.length(gateway.redis):
+                    REPORTS.schedule(gateway)
+                return counted
         if time.monotonic() > budget:
             return counted
 
