@@ -16,7 +16,7 @@ made, against 5,000 API calls and against a 500-row file (time and peak memory);
 ``BENCH_UPLOAD_ROWS`` (default 5000) changes the size.
 
 ``soak`` (``bench/soak.py``) starts ``gateway up`` as a new user gets it (SQLite, its own
-Redis, its own simulators, one worker), sends it a steady 20 medicine requests a second for
+Redis, its own simulators, two workers), sends it a steady 20 medicine requests a second for
 5 minutes and waits until every accepted one is final, sampling requests by status, queues
 and every process's memory every 10 s (printed, and kept in a CSV). Its table goes to a
 section of its own in ``bench/RESULTS.md``, and only from a full run (``BENCH_SOAK_SECONDS``
@@ -166,7 +166,7 @@ def main(chosen: list[str]) -> int:
     if soak_rows:
         soak_seconds = float(os.environ.get("BENCH_SOAK_SECONDS", "300"))
         header = (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC {machine}, `gateway up` "
-                  f"(SQLite, its own Redis, one worker), {soak_seconds:g} s of load: "
+                  f"(SQLite, its own Redis, two workers), {soak_seconds:g} s of load: "
                   f"`bench/run soak`.")
         report = table(soak_rows)
         print("\n" + header + "\n\n" + report)

@@ -51,7 +51,9 @@ def main():
 
 
 @main.command()
-@click.option("--workers", default=1, show_default=True, help="rq worker processes.")
+@click.option("--workers", default=2, show_default=True,
+              help="rq worker processes (two: a worker waits on Redis, the database and the "
+                   "couriers much of its time, so two keep even a 2-core machine busy).")
 @click.option("--web-workers", type=click.IntRange(1, 64), default=None,
               help="API server processes [default: 1 on SQLite, whose writes one process's "
                    "writer then groups alone; 2 otherwise].")

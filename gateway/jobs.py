@@ -28,7 +28,7 @@ from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import WaitForCircuit, cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
-from .notices import advance_notice
+from .notices import advance_notice, give_turns
 from .proofs import fetch_proofs
 from .queues import enqueue_job, job_spec, request_lock
 from .records import transition
@@ -39,6 +39,7 @@ from .tracking import (
     find_attempt,
     hand_over,
     poll,
+    request_of_report,
     work_the_inbox,
 )
 
@@ -229,11 +230,17 @@ def apply_reports() -> dict:
     started = time.monotonic()
     retry_after = job_spec(gateway, "event")[2][0]
 
-    def apply_one(event_id: int) -> str:
-        with _unit_of_work(gateway, "event", event_id):
-            one_started = time.monotonic()
+    def apply_one(event_id: int, earlier: list[int] | None) -> str:
+        one_started = time.monotonic()
+        try:
+            found = request_of_report(gateway, event_id)
+        except Exception as exc:            # the database, briefly away: its own job retries
+            hand_over(gateway, event_id, retry_after)
+            _finished(gateway, "event", event_id, "retry", one_started, exc)
+            return "handed over"
+        with context.bound(request_id=found[0], correlation_id=found[1], job_kind="event"):
             try:
-                outcome = apply_in_order(gateway, event_id)
+                outcome = apply_in_order(gateway, event_id, earlier)
             except EventNotMatchedYet:      # not an error: its create answer is on its way
                 hand_over(gateway, event_id, retry_after)
                 outcome = "handed over"
@@ -289,6 +296,21 @@ def wake_notice(gateway, notice_id: str) -> str:
     """A notice's time has come (quiet hours over, its turn, its fallback deadline): queue
     its send job (a job apart, so a send job can schedule this one while it runs)."""
     enqueued = enqueue_job(gateway, "notice", notice_id)
+    return "queued" if enqueued else "already queued"
+
+
+@_job("notice_turns")
+def give_notice_turns(gateway, agency_id: str) -> str:
+    """Hand an agency's notice tokens to its notices waiting over its rate
+    (``gateway.notices``)."""
+    return give_turns(gateway, agency_id)
+
+
+@_job("notice_turns_later")
+def wake_notice_turns(gateway, agency_id: str) -> str:
+    """The agency's next notice token exists: queue its turns job (a job apart, so a turns
+    job can schedule this one while it runs)."""
+    enqueued = enqueue_job(gateway, "notice_turns", agency_id)
     return "queued" if enqueued else "already queued"
 
 

@@ -206,7 +206,7 @@ class StateCollector:
                                 value=listed.get("dispatch", 0))
         yield GaugeMetricFamily("gateway_reports_listed", "Stored provider reports waiting "
                                 "in the list that report jobs take from.",
-                                value=listed.get("default", 0))
+                                value=listed.get("reports", 0))
 
     def _circuits(self):
         family = GaugeMetricFamily("gateway_circuit_state", "Circuit breaker per courier: "

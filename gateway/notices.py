@@ -4,8 +4,9 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 ``delivered``, ``failed``) to one phone number. The flow keeps the gateway's rules:
 
 * **persist, then enqueue**: :func:`queue_notice` writes the :class:`~gateway.models.Notice`
-  (number and parameters sealed) in the caller's transaction and enqueues the ``notice``
-  job, which takes the notice's id and nothing else;
+  (number and parameters sealed) in the caller's transaction and, once that commits, has its
+  agency's turns job (:func:`give_turns`) hand it a token and enqueue its ``notice`` job,
+  which takes the notice's id and nothing else;
 * **one delivery per notice**: each try on a channel is a
   :class:`~gateway.models.NoticeMessage`, written before the notifier is called; the next
   channel (SMS after WhatsApp, ``notices.channels``) is tried only after the message before
@@ -22,7 +23,9 @@ A notice is a templated message about a request (``accepted``, ``courier_assigne
 * **quiet hours** (``notices.quiet_hours``, the region's local time): a notice that is not
   urgent is held until they end;
 * **a per-agency rate** (``notices.rate_limit``): the API's token bucket
-  (``gateway.ratelimit``) under a key of its own; a notice over it waits its turn;
+  (``gateway.ratelimit``) under a key of its own; a notice waits in the database for its
+  turn, which one job per agency hands out as tokens come (:func:`give_turns`): a line of
+  thousands costs no job per notice, and nothing in Redis;
 * **cost**: each message records its notifier's ``cost`` (``notifiers.yaml``) in the region's
   currency, summed on the notice;
 * **test keys never reach the world**: a notice of a request made with a test key, or any in
@@ -56,6 +59,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from redis.exceptions import LockError, RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from . import phones
@@ -79,7 +84,7 @@ from .notifiers import (
     OutgoingMessage,
     Receipt,
 )
-from .queues import enqueue_after_commit, enqueue_job, request_lock
+from .queues import enqueue_after_commit, enqueue_job, job_id, request_lock
 from .settings import NOTICE_KINDS
 
 log = logging.getLogger(__name__)
@@ -274,8 +279,8 @@ def opted_out(session, gateway, phone: str) -> bool:
 def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: dict, *,
                  to: str, urgent: bool = False, language: str | None = None
                  ) -> Notice | None:
-    """Make a notice about ``request`` in the caller's transaction; its job is enqueued once
-    that commits. The entry point for every notice.
+    """Make a notice about ``request`` in the caller's transaction; it joins its agency's
+    line once that commits (:func:`give_turns`). The entry point for every notice.
 
     :param kind: one of :data:`gateway.settings.NOTICE_KINDS`
     :param params: the template's named parameters (see :data:`ALLOWED_PARAMETERS`)
@@ -300,7 +305,8 @@ def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: d
         currency=gateway.region.currency, cost=0, created_at=now, updated_at=now)
     session.add(notice)
     _timeline(gateway, session, request, notice, "queued")
-    enqueue_after_commit(gateway, session, "notice", notice.id, new=True)
+    # in its agency's line: the turns job hands it a token and queues its send job
+    _turns_after_commit(gateway, session, notice.agency_id)
     return notice
 
 
@@ -377,10 +383,13 @@ def _advance(gateway, notice_id: str, now: datetime, last_try: bool = True) -> s
                                   detail=f"{notice.kind} notice held for quiet hours")
                     _wake_at(gateway, notice.id, until, now)
                     return "held"
-            wait = gateway.notice_limiter.check(notice.agency_id, "notice")
-            if wait is not None:
-                _wake_at(gateway, notice.id, now + timedelta(seconds=wait), now)
-                return "rate limited"
+            if not _take_turn(gateway, notice.id):
+                wait = gateway.notice_limiter.check(notice.agency_id, "notice")
+                if wait is not None:
+                    if notice.status == "held":         # its quiet hours are over
+                        notice.status, notice.updated_at = "queued", now
+                    _turns_at(gateway, notice.agency_id, wait)
+                    return "rate limited"
         tried = {m.notifier for m in notice.messages}
         candidates = [n for n in notifiers_for(gateway, notice.key_type)
                       if n.instance not in tried]
@@ -482,6 +491,85 @@ def _record_failure(gateway, notice_id: str, message_id: str, exc: NotifierError
     return "outcome unknown"
 
 
+# -- an agency's line -------------------------------------------------------------------------
+#: notices one turns job looks at in a run (oldest first)
+LINE_WINDOW = 200
+#: how long a turn given to a notice waits for its send job
+TURN_SECONDS = 120
+
+
+def _turn_key(notice_id: str) -> str:
+    return f"gateway:notice-turn:{notice_id}"
+
+
+def _take_turn(gateway, notice_id: str) -> bool:
+    """Was this notice given its agency's token by :func:`give_turns`? It is used up now."""
+    try:
+        return bool(gateway.redis.delete(_turn_key(notice_id)))
+    except RedisError:
+        return False
+
+
+def _turns_at(gateway, agency_id: str, wait: float) -> None:
+    """Have the agency's turns job (:func:`give_turns`) run when its next token exists
+    (nothing if it is queued already); if Redis is away, the sweep queues it."""
+    try:
+        enqueue_job(gateway, "notice_turns", agency_id, delay=wait)
+    except RedisError:
+        log.warning("agency %s: could not schedule its notices' turns", agency_id)
+
+
+def give_turns(gateway, agency_id: str) -> str:
+    """Hand an agency's tokens (``notices.rate_limit``) to its queued notices, oldest
+    first, and queue their send jobs; then come back when the next token exists.
+
+    A notice waits in the database (``queued``) and holds nothing in Redis: however long the
+    line, it costs one job when its turn comes, not a job to find it over the rate nor one
+    per look (waiters that each looked again would wake together to find one token between
+    them, and all but one would go back to sleep). A new notice runs this job (or finds it
+    queued) once its transaction commits; one that raced a run finishing, the sweep
+    finds. A turn is a token taken for one notice
+    (a Redis key its send job uses up, :func:`_take_turn`); one whose send job never ran
+    expires after ``TURN_SECONDS`` and the notice waits for another.
+    """
+    since = utcnow() - PATIENCE
+    with gateway.db.read() as session:
+        line = list(session.scalars(
+            select(Notice.id).where(Notice.agency_id == agency_id, Notice.status == "queued",
+                                    Notice.created_at >= since)
+            .order_by(Notice.created_at, Notice.id).limit(LINE_WINDOW)))
+    if not line:
+        return "nobody waiting"
+    pipe = gateway.redis.pipeline(transaction=False)
+    for notice_id in line:
+        pipe.exists(_turn_key(notice_id))
+    waiting = [n for n, holds in zip(line, pipe.execute(), strict=True) if not holds]
+    given = 0
+    for notice_id in waiting:
+        wait = gateway.notice_limiter.check(agency_id, "notice")
+        if wait is not None:
+            enqueue_job(gateway, "notice_turns_later", agency_id, delay=wait)
+            return f"{given} given, the next in {wait:.1f} s"
+        gateway.redis.set(_turn_key(notice_id), "1", ex=TURN_SECONDS)
+        enqueue_job(gateway, "notice", notice_id)
+        given += 1
+    if len(line) == LINE_WINDOW:
+        # more wait beyond those in sight: look again once their send jobs had time to run
+        enqueue_job(gateway, "notice_turns_later", agency_id, delay=1 if given else 5)
+    return f"{given} given"
+
+
+def _turns_after_commit(gateway, session, agency_id: str) -> None:
+    """Have the agency's turns job look at its line once ``session`` has committed (one
+    look per agency and transaction, however many notices it made)."""
+    agencies = session.info.get("notice_turns_after_commit")
+    if agencies is None:
+        agencies = session.info["notice_turns_after_commit"] = set()
+        session.info.setdefault("after_commit", []).append(
+            lambda: [_turns_at(gateway, agency, 0) for agency in sorted(agencies)])
+    agencies.add(agency_id)
+
+
 def _wake_at(gateway, notice_id: str, when: datetime, now: datetime) -> None:
     """Look at the notice again at ``when`` (rq's scheduler, which ``gateway worker`` runs)."""
     try:
@@ -502,6 +590,7 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
     """
     counts = {"applied": 0, "ignored": 0, "late": 0}
     fall_back: list[str] = []
+    settled: list[str] = []
     now = utcnow()
     with gateway.db.write() as session:
         for receipt in receipts:
@@ -548,6 +637,7 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
             _stamp(message, receipt.status, now)
             if receipt.status in ("delivered", "read"):
                 notice.status = receipt.status
+                settled.append(notice.id)
             notice.updated_at = now
             _timeline(gateway, session, request, notice, receipt.status, message.channel)
             if receipt.status == "failed":
@@ -555,7 +645,21 @@ def apply_receipts(gateway, notifier: str, receipts: list[Receipt]) -> dict[str,
             counts["applied"] += 1
         for notice_id in fall_back:
             enqueue_after_commit(gateway, session, "notice", notice_id)
+        if settled:
+            session.info.setdefault("after_commit", []).append(
+                lambda: _forget_deadlines(gateway, settled))
     return counts
+
+
+def _forget_deadlines(gateway, notice_ids: list[str]) -> None:
+    """A delivered notice needs no look at its fallback deadline: the job scheduled for it
+    goes (Redis holds only notices still in flight). A look that runs anyway finds the
+    notice delivered and does nothing."""
+    for notice_id in notice_ids:
+        with contextlib.suppress(RedisError, NoSuchJobError):
+            job = Job.fetch(job_id("notice_later", notice_id), connection=gateway.redis)
+            if job.get_status(refresh=False) == JobStatus.SCHEDULED:
+                job.delete()
 
 
 def _stamp(message: NoticeMessage, status: str, now: datetime) -> None:

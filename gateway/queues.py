@@ -11,24 +11,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, RateLimit, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from .db import gathered_after_commit
 
 
 class QueueNames:
-    """``dispatch`` and ``default`` carry our own work (bookings, provider reports, polls);
+    """``dispatch``, ``reports`` and ``default`` carry our own work (bookings, provider
+    reports, polls and notices);
     ``callbacks`` carries calls to endpoints agencies control, and only callback workers
     (``gateway.worker``) take from it: a slow agency can then hold up nothing but its own
     callbacks, never a provider report nor another agency."""
 
     DISPATCH = "dispatch"
+    #: provider report batches (``gateway.tracking``): taken before the per-item jobs of
+    #: ``default``, so a burst of notices or polls never holds up the statuses they follow
+    REPORTS = "reports"
     DEFAULT = "default"
     CALLBACKS = "callbacks"
     #: spreadsheet uploads' long jobs (``gateway.uploads``), taken last: a worker starts one
@@ -37,13 +42,13 @@ class QueueNames:
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
 
     @classmethod
     def own_work(cls) -> list[str]:
         """What a ``gateway worker`` takes in its main loop, in this order of priority
         (callbacks have threads apart)."""
-        return [cls.DISPATCH, cls.DEFAULT, cls.UPLOADS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS]
 
 
 # job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or
@@ -61,6 +66,9 @@ JOBS = {
     # agency's rate, the fallback deadline) that queues the send again
     "notice": (QueueNames.DEFAULT, "gateway.jobs.send_notice", "jobs"),
     "notice_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice", ()),
+    # an agency's notices over its rate: one job hands out its tokens (gateway.notices)
+    "notice_turns": (QueueNames.DEFAULT, "gateway.jobs.give_notice_turns", "jobs"),
+    "notice_turns_later": (QueueNames.DEFAULT, "gateway.jobs.wake_notice_turns", ()),
     # a dispatch waiting for a courier's circuit to half-open: a job apart, which queues the
     # dispatch job again then (that job cannot queue itself while it runs)
     "dispatch_later": (QueueNames.DISPATCH, "gateway.jobs.wake_dispatch", ()),
@@ -116,6 +124,10 @@ def job_spec(gateway, kind: str) -> tuple[str, str, list[float], tuple]:
 LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED,
                JobStatus.RATE_LIMITED}
 FAILURE_TTL = 30 * 24 * 3600
+#: how long rq keeps a finished job of one item: its outcome is logged, counted and (a
+#: request's own work) audited, so Redis need not hold it; at an hour, a steady load kept an
+#: hour of finished jobs in Redis's memory
+RESULT_TTL = 120
 
 
 def job_id(kind: str, target_id) -> str:
@@ -129,6 +141,12 @@ def request_lock(gateway, kind: str, request_id: str):
                               timeout=gateway.settings["jobs"]["job_timeout"] + 10)
 
 
+#: a scheduled job (a delay, a retry's wait) this long past its time has no scheduler to move
+#: it: rq's moves due jobs every second, and a killed worker's scheduler keeps its lock a
+#: minute, while the other workers only try to take it when they start and every ten minutes
+SCHEDULER_GRACE = timedelta(seconds=10)
+
+
 def _orphaned(job: Job) -> bool:
     """Is this "live" job in fact lost, so that it will never run or finish?
 
@@ -136,7 +154,10 @@ def _orphaned(job: Job) -> bool:
       its heartbeat);
     * queued but in no queue: taken off the queue by a worker killed before it marked the
       job started (rq parks it in an intermediate list that only its periodic maintenance,
-      every ten minutes, puts back).
+      every ten minutes, puts back);
+    * scheduled, and past its time by more than :data:`SCHEDULER_GRACE` (or in no schedule):
+      no scheduler is running to move it to its queue (the one that was died with its
+      worker, and no other has taken over yet).
 
     Re-enqueueing such a job is safe: jobs run alone (``gateway.jobs``) and are idempotent.
     """
@@ -146,6 +167,11 @@ def _orphaned(job: Job) -> bool:
             Worker.redis_worker_namespace_prefix + job.worker_name)
     if status == JobStatus.QUEUED:
         return Queue(job.origin, connection=job.connection).get_job_position(job) is None
+    if status == JobStatus.SCHEDULED:
+        due = job.connection.zscore(ScheduledJobRegistry(job.origin, connection=job.connection)
+                                    .key, job.id)
+        return due is None or \
+            due < (datetime.now(UTC) - SCHEDULER_GRACE).timestamp()
     return False
 
 
@@ -199,7 +225,7 @@ def enqueue_job(gateway, kind: str, target_id, delay: float = 0,
     queue = Queue(queue_name, connection=connection)
     options = {"job_id": jid, "job_timeout": job_timeout(gateway, kind),
                "retry": Retry(max=len(intervals), interval=intervals) if intervals else None,
-               "result_ttl": 3600, "failure_ttl": FAILURE_TTL}
+               "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
     if rate_limit is not None:
         options["rate_limit"] = rate_limit
     if delay > 0:
@@ -237,7 +263,7 @@ def enqueue_new_jobs(gateway, jobs: Sequence[tuple[str, Any]]) -> None:
         queue_name, func, intervals, leading = job_spec(gateway, kind)
         by_queue.setdefault(queue_name, []).append(Queue.prepare_data(
             func, args=(*leading, target_id), job_id=job_id(kind, target_id),
-            timeout=job_timeout(gateway, kind), result_ttl=3600, failure_ttl=FAILURE_TTL,
+            timeout=job_timeout(gateway, kind), result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None))
     pipe = gateway.redis.pipeline(transaction=False)
     for queue_name, datas in by_queue.items():
@@ -305,5 +331,18 @@ class WorkList:
         """Claim up to ``size`` ids (atomically: no other worker gets them)."""
         return [i.decode() for i in gateway.redis.lpop(self.key, size) or []]
 
+    def give_back(self, gateway, ids: Sequence) -> None:
+        """Put ids taken and not worked back at the head of the list, in their order, and
+        make sure a batch job will take them."""
+        gateway.redis.lpush(self.key, *reversed(list(ids)))
+        self.schedule(gateway)
+
     def length(self, redis) -> int:
         return redis.llen(self.key)
+
+
+def dispatch_waiting(gateway) -> bool:
+    """Is a dispatch job (a batch, or one request's) waiting for a worker? Long jobs of
+    other queues step aside for it between items: rq's queue order only counts when a worker
+    picks its next job."""
+    return bool(gateway.redis.llen(Queue(QueueNames.DISPATCH, connection=gateway.redis).key))

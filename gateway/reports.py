@@ -295,7 +295,7 @@ class QueueFigures:
     scheduled: int
     failed: int
     #: ids listed for a batch job: accepted requests for batch dispatch (``gateway.batch``) on
-    #: the dispatch queue, stored provider reports (``gateway.tracking``) on the default one;
+    #: the dispatch queue, stored provider reports (``gateway.tracking``) on the reports one;
     #: the queue holds one job for many of them
     listed: int = 0
     #: how long the oldest waiting job (or listed id) has waited; None: nothing waits
@@ -305,7 +305,7 @@ class QueueFigures:
 
 
 #: the lists of ids batch jobs take from, per queue
-LISTS = {QueueNames.DISPATCH: batch.READY, QueueNames.DEFAULT: tracking.REPORTS}
+LISTS = {QueueNames.DISPATCH: batch.READY, QueueNames.REPORTS: tracking.REPORTS}
 
 
 def _oldest_job_age(queue: Queue, now: datetime) -> float | None:

@@ -171,7 +171,7 @@ def web_shape(gateway, workers: int | None, threads: int | None) -> tuple[int, i
     return workers or 2, threads or 8
 
 
-def run_all_in_one(build_app, *, workers: int = 1, web_workers: int | None = None,
+def run_all_in_one(build_app, *, workers: int = 2, web_workers: int | None = None,
                    web_threads: int | None = None) -> int:
     """Run the whole gateway until a stop signal or a part's death.
 

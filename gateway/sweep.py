@@ -32,7 +32,7 @@ from .models import (
 from .notices import OPEN_STATUSES, PATIENCE
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
-from .tracking import REPORTS, due_for_polling
+from .tracking import REPORTS, due_for_polling, first_listed
 from .uploads import JOB_OF as UPLOAD_JOB_OF
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ def owed_work(gateway) -> list[tuple[str, object]]:
             .order_by(ServiceRequest.pending_since).limit(BATCH)).all())
         # A report still listed for a report job waits its turn (the list is oldest first):
         # only those before the list's head were taken and may have been lost with a worker.
-        head = gateway.redis.lindex(REPORTS.key, 0)
-        unlisted = [ProviderEventRecord.id < int(head)] if head and head.isdigit() else []
+        head = first_listed(gateway)
+        unlisted = [ProviderEventRecord.id < head] if head is not None else []
         work += [("event", event_id) for event_id in session.scalars(
             select(ProviderEventRecord.id)
             .where(ProviderEventRecord.processed_at.is_(None),
@@ -71,12 +71,17 @@ def owed_work(gateway) -> list[tuple[str, object]]:
                    CallbackDelivery.gave_up_at.is_(None),
                    CallbackDelivery.created_at <= stale_before)
             .order_by(CallbackDelivery.created_at).limit(BATCH)).all()]
-        # a notice whose next look was lost with Redis: looked at again (it reschedules)
-        work += [("notice_later", notice_id) for notice_id in session.scalars(
-            select(Notice.id)
+        # a notice whose next look was lost with Redis: looked at again (it reschedules);
+        # one still queued waits in its agency's line, whose turns job is what it needs
+        open_notices = session.execute(
+            select(Notice.id, Notice.status, Notice.agency_id)
             .where(Notice.status.in_(OPEN_STATUSES), Notice.updated_at <= stale_before,
                    Notice.created_at >= utcnow() - PATIENCE)
-            .order_by(Notice.updated_at).limit(BATCH))]
+            .order_by(Notice.updated_at).limit(BATCH)).all()
+        work += [("notice_later", notice_id) for notice_id, status, _a in open_notices
+                 if status != "queued"]
+        work += [("notice_turns", agency_id) for agency_id in
+                 dict.fromkeys(a for _n, status, a in open_notices if status == "queued")]
         work += [("proof", request_id) for request_id in session.scalars(
             select(ProofImage.request_id).distinct()
             .where(ProofImage.status == "pending", ProofImage.created_at <= stale_before,

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import costs, proofs
 from .couriers import Booking, CourierError, ProviderEvent
@@ -39,7 +39,13 @@ from .dispatch import adopt_booking
 from .events import Event
 from .inbox import fit_event
 from .models import CourierAttempt, ProviderEventRecord, ServiceRequest, utcnow
-from .queues import QueueNames, WorkList, enqueue_after_commit, enqueue_job
+from .queues import (
+    QueueNames,
+    WorkList,
+    dispatch_waiting,
+    enqueue_after_commit,
+    enqueue_job,
+)
 from .records import transition
 from .statuses import TERMINAL, AttemptState, Status
 
@@ -48,7 +54,7 @@ log = logging.getLogger(__name__)
 TRACKED = (Status.BOOKED, Status.DRIVER_ASSIGNED, Status.PICKED_UP)
 #: stored reports waiting for a report job (see the module docstring)
 REPORTS = WorkList("gateway:reports:ready", "gateway:reports:batch-scheduled",
-                   QueueNames.DEFAULT, "gateway.jobs.apply_reports", "reports-batch")
+                   QueueNames.REPORTS, "gateway.jobs.apply_reports", "reports-batch")
 
 
 def queue_report(gateway, session, event_id: int) -> None:
@@ -166,18 +172,64 @@ def earlier_unapplied(session, row: ProviderEventRecord) -> list[int]:
         ProviderEventRecord.id < row.id, or_(*same)).order_by(ProviderEventRecord.id)))
 
 
-def apply_in_order(gateway, event_id: int) -> str:
+def earlier_unapplied_of(session, event_ids: list[int]) -> dict[int, list[int]]:
+    """:func:`earlier_unapplied` for each of a batch's reports, in one look at the unapplied
+    reports (not one each: behind a backlog of thousands, a look each made every report cost
+    more the longer the backlog). :return: report id -> earlier ids, oldest first"""
+    columns = (ProviderEventRecord.id, ProviderEventRecord.courier,
+               ProviderEventRecord.provider_reference, ProviderEventRecord.our_reference)
+    rows = [r for r in session.execute(select(*columns).where(
+        ProviderEventRecord.id.in_(event_ids), ProviderEventRecord.processed_at.is_(None)))
+        if r.provider_reference or r.our_reference]
+    if not rows:
+        return {}
+    by_provider = {r.provider_reference for r in rows if r.provider_reference}
+    by_ours = {r.our_reference for r in rows if r.our_reference}
+    same = []
+    if by_provider:
+        same.append(ProviderEventRecord.provider_reference.in_(by_provider))
+    if by_ours:
+        same.append(ProviderEventRecord.our_reference.in_(by_ours))
+    unapplied = session.execute(select(*columns).where(
+        ProviderEventRecord.processed_at.is_(None),
+        ProviderEventRecord.courier.in_({r.courier for r in rows}),
+        ProviderEventRecord.id < max(r.id for r in rows), or_(*same))
+        .order_by(ProviderEventRecord.id)).all()
+    return {row.id: [u.id for u in unapplied if u.courier == row.courier and u.id < row.id and (
+        (row.provider_reference and u.provider_reference == row.provider_reference)
+        or (row.our_reference and u.our_reference == row.our_reference))] for row in rows}
+
+
+def request_of_report(gateway, event_id: int) -> tuple[str | None, str | None]:
+    """The request a report is about, as (id, correlation id) for its unit of work;
+    ``(None, None)`` when it matches none (yet)."""
+    with gateway.db.read() as session:
+        row = session.get(ProviderEventRecord, event_id)
+        if row is None:
+            return None, None
+        if row.request_id is not None:
+            record = session.get(ServiceRequest, row.request_id)
+        else:
+            attempt = find_attempt(session, row)
+            record = session.get(ServiceRequest, attempt.request_id) if attempt else None
+        return (record.id, record.correlation_id) if record is not None else (None, None)
+
+
+def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> str:
     """Apply a report after the earlier unapplied reports of its booking (another worker
     may hold them in its batch: whichever comes first applies them, the other finds them
     done). An earlier report that cannot be applied now is left to its own job and does not
     hold this one up.
 
+    :param earlier: those reports, when the caller has looked them up
+        (:func:`earlier_unapplied_of`)
     :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raises
     """
-    with gateway.db.read() as session:
-        row = session.get(ProviderEventRecord, event_id)
-        earlier = earlier_unapplied(session, row) if row is not None \
-            and row.processed_at is None else []
+    if earlier is None:
+        with gateway.db.read() as session:
+            row = session.get(ProviderEventRecord, event_id)
+            earlier = earlier_unapplied(session, row) if row is not None \
+                and row.processed_at is None else []
     for earlier_id in earlier:
         try:
             apply_provider_event(gateway, earlier_id)
@@ -187,19 +239,28 @@ def apply_in_order(gateway, event_id: int) -> str:
     return apply_provider_event(gateway, event_id)
 
 
+#: how long one report job works before another carries on: between the two, a worker takes
+#: what waits on the queues before ``reports``
+REPORT_SLICE_SECONDS = 5.0
+
+
 def work_the_inbox(gateway, apply_one) -> dict[str, int]:
     """The report job: apply what :data:`REPORTS` lists, ``jobs.report_batch_size`` at a
-    time, until it is empty (or the job has used half its time; then another job carries
-    on).
+    time, until it is empty (or the job has worked :data:`REPORT_SLICE_SECONDS`, or half its
+    time; then another job carries on). A dispatch job waiting stops it after the report in
+    hand: the rest of its chunk goes back to the head of the list and another report job
+    carries on, so a booking never waits behind a slice of reports (with every worker in
+    one, it waited up to a whole slice).
 
-    :param apply_one: ``(event id) -> outcome``, applying one report in its own transaction
-        and handing it to its own job when that fails (``gateway.jobs``)
+    :param apply_one: ``(event id, earlier unapplied report ids) -> outcome``, applying one
+        report in its own transaction (after those) and handing it to its own job when that
+        fails (``gateway.jobs``)
     :return: outcomes counted
     """
     settings = gateway.settings["jobs"]
     REPORTS.started(gateway)
     size = settings["report_batch_size"] or 1
-    budget = time.monotonic() + settings["job_timeout"] / 2
+    budget = time.monotonic() + min(settings["job_timeout"] / 2, REPORT_SLICE_SECONDS)
     counted: dict[str, int] = {}
     while True:
         ids = REPORTS.take(gateway, size)
@@ -207,9 +268,27 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
             return counted
         if REPORTS.length(gateway.redis) or time.monotonic() > budget:
             REPORTS.schedule(gateway)           # more waiting: let another worker join in
-        for event_id in sorted({int(i) for i in ids if i.isdigit()}):
-            outcome = apply_one(event_id)
+        chunk = sorted({int(i) for i in ids if i.isdigit()})
+        try:
+            with gateway.db.read() as session:
+                earlier = earlier_unapplied_of(session, chunk)
+        except SQLAlchemyError:     # the database, briefly away: each report looks for itself
+            earlier = None
+        tried: set[int] = set()
+        for index, event_id in enumerate(chunk):
+            # the chunk's own earlier reports were just tried, in order: not again
+            before = None if earlier is None else \
+                [i for i in earlier.get(event_id, ()) if i not in tried]
+            outcome = apply_one(event_id, before)
+            tried.add(event_id)
             counted[outcome] = counted.get(outcome, 0) + 1
+            if dispatch_waiting(gateway):
+                rest = chunk[index + 1:]
+                if rest:
+                    REPORTS.give_back(gateway, rest)
+                elif REPORTS.length(gateway.redis):
+                    REPORTS.schedule(gateway)
+                return counted
         if time.monotonic() > budget:
             return counted
 
@@ -336,13 +415,47 @@ def _adopt_reported_booking(gateway, session, row, attempt, record) -> str:
     return adopt_booking(gateway, session, attempt, record, booking, how="found by its report")
 
 
+def first_listed(gateway) -> int | None:
+    """The id at the head of :data:`REPORTS` (the list is oldest first: a stored report with a
+    lower id is no longer listed, taken by a report job); None when the list is empty or
+    Redis is away."""
+    try:
+        head = gateway.redis.lindex(REPORTS.key, 0)
+    except RedisError:
+        return None
+    return int(head) if head and head.isdigit() else None
+
+
+def reports_waiting(gateway, session, courier: str, references) -> set[str]:
+    """Which of these bookings (provider references at ``courier``) have reports stored and
+    not applied yet that wait their turn: still listed for a report job, or stored less than
+    ``sweep.stale_after_seconds`` ago. Those are not late, and a poll would only add one more
+    report behind them (one scan of the unapplied reports, whatever the number of bookings).
+    A report older than that and no longer listed (taken by a worker that was killed, or left
+    to its own job's retries) holds no poll back: the poll's report applies it."""
+    references = {r for r in references if r}
+    if not references:
+        return set()
+    stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
+    head = first_listed(gateway)
+    waiting = [ProviderEventRecord.received_at > stale_before]
+    if head is not None:
+        waiting.append(ProviderEventRecord.id >= head)
+    return set(session.scalars(select(ProviderEventRecord.provider_reference).distinct().where(
+        ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
+        ProviderEventRecord.provider_reference.in_(references), or_(*waiting))))
+
+
 def poll(gateway, request_id: str) -> str:
-    """Ask the courier that holds a request for its status; store the answer as a report."""
+    """Ask the courier that holds a request for its status; store the answer as a report.
+    Not while reports of its booking wait to be applied (:func:`reports_waiting`)."""
     with gateway.db.read() as session:
         record = session.get(ServiceRequest, request_id)
         if record is None or record.provider is None or record.status in TERMINAL:
             return "nothing to do"
         courier_name, reference = record.provider, record.provider_reference
+        if reports_waiting(gateway, session, courier_name, [reference]):
+            return "reports waiting"
     courier = gateway.couriers.get(courier_name)
     if courier is None:
         return "courier disabled"
@@ -361,11 +474,20 @@ def poll(gateway, request_id: str) -> str:
 
 
 def due_for_polling(gateway, limit: int = 200) -> list[str]:
-    """Requests a courier holds whose last change is older than ``poll_after_seconds``."""
+    """Requests a courier holds whose last change is older than ``poll_after_seconds``,
+    except those whose reports are stored and wait their turn to be applied
+    (:func:`reports_waiting`: they are not late; behind a backlog, polling them would only
+    lengthen it)."""
     quiet_since = utcnow() - timedelta(seconds=gateway.settings["dispatch"]["poll_after_seconds"])
     with gateway.db.read() as session:
-        return list(session.scalars(
-            select(ServiceRequest.id).where(ServiceRequest.status.in_([str(s) for s in TRACKED]),
-                                            ServiceRequest.provider.is_not(None),
-                                            ServiceRequest.updated_at <= quiet_since)
-            .order_by(ServiceRequest.updated_at).limit(limit)))
+        due = session.execute(
+            select(ServiceRequest.id, ServiceRequest.provider, ServiceRequest.provider_reference)
+            .where(ServiceRequest.status.in_([str(s) for s in TRACKED]),
+                   ServiceRequest.provider.is_not(None),
+                   ServiceRequest.updated_at <= quiet_since)
+            .order_by(ServiceRequest.updated_at).limit(limit)).all()
+        waiting = {(courier, reference) for courier in {c for _i, c, _r in due}
+                   for reference in reports_waiting(
+                       gateway, session, courier, [r for _i, c, r in due if c == courier])}
+    return [request_id for request_id, courier, reference in due
+            if (courier, reference) not in waiting]

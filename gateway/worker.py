@@ -22,6 +22,7 @@ where the ``/metrics`` of an API node on the same machine adds them up (``gatewa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -58,11 +59,39 @@ class _StopNoted:
         super().request_stop(signum, frame)
 
 
-class GatewaySimpleWorker(_StopNoted, SimpleWorker):
+#: how often a worker whose scheduler is not running tries to take the scheduler over
+SCHEDULER_TAKEOVER_SECONDS = 15.0
+
+
+class _TakesOverScheduler:
+    """Takes the scheduler over from a worker that died. rq runs one scheduler (moving due
+    delayed jobs and retries to their queues) in the worker that holds its lock; a worker
+    killed with its scheduler leaves the lock to expire a minute later, and the others only
+    try to take it when they start and every ten minutes, so scheduled jobs could wait that
+    long. Here a worker without a running scheduler tries every
+    :data:`SCHEDULER_TAKEOVER_SECONDS` (the sweep re-enqueues owed work whose scheduled job is
+    overdue meanwhile: ``gateway.queues``)."""
+
+    _scheduler_tried_at = 0.0
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        scheduler = getattr(self, "scheduler", None)
+        # (no timeout: a burst worker, whose scheduler only ran once at its start)
+        if scheduler is not None and timeout is not None and \
+                time.monotonic() - self._scheduler_tried_at > SCHEDULER_TAKEOVER_SECONDS:
+            self._scheduler_tried_at = time.monotonic()
+            process = scheduler._process
+            if process is None or not process.is_alive():
+                with contextlib.suppress(RedisError):
+                    scheduler.acquire_locks(auto_start=True)
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+
+class GatewaySimpleWorker(_StopNoted, _TakesOverScheduler, SimpleWorker):
     pass
 
 
-class GatewayForkingWorker(_StopNoted, Worker):
+class GatewayForkingWorker(_StopNoted, _TakesOverScheduler, Worker):
     pass
 
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import queue
 import random
 import re
 import threading
@@ -65,6 +66,8 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler
 
+#: webhooks a running clock sends at the same time (``Simulator._run``)
+WEBHOOK_SENDERS = 8
 #: public, at the root of the simulator's server: what ``gateway up`` waits for
 HEALTH_PATH = "/_sim/health"
 PROOF_PATH = "/_proof/"
@@ -128,6 +131,9 @@ class SimulatorEngine:
         self.reset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: the running clock's webhook senders (``_run``)
+        self._senders: list[queue.SimpleQueue] = []
+        self._local = threading.local()
 
     def reset(self) -> None:
         with self.lock:
@@ -155,8 +161,26 @@ class SimulatorEngine:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(min(self.step_seconds, 0.2)):
-            self.tick()
+        # The running clock hands its webhooks to senders: a provider delivers from many
+        # servers at once, and a clock that waited for each answer in turn would fall
+        # behind its own steps under load. A booking always goes to the same sender, so
+        # its webhooks keep their order.
+        self._senders = [queue.SimpleQueue() for _ in range(WEBHOOK_SENDERS)]
+        for number, inbox in enumerate(self._senders):
+            threading.Thread(target=self._sender, args=(inbox,), daemon=True,
+                             name=f"sim-webhooks-{number}").start()
+        try:
+            while not self._stop.wait(min(self.step_seconds, 0.2)):
+                self.tick()
+        finally:
+            for inbox in self._senders:
+                inbox.put(None)
+
+    def _sender(self, inbox: queue.SimpleQueue) -> None:
+        with requests.Session() as session:      # kept-alive connections, like a provider's
+            self._local.session = session
+            while (item := inbox.get()) is not None:
+                self._send(item["body"])
 
     def tick(self, now: float | None = None) -> None:
         """Advance every booking whose next step is due, then send what is owed."""
@@ -298,16 +322,21 @@ class SimulatorEngine:
                     ready.extend(reversed(mine))
                     held = [w for w in held if w["booking"] != number]
             self._outbox = held
+        senders = self._senders if threading.current_thread() is self._thread else None
         for item in ready:
-            self._send(item["body"])
+            if senders:     # the clock's tick: see ``_run``
+                senders[hash(item["booking"]) % len(senders)].put(item)
+            else:
+                self._send(item["body"])
 
     def _send(self, body: dict) -> int | str:
-        """Post one webhook; log it with the answer. :return: the HTTP status, or the name of
-        the error when none came"""
+        """Post one webhook (on a sender's connection, ``_run``); log it with the answer.
+        :return: the HTTP status, or the name of the error when none came"""
         headers, data = self.webhook_request(body)
         try:
-            response = requests.post(self.webhook_url, data=data, timeout=5,
-                                     headers={"Content-Type": "application/json", **headers})
+            response = (getattr(self._local, "session", None) or requests).post(
+                self.webhook_url, data=data, timeout=5,
+                headers={"Content-Type": "application/json", **headers})
             status = response.status_code
         except requests.RequestException as exc:
             status = type(exc).__name__

@@ -11,12 +11,13 @@ from datetime import timedelta
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, or_, select, update
 
-from gateway.models import AuditRecord, ProviderEventRecord, StatusEvent, utcnow
+from gateway.jobs import apply_reports
+from gateway.models import AuditRecord, ProviderEventRecord, ServiceRequest, StatusEvent, utcnow
 from gateway.sweep import owed_work, sweep_once
 from gateway.testing import drain
-from gateway.tracking import REPORTS
+from gateway.tracking import REPORTS, due_for_polling, hand_over
 from tests.gateway.couriers.helpers import sim_get, sim_post
-from tests.gateway.test_batch_dispatch import submit_many
+from tests.gateway.test_batch_dispatch import statuses, submit_many
 
 #: the test key's rate limit would refuse a hundred requests in a second
 UNLIMITED = {"rate_limits": {"live": {"rate": 1000.0, "burst": 1000},
@@ -58,7 +59,10 @@ def applied(app) -> dict[str, int]:
 
 def report_jobs(app) -> list[str]:
     redis = app.extensions["gateway"].redis
-    return FinishedJobRegistry("default", connection=redis).get_job_ids()
+    # report batches have the reports queue; a report's own job (batches off, handed over)
+    # the default one
+    return [job for queue in ("reports", "default")
+            for job in FinishedJobRegistry(queue, connection=redis).get_job_ids()]
 
 
 def test_a_hundred_reports_are_applied_by_a_few_report_jobs_each_exactly_once(
@@ -145,3 +149,76 @@ def test_reports_a_dead_worker_had_taken_are_applied_through_the_sweep(
 
     assert applied(app) == {i: 1 for i in ids}
     assert [target for kind, target in owed_work(gateway) if kind == "event"] == []
+
+
+def overdue(gateway, job_id: str, seconds: float = 60) -> None:
+    """Put a scheduled job's time ``seconds`` in the past, as if the scheduler that was to
+    move it had died with its worker (another takes its lock only a minute later)."""
+    registry = ScheduledJobRegistry("default", connection=gateway.redis)
+    assert job_id in registry.get_job_ids()
+    gateway.redis.zadd(registry.key, {job_id: (utcnow() - timedelta(seconds=seconds))
+                                      .timestamp()})
+
+
+def test_reports_whose_own_jobs_no_scheduler_moves_are_applied_through_the_sweep(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 3,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    taken = [int(i) for i in REPORTS.take(gateway, 3)]
+    for event_id in taken:                  # handed to their own jobs, to retry in a minute
+        hand_over(gateway, event_id, 60)
+    with gateway.db.write() as session:
+        session.execute(update(ProviderEventRecord).values(
+            received_at=utcnow() - timedelta(hours=1)))
+    # still to run in time: their jobs are left alone
+    assert sweep_once(gateway) == 0
+    # past their time with no scheduler to move them: lost, queued again
+    for event_id in taken:
+        overdue(gateway, f"event-{event_id}")
+    assert sweep_once(gateway) >= 3
+    drain(app)
+
+    assert applied(app) == {i: 1 for i in ids}
+    assert [target for kind, target in owed_work(gateway) if kind == "event"] == []
+
+
+def test_a_poll_waits_only_for_reports_that_wait_their_turn(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 3,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    with gateway.db.write() as session:     # quiet for long: due for a poll but for the reports
+        session.execute(update(ServiceRequest).values(updated_at=utcnow() - timedelta(days=1)))
+    assert due_for_polling(gateway) == []   # listed, just stored
+
+    with gateway.db.write() as session:     # waiting long, but still listed: their turn comes
+        session.execute(update(ProviderEventRecord).values(
+            received_at=utcnow() - timedelta(hours=1)))
+    assert due_for_polling(gateway) == []
+
+    # taken by a worker that died: no longer listed, and stored long ago: polled again
+    # (the one still listed waits)
+    REPORTS.take(gateway, 2)
+    with gateway.db.read() as session:
+        listed = session.scalar(select(ProviderEventRecord.provider_reference).where(
+            ProviderEventRecord.id == int(gateway.redis.lindex(REPORTS.key, 0))))
+        polled = set(session.scalars(select(ServiceRequest.id).where(
+            ServiceRequest.provider_reference != listed)))
+    assert set(due_for_polling(gateway)) == polled and len(polled) == 2
+
+
+def test_a_report_job_steps_aside_for_a_booking_waiting(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 8,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    later = submit_many(app, medicine_body, 1)     # its booking waits on the dispatch queue
+    with app.app_context():
+        outcomes = apply_reports()
+
+    assert sum(outcomes.values()) == 1      # the report in hand, then the booking's turn
+    assert REPORTS.length(gateway.redis) == 7
+    drain(app)
+    assert applied(app) == {i: 1 for i in ids}
+    assert statuses(app, later) == {later[0]: "booked"}
