@@ -50,35 +50,12 @@ BUCKET_SCRIPT = BUCKET_FUNCTION + """
 return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 """
 
-# The same bucket, for work that waits its turn rather than being refused: the token is taken
-# now even when there is none yet (the bucket goes into debt), and the answer is when it will
-# exist. Each caller gets a turn of its own, 1/rate apart, so waiters never wake together only
-# to find one token between them. Returns the wait in ms (0: now).
-RESERVE_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate) - 1
-local wait_ms = 0
-if tokens < 0 then
-  wait_ms = math.ceil(-tokens / rate * 1000)
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return wait_ms
-"""
-
-
 class RateLimiter:
     def __init__(self, redis, limits: dict[str, dict]):
         """:param limits: per key type, ``{"rate": per second, "burst": tokens}``"""
         self.redis = redis
         self.limits = limits
         self._script = redis.register_script(BUCKET_SCRIPT)
-        self._reserve = redis.register_script(RESERVE_SCRIPT)
 
     @staticmethod
     def bucket_key(agency_id: str, key_type: str) -> str:
@@ -97,22 +74,6 @@ class RateLimiter:
             log.warning("rate limit not applied: Redis unavailable (%s)", type(exc).__name__)
             return None
         return None if allowed else max(wait_ms / 1000, 0.001)
-
-
-    def reserve(self, agency_id: str, key_type: str) -> float | None:
-        """Take a token, now or in turn (``RESERVE_SCRIPT``). :return: None when it is
-        there now, else the seconds until the caller's turn (it may then go ahead without
-        asking again)."""
-        rule = self.limits.get(key_type)
-        if not rule:
-            return None
-        try:
-            wait_ms = self._reserve(keys=[f"gateway:ratelimit:{agency_id}:{key_type}"],
-                                    args=[rule["rate"], rule["burst"], f"{time.time():.6f}"])
-        except RedisError as exc:
-            log.warning("rate limit not applied: Redis unavailable (%s)", type(exc).__name__)
-            return None
-        return max(int(wait_ms) / 1000, 0.001) if int(wait_ms) > 0 else None
 
 
 def retry_after_header(seconds: float) -> str:
