@@ -485,7 +485,9 @@ def _record_failure(gateway, notice_id: str, message_id: str, exc: NotifierError
     if retry:
         raise NoticeRetry(f"notifier {exc.outcome}") from exc
     if fall_back:
-        return _advance(gateway, notice_id, now, last_try)
+        # the next channel's try comes after this one: a notice's messages are ordered by
+        # their creation time, which must not tie with the one refused
+        return _advance(gateway, notice_id, now + timedelta(microseconds=1), last_try)
     _wake_at(gateway, notice_id, now + timedelta(
         seconds=gateway.settings["notices"]["fallback_after_seconds"]), now)
     return "outcome unknown"

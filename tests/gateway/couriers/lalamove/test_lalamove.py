@@ -494,8 +494,10 @@ def test_a_lost_order_answer_is_an_unknown_outcome_and_the_webhook_names_our_ref
 
     def reported():
         with gateway.db.read() as session:
+            # the first report (later ones may be stored by now too)
             return session.scalar(select(ProviderEventRecord).where(
-                ProviderEventRecord.our_reference == "req-lost-1"))
+                ProviderEventRecord.our_reference == "req-lost-1")
+                .order_by(ProviderEventRecord.id).limit(1))
 
     wait_until(lambda: reported() is not None)
     event = reported()
