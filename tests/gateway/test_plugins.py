@@ -233,7 +233,7 @@ def test_hook_register_jobs(make_app, medicine_body):
         assert record.pending_job is None       # owed no longer: the sweep leaves it
         assert "followup failed after retries" in [e.detail for e in record.events]
         actions = session.scalars(select(AuditRecord.outcome).where(
-            AuditRecord.action == "job.followup")).all()
+            AuditRecord.action == "job.followup").order_by(AuditRecord.seq)).all()
     assert actions == ["done", "retry", "failed"]
 
     class Clash:
