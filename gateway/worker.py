@@ -80,10 +80,10 @@ class _TakesOverScheduler:
         if scheduler is not None and timeout is not None and \
                 time.monotonic() - self._scheduler_tried_at > SCHEDULER_TAKEOVER_SECONDS:
             self._scheduler_tried_at = time.monotonic()
-            process = scheduler._process
-            if process is None or not process.is_alive():
-                with contextlib.suppress(RedisError):
-                    scheduler.acquire_locks(auto_start=True)
+            # refreshes the locks this worker's scheduler holds; takes those whose holder
+            # died, and starts this worker's scheduler when it is not running
+            with contextlib.suppress(RedisError):
+                scheduler.acquire_locks(auto_start=True)
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 

@@ -166,4 +166,6 @@ def test_a_known_key_is_checked_in_one_round_trip_to_redis(make_app):
     thread.join(10)
     watcher.close()
     assert seen.count("EVALSHA") == 5, seen
-    assert [c for c in seen if c not in ("EVALSHA", "ECHO")] == [], seen
+    # (a new connection's handshake is not a call's: a loaded machine may open one)
+    handshake = ("HELLO", "CLIENT", "SELECT", "AUTH", "ECHO")
+    assert [c for c in seen if c not in ("EVALSHA", *handshake)] == [], seen
