@@ -147,11 +147,48 @@ def request_lock(gateway, kind: str, request_id: str):
 SCHEDULER_GRACE = timedelta(seconds=10)
 
 
+#: a ``gateway worker`` process says it is alive every :data:`LIFE_EVERY` seconds, for
+#: :data:`LIFE_SECONDS`: rq's own registration of a worker busy with a job lasts the job's
+#: monitoring interval plus a minute (80 s here), so a killed worker's job waited that long
+#: before anyone took it again
+LIFE_SECONDS, LIFE_EVERY = 10, 2
+#: how long the mark that a worker says it is alive stays (a worker without it, such as the
+#: tests' in-process drains, is judged by rq's registration alone)
+_WATCHED_SECONDS = 24 * 3600
+
+
+def _life_keys(worker_name: str) -> tuple[str, str]:
+    return f"gateway:worker-alive:{worker_name}", f"gateway:worker-watched:{worker_name}"
+
+
+def say_alive(connection, worker_name: str) -> None:
+    """One proof of life of the worker ``worker_name`` (its process's thread calls this)."""
+    alive, watched = _life_keys(worker_name)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.set(alive, "1", ex=LIFE_SECONDS).set(watched, "1", ex=_WATCHED_SECONDS).execute()
+
+
+def say_gone(connection, worker_name: str) -> None:
+    """The worker stopped cleanly: nothing of it to watch."""
+    connection.delete(*_life_keys(worker_name))
+
+
+def _worker_gone(job: Job) -> bool:
+    """Has the worker that started ``job`` died? Its rq registration expired, or, for a
+    worker that says it is alive (:func:`say_alive`), it stopped saying so."""
+    alive, watched = _life_keys(job.worker_name)
+    with job.connection.pipeline(transaction=False) as pipe:
+        registered, said_alive, watched_over = pipe.exists(
+            Worker.redis_worker_namespace_prefix + job.worker_name).exists(alive) \
+            .exists(watched).execute()
+    return not registered or (bool(watched_over) and not said_alive)
+
+
 def _orphaned(job: Job) -> bool:
     """Is this "live" job in fact lost, so that it will never run or finish?
 
-    * started by a worker that no longer exists (killed: its registration key expired with
-      its heartbeat);
+    * started by a worker that no longer exists (killed: it stopped saying it is alive, or
+      its registration key expired with its heartbeat);
     * queued but in no queue: taken off the queue by a worker killed before it marked the
       job started (rq parks it in an intermediate list that only its periodic maintenance,
       every ten minutes, puts back);
@@ -163,8 +200,7 @@ def _orphaned(job: Job) -> bool:
     """
     status = job.get_status(refresh=False)
     if status == JobStatus.STARTED:
-        return bool(job.worker_name) and not job.connection.exists(
-            Worker.redis_worker_namespace_prefix + job.worker_name)
+        return bool(job.worker_name) and _worker_gone(job)
     if status == JobStatus.QUEUED:
         return Queue(job.origin, connection=job.connection).get_job_position(job) is None
     if status == JobStatus.SCHEDULED:

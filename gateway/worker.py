@@ -37,7 +37,7 @@ from rq.exceptions import StopRequested
 
 from .logs import configure_logging
 from .metrics import use_multiprocess_dir
-from .queues import QueueNames
+from .queues import LIFE_EVERY, QueueNames, say_alive, say_gone
 from .rqthreads import InThread
 from .sweep import run_forever
 
@@ -214,6 +214,31 @@ def stop_callback_workers(started, timeout: float) -> None:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
+@contextlib.contextmanager
+def saying_alive(connection, worker_name: str):
+    """While the block runs, a thread says every :data:`gateway.queues.LIFE_EVERY` seconds
+    that this worker is alive, whatever job it is in (``gateway.queues._orphaned``): killed,
+    its started job is taken again within seconds, not after rq's registration expires."""
+    stop = threading.Event()
+
+    def loop():
+        while True:
+            with contextlib.suppress(RedisError):     # Redis lost: the worker loop says so
+                say_alive(connection, worker_name)
+            if stop.wait(LIFE_EVERY):
+                return
+
+    thread = threading.Thread(target=loop, name="gateway-alive", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        with contextlib.suppress(RedisError):
+            say_gone(connection, worker_name)
+
+
 def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = True,
                queues: list[str] | None = None, with_scheduler: bool = True,
                callback_workers: int | None = None) -> bool:
@@ -261,8 +286,10 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
                                       worker_ttl=gateway.settings["jobs"]["worker_ttl"])
                 started = time.monotonic()
                 try:
-                    worked = worker.work(burst=burst, with_scheduler=with_scheduler,
-                                         logging_level=gateway.settings["log_level"]) or worked
+                    with saying_alive(connection, worker.name):
+                        worked = worker.work(burst=burst, with_scheduler=with_scheduler,
+                                             logging_level=gateway.settings["log_level"]) \
+                            or worked
                 except REDIS_LOST:
                     _let_go(worker)  # rq's teardown stopped at the lost Redis
                 if burst or worker.stop_signalled:

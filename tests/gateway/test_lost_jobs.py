@@ -44,3 +44,30 @@ def test_a_started_job_is_enqueued_again_only_when_its_worker_is_gone(gateway):
     gateway.redis.delete(worker.key)   # what a killed worker leaves: its heartbeat expired
     assert enqueue_job(gateway, "dispatch", "req-3")
     assert queue.job_ids == [job_id("dispatch", "req-3")]
+
+
+def test_a_started_job_of_a_worker_that_stopped_saying_it_is_alive_is_enqueued_again(gateway):
+    """A killed ``gateway worker``: rq keeps a busy worker registered for its job's
+    monitoring interval plus a minute, but the worker's own proof of life lapses within
+    seconds (``gateway.worker.saying_alive``), and that is what counts."""
+    from gateway.queues import LIFE_SECONDS, say_alive
+    from gateway.worker import saying_alive
+
+    queue = Queue("dispatch", connection=gateway.redis)
+    assert enqueue_job(gateway, "dispatch", "req-4")
+    queue.remove(stored_job(gateway, "req-4"))
+    worker = SimpleWorker([queue], connection=gateway.redis)
+    worker.register_birth()
+    job = stored_job(gateway, "req-4")
+    job.worker_name = worker.name
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    with saying_alive(gateway.redis, worker.name):
+        assert not enqueue_job(gateway, "dispatch", "req-4"), "alive: it will finish"
+    assert 0 < LIFE_SECONDS <= 10
+    say_alive(gateway.redis, worker.name)
+    assert not enqueue_job(gateway, "dispatch", "req-4")
+    gateway.redis.delete(f"gateway:worker-alive:{worker.name}")   # its proof of life lapsed
+    assert gateway.redis.exists(worker.key), "rq still has it registered"
+    assert enqueue_job(gateway, "dispatch", "req-4")
+    assert queue.job_ids == [job_id("dispatch", "req-4")]
