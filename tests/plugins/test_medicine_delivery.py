@@ -242,9 +242,13 @@ def _everything_in_the_database(gateway) -> list:
     for value in values:
         if isinstance(value, bytes | memoryview):
             try:
-                opened.append(json.dumps(gateway.vault.open(bytes(value))))
+                plain = gateway.vault.open_bytes(bytes(value))
             except UnreadableSecret:
-                opened.append(bytes(value).decode(errors="replace"))
+                plain = bytes(value)
+            try:        # a sealed document, or sealed bytes (a proof image, if fetched by now)
+                opened.append(json.dumps(json.loads(plain)))
+            except ValueError:
+                opened.append(plain.decode(errors="replace"))
         else:
             opened.append(json.dumps(value, default=str))
     return opened
