@@ -12,7 +12,6 @@ from flask import Blueprint, current_app, g, render_template, request
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
 
 from ..db import DatabaseUnavailable
 from ..links import digest, well_formed
@@ -114,12 +113,12 @@ def find(session, token: str) -> ServiceRequest | None:
 def _failure_page(error: Exception):
     """Anything a public page raised: a page in the reader's language, never JSON nor a
     trace (the database or Redis away: 503)."""
-    if isinstance(error, HTTPException):
-        status = error.code or 500
-    elif isinstance(error, RedisError | DBAPIError | DatabaseUnavailable):
+    if isinstance(error, RedisError | DBAPIError | DatabaseUnavailable):
         current_app.logger.error("public page: dependency unavailable: %s",
                                  type(error).__name__)
         status = 503
+    elif isinstance(getattr(error, "code", None), int) and 400 <= error.code < 600:
+        status = error.code                                 # Flask's own: 404, 405...
     else:
         current_app.logger.exception("public page failed (correlation %s)",
                                      g.get("correlation_id"))
