@@ -55,8 +55,8 @@ class KeyCache:
         self._lock = threading.Lock()
 
     def get(self, prefix: str, version) -> tuple[str, dict] | None:
-        entry = self._entries.get(prefix)
-        if entry is None or entry[0] != version or time.monotonic() - entry[3] > self.max_age:
+        entry = self.recent(prefix)
+        if entry is None or entry[0] != version:
             return None
         return entry[1], entry[2]
 

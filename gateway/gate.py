@@ -49,8 +49,8 @@ def _begin_request():
     gateway = current_app.extensions["gateway"]
     # A credential sent to the API (console pages keep their own sign-in throttle).
     presented = request.blueprint != "console" and "Authorization" in request.headers
+    source = source_of(request.remote_addr) if presented else None
     if presented:
-        source = source_of(request.remote_addr)
         known = known_key(gateway, request)
         verdict = gateway.gate_look.look(source, *known) if known is not None else None
         if verdict is not None and verdict[0] != "stale":    # one round trip said it all
@@ -67,7 +67,7 @@ def _begin_request():
     actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
     if actor is None:
         if presented:
-            gateway.failed_keys.failed(source_of(request.remote_addr))
+            gateway.failed_keys.failed(source)
         raise Unauthenticated("unauthenticated",
                               "Send a valid, unrevoked API key as 'Authorization: Bearer <key>'.")
     g.actor = actor

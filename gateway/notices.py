@@ -64,6 +64,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from . import phones
+from .db import gathered_after_commit
 from .events import Event
 from .hookspecs import hookimpl
 from .models import (
@@ -564,12 +565,8 @@ def give_turns(gateway, agency_id: str) -> str:
 def _turns_after_commit(gateway, session, agency_id: str) -> None:
     """Have the agency's turns job look at its line once ``session`` has committed (one
     look per agency and transaction, however many notices it made)."""
-    agencies = session.info.get("notice_turns_after_commit")
-    if agencies is None:
-        agencies = session.info["notice_turns_after_commit"] = set()
-        session.info.setdefault("after_commit", []).append(
-            lambda: [_turns_at(gateway, agency, 0) for agency in sorted(agencies)])
-    agencies.add(agency_id)
+    gathered_after_commit(session, "notice_turns_after_commit", lambda agencies: [
+        _turns_at(gateway, agency, 0) for agency in sorted(set(agencies))]).append(agency_id)
 
 
 def _wake_at(gateway, notice_id: str, when: datetime, now: datetime) -> None:

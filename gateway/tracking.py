@@ -157,25 +157,12 @@ def find_attempt(session, row: ProviderEventRecord) -> CourierAttempt | None:
         CourierAttempt.courier == row.courier, or_(*conditions))).first()
 
 
-def earlier_unapplied(session, row: ProviderEventRecord) -> list[int]:
-    """The ids of the reports about the same booking as ``row`` that came before it and are
-    not applied yet, oldest first."""
-    same = []
-    if row.provider_reference:
-        same.append(ProviderEventRecord.provider_reference == row.provider_reference)
-    if row.our_reference:
-        same.append(ProviderEventRecord.our_reference == row.our_reference)
-    if not same:
-        return []
-    return list(session.scalars(select(ProviderEventRecord.id).where(
-        ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == row.courier,
-        ProviderEventRecord.id < row.id, or_(*same)).order_by(ProviderEventRecord.id)))
-
-
 def earlier_unapplied_of(session, event_ids: list[int]) -> dict[int, list[int]]:
-    """:func:`earlier_unapplied` for each of a batch's reports, in one look at the unapplied
-    reports (not one each: behind a backlog of thousands, a look each made every report cost
-    more the longer the backlog). :return: report id -> earlier ids, oldest first"""
+    """For each of these reports not applied yet, the ids of the reports about the same
+    booking that came before it and are not applied yet either, oldest first; in one look
+    at the unapplied reports, whatever the number of reports (behind a backlog of thousands,
+    a look each made every report cost more the longer the backlog).
+    :return: report id -> earlier ids (an applied or unknown report is left out)"""
     columns = (ProviderEventRecord.id, ProviderEventRecord.courier,
                ProviderEventRecord.provider_reference, ProviderEventRecord.our_reference)
     rows = [r for r in session.execute(select(*columns).where(
@@ -227,9 +214,7 @@ def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> 
     """
     if earlier is None:
         with gateway.db.read() as session:
-            row = session.get(ProviderEventRecord, event_id)
-            earlier = earlier_unapplied(session, row) if row is not None \
-                and row.processed_at is None else []
+            earlier = earlier_unapplied_of(session, [event_id]).get(event_id, [])
     for earlier_id in earlier:
         try:
             apply_provider_event(gateway, earlier_id)

@@ -28,16 +28,22 @@ def test_a_queued_job_no_queue_holds_is_enqueued_again(gateway):
     assert queue.job_ids == [job_id("dispatch", "req-2")]
 
 
-def test_a_started_job_is_enqueued_again_only_when_its_worker_is_gone(gateway):
+def started_by_a_worker(gateway, target: str) -> tuple[Queue, SimpleWorker]:
+    """A dispatch job a registered worker took off its queue and started."""
     queue = Queue("dispatch", connection=gateway.redis)
-    assert enqueue_job(gateway, "dispatch", "req-3")
-    queue.remove(stored_job(gateway, "req-3"))
+    assert enqueue_job(gateway, "dispatch", target)
+    queue.remove(stored_job(gateway, target))
     worker = SimpleWorker([queue], connection=gateway.redis)
     worker.register_birth()
-    job = stored_job(gateway, "req-3")
+    job = stored_job(gateway, target)
     job.worker_name = worker.name
     job.set_status(JobStatus.STARTED)
     job.save()
+    return queue, worker
+
+
+def test_a_started_job_is_enqueued_again_only_when_its_worker_is_gone(gateway):
+    queue, worker = started_by_a_worker(gateway, "req-3")
     assert not enqueue_job(gateway, "dispatch", "req-3"), "its worker is alive: it will finish"
 
     worker.register_death()
@@ -53,15 +59,7 @@ def test_a_started_job_of_a_worker_that_stopped_saying_it_is_alive_is_enqueued_a
     from gateway.queues import LIFE_SECONDS, say_alive
     from gateway.worker import saying_alive
 
-    queue = Queue("dispatch", connection=gateway.redis)
-    assert enqueue_job(gateway, "dispatch", "req-4")
-    queue.remove(stored_job(gateway, "req-4"))
-    worker = SimpleWorker([queue], connection=gateway.redis)
-    worker.register_birth()
-    job = stored_job(gateway, "req-4")
-    job.worker_name = worker.name
-    job.set_status(JobStatus.STARTED)
-    job.save()
+    queue, worker = started_by_a_worker(gateway, "req-4")
     with saying_alive(gateway.redis, worker.name):
         assert not enqueue_job(gateway, "dispatch", "req-4"), "alive: it will finish"
     assert 0 < LIFE_SECONDS <= 10
