@@ -8,7 +8,8 @@ transaction that links events (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite w
 transactions are already serialised), which keeps the chain linear under concurrent writers,
 and remembers the last link so a deleted tail is noticed too. The links of a transaction are
 made when it commits (``before_commit``): the head is locked once, only for the commit, and
-the links reach the database with the commit's flush (batched), not one round trip per link.
+the links reach the database in one INSERT (plain rows, no ORM objects), not one round trip
+per link.
 
 This module is also the core's default ``track_event`` plugin: the audit trail is a listener
 of events like any other. It must never receive personal data or secrets; callers put
@@ -98,15 +99,18 @@ def link_pending(session: Session) -> None:
     with session.no_autoflush:
         head = _locked_head(session)
     recorded_at = as_recorded_at(datetime.now(UTC))
+    seq, prev_hash, rows = head.last_seq, head.last_hash, []
     for event in pending:
-        record = AuditRecord(
-            seq=head.last_seq + 1, recorded_at=recorded_at, actor=event.actor,
-            action=event.action, target=event.target, outcome=event.outcome,
-            correlation_id=event.correlation_id, details=event.details,
-            prev_hash=head.last_hash)
-        record.hash = link_hash(record.prev_hash, record_fields(record))
-        session.add(record)
-        head.last_seq, head.last_hash = record.seq, record.hash
+        seq += 1
+        fields = {"seq": seq, "recorded_at": recorded_at, "actor": event.actor,
+                  "action": event.action, "target": event.target, "outcome": event.outcome,
+                  "correlation_id": event.correlation_id, "details": event.details or {}}
+        prev_hash = link_hash(prev_hash, fields)
+        rows.append({**fields, "prev_hash": rows[-1]["hash"] if rows else head.last_hash,
+                     "hash": prev_hash})
+    # one INSERT of plain rows: no ORM object is needed after (the head row is one)
+    session.connection().execute(AuditRecord.__table__.insert(), rows)
+    head.last_seq, head.last_hash = seq, prev_hash
 
 
 def link_at_commit(session_factory) -> None:

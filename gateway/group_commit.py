@@ -47,7 +47,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .db import is_outage
+from .db import gathered_inserts, is_outage
 from .errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,11 @@ class _Store:
 
 class _Rollback(Exception):
     """The group cannot commit as a whole; its stores run again one by one."""
+
+
+def _written(session: Session) -> int:
+    """What the session's transaction will write so far: new objects and gathered rows."""
+    return len(session.new) + gathered_inserts(session)
 
 
 class GroupWriter:
@@ -180,11 +185,11 @@ class GroupWriter:
         with self._write() as session:
             session.info[IN_GROUP] = True
             for store in group:
-                added = len(session.new)
+                added = _written(session)
                 try:
                     store.result = store.context.run(store.work, session)
                 except GatewayError as exc:
-                    if len(session.new) != added:
+                    if _written(session) != added:
                         raise _Rollback from exc
                     store.error = exc
 

@@ -38,9 +38,11 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import costs
 from .batch import dispatch_after_commit
+from .db import insert_at_commit
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
 from .group_commit import in_group
@@ -255,7 +257,9 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
     held = costs.admission(gateway, session, actor["id"], actor["key_type"],
                            service.name, now) == "hold"
     pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
-    # Everything below reaches the database in the commit's one flush (batched).
+    # Everything below reaches the database at the commit: the request in the ORM's one
+    # flush (batched with its group's), its timeline steps as plain rows after it
+    # (``insert_at_commit``: one INSERT per table for the group, in the order made).
     record = ServiceRequest(
         id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
         service=service.name, key_type=actor["key_type"], status=str(Status.RECEIVED),
@@ -267,19 +271,23 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
         capacity_key=capacity.key if capacity else None,
         capacity_units=capacity.units if capacity else None,
         pending_job=None if held else "dispatch", pending_since=None if held else now,
-        created_at=now, updated_at=now,
-        # ``applied`` given, as the notices' timeline events give it: rows with the same
-        # columns reach PostgreSQL in one INSERT per group instead of one each
-        events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
-                            applied=True, created_at=now)])
+        created_at=now, updated_at=now)
     gateway.links.issue(record)
+    steps = [{"status": str(Status.RECEIVED), "raw_status": None,
+              "source": actor_label(actor), "detail": None, "applied": True,
+              "created_at": now}]
     if held:
         record.status = str(Status.HELD_FOR_BUDGET)
-        record.events.append(StatusEvent(
-            status=str(Status.HELD_FOR_BUDGET), source="budget", applied=True, created_at=now,
-            detail="the agency's budget for this service is used up; waiting for "
-                   "approval"))
+        steps.append({"status": str(Status.HELD_FOR_BUDGET), "raw_status": None,
+                      "source": "budget", "applied": True, "created_at": now,
+                      "detail": "the agency's budget for this service is used up; waiting "
+                                "for approval"})
     session.add(record)
+    for step in steps:
+        insert_at_commit(session, StatusEvent.__table__, {"request_id": record.id, **step})
+    # the timeline as the answer shows it, without ORM objects to flush (set after ``add``:
+    # no cascade finds them)
+    set_committed_value(record, "events", [StatusEvent(**step) for step in steps])
     made[record.id] = record
     if key is not None:
         by_key[(*owner, "key", key)] = record

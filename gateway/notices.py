@@ -64,7 +64,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from . import phones
-from .db import gathered_after_commit
+from .db import gathered_after_commit, insert_at_commit
 from .events import Event
 from .hookspecs import hookimpl
 from .models import (
@@ -316,10 +316,14 @@ def _timeline(gateway, session, request: ServiceRequest, notice: Notice, what: s
     """A notice's change on its request's timeline (``applied`` false: the request's status
     does not move) and in the audit trail, with no personal data."""
     by = f" by {CHANNEL_NAMES.get(channel, channel)}" if channel else ""
-    session.add(StatusEvent(request_id=request.id, status=request.status,
-                            raw_status=f"notice_{what}", source=TIMELINE_SOURCE,
-                            detail=detail or f"{notice.kind} notice {what.replace('_', ' ')}"
-                            f"{by}", applied=False, created_at=utcnow()))
+    step = {"request_id": request.id, "status": request.status, "raw_status": f"notice_{what}",
+            "source": TIMELINE_SOURCE, "applied": False, "created_at": utcnow(),
+            "detail": detail or f"{notice.kind} notice {what.replace('_', ' ')}{by}"}
+    if new_request(session, request.id) is request:
+        # a request made in this transaction: its steps are all plain rows, in order
+        insert_at_commit(session, StatusEvent.__table__, step)
+    else:
+        session.add(StatusEvent(**step))
     gateway.track(session, Event(f"notice.{what}", actor="notices",
                                  target=f"request:{request.id}",
                                  details={"notice": notice.id, "kind": notice.kind,
