@@ -42,6 +42,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from . import costs
 from .batch import dispatch_after_commit
+from .crypto import kept_on
 from .db import insert_at_commit
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
@@ -198,26 +199,27 @@ def _store(gateway, new: NewRequest, service: Service, data: dict, config: dict,
     that arrive at the same time (``gateway.group_commit``)."""
     request_fingerprint = fingerprint(service.name, new.body)
     reference = service.reference(data)
-    sealed = gateway.vault.seal(service.stored_form(data))
+    kept: dict = {}
+    sealed = gateway.vault.seal(service.stored_form(data), kept)
     return gateway.writer.run(lambda session: _store_in(
         gateway, session, new, service, data, config, eligibility, request_fingerprint,
-        reference, sealed))
+        reference, sealed, kept))
 
 
 def _store_in(gateway, session: Session, new: NewRequest, service: Service, data: dict,
               config: dict, eligibility: dict | None, request_fingerprint: str,
-              reference: str | None, sealed: str) -> Accepted:
+              reference: str | None, sealed: str, kept: dict) -> Accepted:
     with session.no_autoflush:
         # The group's requests reach the database together at its commit (one INSERT per
         # table); until then the ones of this group are found in ``made`` instead.
         return _store_unflushed(gateway, session, new, service, data, config, eligibility,
-                                request_fingerprint, reference, sealed)
+                                request_fingerprint, reference, sealed, kept)
 
 
 def _store_unflushed(gateway, session: Session, new: NewRequest, service: Service,
                      data: dict, config: dict, eligibility: dict | None,
                      request_fingerprint: str, reference: str | None,
-                     sealed: str) -> Accepted:
+                     sealed: str, kept: dict) -> Accepted:
     actor, key = new.actor, new.idempotency_key
     owner = (actor["id"], actor["key_type"])
     made = session.info.setdefault(NEW_REQUESTS, {})
@@ -266,12 +268,14 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
         external_reference=reference, active_reference=active_reference,
         eligibility=eligibility, payload_ciphertext=sealed,
         idempotency_key=key,
-        delivery_pin_ciphertext=gateway.vault.seal(pin) if pin else None,
+        delivery_pin_ciphertext=gateway.vault.seal(pin, kept) if pin else None,
         request_fingerprint=request_fingerprint, correlation_id=new.correlation_id,
         capacity_key=capacity.key if capacity else None,
         capacity_units=capacity.units if capacity else None,
         pending_job=None if held else "dispatch", pending_since=None if held else now,
         created_at=now, updated_at=now)
+    # what was sealed for it, read back by its notice and its answer without decrypting
+    kept_on(record, kept)
     gateway.links.issue(record)
     steps = [{"status": str(Status.RECEIVED), "raw_status": None,
               "source": actor_label(actor), "detail": None, "applied": True,

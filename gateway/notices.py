@@ -794,7 +794,8 @@ def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice
     service = gateway.services.get(record.service)
     if service is None:
         return []
-    contacts = service.notice_contacts(gateway.vault.open(record.payload_ciphertext),
+    contacts = service.notice_contacts(gateway.vault.open(record.payload_ciphertext,
+                                                          on=record),
                                        gateway.service_configs.get(record.service, {}))
     if contacts is None or not contacts.phone:
         return []
