@@ -149,11 +149,27 @@ def insert_at_commit(session: Session, table, row: dict) -> None:
     """Have ``row`` inserted into ``table`` when ``session``'s transaction commits, in one
     INSERT per table with the transaction's other such rows (:func:`insert_gathered`).
 
-    For rows nothing reads back in the transaction (a timeline step, an audit link): they
-    skip the ORM's unit of work (an object, its state and its events for each row), which cost
-    more than the SQL itself for the dozen rows of a create. A query in the same transaction
-    does not see them before the commit."""
+    For rows made and written in one go (a new request, its first timeline steps, its
+    accepted notice): they skip the ORM's unit of work (an object, its state and its events
+    for each row), which cost more than the SQL itself for the rows of a create. A query in
+    the same transaction does not see them before :func:`insert_gathered`; a gathered row may
+    refer to rows in the database or gathered before it, never to an ORM object still
+    pending (the gathered rows go first, and ORM objects may refer to them)."""
     session.info.setdefault(INSERTS, {}).setdefault(table, []).append(row)
+
+
+def row_of(obj) -> dict:
+    """The row an ORM object of a table would insert: its columns' values, with each
+    column's default where the value is None (as the ORM's own insert does)."""
+    values = obj.__dict__
+    row = {}
+    for column in obj.__table__.columns:
+        value = values.get(column.key)
+        default = column.default
+        if value is None and default is not None:
+            value = default.arg(None) if default.is_callable else default.arg
+        row[column.key] = value
+    return row
 
 
 def gathered_inserts(session: Session) -> int:
@@ -162,13 +178,13 @@ def gathered_inserts(session: Session) -> int:
 
 
 def insert_gathered(session: Session) -> None:
-    """Insert the rows :func:`insert_at_commit` kept, after the ORM's own rows (which they
-    may refer to), one executemany per table in the order the tables were first named.
-    Runs at ``before_commit`` (every session of :class:`Database`)."""
+    """Insert the rows :func:`insert_at_commit` kept, one executemany per table in the order
+    the tables were first named. Runs at ``before_commit`` (every session of
+    :class:`Database`), before the ORM's flush; a transaction that must see them before its
+    commit (a capacity count) calls it itself."""
     gathered = session.info.pop(INSERTS, None)
     if not gathered:
         return
-    session.flush()
     connection = session.connection()
     for table, rows in gathered.items():
         connection.execute(table.insert(), rows)

@@ -43,7 +43,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from . import costs
 from .batch import dispatch_after_commit
 from .crypto import kept_on
-from .db import insert_at_commit
+from .db import insert_at_commit, insert_gathered, row_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
 from .group_commit import in_group
@@ -252,16 +252,19 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
                            "An active request already has this value; cancel it first."]})
     capacity = service.capacity(data, config)
     if capacity is not None:
-        session.flush()     # the seats the group's earlier requests took count too
+        # the seats the group's earlier requests took count too
+        insert_gathered(session)
+        session.flush()
         _take_capacity(session, service.name, actor["key_type"], capacity,
                        lambda taken: service.alternatives(data, config, taken))
     now = utcnow()
     held = costs.admission(gateway, session, actor["id"], actor["key_type"],
                            service.name, now) == "hold"
     pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
-    # Everything below reaches the database at the commit: the request in the ORM's one
-    # flush (batched with its group's), its timeline steps as plain rows after it
-    # (``insert_at_commit``: one INSERT per table for the group, in the order made).
+    # Everything below reaches the database at the commit as plain rows (``insert_at_commit``:
+    # one INSERT per table for the whole group, in the order made); the request's object is
+    # never added to the session: it only answers (the caller, a replay in the group, the
+    # accepted notice).
     record = ServiceRequest(
         id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
         service=service.name, key_type=actor["key_type"], status=str(Status.RECEIVED),
@@ -286,11 +289,10 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
                       "source": "budget", "applied": True, "created_at": now,
                       "detail": "the agency's budget for this service is used up; waiting "
                                 "for approval"})
-    session.add(record)
+    insert_at_commit(session, ServiceRequest.__table__, row_of(record))
     for step in steps:
         insert_at_commit(session, StatusEvent.__table__, {"request_id": record.id, **step})
-    # the timeline as the answer shows it, without ORM objects to flush (set after ``add``:
-    # no cascade finds them)
+    # the timeline as the answer shows it (its rows are the ones just gathered)
     set_committed_value(record, "events", [StatusEvent(**step) for step in steps])
     made[record.id] = record
     if key is not None:
