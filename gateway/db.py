@@ -145,9 +145,12 @@ def gathered_after_commit(session: Session, key: str, run) -> list:
 INSERTS = "inserts_at_commit"
 
 
-def insert_at_commit(session: Session, table, row: dict) -> None:
+def insert_at_commit(session: Session, table, row) -> None:
     """Have ``row`` inserted into ``table`` when ``session``'s transaction commits, in one
     INSERT per table with the transaction's other such rows (:func:`insert_gathered`).
+
+    ``row`` is a dict, or an ORM object never added to a session: its row is read when it is
+    inserted (:func:`row_of`), so what the transaction changes on it until then is written.
 
     For rows made and written in one go (a new request, its first timeline steps, its
     accepted notice): they skip the ORM's unit of work (an object, its state and its events
@@ -187,7 +190,8 @@ def insert_gathered(session: Session) -> None:
         return
     connection = session.connection()
     for table, rows in gathered.items():
-        connection.execute(table.insert(), rows)
+        connection.execute(table.insert(), [row if isinstance(row, dict) else row_of(row)
+                                            for row in rows])
 
 
 def _at_commit(session_factory) -> None:

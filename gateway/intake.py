@@ -43,7 +43,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from . import costs
 from .batch import dispatch_after_commit
 from .crypto import kept_on
-from .db import insert_at_commit, insert_gathered, row_of
+from .db import insert_at_commit, insert_gathered
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
 from .group_commit import in_group
@@ -262,9 +262,10 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
                            service.name, now) == "hold"
     pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
     # Everything below reaches the database at the commit as plain rows (``insert_at_commit``:
-    # one INSERT per table for the whole group, in the order made); the request's object is
-    # never added to the session: it only answers (the caller, a replay in the group, the
-    # accepted notice).
+    # one INSERT per table for the whole group, in the order made). The request's object is
+    # never added to the session: its row is read from it at the commit (so a ``track_event``
+    # hook may still change it), and it answers the caller, a replay in the group and the
+    # accepted notice (``new_request``).
     record = ServiceRequest(
         id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
         service=service.name, key_type=actor["key_type"], status=str(Status.RECEIVED),
@@ -289,7 +290,7 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
                       "source": "budget", "applied": True, "created_at": now,
                       "detail": "the agency's budget for this service is used up; waiting "
                                 "for approval"})
-    insert_at_commit(session, ServiceRequest.__table__, row_of(record))
+    insert_at_commit(session, ServiceRequest.__table__, record)
     for step in steps:
         insert_at_commit(session, StatusEvent.__table__, {"request_id": record.id, **step})
     # the timeline as the answer shows it (its rows are the ones just gathered)

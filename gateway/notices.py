@@ -64,7 +64,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from . import phones
-from .db import gathered_after_commit, insert_at_commit, row_of
+from .db import gathered_after_commit, insert_at_commit
 from .events import Event
 from .hookspecs import hookimpl
 from .models import (
@@ -313,7 +313,7 @@ def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: d
     if new_request(session, request.id) is request:
         # a request made in this transaction is a plain row written at the commit; its
         # notice is one too, after it
-        insert_at_commit(session, Notice.__table__, row_of(notice))
+        insert_at_commit(session, Notice.__table__, notice)
         session.info.setdefault(NEW_NOTICE_KINDS, {}).setdefault(request.id, set()).add(kind)
     else:
         notice.request = request    # written after its request if that is new too

@@ -273,3 +273,27 @@ def test_the_answer_to_a_create_is_the_stored_request_as_get_shows_it(
             {k: v for k, v in got.items() if k != "timeline"}
         assert created["timeline"] == got["timeline"][:len(created["timeline"])]
         assert created["tracking_url"] and "/t/" in created["tracking_url"]
+
+
+def test_a_track_event_sink_finds_the_new_request_and_its_change_is_stored(
+        gateway, actor, medicine_body):
+    """A request is written as a plain row at its commit, read from its object then: a
+    ``track_event`` sink that finds it (``new_request``) and changes it sees the change
+    stored, and the columns the create leaves to their defaults get them."""
+    from gateway.hookspecs import hookimpl
+    from gateway.models import new_request
+
+    class Sink:
+        @hookimpl
+        def track_event(self, event, session):
+            if event.action == "request.create":
+                record = new_request(session, event.target.removeprefix("request:"))
+                record.courier_plate = "P 1234 XY"
+
+    gateway.pm.register(Sink())
+    accepted = intake.submit(gateway, new(actor, body(medicine_body, "sink")))
+    with gateway.db.read() as session:
+        stored = session.get(ServiceRequest, accepted.record.id)
+        assert stored.courier_plate == "P 1234 XY"
+        assert stored.pin_failures == 0
+        assert stored.created_at == accepted.record.created_at
