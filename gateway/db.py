@@ -22,6 +22,7 @@ errors end in logs and in rq's failed-job records, and the values are NIKs and a
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -181,17 +182,23 @@ def gathered_inserts(session: Session) -> int:
 
 
 def insert_gathered(session: Session) -> None:
-    """Insert the rows :func:`insert_at_commit` kept, one executemany per table in the order
-    the tables were first named. Runs at ``before_commit`` (every session of
-    :class:`Database`), before the ORM's flush; a transaction that must see them before its
-    commit (a capacity count) calls it itself."""
+    """Insert the rows :func:`insert_at_commit` kept, one executemany per table, a table
+    after those it refers to (rows of one table in the order gathered). Runs at
+    ``before_commit`` (every session of :class:`Database`), before the ORM's flush; a
+    transaction that must see them before its commit (a capacity count) calls it itself."""
     gathered = session.info.pop(INSERTS, None)
     if not gathered:
         return
     connection = session.connection()
-    for table, rows in gathered.items():
+    for table in sorted(gathered, key=_dependency_rank):
         connection.execute(table.insert(), [row if isinstance(row, dict) else row_of(row)
-                                            for row in rows])
+                                            for row in gathered[table]])
+
+
+@functools.cache
+def _dependency_rank(table) -> int:
+    """The table's place in its metadata's order of foreign-key dependencies."""
+    return table.metadata.sorted_tables.index(table)
 
 
 def _at_commit(session_factory) -> None:

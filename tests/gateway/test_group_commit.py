@@ -193,6 +193,33 @@ def test_a_failing_store_fails_only_its_caller(gateway, actor, medicine_body, gr
     assert count(gateway, ServiceRequest) == 1
 
 
+def test_a_refusal_after_gathering_rows_leaves_nothing_of_them(gateway, actor, medicine_body,
+                                                                 groups):
+    """A store that gathered plain rows (``insert_at_commit``) and then refuses has written
+    something: the group is rolled back and runs again one by one, so none of its rows are
+    stored and its neighbour is."""
+    from gateway.db import insert_at_commit
+    from gateway.models import utcnow
+
+    earlier = intake.submit(gateway, new(actor, body(medicine_body, "earlier"))).record.id
+
+    def refuses_late(session):
+        # a valid row: only the writer's count of what a store wrote keeps it out
+        insert_at_commit(session, StatusEvent.__table__, {
+            "request_id": earlier, "status": "received", "raw_status": None,
+            "source": "test", "detail": None, "applied": True, "created_at": utcnow()})
+        raise Conflict("late_refusal", "Refused after writing.")
+
+    outcomes = run_together(gateway, [
+        lambda: gateway.writer.run(refuses_late),
+        lambda: intake.submit(gateway, new(actor, body(medicine_body, 15)))])
+    assert isinstance(outcomes[0], Conflict) and outcomes[0].code == "late_refusal"
+    assert isinstance(outcomes[1], intake.Accepted)
+    assert ("alone", 2) in groups
+    assert count(gateway, StatusEvent, StatusEvent.source == "test") == 0
+    assert count(gateway, ServiceRequest) == 2
+
+
 def test_a_caller_is_answered_only_once_its_group_committed(gateway, actor, medicine_body):
     accepted = intake.submit(gateway, new(actor,
                                                  body(medicine_body, 14)))
