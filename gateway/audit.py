@@ -8,7 +8,8 @@ transaction that links events (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite w
 transactions are already serialised), which keeps the chain linear under concurrent writers,
 and remembers the last link so a deleted tail is noticed too. The links of a transaction are
 made when it commits (``before_commit``): the head is locked once, only for the commit, and
-the links reach the database with the commit's flush (batched), not one round trip per link.
+the links reach the database in one INSERT (plain rows, no ORM objects), not one round trip
+per link.
 
 This module is also the core's default ``track_event`` plugin: the audit trail is a listener
 of events like any other. It must never receive personal data or secrets; callers put
@@ -63,16 +64,17 @@ def link_hash(prev_hash: str, fields: dict) -> str:
 PENDING = "audit_pending"
 
 
-def _locked_head(session: Session) -> AuditHead:
-    """The head row, locked by this transaction."""
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
-        session.add(head)
-        session.flush()
-    return head
+def _locked_head(session: Session) -> tuple[int, str]:
+    """The head's ``(last_seq, last_hash)``, its row locked by this transaction (made when
+    missing). Plain SQL, no ORM object: the commit writes it back with one UPDATE."""
+    table, connection = AuditHead.__table__, session.connection()
+    row = connection.execute(select(table.c.last_seq, table.c.last_hash)
+                             .where(table.c.id == HEAD_ID).with_for_update()).first()
+    if row is None:
+        connection.execute(table.insert(), {"id": HEAD_ID, "last_seq": 0,
+                                            "last_hash": GENESIS_HASH})
+        return 0, GENESIS_HASH
+    return row.last_seq, row.last_hash
 
 
 def append(session: Session, event: Event) -> None:
@@ -95,18 +97,23 @@ def link_pending(session: Session) -> None:
     pending = session.info.pop(PENDING, None)
     if not pending:
         return
-    with session.no_autoflush:
-        head = _locked_head(session)
+    last_seq, last_hash = _locked_head(session)
     recorded_at = as_recorded_at(datetime.now(UTC))
+    seq, prev_hash, rows = last_seq, last_hash, []
     for event in pending:
-        record = AuditRecord(
-            seq=head.last_seq + 1, recorded_at=recorded_at, actor=event.actor,
-            action=event.action, target=event.target, outcome=event.outcome,
-            correlation_id=event.correlation_id, details=event.details,
-            prev_hash=head.last_hash)
-        record.hash = link_hash(record.prev_hash, record_fields(record))
-        session.add(record)
-        head.last_seq, head.last_hash = record.seq, record.hash
+        seq += 1
+        fields = {"seq": seq, "recorded_at": recorded_at, "actor": event.actor,
+                  "action": event.action, "target": event.target, "outcome": event.outcome,
+                  "correlation_id": event.correlation_id, "details": event.details or {}}
+        prev_hash = link_hash(prev_hash, fields)
+        rows.append({**fields, "prev_hash": rows[-1]["hash"] if rows else last_hash,
+                     "hash": prev_hash})
+    # one INSERT of plain rows and one UPDATE of the head: no ORM object is needed after
+    connection = session.connection()
+    connection.execute(AuditRecord.__table__.insert(), rows)
+    head = AuditHead.__table__
+    connection.execute(head.update().where(head.c.id == HEAD_ID)
+                       .values(last_seq=seq, last_hash=prev_hash))
 
 
 def link_at_commit(session_factory) -> None:

@@ -22,6 +22,7 @@ errors end in logs and in rq's failed-job records, and the values are NIKs and a
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -146,6 +147,73 @@ def gathered_after_commit(session: Session, key: str, run) -> list:
     return items
 
 
+#: ``session.info`` key of the rows :func:`insert_at_commit` keeps: table -> rows
+INSERTS = "inserts_at_commit"
+
+
+def insert_at_commit(session: Session, table, row) -> None:
+    """Have ``row`` inserted into ``table`` when ``session``'s transaction commits, in one
+    INSERT per table with the transaction's other such rows (:func:`insert_gathered`).
+
+    ``row`` is a dict, or an ORM object never added to a session: its row is read when it is
+    inserted (:func:`row_of`), so what the transaction changes on it until then is written.
+
+    For rows made and written in one go (a new request, its first timeline steps, its
+    accepted notice): they skip the ORM's unit of work (an object, its state and its events
+    for each row), which cost more than the SQL itself for the rows of a create. A query in
+    the same transaction does not see them before :func:`insert_gathered`; a gathered row may
+    refer to rows in the database or gathered before it, never to an ORM object still
+    pending (the gathered rows go first, and ORM objects may refer to them)."""
+    session.info.setdefault(INSERTS, {}).setdefault(table, []).append(row)
+
+
+def row_of(obj) -> dict:
+    """The row an ORM object of a table would insert: its columns' values, with each
+    column's default where the value is None (as the ORM's own insert does)."""
+    values = obj.__dict__
+    row = {}
+    for column in obj.__table__.columns:
+        value = values.get(column.key)
+        default = column.default
+        if value is None and default is not None:
+            value = default.arg(None) if default.is_callable else default.arg
+        row[column.key] = value
+    return row
+
+
+def gathered_inserts(session: Session) -> int:
+    """How many rows :func:`insert_at_commit` holds for ``session``'s transaction."""
+    return sum(len(rows) for rows in session.info.get(INSERTS, {}).values())
+
+
+def insert_gathered(session: Session) -> None:
+    """Insert the rows :func:`insert_at_commit` kept, one executemany per table, a table
+    after those it refers to (rows of one table in the order gathered). Runs at
+    ``before_commit`` (every session of :class:`Database`), before the ORM's flush; a
+    transaction that must see them before its commit (a capacity count) calls it itself."""
+    gathered = session.info.pop(INSERTS, None)
+    if not gathered:
+        return
+    connection = session.connection()
+    for table in sorted(gathered, key=_dependency_rank):
+        connection.execute(table.insert(), [row if isinstance(row, dict) else row_of(row)
+                                            for row in gathered[table]])
+
+
+@functools.cache
+def _dependency_rank(table) -> int:
+    """The table's place in its metadata's order of foreign-key dependencies."""
+    return table.metadata.sorted_tables.index(table)
+
+
+def _at_commit(session_factory) -> None:
+    """Have every session of ``session_factory`` insert its gathered rows when it commits,
+    and forget them when it rolls back."""
+    event.listen(session_factory, "before_commit", insert_gathered)
+    event.listen(session_factory, "after_rollback",
+                 lambda session: session.info.pop(INSERTS, None))
+
+
 class Database:
     """Engine and session factory of one app (a Flask extension: ``init_app`` style)."""
 
@@ -168,6 +236,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        _at_commit(self.session_factory)
         # A forked child (gunicorn worker, rq's forking Worker) must not share the parent's
         # connections; it opens its own.
         ref = weakref.ref(self)

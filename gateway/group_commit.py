@@ -23,9 +23,9 @@ One bad store never fails its neighbours:
   moment, a bug) rolls the group back, and each store runs again alone in its own
   transaction, as if it had come alone: only the one at fault fails.
 
-A store may leave a rare refusal to a unique constraint while in a group
-(:func:`in_group`): the group's flush then fails, and each store runs again alone, where it
-checks first and refuses cleanly. Stores of one group are run one after the other in one
+A store may leave a rare refusal to a unique constraint while in a group, a group of one
+included (:func:`in_group`): the group's commit then fails, and each store runs again alone,
+where it checks first and refuses cleanly. Stores of one group are run one after the other in one
 session, so a store can find what the earlier ones of its group added (intake keeps their
 keys in ``session.info``).
 
@@ -47,7 +47,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .db import is_outage
+from .db import gathered_inserts, is_outage
 from .errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,9 @@ IN_GROUP = "group_commit"
 
 
 def in_group(session: Session) -> bool:
-    """Whether ``session`` is a group's: a store may then leave a rare refusal to a unique
-    constraint (the group is rolled back and each store runs again alone, where it may look
-    first) instead of a query per store."""
+    """Whether ``session`` is a group's (of one or more stores: a first try): a store may
+    then leave a rare refusal to a unique constraint (the group is rolled back and each store
+    runs again alone, where it may look first) instead of a query per store."""
     return bool(session.info.get(IN_GROUP))
 
 
@@ -76,6 +76,11 @@ class _Store:
 
 class _Rollback(Exception):
     """The group cannot commit as a whole; its stores run again one by one."""
+
+
+def _written(session: Session) -> int:
+    """What the session's transaction will write so far: new objects and gathered rows."""
+    return len(session.new) + gathered_inserts(session)
 
 
 class GroupWriter:
@@ -149,26 +154,27 @@ class GroupWriter:
                     store.done.set()
 
     def _commit(self, group: list[_Store]) -> None:
-        if len(group) > 1:
-            try:
-                self._together(group)
-            except Exception as exc:
-                if is_outage(exc):
-                    # The database is away: alone, each would wait out the same timeout.
-                    for store in group:
-                        store.result, store.error = None, exc
-                    self._tell("failed", len(group))
-                    return
-                log.info("a group of %d stores rolled back (%s); each runs alone",
-                         len(group), type(exc).__name__)
+        # A group of one too: its first try may leave a rare refusal to a unique constraint
+        # (``in_group``) and runs again alone, checking first, only if that fails.
+        try:
+            self._together(group)
+        except Exception as exc:
+            if is_outage(exc):
+                # The database is away: alone, each would wait out the same timeout.
                 for store in group:
-                    store.result = store.error = None
-            else:
-                self._tell("together", len(group))
+                    store.result, store.error = None, exc
+                self._tell("failed", len(group))
                 return
+            log.info("a group of %d stores rolled back (%s); each runs alone",
+                     len(group), type(exc).__name__)
+            for store in group:
+                store.result = store.error = None
+        else:
+            self._tell("together", len(group))
+            return
         for store in group:
             self._alone(store)
-        self._tell("together" if len(group) == 1 else "alone", len(group))
+        self._tell("alone", len(group))
 
     def _tell(self, outcome: str, size: int) -> None:
         try:
@@ -180,11 +186,11 @@ class GroupWriter:
         with self._write() as session:
             session.info[IN_GROUP] = True
             for store in group:
-                added = len(session.new)
+                added = _written(session)
                 try:
                     store.result = store.context.run(store.work, session)
                 except GatewayError as exc:
-                    if len(session.new) != added:
+                    if _written(session) != added:
                         raise _Rollback from exc
                     store.error = exc
 

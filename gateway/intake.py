@@ -38,9 +38,12 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import costs
 from .batch import dispatch_after_commit
+from .crypto import kept_on
+from .db import insert_at_commit, insert_gathered
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import Event, actor_label
 from .group_commit import in_group
@@ -196,26 +199,27 @@ def _store(gateway, new: NewRequest, service: Service, data: dict, config: dict,
     that arrive at the same time (``gateway.group_commit``)."""
     request_fingerprint = fingerprint(service.name, new.body)
     reference = service.reference(data)
-    sealed = gateway.vault.seal(service.stored_form(data))
+    kept: dict = {}
+    sealed = gateway.vault.seal(service.stored_form(data), kept)
     return gateway.writer.run(lambda session: _store_in(
         gateway, session, new, service, data, config, eligibility, request_fingerprint,
-        reference, sealed))
+        reference, sealed, kept))
 
 
 def _store_in(gateway, session: Session, new: NewRequest, service: Service, data: dict,
               config: dict, eligibility: dict | None, request_fingerprint: str,
-              reference: str | None, sealed: str) -> Accepted:
+              reference: str | None, sealed: str, kept: dict) -> Accepted:
     with session.no_autoflush:
         # The group's requests reach the database together at its commit (one INSERT per
         # table); until then the ones of this group are found in ``made`` instead.
         return _store_unflushed(gateway, session, new, service, data, config, eligibility,
-                                request_fingerprint, reference, sealed)
+                                request_fingerprint, reference, sealed, kept)
 
 
 def _store_unflushed(gateway, session: Session, new: NewRequest, service: Service,
                      data: dict, config: dict, eligibility: dict | None,
                      request_fingerprint: str, reference: str | None,
-                     sealed: str) -> Accepted:
+                     sealed: str, kept: dict) -> Accepted:
     actor, key = new.actor, new.idempotency_key
     owner = (actor["id"], actor["key_type"])
     made = session.info.setdefault(NEW_REQUESTS, {})
@@ -248,38 +252,49 @@ def _store_unflushed(gateway, session: Session, new: NewRequest, service: Servic
                            "An active request already has this value; cancel it first."]})
     capacity = service.capacity(data, config)
     if capacity is not None:
-        session.flush()     # the seats the group's earlier requests took count too
+        # the seats the group's earlier requests took count too
+        insert_gathered(session)
+        session.flush()
         _take_capacity(session, service.name, actor["key_type"], capacity,
                        lambda taken: service.alternatives(data, config, taken))
     now = utcnow()
     held = costs.admission(gateway, session, actor["id"], actor["key_type"],
                            service.name, now) == "hold"
     pin = f"{secrets.randbelow(10 ** 6):06d}" if service.delivery_pin else None
-    # Everything below reaches the database in the commit's one flush (batched).
+    # Everything below reaches the database at the commit as plain rows (``insert_at_commit``:
+    # one INSERT per table for the whole group, in the order made). The request's object is
+    # never added to the session: its row is read from it at the commit (so a ``track_event``
+    # hook may still change it), and it answers the caller, a replay in the group and the
+    # accepted notice (``new_request``).
     record = ServiceRequest(
         id=new_id(), agency_id=actor["id"], api_key_id=actor["key_id"],
         service=service.name, key_type=actor["key_type"], status=str(Status.RECEIVED),
         external_reference=reference, active_reference=active_reference,
         eligibility=eligibility, payload_ciphertext=sealed,
         idempotency_key=key,
-        delivery_pin_ciphertext=gateway.vault.seal(pin) if pin else None,
+        delivery_pin_ciphertext=gateway.vault.seal(pin, kept) if pin else None,
         request_fingerprint=request_fingerprint, correlation_id=new.correlation_id,
         capacity_key=capacity.key if capacity else None,
         capacity_units=capacity.units if capacity else None,
         pending_job=None if held else "dispatch", pending_since=None if held else now,
-        created_at=now, updated_at=now,
-        # ``applied`` given, as the notices' timeline events give it: rows with the same
-        # columns reach PostgreSQL in one INSERT per group instead of one each
-        events=[StatusEvent(status=str(Status.RECEIVED), source=actor_label(actor),
-                            applied=True, created_at=now)])
+        created_at=now, updated_at=now)
+    # what was sealed for it, read back by its notice and its answer without decrypting
+    kept_on(record, kept)
     gateway.links.issue(record)
+    steps = [{"status": str(Status.RECEIVED), "raw_status": None,
+              "source": actor_label(actor), "detail": None, "applied": True,
+              "created_at": now}]
     if held:
         record.status = str(Status.HELD_FOR_BUDGET)
-        record.events.append(StatusEvent(
-            status=str(Status.HELD_FOR_BUDGET), source="budget", applied=True, created_at=now,
-            detail="the agency's budget for this service is used up; waiting for "
-                   "approval"))
-    session.add(record)
+        steps.append({"status": str(Status.HELD_FOR_BUDGET), "raw_status": None,
+                      "source": "budget", "applied": True, "created_at": now,
+                      "detail": "the agency's budget for this service is used up; waiting "
+                                "for approval"})
+    insert_at_commit(session, ServiceRequest.__table__, record)
+    for step in steps:
+        insert_at_commit(session, StatusEvent.__table__, {"request_id": record.id, **step})
+    # the timeline as the answer shows it (its rows are the ones just gathered)
+    set_committed_value(record, "events", [StatusEvent(**step) for step in steps])
     made[record.id] = record
     if key is not None:
         by_key[(*owner, "key", key)] = record

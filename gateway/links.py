@@ -19,6 +19,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from .crypto import kept_on
+
 #: 24 bytes: 192 bits of randomness, 32 URL-safe characters
 TOKEN_BYTES = 24
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -63,12 +65,12 @@ class Links:
         """Give ``record`` a new token (its digest and sealed form); :return: the token"""
         token = new_token()
         record.tracking_digest = digest(token)
-        record.tracking_token_ciphertext = self.vault.seal(token)
+        record.tracking_token_ciphertext = self.vault.seal(token, kept_on(record))
         return token
 
     def token(self, record) -> str | None:
         sealed = getattr(record, "tracking_token_ciphertext", None)
-        return self.vault.open(sealed) if sealed else None
+        return self.vault.open(sealed, on=record) if sealed else None
 
     def tracking_url(self, record) -> str | None:
         """The request's public tracking page, or None (a request older than tokens)."""

@@ -64,7 +64,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from . import phones
-from .db import gathered_after_commit
+from .db import gathered_after_commit, insert_at_commit
 from .events import Event
 from .hookspecs import hookimpl
 from .models import (
@@ -261,6 +261,11 @@ def held_until(region, quiet: dict | None, now: datetime) -> datetime | None:
 
 
 # -- making a notice ---------------------------------------------------------------------------
+#: ``session.info`` key: the kinds of notice made in the transaction for each request made in
+#: it (their rows are gathered, not ORM objects to look through)
+NEW_NOTICE_KINDS = "new_notice_kinds"
+
+
 def notifiers_for(gateway, key_type: str) -> list:
     """The notifiers a notice of a request made with a ``key_type`` key may go by, in the
     configured channel order: sandbox ones only for a test key or in ``mode: sandbox``."""
@@ -298,13 +303,21 @@ def queue_notice(gateway, session, request: ServiceRequest, kind: str, params: d
     phone = phones.e164(to)
     now = utcnow()
     notice = Notice(
-        id=new_id(), request=request, agency_id=request.agency_id, key_type=request.key_type,
+        id=new_id(), request_id=request.id, agency_id=request.agency_id,
+        key_type=request.key_type,
         kind=kind, template=template.name, language=template.language, urgent=urgent,
         essential=kind in ESSENTIAL, to_ciphertext=gateway.vault.seal(phone),
         phone_digest=gateway.identifiers.digest(phone),
         params_ciphertext=gateway.vault.seal(values), status="queued",
         currency=gateway.region.currency, cost=0, created_at=now, updated_at=now)
-    session.add(notice)
+    if new_request(session, request.id) is request:
+        # a request made in this transaction is a plain row written at the commit; its
+        # notice is one too, after it
+        insert_at_commit(session, Notice.__table__, notice)
+        session.info.setdefault(NEW_NOTICE_KINDS, {}).setdefault(request.id, set()).add(kind)
+    else:
+        notice.request = request    # written after its request if that is new too
+        session.add(notice)
     _timeline(gateway, session, request, notice, "queued")
     # in its agency's line: the turns job hands it a token and queues its send job
     _turns_after_commit(gateway, session, notice.agency_id)
@@ -316,10 +329,14 @@ def _timeline(gateway, session, request: ServiceRequest, notice: Notice, what: s
     """A notice's change on its request's timeline (``applied`` false: the request's status
     does not move) and in the audit trail, with no personal data."""
     by = f" by {CHANNEL_NAMES.get(channel, channel)}" if channel else ""
-    session.add(StatusEvent(request_id=request.id, status=request.status,
-                            raw_status=f"notice_{what}", source=TIMELINE_SOURCE,
-                            detail=detail or f"{notice.kind} notice {what.replace('_', ' ')}"
-                            f"{by}", applied=False, created_at=utcnow()))
+    step = {"request_id": request.id, "status": request.status, "raw_status": f"notice_{what}",
+            "source": TIMELINE_SOURCE, "applied": False, "created_at": utcnow(),
+            "detail": detail or f"{notice.kind} notice {what.replace('_', ' ')}{by}"}
+    if new_request(session, request.id) is request:
+        # a request made in this transaction: its steps are all plain rows, in order
+        insert_at_commit(session, StatusEvent.__table__, step)
+    else:
+        session.add(StatusEvent(**step))
     gateway.track(session, Event(f"notice.{what}", actor="notices",
                                  target=f"request:{request.id}",
                                  details={"notice": notice.id, "kind": notice.kind,
@@ -774,7 +791,7 @@ def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice
     """
     if new_request(session, record.id) is record:
         # made in this transaction: only this transaction can have made its notices
-        made = {o.kind for o in session.new if isinstance(o, Notice) and o.request is record}
+        made = set(session.info.get(NEW_NOTICE_KINDS, {}).get(record.id, ()))
     else:
         # two reports of one request applied at once (a webhook and a poll) wait for each
         # other here, so the second sees the first's notices (PostgreSQL; SQLite's writes
@@ -790,7 +807,8 @@ def plan_notices(gateway, session, record: ServiceRequest, kinds) -> list[Notice
     service = gateway.services.get(record.service)
     if service is None:
         return []
-    contacts = service.notice_contacts(gateway.vault.open(record.payload_ciphertext),
+    contacts = service.notice_contacts(gateway.vault.open(record.payload_ciphertext,
+                                                          on=record),
                                        gateway.service_configs.get(record.service, {}))
     if contacts is None or not contacts.phone:
         return []

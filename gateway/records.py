@@ -247,7 +247,7 @@ def detail(record: ServiceRequest, vault, links=None, currency: str | None = Non
         PIN goes to the citizen only, :func:`pin_to_agency`): ``delivery_pin`` is null
     """
     def opened(ciphertext):
-        return vault.open(ciphertext) if ciphertext else None
+        return vault.open(ciphertext, on=record) if ciphertext else None
 
     return {**summary(record),
             "eligibility": record.eligibility,

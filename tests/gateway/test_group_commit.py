@@ -20,7 +20,7 @@ from gateway.batch import READY_KEY
 from gateway.errors import Conflict
 from gateway.intake import NewRequest
 from gateway.models import AuditRecord, ServiceRequest, StatusEvent
-from tests.conftest import bearer
+from tests.conftest import bearer, new_key
 
 
 @pytest.fixture
@@ -195,6 +195,33 @@ def test_a_failing_store_fails_only_its_caller(gateway, actor, medicine_body, gr
     assert count(gateway, ServiceRequest) == 1
 
 
+def test_a_refusal_after_gathering_rows_leaves_nothing_of_them(gateway, actor, medicine_body,
+                                                                 groups):
+    """A store that gathered plain rows (``insert_at_commit``) and then refuses has written
+    something: the group is rolled back and runs again one by one, so none of its rows are
+    stored and its neighbour is."""
+    from gateway.db import insert_at_commit
+    from gateway.models import utcnow
+
+    earlier = intake.submit(gateway, new(actor, body(medicine_body, "earlier"))).record.id
+
+    def refuses_late(session):
+        # a valid row: only the writer's count of what a store wrote keeps it out
+        insert_at_commit(session, StatusEvent.__table__, {
+            "request_id": earlier, "status": "received", "raw_status": None,
+            "source": "test", "detail": None, "applied": True, "created_at": utcnow()})
+        raise Conflict("late_refusal", "Refused after writing.")
+
+    outcomes = run_together(gateway, [
+        lambda: gateway.writer.run(refuses_late),
+        lambda: intake.submit(gateway, new(actor, body(medicine_body, 15)))])
+    assert isinstance(outcomes[0], Conflict) and outcomes[0].code == "late_refusal"
+    assert isinstance(outcomes[1], intake.Accepted)
+    assert ("alone", 2) in groups
+    assert count(gateway, StatusEvent, StatusEvent.source == "test") == 0
+    assert count(gateway, ServiceRequest) == 2
+
+
 def test_a_caller_is_answered_only_once_its_group_committed(gateway, actor, medicine_body):
     accepted = intake.submit(gateway, new(actor,
                                                  body(medicine_body, 14)))
@@ -212,3 +239,90 @@ def test_a_failing_metric_neither_undoes_nor_repeats_a_commit(gateway, actor, me
     outcomes = submit_together(gateway, [new(actor, body(medicine_body, n)) for n in (20, 21)])
     assert all(isinstance(o, intake.Accepted) for o in outcomes)
     assert count(gateway, ServiceRequest) == 2
+
+
+#: a WhatsApp sandbox notifier that is never called here (no worker runs): the requests'
+#: ``accepted`` notices are only made, in the create's own transaction
+UNCALLED_WHATSAPP = {"whatsapp_sandbox": {
+    "enabled": True, "base_url": "http://127.0.0.1:9", "timeout_seconds": 1,
+    "access_token": "wa-test-access-token", "app_secret": "wa-test-app-secret-000000",
+    "verify_token": "wa-test-verify-token-00000", "phone_number_id": "106540352242922"}}
+
+
+@pytest.fixture
+def notify_gateway(make_app):
+    app = make_app(notifiers=UNCALLED_WHATSAPP, notices={"quiet_hours": None},
+                   services={"medicine_delivery": {"couriers": [], "notices": ["accepted"]}})
+    return app, app.extensions["gateway"]
+
+
+def test_a_groups_timelines_keep_each_requests_order_and_its_audit_chain_verifies(
+        notify_gateway, medicine_body):
+    """The first step and the notice's step of each request are written as plain rows at
+    the group's commit: each timeline still reads received, then notice queued, and every
+    request and notice has its link in a chain that verifies."""
+    app, gateway = notify_gateway
+    groups = []
+    gateway.writer._observe = lambda outcome, size: groups.append((outcome, size))
+    key = new_key(app, key_type="test")
+    client = app.test_client()
+    with app.test_request_context(headers=bearer(key)):
+        actor = gateway.pm.hook.actor_from_request(gateway=gateway, request=request)
+    outcomes = submit_together(gateway, [new(actor, body(medicine_body, n)) for n in range(5)])
+    assert ("together", 5) in groups
+    ids = [o.record.id for o in outcomes]
+    for request_id in ids:
+        got = client.get(f"/api/v1/requests/{request_id}", headers=bearer(key)).get_json()
+        assert [(e["status"], e["raw_status"], e["applied"]) for e in got["timeline"]] == [
+            ("received", None, True), ("received", "notice_queued", False)]
+    assert count(gateway, StatusEvent) == 10
+    with gateway.db.read() as session:
+        actions = session.scalars(select(AuditRecord.action).order_by(AuditRecord.seq)).all()
+        assert actions.count("request.create") == 5 and actions.count("notice.queued") == 5
+        assert verify_chain(session).ok
+
+
+def test_the_answer_to_a_create_is_the_stored_request_as_get_shows_it(
+        notify_gateway, medicine_body):
+    """The 202 is built from what the create has in hand: it says what a GET of the stored
+    request says (the GET's timeline has the notice's step too, made in the same commit)."""
+    app, _gateway = notify_gateway
+    key = new_key(app, key_type="test")
+    client = app.test_client()
+    for n, headers in enumerate(({}, {"Idempotency-Key": "answer-1"},
+                                 {"Idempotency-Key": "answer-1"})):
+        # the third is the second's retry: answered from the database
+        sent = {**medicine_body, "prescription_id": f"RX-ANSWER-{min(n, 1)}"}
+        answer = client.post("/api/v1/services/medicine_delivery/requests",
+                             json=sent, headers={**bearer(key), **headers})
+        assert answer.status_code == 202
+        created = answer.get_json()
+        got = client.get(answer.headers["Location"], headers=bearer(key)).get_json()
+        assert {k: v for k, v in created.items() if k != "timeline"} == \
+            {k: v for k, v in got.items() if k != "timeline"}
+        assert created["timeline"] == got["timeline"][:len(created["timeline"])]
+        assert created["tracking_url"] and "/t/" in created["tracking_url"]
+
+
+def test_a_track_event_sink_finds_the_new_request_and_its_change_is_stored(
+        gateway, actor, medicine_body):
+    """A request is written as a plain row at its commit, read from its object then: a
+    ``track_event`` sink that finds it (``new_request``) and changes it sees the change
+    stored, and the columns the create leaves to their defaults get them."""
+    from gateway.hookspecs import hookimpl
+    from gateway.models import new_request
+
+    class Sink:
+        @hookimpl
+        def track_event(self, event, session):
+            if event.action == "request.create":
+                record = new_request(session, event.target.removeprefix("request:"))
+                record.courier_plate = "P 1234 XY"
+
+    gateway.pm.register(Sink())
+    accepted = intake.submit(gateway, new(actor, body(medicine_body, "sink")))
+    with gateway.db.read() as session:
+        stored = session.get(ServiceRequest, accepted.record.id)
+        assert stored.courier_plate == "P 1234 XY"
+        assert stored.pin_failures == 0
+        assert stored.created_at == accepted.record.created_at

@@ -133,12 +133,13 @@ MUTATIONS = (
              "    if is_outage(exc):", "    if False:",
              ("tests/reliability/test_database_outage.py",)),
     Mutation("encryption", "personal data encrypted at rest", "gateway/crypto.py",
-             '        return self._fernet.encrypt(json.dumps(document, separators=(",", ":"))'
-             '.encode())\n\n    def open(self, token: bytes) -> Any:\n        try:\n'
-             '            return json.loads(self._fernet.decrypt(token))',
-             "        return json.dumps(document).encode()\n\n"
-             "    def open(self, token: bytes) -> Any:\n        try:\n"
-             "            return json.loads(token)",
+             # sealing writes plain JSON, opening reads it (the app still works)
+             "        return self._fernet.encrypt(text.encode())\n\n"
+             "    def _decrypt(self, token: bytes) -> bytes:\n"
+             "        return self._fernet.decrypt(token)",
+             "        return text.encode()\n\n"
+             "    def _decrypt(self, token: bytes) -> bytes:\n"
+             "        return token",
              ("tests/reliability/test_personal_data.py",)),
     Mutation("masking", "personal data masked for roles that may not read it",
              "gateway/console/masking.py", "def masked(value: Any) -> Any:\n",
