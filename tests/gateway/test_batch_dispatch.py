@@ -64,6 +64,12 @@ def test_requests_accepted_together_are_booked_by_a_few_batch_jobs_each_once(
         assert verify_chain(session).ok
         calls = session.execute(select(AuditRecord.correlation_id, AuditRecord.details).where(
             AuditRecord.action == "courier.call")).all()
+        batches = session.scalars(select(AuditRecord.details).where(
+            AuditRecord.action == "job.dispatch_batch")).all()
+    # each batch of 10 is recorded a few answers a transaction (batch.RECORD_SLICE), and
+    # audited once, with the answers of all its transactions
+    assert sum(b["requests"] for b in batches) == 25 and sum(b["booked"] for b in batches) == 25
+    assert all(b["requests"] > batch.RECORD_SLICE for b in batches[:1])
     # every provider call is audited, under the correlation id of the request it served:
     # each request's quote (gateway.costs) and its booking (and, as the simulator moves on,
     # status queries for the courier's plate, which GO-SEND's webhooks leave out)
