@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from gateway import batch
 from gateway.audit import verify_chain
-from gateway.models import AuditRecord, CourierAttempt, ServiceRequest, utcnow
+from gateway.models import AuditRecord, CourierAttempt, DeliveryQuote, ServiceRequest, utcnow
 from gateway.queues import request_lock
 from gateway.sweep import sweep_once
 from gateway.testing import drain
@@ -66,6 +66,9 @@ def test_requests_accepted_together_are_booked_by_a_few_batch_jobs_each_once(
             AuditRecord.action == "courier.call")).all()
         batches = session.scalars(select(AuditRecord.details).where(
             AuditRecord.action == "job.dispatch_batch")).all()
+        quotes = session.execute(select(DeliveryQuote.request_id, DeliveryQuote.chosen)).all()
+    # each request's quote from the courier that booked it is marked as the one chosen
+    assert sorted(quotes) == sorted((i, True) for i in ids)
     # each batch of 10 is recorded a few answers a transaction (batch.RECORD_SLICE), and
     # audited once, with the answers of all its transactions
     assert sum(b["requests"] for b in batches) == 25 and sum(b["booked"] for b in batches) == 25
