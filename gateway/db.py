@@ -141,6 +141,32 @@ def gathered_after_commit(session: Session, key: str, run) -> list:
     return items
 
 
+@contextmanager
+def savepoint(session: Session) -> Iterator[Session]:
+    """A ``SAVEPOINT`` inside ``session``'s transaction, whose failure undoes its own work
+    only: its rows, and what it gathered in ``session.info`` for later (the after-commit
+    steps, the items of :func:`gathered_after_commit`, the events the audit links at commit,
+    every list ``session.info`` holds). The neighbours' work before and after it stays.
+
+    The exception is raised again, once the savepoint has been rolled back: the caller
+    decides what a failed piece means (a provider report handed to its own job,
+    ``gateway.tracking``). ``session.info``'s other values (caches such as ``callback_urls``)
+    are kept: they hold what the database says, not work.
+    """
+    kept = {key: (value, len(value)) for key, value in session.info.items()
+            if isinstance(value, list)}
+    try:
+        with session.begin_nested():
+            yield session
+    except BaseException:
+        for key in [k for k, v in session.info.items() if isinstance(v, list) and k not in kept]:
+            del session.info[key]
+        for key, (items, length) in kept.items():
+            del items[length:]               # in place: after-commit steps hold the list
+            session.info[key] = items
+        raise
+
+
 class Database:
     """Engine and session factory of one app (a Flask extension: ``init_app`` style)."""
 

@@ -27,14 +27,16 @@ import contextlib
 import logging
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
-from . import costs, proofs
+from . import context, costs, proofs
 from .couriers import Booking, CourierError, ProviderEvent
+from .db import is_outage, savepoint
 from .dispatch import adopt_booking
 from .events import Event
 from .inbox import fit_event
@@ -45,6 +47,7 @@ from .queues import (
     dispatch_waiting,
     enqueue_after_commit,
     enqueue_job,
+    job_spec,
 )
 from .records import transition
 from .statuses import TERMINAL, AttemptState, Status
@@ -187,41 +190,104 @@ def earlier_unapplied_of(session, event_ids: list[int]) -> dict[int, list[int]]:
         or (row.our_reference and u.our_reference == row.our_reference))] for row in rows}
 
 
-def request_of_report(gateway, event_id: int) -> tuple[str | None, str | None]:
-    """The request a report is about, as (id, correlation id) for its unit of work;
-    ``(None, None)`` when it matches none (yet)."""
-    with gateway.db.read() as session:
-        row = session.get(ProviderEventRecord, event_id)
-        if row is None:
-            return None, None
-        if row.request_id is not None:
-            record = session.get(ServiceRequest, row.request_id)
-        else:
+@dataclass
+class Applied:
+    """What became of one report of a batch's transaction (:func:`apply_together`)."""
+
+    event_id: int
+    #: ``applied``, ``ignored``, ``stale``, ... (``_apply``); ``nothing to do`` when it was
+    #: applied already; None when it failed (``error``)
+    outcome: str | None
+    #: the request it is about and its correlation id, for its unit of work's log lines
+    request_id: str | None = None
+    correlation_id: str | None = None
+    #: why it was not applied (its savepoint rolled back): ``EventNotMatchedYet`` or a failure
+    error: Exception | None = None
+    duration_ms: float = 0.0
+
+
+def apply_together(gateway, chunk: list[int], stop=None) -> tuple[list[Applied], list[int]]:
+    """Apply the reports ``chunk`` lists in ONE write transaction, oldest first, each after
+    the earlier unapplied reports of its booking (:func:`earlier_unapplied_of`), and each in a
+    savepoint of its own (``gateway.db.savepoint``): one that fails is rolled back alone, with
+    everything it meant to do after the commit (its callback, its notices, its audit event),
+    and its neighbours commit. On SQLite, one writer at a time, the workers then take the
+    write lock once per chunk instead of once per report, and the API's writes get their
+    turns in between.
+
+    The chunk's rows (and those earlier reports') are locked at once (``FOR UPDATE`` on
+    PostgreSQL, in id order); one whose ``processed_at`` is set (another worker, its own job)
+    is not applied again. An earlier report outside the chunk that fails is left to whoever
+    holds it (its own job, another batch) and does not hold its booking's next one up.
+
+    :param stop: ``() -> bool``, asked after each report of the chunk: true ends the chunk
+        there (a booking waits: ``dispatch_waiting``) and what is left is returned untried
+    :return: what became of each report of the chunk tried, and the ids left untried
+    :raises: what the transaction raises (the database away): then nothing of it is applied
+    """
+    results: list[Applied] = []
+    with gateway.db.write() as session:
+        earlier = earlier_unapplied_of(session, chunk)
+        order: dict[int, bool] = {}           # id -> in the chunk, in the order to apply
+        for event_id in chunk:
+            for earlier_id in earlier.get(event_id, ()):
+                order.setdefault(earlier_id, False)
+            order[event_id] = True
+        rows = {row.id: row for row in session.scalars(
+            select(ProviderEventRecord).where(ProviderEventRecord.id.in_(list(order)))
+            .order_by(ProviderEventRecord.id).with_for_update()
+            .execution_options(populate_existing=True))}
+        tried = 0
+        for event_id, in_chunk in order.items():
+            applied = _apply_in_savepoint(gateway, session, rows.get(event_id), event_id)
+            if not in_chunk:
+                if applied.error is not None:
+                    log.info("earlier report %s not applied before the next of its booking "
+                             "(%s)", event_id, type(applied.error).__name__)
+                continue
+            results.append(applied)
+            tried += 1
+            if stop is not None and tried < len(chunk) and stop():
+                break
+    return results, chunk[tried:]
+
+
+def _apply_in_savepoint(gateway, session, row, event_id: int) -> Applied:
+    """Apply one locked report in a savepoint of the caller's transaction, as its request's
+    unit of work. A failure rolls back the savepoint only; an outage is raised (the whole
+    transaction is lost)."""
+    if row is None or row.processed_at is not None:
+        return Applied(event_id, "nothing to do")
+    started = time.monotonic()
+    found: tuple[str | None, str | None] = (None, None)
+    try:
+        with savepoint(session):
             attempt = find_attempt(session, row)
             record = session.get(ServiceRequest, attempt.request_id) if attempt else None
-        return (record.id, record.correlation_id) if record is not None else (None, None)
+            if record is not None:
+                found = (record.id, record.correlation_id)
+            with context.bound(request_id=found[0], correlation_id=found[1],
+                               job_kind="event"):
+                outcome = _apply_locked(gateway, session, row, attempt, record)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        return Applied(event_id, None, *found, error=exc,
+                       duration_ms=round((time.monotonic() - started) * 1000, 1))
+    return Applied(event_id, outcome, *found,
+                   duration_ms=round((time.monotonic() - started) * 1000, 1))
 
 
-def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> str:
-    """Apply a report after the earlier unapplied reports of its booking (another worker
-    may hold them in its batch: whichever comes first applies them, the other finds them
-    done). An earlier report that cannot be applied now is left to its own job and does not
-    hold this one up.
+def apply_in_order(gateway, event_id: int) -> str:
+    """Apply one report alone (its own ``event`` job), after the earlier unapplied reports of
+    its booking, in one transaction (:func:`apply_together`).
 
-    :param earlier: those reports, when the caller has looked them up
-        (:func:`earlier_unapplied_of`)
-    :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raises
+    :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raised
     """
-    if earlier is None:
-        with gateway.db.read() as session:
-            earlier = earlier_unapplied_of(session, [event_id]).get(event_id, [])
-    for earlier_id in earlier:
-        try:
-            apply_provider_event(gateway, earlier_id)
-        except Exception as exc:     # its own job (or the batch that holds it) tries again
-            log.info("earlier report %s not applied before %s (%s)", earlier_id, event_id,
-                     type(exc).__name__)
-    return apply_provider_event(gateway, event_id)
+    (applied,), _rest = apply_together(gateway, [event_id])
+    if applied.error is not None:
+        raise applied.error
+    return applied.outcome
 
 
 #: how long one report job works before another carries on: between the two, a worker takes
@@ -229,24 +295,33 @@ def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> 
 REPORT_SLICE_SECONDS = 5.0
 
 
-def work_the_inbox(gateway, apply_one) -> dict[str, int]:
+def work_the_inbox(gateway, finished) -> dict[str, int]:
     """The report job: apply what :data:`REPORTS` lists, ``jobs.report_batch_size`` at a
-    time, until it is empty (or the job has worked :data:`REPORT_SLICE_SECONDS`, or half its
-    time; then another job carries on). A dispatch job waiting stops it after the report in
-    hand: the rest of its chunk goes back to the head of the list and another report job
-    carries on, so a booking never waits behind a slice of reports (with every worker in
-    one, it waited up to a whole slice).
+    time, each chunk in one transaction (:func:`apply_together`), until the list is empty (or
+    the job has worked :data:`REPORT_SLICE_SECONDS`, or half its time; then another job
+    carries on). A dispatch job waiting stops the chunk after the report in hand: the
+    chunk commits, the rest of it goes back to the head of the list and another report job
+    carries on, so a booking never waits behind a slice of reports.
 
-    :param apply_one: ``(event id, earlier unapplied report ids) -> outcome``, applying one
-        report in its own transaction (after those) and handing it to its own job when that
-        fails (``gateway.jobs``)
+    A report that failed in its chunk is handed to its own ``event`` job (rq's retries) once
+    the chunk has committed; a chunk that could not commit (the database away) is handed
+    over whole: nothing of it was applied, and each is still unapplied in the database.
+
+    :param finished: ``(event id, outcome, error, Applied | None)``, called for each report
+        once its chunk is settled (its log line and metric: ``gateway.jobs``)
     :return: outcomes counted
     """
     settings = gateway.settings["jobs"]
     REPORTS.started(gateway)
     size = settings["report_batch_size"] or 1
     budget = time.monotonic() + min(settings["job_timeout"] / 2, REPORT_SLICE_SECONDS)
+    retry_after = job_spec(gateway, "event")[2][0]
     counted: dict[str, int] = {}
+
+    def settle(event_id: int, outcome: str, error=None, applied=None) -> None:
+        counted[outcome] = counted.get(outcome, 0) + 1
+        finished(event_id, outcome, error, applied)
+
     while True:
         ids = REPORTS.take(gateway, size)
         if not ids:
@@ -255,27 +330,35 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
             REPORTS.schedule(gateway)           # more waiting: let another worker join in
         chunk = sorted({int(i) for i in ids if i.isdigit()})
         try:
-            with gateway.db.read() as session:
-                earlier = earlier_unapplied_of(session, chunk)
-        except SQLAlchemyError:     # the database, briefly away: each report looks for itself
-            earlier = None
-        tried: set[int] = set()
-        for index, event_id in enumerate(chunk):
-            # the chunk's own earlier reports were just tried, in order: not again
-            before = None if earlier is None else \
-                [i for i in earlier.get(event_id, ()) if i not in tried]
-            outcome = apply_one(event_id, before)
-            tried.add(event_id)
-            counted[outcome] = counted.get(outcome, 0) + 1
-            if dispatch_waiting(gateway):
-                rest = chunk[index + 1:]
-                if rest:
-                    REPORTS.give_back(gateway, rest)
-                elif REPORTS.length(gateway.redis):
-                    REPORTS.schedule(gateway)
-                return counted
-        if time.monotonic() > budget:
+            results, rest = apply_together(gateway, chunk, stop=lambda: _dispatch_waits(gateway))
+        except Exception as exc:    # the database, briefly away: their own jobs retry
+            for event_id in chunk:
+                hand_over(gateway, event_id, retry_after)
+                settle(event_id, "handed over", exc)
+            continue
+        for applied in results:
+            if applied.error is None:
+                settle(applied.event_id, applied.outcome, None, applied)
+                continue
+            hand_over(gateway, applied.event_id, retry_after)
+            # not matched yet is no error: its create answer is on its way
+            settle(applied.event_id, "handed over",
+                   None if isinstance(applied.error, EventNotMatchedYet) else applied.error,
+                   applied)
+        if rest:
+            REPORTS.give_back(gateway, rest)
             return counted
+        if time.monotonic() > budget or _dispatch_waits(gateway):
+            if REPORTS.length(gateway.redis):
+                REPORTS.schedule(gateway)
+            return counted
+
+
+def _dispatch_waits(gateway) -> bool:
+    try:
+        return dispatch_waiting(gateway)
+    except RedisError:
+        return False
 
 
 def hand_over(gateway, event_id: int, delay: float) -> None:
@@ -285,24 +368,18 @@ def hand_over(gateway, event_id: int, delay: float) -> None:
         enqueue_job(gateway, "event", event_id, delay=delay)
 
 
-def apply_provider_event(gateway, event_id: int) -> str:
-    with gateway.db.write() as session:
-        # Locked: two runs (a batch and its own job, two workers) must not both apply it.
-        row = session.get(ProviderEventRecord, event_id, with_for_update=True)
-        if row is None or row.processed_at is not None:
-            return "nothing to do"
-        attempt = find_attempt(session, row)
-        record = session.get(ServiceRequest, attempt.request_id) if attempt else None
-        row.processed_at = utcnow()
-        row.request_id = record.id if record else None
-        row.outcome = _apply(gateway, session, row, attempt, record)
-        gateway.track(session, Event(
-            "provider.event", actor=f"courier:{row.courier}",
-            target=f"request:{record.id}" if record else None, outcome=row.outcome,
-            details={"raw_status": row.raw_status, "source": row.source,
-                     "provider_reference": row.provider_reference},
-            correlation_id=record.correlation_id if record else None))
-        return row.outcome
+def _apply_locked(gateway, session, row, attempt, record) -> str:
+    """Apply a report whose inbox row the caller's transaction has locked."""
+    row.processed_at = utcnow()
+    row.request_id = record.id if record else None
+    row.outcome = _apply(gateway, session, row, attempt, record)
+    gateway.track(session, Event(
+        "provider.event", actor=f"courier:{row.courier}",
+        target=f"request:{record.id}" if record else None, outcome=row.outcome,
+        details={"raw_status": row.raw_status, "source": row.source,
+                 "provider_reference": row.provider_reference},
+        correlation_id=record.correlation_id if record else None))
+    return row.outcome
 
 
 class EventNotMatchedYet(Exception):
