@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
-from sqlalchemy import or_, select
+from rq import Queue
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from . import context, costs, proofs
@@ -488,24 +489,64 @@ def first_listed(gateway) -> int | None:
     return int(head) if head and head.isdigit() else None
 
 
+#: the longest a report backlog's age holds polls back (:func:`backlog_age`): a report stored
+#: before a backlog that never drains (no worker takes the reports queue) holds its
+#: booking's poll back this long, plus ``sweep.stale_after_seconds``, at most
+POLL_HOLD_LIMIT = timedelta(minutes=10)
+
+
+def backlog_age(gateway, session) -> timedelta:
+    """How long the reports waiting for a worker have waited: since the oldest report still
+    listed for a report job was received (the list is oldest first), or since the oldest job
+    of the queue that reports handed to their own jobs wait on was queued, whichever is
+    longer; at most :data:`POLL_HOLD_LIMIT`; zero when nothing waits (or Redis is away).
+
+    A report taken by a worker that was killed is no longer listed and has no job: it is not
+    part of the backlog, and so never makes it older."""
+    ages = [timedelta(0)]
+    now = utcnow()
+    head = first_listed(gateway)
+    if head is not None:
+        received = session.scalar(select(ProviderEventRecord.received_at).where(
+            ProviderEventRecord.id == head))
+        if received is not None:
+            ages.append(now - received)
+    with contextlib.suppress(RedisError):
+        queue = Queue(job_spec(gateway, "event")[0], connection=gateway.redis)
+        for oldest in queue.get_job_ids(0, 1):
+            job = queue.fetch_job(oldest)
+            if job is not None and job.enqueued_at is not None:
+                enqueued = job.enqueued_at
+                ages.append(now - (enqueued if enqueued.tzinfo else
+                                   enqueued.replace(tzinfo=UTC)))
+    return min(max(ages), POLL_HOLD_LIMIT)
+
+
 def reports_waiting(gateway, session, courier: str, references) -> set[str]:
     """Which of these bookings (provider references at ``courier``) have reports stored and
-    not applied yet that wait their turn: still listed for a report job, or stored less than
-    ``sweep.stale_after_seconds`` ago. Those are not late, and a poll would only add one more
-    report behind them (one scan of the unapplied reports, whatever the number of bookings).
-    A report older than that and no longer listed (taken by a worker that was killed, or left
-    to its own job's retries) holds no poll back: the poll's report applies it."""
+    not applied yet that wait their turn: the oldest of them is younger than the report
+    backlog (:func:`backlog_age`) plus ``sweep.stale_after_seconds``. Reports are applied
+    oldest first, so its turn comes no later than the backlog's: it is not late, and a poll
+    would only add one more report behind it (one scan of the unapplied reports, whatever
+    the number of bookings; with no backlog, a report stored less than
+    ``sweep.stale_after_seconds`` ago holds its poll back, as before).
+
+    A report older than that (taken by a worker that was killed, or left to its own job's
+    retries) holds no poll back: the poll's report applies it. Such a report is not part of
+    the backlog (not listed, no job waiting), so it holds a poll back only while the backlog
+    that was in front of it has not drained, and never longer than :data:`POLL_HOLD_LIMIT`
+    plus ``sweep.stale_after_seconds``."""
     references = {r for r in references if r}
     if not references:
         return set()
-    stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
-    head = first_listed(gateway)
-    waiting = [ProviderEventRecord.received_at > stale_before]
-    if head is not None:
-        waiting.append(ProviderEventRecord.id >= head)
-    return set(session.scalars(select(ProviderEventRecord.provider_reference).distinct().where(
-        ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
-        ProviderEventRecord.provider_reference.in_(references), or_(*waiting))))
+    margin = timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
+    waiting_since = utcnow() - backlog_age(gateway, session) - margin
+    oldest = func.min(ProviderEventRecord.received_at)
+    return set(session.scalars(
+        select(ProviderEventRecord.provider_reference).where(
+            ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
+            ProviderEventRecord.provider_reference.in_(references))
+        .group_by(ProviderEventRecord.provider_reference).having(oldest > waiting_since)))
 
 
 def poll(gateway, request_id: str) -> str:
