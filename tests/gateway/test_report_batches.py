@@ -8,10 +8,12 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from rq.job import Job
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, or_, select, update
 
 from gateway.jobs import apply_reports
+from gateway.queues import QueueNames, enqueue_job
 from gateway.models import AuditRecord, ProviderEventRecord, ServiceRequest, StatusEvent, utcnow
 from gateway.sweep import owed_work, sweep_once
 from gateway.testing import drain
@@ -183,7 +185,13 @@ def test_reports_whose_own_jobs_no_scheduler_moves_are_applied_through_the_sweep
     assert [target for kind, target in owed_work(gateway) if kind == "event"] == []
 
 
-def test_a_poll_waits_only_for_reports_that_wait_their_turn(
+def set_received(gateway, event_ids, ago: timedelta) -> None:
+    with gateway.db.write() as session:
+        session.execute(update(ProviderEventRecord).where(ProviderEventRecord.id.in_(event_ids))
+                        .values(received_at=utcnow() - ago))
+
+
+def test_a_poll_is_held_back_behind_the_report_backlog_and_not_for_ever_by_a_lost_report(
         gosend_app, gateway_gosend, medicine_body):
     app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 3,
                                 report_batch_size=50)
@@ -192,20 +200,45 @@ def test_a_poll_waits_only_for_reports_that_wait_their_turn(
         session.execute(update(ServiceRequest).values(updated_at=utcnow() - timedelta(days=1)))
     assert due_for_polling(gateway) == []   # listed, just stored
 
-    with gateway.db.write() as session:     # waiting long, but still listed: their turn comes
-        session.execute(update(ProviderEventRecord).values(
-            received_at=utcnow() - timedelta(hours=1)))
+    # two taken by a worker that died (no longer listed, no job), a little older than the
+    # one still listed, which has waited five minutes: the backlog in front of them has not
+    # drained, so their turn would not have come yet either
+    lost = [int(i) for i in REPORTS.take(gateway, 2)]
+    listed = int(gateway.redis.lindex(REPORTS.key, 0))
+    set_received(gateway, [listed], timedelta(minutes=5))
+    set_received(gateway, lost, timedelta(minutes=5, seconds=10))
     assert due_for_polling(gateway) == []
 
-    # taken by a worker that died: no longer listed, and stored long ago: polled again
-    # (the one still listed waits)
-    REPORTS.take(gateway, 2)
+    # a backlog an hour old counts as POLL_HOLD_LIMIT at most: a lost report holds no poll
+    # back for ever behind a list no worker takes
+    set_received(gateway, [listed], timedelta(hours=1))
+    set_received(gateway, lost, timedelta(hours=1, seconds=10))
     with gateway.db.read() as session:
-        listed = session.scalar(select(ProviderEventRecord.provider_reference).where(
-            ProviderEventRecord.id == int(gateway.redis.lindex(REPORTS.key, 0))))
-        polled = set(session.scalars(select(ServiceRequest.id).where(
-            ServiceRequest.provider_reference != listed)))
-    assert set(due_for_polling(gateway)) == polled and len(polled) == 2
+        polled_lost = set(session.scalars(select(ServiceRequest.id).join(
+            ProviderEventRecord, ProviderEventRecord.provider_reference
+            == ServiceRequest.provider_reference).where(ProviderEventRecord.id.in_(lost))))
+    assert len(polled_lost) == 2 and polled_lost <= set(due_for_polling(gateway))
+
+    # five minutes again, and the backlog drains: the lost reports' bookings are polled
+    set_received(gateway, [listed], timedelta(minutes=5))
+    set_received(gateway, lost, timedelta(minutes=5, seconds=10))
+    assert due_for_polling(gateway) == []
+    drain(app)                              # the listed report applied; the lost ones not
+    with gateway.db.read() as session:
+        assert set(session.scalars(select(ProviderEventRecord.id).where(
+            ProviderEventRecord.processed_at.is_(None)))) == set(lost)
+    assert polled_lost <= set(due_for_polling(gateway))
+
+
+def test_polls_wait_on_their_own_queue_behind_citizens_notices(
+        gosend_app, gateway_gosend, medicine_body):
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 1,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    enqueue_job(gateway, "poll", ids[0])
+    assert Job.fetch(f"poll-{ids[0]}", connection=gateway.redis).origin == QueueNames.POLLS
+    order = QueueNames.own_work()
+    assert order.index(QueueNames.DEFAULT) < order.index(QueueNames.POLLS)
 
 
 def test_a_report_job_steps_aside_for_a_booking_waiting(
