@@ -6,13 +6,15 @@ delivery is normal), then applied by a job. Reports come in bursts (every bookin
 several), so they are applied in batches, like dispatch (``gateway.batch``): a stored report's
 id goes on a Redis list (:data:`REPORTS`) and one report job takes up to
 ``jobs.report_batch_size`` of them (the ``LPOP`` is the claim: no two workers take one id),
-applying each in its own transaction, oldest first, so one bad report never fails its
-neighbours (it is handed to its own ``event`` job, with rq's retries). A report is applied
-under a lock of its inbox row and only while ``processed_at`` is empty, so a report applied
-twice (a batch and its own job, two workers) changes nothing; the earlier unapplied reports of
-the same booking are applied before it, so a request's reports keep their order whichever
-worker took them. A report taken and never applied (a killed worker) is still unapplied in
-the database: the sweep queues its own job. What a report does:
+applying them in one transaction, oldest first, each in a savepoint of its own
+(:func:`apply_together`), so one bad report never fails its neighbours (it is rolled back with
+the work it planned for after the commit, and handed to its own ``event`` job, with rq's
+retries). A report is applied under a lock of its inbox row and only while ``processed_at``
+is empty, so a report applied twice (a batch and its own job, two workers) changes nothing;
+the earlier unapplied reports of the same booking are applied before it, so a request's
+reports keep their order whichever worker took them. A report taken and never applied (a
+killed worker) is still unapplied in the database: the sweep queues its own job. What a
+report does:
 
 * a report for the courier that holds the request moves it forward (late or repeated ones
   land on the timeline and change nothing);
