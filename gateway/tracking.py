@@ -296,6 +296,12 @@ def apply_in_order(gateway, event_id: int) -> str:
 #: how long one report job works before another carries on: between the two, a worker takes
 #: what waits on the queues before ``reports``
 REPORT_SLICE_SECONDS = 5.0
+#: a chunk's transaction ends after the report that takes it past this (the rest go back to
+#: the head of the list for the next one): on SQLite, the API waits for the write lock that
+#: long at most, not for a whole ``jobs.report_batch_size``
+REPORT_TRANSACTION_SECONDS = 0.05
+#: the pause between two transactions of a report job on SQLite (see ``work_the_inbox``)
+REPORTS_BETWEEN_TRANSACTIONS_SECONDS = 0.02
 
 
 def work_the_inbox(gateway, finished) -> dict[str, int]:
@@ -332,8 +338,9 @@ def work_the_inbox(gateway, finished) -> dict[str, int]:
         if REPORTS.length(gateway.redis) or time.monotonic() > budget:
             REPORTS.schedule(gateway)           # more waiting: let another worker join in
         chunk = sorted({int(i) for i in ids if i.isdigit()})
+        stop = _TransactionEnd(gateway)
         try:
-            results, rest = apply_together(gateway, chunk, stop=lambda: _dispatch_waits(gateway))
+            results, rest = apply_together(gateway, chunk, stop=stop)
         except Exception as exc:    # the database, briefly away: their own jobs retry
             for event_id in chunk:
                 hand_over(gateway, event_id, retry_after)
@@ -348,13 +355,30 @@ def work_the_inbox(gateway, finished) -> dict[str, int]:
             settle(applied.event_id, "handed over",
                    None if isinstance(applied.error, EventNotMatchedYet) else applied.error,
                    applied)
-        if rest:
+        if rest:                                # the next transaction (or job) takes them
             REPORTS.give_back(gateway, rest)
-            return counted
-        if time.monotonic() > budget or _dispatch_waits(gateway):
+        if stop.dispatch_waits or time.monotonic() > budget or _dispatch_waits(gateway):
             if REPORTS.length(gateway.redis):
                 REPORTS.schedule(gateway)
             return counted
+        if gateway.db.is_sqlite and REPORTS_BETWEEN_TRANSACTIONS_SECONDS:
+            # SQLite has one writer, and another one waiting for it (the API storing a
+            # create or a webhook) polls for the lock with growing sleeps: a gap lets it in
+            time.sleep(REPORTS_BETWEEN_TRANSACTIONS_SECONDS)
+
+
+class _TransactionEnd:
+    """When a report job's transaction ends before its chunk does: a booking waits for a
+    worker (:attr:`dispatch_waits`: the job then steps aside), or the transaction has run
+    :data:`REPORT_TRANSACTION_SECONDS`."""
+
+    def __init__(self, gateway):
+        self.gateway, self.began, self.dispatch_waits = gateway, time.monotonic(), False
+
+    def __call__(self) -> bool:
+        self.dispatch_waits = _dispatch_waits(self.gateway)
+        return self.dispatch_waits or \
+            time.monotonic() - self.began > REPORT_TRANSACTION_SECONDS
 
 
 def _dispatch_waits(gateway) -> bool:

@@ -336,6 +336,8 @@ def test_a_report_failing_mid_chunk_is_undone_alone_with_its_after_commit_work(
         return outcome
 
     monkeypatch.setattr(tracking, "_apply", breaks_after_its_work)
+    # however slow the machine, the chunk is not cut in two by its transactions' time bound
+    monkeypatch.setattr(tracking, "REPORT_TRANSACTION_SECONDS", 60)
     outcomes = {}
 
     def run_the_report_job():
@@ -427,4 +429,23 @@ def test_a_chunk_that_cannot_commit_loses_no_report(gosend_app, gateway_gosend, 
     for event_id in unapplied:
         move_to_queue(gateway, f"event-{event_id}")
     drain(app)
+    assert applied(app) == {i: 1 for i in ids}
+
+
+def test_a_chunk_cut_by_its_transaction_time_bound_applies_every_report_once(
+        gosend_app, gateway_gosend, medicine_body, monkeypatch):
+    """On a slow machine a chunk's transaction ends early (the API waits for SQLite's write
+    lock that long at most): the rest of the chunk goes on in the next transactions."""
+    app, ids = book_then_report(gosend_app, gateway_gosend, medicine_body, 8,
+                                report_batch_size=50)
+    gateway = app.extensions["gateway"]
+    monkeypatch.setattr(tracking, "REPORT_TRANSACTION_SECONDS", 0)   # one report each
+    outcomes = {}
+
+    def run_the_report_job():
+        with app.app_context():
+            outcomes.update(apply_reports())
+
+    assert commits_of(gateway, run_the_report_job) == 8
+    assert sum(outcomes.values()) == 8 and REPORTS.length(gateway.redis) == 0
     assert applied(app) == {i: 1 for i in ids}
