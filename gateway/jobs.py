@@ -210,6 +210,13 @@ def poll_request(gateway, request_id: str) -> str:
     return poll(gateway, request_id)
 
 
+@_job("plate_poll")
+def poll_for_plate(gateway, request_id: str) -> str:
+    """Ask the courier for what its webhook left out (the plate, for the citizen's courier
+    notice): a poll on ``default``, not behind the late bookings' polls."""
+    return poll(gateway, request_id)
+
+
 @_job("event")
 def apply_event(gateway, event_id: int) -> str:
     """Apply one stored provider report to its request (after the earlier ones of its

@@ -481,7 +481,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
             and record.courier_first_name and not record.courier_plate:
         # the report named the courier but not the plate (GO-SEND's webhook; its status
         # answer has it): ask once, for the tracking page and the citizen's notice
-        enqueue_after_commit(gateway, session, "poll", record.id)
+        enqueue_after_commit(gateway, session, "plate_poll", record.id)
     if proof and status == Status.DELIVERED and record.proof_ciphertext is None:
         record.proof_ciphertext = gateway.vault.seal(
             {**proof, "courier": row.courier,

@@ -364,7 +364,7 @@ def test_a_report_failing_mid_chunk_is_undone_alone_with_its_after_commit_work(
     redis = gateway.redis
     # the courier's plate is asked for (GO-SEND's webhook names the driver only), but not
     # for the report that was undone
-    assert [Job.exists(f"poll-{i}", connection=redis) for i in ids] == [
+    assert [Job.exists(f"plate_poll-{i}", connection=redis) for i in ids] == [
         i != bad_request for i in ids]
     assert f"event-{bad}" in ScheduledJobRegistry("default", connection=redis).get_job_ids()
     assert audited_reports(gateway) == {i: 1 if i == bad_request else 2 for i in ids}
