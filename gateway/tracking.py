@@ -209,7 +209,8 @@ class Applied:
     duration_ms: float = 0.0
 
 
-def apply_together(gateway, chunk: list[int], stop=None) -> tuple[list[Applied], list[int]]:
+def apply_together(gateway, chunk: list[int], stop=None, seconds: float | None = None
+                   ) -> tuple[list[Applied], list[int]]:
     """Apply the reports ``chunk`` lists in ONE write transaction, oldest first, each after
     the earlier unapplied reports of its booking (:func:`earlier_unapplied_of`), and each in a
     savepoint of its own (``gateway.db.savepoint``): one that fails is rolled back alone, with
@@ -225,6 +226,8 @@ def apply_together(gateway, chunk: list[int], stop=None) -> tuple[list[Applied],
 
     :param stop: ``() -> bool``, asked after each report of the chunk: true ends the chunk
         there (a booking waits: ``dispatch_waiting``) and what is left is returned untried
+    :param seconds: the transaction also ends after the report that takes it past this long
+        (from when it holds the chunk's rows: on SQLite, the write lock)
     :return: what became of each report of the chunk tried, and the ids left untried
     :raises: what the transaction raises (the database away): then nothing of it is applied
     """
@@ -240,7 +243,7 @@ def apply_together(gateway, chunk: list[int], stop=None) -> tuple[list[Applied],
             select(ProviderEventRecord).where(ProviderEventRecord.id.in_(list(order)))
             .order_by(ProviderEventRecord.id).with_for_update()
             .execution_options(populate_existing=True))}
-        tried = 0
+        began, tried = time.monotonic(), 0
         for event_id, in_chunk in order.items():
             applied = _apply_in_savepoint(gateway, session, rows.get(event_id), event_id)
             if not in_chunk:
@@ -250,7 +253,9 @@ def apply_together(gateway, chunk: list[int], stop=None) -> tuple[list[Applied],
                 continue
             results.append(applied)
             tried += 1
-            if stop is not None and tried < len(chunk) and stop():
+            if tried < len(chunk) and (
+                    (stop is not None and stop())
+                    or (seconds is not None and time.monotonic() - began > seconds)):
                 break
     return results, chunk[tried:]
 
@@ -338,9 +343,14 @@ def work_the_inbox(gateway, finished) -> dict[str, int]:
         if REPORTS.length(gateway.redis) or time.monotonic() > budget:
             REPORTS.schedule(gateway)           # more waiting: let another worker join in
         chunk = sorted({int(i) for i in ids if i.isdigit()})
-        stop = _TransactionEnd(gateway)
+        waits = []                              # a booking waits for a worker
+
+        def stop(waits=waits):
+            waits.append(_dispatch_waits(gateway))
+            return waits[-1]
         try:
-            results, rest = apply_together(gateway, chunk, stop=stop)
+            results, rest = apply_together(gateway, chunk, stop=stop,
+                                           seconds=REPORT_TRANSACTION_SECONDS)
         except Exception as exc:    # the database, briefly away: their own jobs retry
             for event_id in chunk:
                 hand_over(gateway, event_id, retry_after)
@@ -357,7 +367,7 @@ def work_the_inbox(gateway, finished) -> dict[str, int]:
                    applied)
         if rest:                                # the next transaction (or job) takes them
             REPORTS.give_back(gateway, rest)
-        if stop.dispatch_waits or time.monotonic() > budget or _dispatch_waits(gateway):
+        if any(waits) or time.monotonic() > budget or _dispatch_waits(gateway):
             if REPORTS.length(gateway.redis):
                 REPORTS.schedule(gateway)
             return counted
@@ -365,20 +375,6 @@ def work_the_inbox(gateway, finished) -> dict[str, int]:
             # SQLite has one writer, and another one waiting for it (the API storing a
             # create or a webhook) polls for the lock with growing sleeps: a gap lets it in
             time.sleep(REPORTS_BETWEEN_TRANSACTIONS_SECONDS)
-
-
-class _TransactionEnd:
-    """When a report job's transaction ends before its chunk does: a booking waits for a
-    worker (:attr:`dispatch_waits`: the job then steps aside), or the transaction has run
-    :data:`REPORT_TRANSACTION_SECONDS`."""
-
-    def __init__(self, gateway):
-        self.gateway, self.began, self.dispatch_waits = gateway, time.monotonic(), False
-
-    def __call__(self) -> bool:
-        self.dispatch_waits = _dispatch_waits(self.gateway)
-        return self.dispatch_waits or \
-            time.monotonic() - self.began > REPORT_TRANSACTION_SECONDS
 
 
 def _dispatch_waits(gateway) -> bool:
