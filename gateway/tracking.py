@@ -355,7 +355,7 @@ def work_the_inbox(gateway, finished) -> dict[str, int]:
             for event_id in chunk:
                 hand_over(gateway, event_id, retry_after)
                 settle(event_id, "handed over", exc)
-            continue
+            return counted          # the rest stay listed (for the next report job)
         for applied in results:
             if applied.error is None:
                 settle(applied.event_id, applied.outcome, None, applied)
