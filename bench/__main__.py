@@ -5,7 +5,8 @@ Every figure is compared with a baseline measured in the same run on the same ma
 (these machines are shared and noisy; absolute times mislead). The run starts its own
 Redis, PostgreSQL cluster (when the server binaries are installed; otherwise SQLite, and the
 growth benchmark is skipped), courier simulators, API nodes and workers on 127.0.0.1, and
-stops them all. The table is printed and written to ``bench/RESULTS.md``.
+stops them all. The table is printed and written at the top of ``bench/RESULTS.md`` (with
+the notes under it, the previous run's gone); the ``## `` sections below it stay.
 
 ``day`` ("a day in Banyuwangi", ``bench/day.py``) replays a busy synthetic service day twice,
 with providers failing at realistic rates and with ideal providers, on a gateway, database and
@@ -160,7 +161,7 @@ def main(chosen: list[str]) -> int:
                   f"in {time.monotonic() - started:.0f} s: "
                   f"`bench/run {' '.join(n for n in chosen if n != 'soak')}`.")
         print("\n" + header + "\n\n" + report)
-        kept = _soak_section(RESULTS.read_text())     # a full soak run's section stays
+        kept = _sections(RESULTS.read_text())   # the soak's and the hand-written ones stay
         RESULTS.write_text(RESULTS_INTRO + header + "\n\n" + report + "\n"
                            + ("\n" + kept.rstrip("\n") + "\n" if kept else ""))
     if soak_rows:
@@ -188,6 +189,14 @@ def with_soak(text: str, section: str) -> str:
     if not old:
         return text.rstrip("\n") + "\n\n" + section
     return text.replace(old, section + ("\n" if old.endswith("\n\n") else ""))
+
+
+def _sections(text: str) -> str:
+    """Everything of ``RESULTS.md`` from its first ``## `` heading on: the soak's section and
+    the runs written up by hand (kept when a run rewrites the table at the top; the notes
+    under that table are about the run it replaces, and go with it)."""
+    begin = text.find("\n## ")
+    return "" if begin < 0 else text[begin + 1:]
 
 
 def _soak_section(text: str) -> str:

@@ -37,6 +37,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .writeturns import WriteTurns, WriteTurnTimeout
+
 WRITE_OPTION = "gateway_write"
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class DatabaseUnavailable(Exception):
 OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53"})
 #: and single codes: 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now
 OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+#: seconds a writer waits for SQLite's write lock (its busy timeout, and the writers' turns)
+SQLITE_WAIT_SECONDS = 10
+
 #: SQLite's primary result codes of the same kind: busy/locked past the busy timeout, the
 #: file that cannot be opened, read or written, a full disk
 SQLITE_OUTAGE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
@@ -118,7 +123,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -174,13 +179,16 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        #: writers take turns at a file database's one write lock (``gateway.writeturns``)
+        self.turns: WriteTurns | None = None
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.turns = WriteTurns(Path(parsed.database).resolve(), SQLITE_WAIT_SECONDS)
         kwargs = {"pool_pre_ping": True, "hide_parameters": True}
         if not self.is_sqlite:
             kwargs.update(pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
         else:
-            kwargs["connect_args"] = {"timeout": 10}
+            kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
         self.engine = create_engine(url, **kwargs)
         event.listen(self.engine, "handle_error", _without_values)
         if self.is_sqlite:
@@ -205,9 +213,11 @@ class Database:
 
         Callables in ``session.info["after_commit"]`` run once the commit has succeeded (to
         enqueue jobs for what was just stored); their failures are logged, not raised: the
-        database already holds the work and the sweep will find it.
+        database already holds the work and the sweep will find it. On a file SQLite database
+        the transaction waits its turn first (``gateway.writeturns``), and lets the next
+        writer in before those steps run.
         """
-        with self.session_factory() as session:
+        with self.session_factory() as session, self._turn():
             session.connection(execution_options={WRITE_OPTION: True})
             try:
                 yield session
@@ -215,12 +225,24 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
-            for hook in session.info.pop("after_commit", []):
-                try:
-                    hook()
-                except Exception as exc:
-                    log.warning("after-commit step deferred to the sweep: %s",
-                                type(exc).__name__)
+            finally:
+                session.close()
+        for hook in session.info.pop("after_commit", []):
+            try:
+                hook()
+            except Exception as exc:
+                log.warning("after-commit step deferred to the sweep: %s", type(exc).__name__)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self.turns is None:
+            yield
+            return
+        try:
+            with self.turns.turn():
+                yield
+        except WriteTurnTimeout as exc:
+            raise DatabaseUnavailable(str(exc)) from None
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

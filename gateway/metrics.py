@@ -65,10 +65,10 @@ class GatewayMetrics:
             "gateway_http_request_duration_seconds", "Time to answer an HTTP request.",
             ["method", "route", "status"], buckets=HTTP_BUCKETS, registry=self.registry)
         self.group_sizes = Histogram(
-            "gateway_intake_group_size", "New requests stored per transaction by a process's "
-            "writer (gateway.group_commit), by how the group ended (together; alone: it was "
-            "rolled back and each ran in its own transaction; failed: the database was "
-            "away).", ["outcome"],
+            "gateway_intake_group_size", "New requests and webhooks stored per transaction by "
+            "a process's writer (gateway.group_commit), by how the group ended (together; "
+            "alone: it was rolled back and each ran in its own transaction; failed: the "
+            "database was away).", ["outcome"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1000), registry=self.registry)
         self.jobs = Counter(
             "gateway_jobs", "Jobs run, by kind and outcome (retry: failed, will run again; "

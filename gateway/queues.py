@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from rq import Queue, RateLimit, Retry, Worker
+from redis.lock import Lock
+from rq import Queue, RateLimit, Retry, Worker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
@@ -140,11 +141,42 @@ def job_id(kind: str, target_id) -> str:
     return f"{kind}-{target_id}"
 
 
-def request_lock(gateway, kind: str, request_id: str):
+#: compare and delete: a dead holder's lock is broken only if it is still that holder's
+_BREAK_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) " \
+              "end return 0"
+
+
+class RequestLock(Lock):
+    """A request's work lock that names the worker holding it, so that a worker that died
+    holding it does not keep the request waiting for the lock's whole timeout
+    (``jobs.job_timeout`` + 10 s): when the lock is taken and its holder is a worker that
+    stopped saying it is alive (:func:`say_alive`), the lock is broken and taken. A holder
+    that never said it is alive (a test's in-process drain, a console thread) is waited out
+    as before."""
+
+    def acquire(self, *args, token=None, **kwargs) -> bool:
+        job = get_current_job()
+        token = token or f"{(job.worker_name if job else None) or '-'}|{uuid.uuid4().hex}"
+        if super().acquire(*args, token=token, **kwargs):
+            return True
+        holder = self.redis.get(self.name)
+        if holder is None:
+            return False
+        text = holder.decode() if isinstance(holder, bytes) else holder
+        name = text.split("|", 1)[0]
+        if name == "-" or not worker_stopped_saying_alive(self.redis, name):
+            return False
+        if not self.redis.eval(_BREAK_LOCK, 1, self.name, holder):
+            return False
+        return super().acquire(blocking=False, token=token)
+
+
+def request_lock(gateway, kind: str, request_id: str) -> RequestLock:
     """The Redis lock under which one request's ``kind`` work runs, whichever job runs it
     (its own job, or a batch: ``gateway.batch``)."""
     return gateway.redis.lock(f"gateway:job-lock:{kind}:{request_id}",
-                              timeout=gateway.settings["jobs"]["job_timeout"] + 10)
+                              timeout=gateway.settings["jobs"]["job_timeout"] + 10,
+                              lock_class=RequestLock)
 
 
 #: a scheduled job (a delay, a retry's wait) this long past its time has no scheduler to move
@@ -177,6 +209,15 @@ def say_alive(connection, worker_name: str) -> None:
 def say_gone(connection, worker_name: str) -> None:
     """The worker stopped cleanly: nothing of it to watch."""
     connection.delete(*_life_keys(worker_name))
+
+
+def worker_stopped_saying_alive(connection, worker_name: str) -> bool:
+    """Whether ``worker_name`` is a worker that said it is alive (:func:`say_alive`) and
+    stopped saying so (killed, frozen): what it holds is nobody's any more."""
+    alive, watched = _life_keys(worker_name)
+    with connection.pipeline(transaction=False) as pipe:
+        said_alive, watched_over = pipe.exists(alive).exists(watched).execute()
+    return bool(watched_over) and not said_alive
 
 
 def _worker_gone(job: Job) -> bool:

@@ -238,9 +238,9 @@ class ApiSchema(Schema):
                                     validate=validate.Range(min=1024))
     group_commit_max = fields.Integer(
         strict=True, load_default=64, validate=validate.Range(min=1, max=1000),
-        metadata={"description": "The most new requests stored in one transaction by a "
-                                 "process's writer (gateway.group_commit); 1: each in its "
-                                 "own."})
+        metadata={"description": "The most new requests and webhooks stored in one "
+                                 "transaction by a process's writer "
+                                 "(gateway.group_commit); 1: each in its own."})
     default_page_size = fields.Integer(strict=True, load_default=50,
                                        validate=validate.Range(min=1, max=500))
     max_page_size = fields.Integer(strict=True, load_default=200,

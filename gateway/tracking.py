@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import context, costs, proofs
 from .couriers import Booking, CourierError, ProviderEvent
-from .db import is_outage, savepoint
+from .db import gathered_after_commit, is_outage, savepoint
 from .dispatch import adopt_booking
 from .events import Event
 from .inbox import fit_event
@@ -50,6 +50,7 @@ from .queues import (
     dispatch_waiting,
     enqueue_after_commit,
     enqueue_job,
+    enqueue_new_jobs,
     job_spec,
 )
 from .records import transition
@@ -63,49 +64,109 @@ REPORTS = WorkList("gateway:reports:ready", "gateway:reports:batch-scheduled",
                    QueueNames.REPORTS, "gateway.jobs.apply_reports", "reports-batch")
 
 
-def queue_report(gateway, session, event_id: int) -> None:
+#: ``session.info`` key: the reports this transaction stores, listed for their jobs at commit
+NEW_REPORTS = "tracking_new_reports"
+#: ``session.info`` key: ``(courier, event key)`` of the reports this transaction stores (a
+#: group's, not flushed yet: a query would not find them)
+NEW_REPORT_KEYS = "tracking_new_report_keys"
+
+
+def queue_report(gateway, session, report: ProviderEventRecord) -> None:
     """Have a stored report applied once ``session`` has committed: listed for a report
-    job, or its own job when batches are off (``jobs.report_batch_size`` 0). A failure to
-    list it is left to the sweep."""
-    if gateway.settings["jobs"]["report_batch_size"]:
-        session.info.setdefault("after_commit", []).append(
-            lambda: REPORTS.push(gateway, [event_id]))
-    else:
-        enqueue_after_commit(gateway, session, "event", event_id)
+    job, or its own job when batches are off (``jobs.report_batch_size`` 0). The reports of
+    one transaction (a group's) are listed together, oldest first, in one Redis round trip;
+    their ids are known only once the commit has flushed them. A failure to list them is
+    left to the sweep."""
+    def listed(reports: list[ProviderEventRecord]) -> None:
+        ids = sorted(r.id for r in reports)
+        if gateway.settings["jobs"]["report_batch_size"]:
+            REPORTS.push(gateway, ids)
+        else:
+            enqueue_new_jobs(gateway, [("event", i) for i in ids])
+
+    gathered_after_commit(session, NEW_REPORTS, listed).append(report)
 
 
-def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
-                 ) -> tuple[list[int], int]:
-    """Put reports in the inbox and queue them. :return: (new ids, duplicates)"""
-    new_ids, duplicates = [], 0
-    for event in map(fit_event, events):
-        if "unfitted" in event.details:
-            log.warning("a report from %s had values its inbox row cannot hold (%s): stored "
-                        "fitted, the originals sealed beside it", courier,
-                        ", ".join(sorted(event.details["unfitted"])))
+@dataclass(frozen=True)
+class _Report:
+    """A report as its inbox row will hold it, made ready before the transaction (fitted,
+    its details sealed)."""
+
+    event: ProviderEvent
+    details_ciphertext: str | None
+
+
+def store_events(gateway, courier: str, events: list[ProviderEvent], source: str, *,
+                 grouped: bool = False) -> tuple[list[int], int]:
+    """Put reports in the inbox and queue them, all in one transaction.
+
+    :param grouped: in the next group of this process's writer (``gateway.group_commit``),
+        with the webhooks and new requests that arrive together; otherwise in a transaction
+        of its own (a worker's poll). Either way this returns once the reports are committed.
+    :return: (new ids, duplicates): a report whose courier and event key the inbox holds
+        already, or that came twice in ``events``, is a duplicate and stored once
+    """
+    reports = [_ready(gateway, courier, event) for event in events]
+
+    def store(session) -> tuple[list[ProviderEventRecord], int]:
+        return _store_in(gateway, session, courier, reports, source)
+
+    for attempt in range(2):
         try:
-            with gateway.db.write() as session:
-                exists = session.scalar(select(ProviderEventRecord.id).where(
-                    ProviderEventRecord.courier == courier,
-                    ProviderEventRecord.event_key == event.event_key))
-                if exists is not None:
-                    duplicates += 1
-                    continue
-                row = ProviderEventRecord(
-                    courier=courier, event_key=event.event_key, source=source,
-                    provider_reference=event.provider_reference,
-                    our_reference=event.our_reference, raw_status=event.raw_status,
-                    status=str(event.status) if event.status else None,
-                    occurred_at=event.occurred_at)
-                details = sealed_details(event)
-                row.details_ciphertext = gateway.vault.seal(details) if details else None
-                session.add(row)
-                session.flush()
-                queue_report(gateway, session, row.id)
-                new_ids.append(row.id)
-        except IntegrityError:  # the same report arrived twice at the same moment
+            if grouped:
+                added, duplicates = gateway.writer.run(store)
+            else:
+                with gateway.db.write() as session:
+                    added, duplicates = store(session)
+            return [row.id for row in added], duplicates
+        except IntegrityError:
+            # The same report arrived at the same moment through another process: once
+            # more, where the query finds it committed and counts it a duplicate.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _ready(gateway, courier: str, event: ProviderEvent) -> _Report:
+    event = fit_event(event)
+    if "unfitted" in event.details:
+        log.warning("a report from %s had values its inbox row cannot hold (%s): stored "
+                    "fitted, the originals sealed beside it", courier,
+                    ", ".join(sorted(event.details["unfitted"])))
+    details = sealed_details(event)
+    return _Report(event, gateway.vault.seal(details) if details else None)
+
+
+def _store_in(gateway, session, courier: str, reports: list[_Report], source: str
+              ) -> tuple[list[ProviderEventRecord], int]:
+    """Add the reports the inbox does not hold yet: one query for those already committed,
+    and the keys the transaction's earlier stores added (a group's rows reach the database
+    together at its commit, one INSERT for all)."""
+    if not reports:
+        return [], 0
+    keys = [r.event.event_key for r in reports]
+    pending = session.info.setdefault(NEW_REPORT_KEYS, set())
+    with session.no_autoflush:
+        known = set(session.scalars(select(ProviderEventRecord.event_key).where(
+            ProviderEventRecord.courier == courier, ProviderEventRecord.event_key.in_(keys))))
+    added, duplicates = [], 0
+    for report in reports:
+        event = report.event
+        if event.event_key in known or (courier, event.event_key) in pending:
             duplicates += 1
-    return new_ids, duplicates
+            continue
+        pending.add((courier, event.event_key))
+        row = ProviderEventRecord(
+            courier=courier, event_key=event.event_key, source=source,
+            provider_reference=event.provider_reference,
+            our_reference=event.our_reference, raw_status=event.raw_status,
+            status=str(event.status) if event.status else None,
+            occurred_at=event.occurred_at, received_at=utcnow(),
+            details_ciphertext=report.details_ciphertext)
+        session.add(row)
+        queue_report(gateway, session, row)
+        added.append(row)
+    return added, duplicates
 
 
 _PLATE_JUNK = re.compile(r"[^A-Z0-9 ]")

@@ -3,8 +3,11 @@
 
 Public in the sense that no agency key is asked: each courier adapter authenticates its own
 provider on the raw body, and anything it cannot verify is refused (401) and changes nothing.
-The handler stores the reports in the deduplicating inbox and answers at once; jobs apply
-them. A provider retrying the same report gets 200 again, and nothing happens twice.
+The handler stores the reports in the deduplicating inbox and answers once they are
+committed; jobs apply them. The webhooks (and new requests) that arrive together are stored in
+one transaction by the process's group-commit writer (``gateway.group_commit``), so under load
+they no longer take turns at the database's write lock one by one. A provider retrying the
+same report gets 200 again, and nothing happens twice.
 
 Anyone can post here, so what a refusal costs must stay small and write nothing:
 
@@ -99,7 +102,10 @@ def receive(courier: str):
         # A registration probe: nothing to verify and nothing to store; answered and counted.
         gateway.metrics.count_webhook_probe(courier)
         return jsonify(received=0, duplicates=0)
-    new_ids, duplicates = store_events(gateway, courier, events, source="webhook")
+    # Stored with the webhooks and new requests arriving together (one transaction), and
+    # answered once that has committed.
+    new_ids, duplicates = store_events(gateway, courier, events, source="webhook",
+                                       grouped=True)
     return jsonify(received=len(new_ids), duplicates=duplicates)
 
 

@@ -47,10 +47,10 @@ def body(medicine_body, n):
     return {**medicine_body, "prescription_id": f"RX-GROUP-{n}"}
 
 
-def run_together(gateway, works):
+def run_together(gateway, works, held=None):
     """Call each of ``works`` (no arguments) in a thread of its own while the writer is
-    held, then let it go: what they store is one group. :return: what each returned or
-    raised, in order"""
+    held, then let it go: what they store is one group. ``held()`` is called once they all
+    wait, before the writer goes on. :return: what each returned or raised, in order"""
     release, holding = threading.Event(), threading.Event()
 
     def hold(_session):
@@ -74,6 +74,8 @@ def run_together(gateway, works):
     deadline = time.monotonic() + 10
     while gateway.writer._waiting.qsize() < len(works) and time.monotonic() < deadline:
         time.sleep(0.01)
+    if held is not None:
+        held()
     release.set()
     for thread in [holder, *callers]:
         thread.join(10)

@@ -69,3 +69,65 @@ def test_a_started_job_of_a_worker_that_stopped_saying_it_is_alive_is_enqueued_a
     assert gateway.redis.exists(worker.key), "rq still has it registered"
     assert enqueue_job(gateway, "dispatch", "req-4")
     assert queue.job_ids == [job_id("dispatch", "req-4")]
+
+
+def a_worker_that_was_killed(gateway, name: str) -> None:
+    """What a killed ``gateway worker`` leaves: it said it was alive, and stopped."""
+    from gateway.queues import _life_keys, say_alive
+
+    say_alive(gateway.redis, name)
+    gateway.redis.delete(_life_keys(name)[0])
+
+
+def test_a_request_lock_held_by_a_killed_worker_is_broken_at_once(gateway):
+    """Not kept for the lock's whole timeout (job_timeout + 10 s): its holder is dead."""
+    from gateway.queues import request_lock, say_alive
+
+    held = request_lock(gateway, "dispatch", "req-lock")
+    assert held.acquire(blocking=False, token="worker-a|1")
+    say_alive(gateway.redis, "worker-a")
+    assert not request_lock(gateway, "dispatch", "req-lock").acquire(blocking=False), \
+        "its holder is alive: the lock holds"
+
+    a_worker_that_was_killed(gateway, "worker-a")
+    taker = request_lock(gateway, "dispatch", "req-lock")
+    assert taker.acquire(blocking=False)
+    assert gateway.redis.get(taker.name) != "worker-a|1"
+    assert taker.owned()
+
+
+def test_a_request_lock_of_a_holder_that_never_said_it_is_alive_is_waited_out(gateway):
+    """A test's in-process drain, a thread of the API: nothing tells whether it is alive."""
+    from gateway.queues import request_lock
+
+    assert request_lock(gateway, "dispatch", "req-lock-2").acquire(blocking=False,
+                                                                   token="-|1")
+    assert not request_lock(gateway, "dispatch", "req-lock-2").acquire(blocking=False)
+    assert request_lock(gateway, "dispatch", "req-lock-3").acquire(blocking=False,
+                                                                   token="worker-b|1")
+    assert not request_lock(gateway, "dispatch", "req-lock-3").acquire(blocking=False), \
+        "a worker never seen saying it is alive is not judged dead"
+
+
+def test_a_request_whose_dispatch_lock_a_killed_worker_held_is_booked(make_app,
+                                                                      medicine_body):
+    from gateway.models import ServiceRequest
+    from gateway.queues import request_lock
+    from gateway.testing import drain
+    from tests.conftest import SERVICE_PLUGINS, bearer, new_key
+    from tests.fixture_plugins.scripted_courier import scripted_courier
+
+    plugin, _courier = scripted_courier("fleet")
+    app = make_app(plugins=[*SERVICE_PLUGINS, plugin])
+    gateway = app.extensions["gateway"]
+    response = app.test_client().post("/api/v1/services/medicine_delivery/requests",
+                                      json=medicine_body,
+                                      headers=bearer(new_key(app, key_type="test")))
+    request_id = response.get_json()["id"]
+    # a worker took the request's dispatch and was killed holding its lock
+    assert request_lock(gateway, "dispatch", request_id).acquire(blocking=False,
+                                                                 token="worker-c|1")
+    a_worker_that_was_killed(gateway, "worker-c")
+    drain(app)
+    with gateway.db.read() as session:
+        assert session.get(ServiceRequest, request_id).status == "booked"
