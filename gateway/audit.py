@@ -119,9 +119,15 @@ def link_pending(session: Session) -> None:
 def link_at_commit(session_factory) -> None:
     """Have every session of ``session_factory`` link its events when it commits."""
     orm_events.listen(session_factory, "before_commit", link_pending)
-    # a rolled-back transaction's events are not linked by the next one of the session
-    orm_events.listen(session_factory, "after_rollback",
-                 lambda session: session.info.pop(PENDING, None))
+    # a rolled-back transaction's events are not linked by the next one of the session; a
+    # savepoint's rollback is not the transaction's (``gateway.db.savepoint`` drops the
+    # savepoint's own events and keeps its neighbours')
+    orm_events.listen(session_factory, "after_soft_rollback", _forget_pending)
+
+
+def _forget_pending(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(PENDING, None)
 
 
 def as_recorded_at(moment: datetime) -> str:

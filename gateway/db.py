@@ -210,8 +210,45 @@ def _at_commit(session_factory) -> None:
     """Have every session of ``session_factory`` insert its gathered rows when it commits,
     and forget them when it rolls back."""
     event.listen(session_factory, "before_commit", insert_gathered)
-    event.listen(session_factory, "after_rollback",
-                 lambda session: session.info.pop(INSERTS, None))
+    # a savepoint's rollback is not the transaction's: :func:`savepoint` drops its own rows
+    event.listen(session_factory, "after_soft_rollback", _forget_gathered)
+
+
+def _forget_gathered(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(INSERTS, None)
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[Session]:
+    """A ``SAVEPOINT`` inside ``session``'s transaction, whose failure undoes its own work
+    only: its rows, and what it gathered in ``session.info`` for later (the after-commit
+    steps, the items of :func:`gathered_after_commit`, the events the audit links at commit,
+    every list ``session.info`` holds). The neighbours' work before and after it stays.
+
+    The exception is raised again, once the savepoint has been rolled back: the caller
+    decides what a failed piece means (a provider report handed to its own job,
+    ``gateway.tracking``). ``session.info``'s other values (caches such as ``callback_urls``)
+    are kept: they hold what the database says, not work.
+    """
+    kept = {key: (value, len(value)) for key, value in session.info.items()
+            if isinstance(value, list)}
+    gathered = {table: len(rows) for table, rows in session.info.get(INSERTS, {}).items()}
+    try:
+        with session.begin_nested():
+            yield session
+    except BaseException:
+        for key in [k for k, v in session.info.items() if isinstance(v, list) and k not in kept]:
+            del session.info[key]
+        for key, (items, length) in kept.items():
+            del items[length:]               # in place: after-commit steps hold the list
+            session.info[key] = items
+        rows = session.info.get(INSERTS, {})   # the rows to insert at commit
+        for table in list(rows):
+            del rows[table][gathered.get(table, 0):]
+            if not rows[table]:
+                del rows[table]
+        raise
 
 
 class Database:

@@ -30,18 +30,10 @@ from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
 from .notices import advance_notice, give_turns
 from .proofs import fetch_proofs
-from .queues import enqueue_job, job_spec, request_lock
+from .queues import enqueue_job, request_lock
 from .records import transition
 from .statuses import Status
-from .tracking import (
-    EventNotMatchedYet,
-    apply_in_order,
-    find_attempt,
-    hand_over,
-    poll,
-    request_of_report,
-    work_the_inbox,
-)
+from .tracking import apply_in_order, find_attempt, poll, work_the_inbox
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +160,13 @@ def _job(kind: str, *, alone: bool = False):
     return decorate
 
 
-def _finished(gateway, kind: str, target_id, outcome: str, started: float,
-              error: Exception | None = None) -> None:
+def _finished(gateway, kind: str, target_id, outcome: str, started: float | None,
+              error: Exception | None = None, *, duration_ms: float | None = None) -> None:
+    """Count and log a job's (or a batch's item's) outcome; its duration since ``started``
+    (monotonic), or ``duration_ms`` as measured by a batch."""
     gateway.metrics.count_job(kind, outcome)
-    duration_ms = round((time.monotonic() - started) * 1000, 1)
+    if duration_ms is None:
+        duration_ms = round((time.monotonic() - started) * 1000, 1) if started else 0.0
     log.log(logging.WARNING if error is not None else logging.INFO,
             "%s job %s: %s%s", kind, target_id, outcome,
             f" ({type(error).__name__})" if error is not None else "",
@@ -215,6 +210,13 @@ def poll_request(gateway, request_id: str) -> str:
     return poll(gateway, request_id)
 
 
+@_job("plate_poll")
+def poll_for_plate(gateway, request_id: str) -> str:
+    """Ask the courier for what its webhook left out (the plate, for the citizen's courier
+    notice): a poll on ``default``, not behind the late bookings' polls."""
+    return poll(gateway, request_id)
+
+
 @_job("event")
 def apply_event(gateway, event_id: int) -> str:
     """Apply one stored provider report to its request (after the earlier ones of its
@@ -224,36 +226,18 @@ def apply_event(gateway, event_id: int) -> str:
 
 def apply_reports() -> dict:
     """Apply the provider reports waiting in the list, in batches (see ``gateway.tracking``):
-    each in its own transaction and as its request's unit of work; one that fails is handed
-    to its own ``event`` job and never fails its neighbours."""
+    a chunk in one transaction, each report in a savepoint and as its request's unit of work;
+    one that fails is handed to its own ``event`` job and never fails its neighbours."""
     gateway = current_gateway()
     started = time.monotonic()
-    retry_after = job_spec(gateway, "event")[2][0]
 
-    def apply_one(event_id: int, earlier: list[int] | None) -> str:
-        one_started = time.monotonic()
-        try:
-            found = request_of_report(gateway, event_id)
-        except Exception as exc:            # the database, briefly away: its own job retries
-            hand_over(gateway, event_id, retry_after)
-            _finished(gateway, "event", event_id, "retry", one_started, exc)
-            return "handed over"
+    def finished(event_id: int, outcome: str, error, applied) -> None:
+        found = (applied.request_id, applied.correlation_id) if applied else (None, None)
         with context.bound(request_id=found[0], correlation_id=found[1], job_kind="event"):
-            try:
-                outcome = apply_in_order(gateway, event_id, earlier)
-            except EventNotMatchedYet:      # not an error: its create answer is on its way
-                hand_over(gateway, event_id, retry_after)
-                outcome = "handed over"
-                _finished(gateway, "event", event_id, outcome, one_started)
-                return outcome
-            except Exception as exc:
-                hand_over(gateway, event_id, retry_after)
-                _finished(gateway, "event", event_id, "retry", one_started, exc)
-                return "handed over"
-            _finished(gateway, "event", event_id, outcome, one_started)
-            return outcome
+            _finished(gateway, "event", event_id, outcome if error is None else "retry",
+                      None, error, duration_ms=applied.duration_ms if applied else None)
 
-    outcomes = work_the_inbox(gateway, apply_one)
+    outcomes = work_the_inbox(gateway, finished)
     log.info("report batch job: %s", ", ".join(f"{n} {o}" for o, n in outcomes.items())
              or "nothing waiting", extra={"duration_ms": round((time.monotonic() - started)
                                                                * 1000, 1)})

@@ -25,8 +25,8 @@ from .db import gathered_after_commit
 
 
 class QueueNames:
-    """``dispatch``, ``reports`` and ``default`` carry our own work (bookings, provider
-    reports, polls and notices);
+    """``dispatch``, ``reports``, ``default`` and ``polls`` carry our own work (bookings,
+    provider reports, notices, polls);
     ``callbacks`` carries calls to endpoints agencies control, and only callback workers
     (``gateway.worker``) take from it: a slow agency can then hold up nothing but its own
     callbacks, never a provider report nor another agency."""
@@ -36,6 +36,9 @@ class QueueNames:
     #: ``default``, so a burst of notices or polls never holds up the statuses they follow
     REPORTS = "reports"
     DEFAULT = "default"
+    #: polls of bookings whose reports are late (``gateway.tracking``): taken after
+    #: ``default``, so citizens' notices and reports' own jobs never wait behind them
+    POLLS = "polls"
     CALLBACKS = "callbacks"
     #: spreadsheet uploads' long jobs (``gateway.uploads``), taken last: a worker starts one
     #: only when no booking, report or poll is waiting
@@ -43,13 +46,13 @@ class QueueNames:
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS, cls.CALLBACKS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.POLLS, cls.UPLOADS, cls.CALLBACKS]
 
     @classmethod
     def own_work(cls) -> list[str]:
         """What a ``gateway worker`` takes in its main loop, in this order of priority
         (callbacks have threads apart)."""
-        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.UPLOADS]
+        return [cls.DISPATCH, cls.REPORTS, cls.DEFAULT, cls.POLLS, cls.UPLOADS]
 
 
 # job kind -> (queue, dotted path of the job function, its retry intervals: a settings key or
@@ -57,7 +60,10 @@ class QueueNames:
 JOBS = {
     "dispatch": (QueueNames.DISPATCH, "gateway.jobs.dispatch_request", "jobs"),
     "cancel": (QueueNames.DEFAULT, "gateway.jobs.cancel_request", "jobs"),
-    "poll": (QueueNames.DEFAULT, "gateway.jobs.poll_request", "jobs"),
+    "poll": (QueueNames.POLLS, "gateway.jobs.poll_request", "jobs"),
+    # the plate a courier's webhook left out (GO-SEND's), asked once: the citizen's courier
+    # notice waits for it, so it takes its turn with the notices, not behind the polls
+    "plate_poll": (QueueNames.DEFAULT, "gateway.jobs.poll_for_plate", "jobs"),
     # A report that overtook its create answer is matched a second or two later: retry soon.
     "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
     # proof images, fetched while their links work (Grab signs them for about two hours)

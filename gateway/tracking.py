@@ -6,13 +6,15 @@ delivery is normal), then applied by a job. Reports come in bursts (every bookin
 several), so they are applied in batches, like dispatch (``gateway.batch``): a stored report's
 id goes on a Redis list (:data:`REPORTS`) and one report job takes up to
 ``jobs.report_batch_size`` of them (the ``LPOP`` is the claim: no two workers take one id),
-applying each in its own transaction, oldest first, so one bad report never fails its
-neighbours (it is handed to its own ``event`` job, with rq's retries). A report is applied
-under a lock of its inbox row and only while ``processed_at`` is empty, so a report applied
-twice (a batch and its own job, two workers) changes nothing; the earlier unapplied reports of
-the same booking are applied before it, so a request's reports keep their order whichever
-worker took them. A report taken and never applied (a killed worker) is still unapplied in
-the database: the sweep queues its own job. What a report does:
+applying them in one transaction, oldest first, each in a savepoint of its own
+(:func:`apply_together`), so one bad report never fails its neighbours (it is rolled back with
+the work it planned for after the commit, and handed to its own ``event`` job, with rq's
+retries). A report is applied under a lock of its inbox row and only while ``processed_at``
+is empty, so a report applied twice (a batch and its own job, two workers) changes nothing;
+the earlier unapplied reports of the same booking are applied before it, so a request's
+reports keep their order whichever worker took them. A report taken and never applied (a
+killed worker) is still unapplied in the database: the sweep queues its own job. What a
+report does:
 
 * a report for the courier that holds the request moves it forward (late or repeated ones
   land on the timeline and change nothing);
@@ -31,12 +33,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
-from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from rq import Queue
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
-from . import costs, proofs
+from . import context, costs, proofs
 from .couriers import Booking, CourierError, ProviderEvent
-from .db import gathered_after_commit
+from .db import gathered_after_commit, is_outage, savepoint
 from .dispatch import adopt_booking
 from .events import Event
 from .inbox import fit_event
@@ -48,6 +51,7 @@ from .queues import (
     enqueue_after_commit,
     enqueue_job,
     enqueue_new_jobs,
+    job_spec,
 )
 from .records import transition
 from .statuses import TERMINAL, AttemptState, Status
@@ -250,66 +254,151 @@ def earlier_unapplied_of(session, event_ids: list[int]) -> dict[int, list[int]]:
         or (row.our_reference and u.our_reference == row.our_reference))] for row in rows}
 
 
-def request_of_report(gateway, event_id: int) -> tuple[str | None, str | None]:
-    """The request a report is about, as (id, correlation id) for its unit of work;
-    ``(None, None)`` when it matches none (yet)."""
-    with gateway.db.read() as session:
-        row = session.get(ProviderEventRecord, event_id)
-        if row is None:
-            return None, None
-        if row.request_id is not None:
-            record = session.get(ServiceRequest, row.request_id)
-        else:
+@dataclass
+class Applied:
+    """What became of one report of a batch's transaction (:func:`apply_together`)."""
+
+    event_id: int
+    #: ``applied``, ``ignored``, ``stale``, ... (``_apply``); ``nothing to do`` when it was
+    #: applied already; None when it failed (``error``)
+    outcome: str | None
+    #: the request it is about and its correlation id, for its unit of work's log lines
+    request_id: str | None = None
+    correlation_id: str | None = None
+    #: why it was not applied (its savepoint rolled back): ``EventNotMatchedYet`` or a failure
+    error: Exception | None = None
+    duration_ms: float = 0.0
+
+
+def apply_together(gateway, chunk: list[int], seconds: float | None = None
+                   ) -> tuple[list[Applied], list[int]]:
+    """Apply the reports ``chunk`` lists in ONE write transaction, oldest first, each after
+    the earlier unapplied reports of its booking (:func:`earlier_unapplied_of`), and each in a
+    savepoint of its own (``gateway.db.savepoint``): one that fails is rolled back alone, with
+    everything it meant to do after the commit (its callback, its notices, its audit event),
+    and its neighbours commit. On SQLite, one writer at a time, the workers then take the
+    write lock once per chunk instead of once per report, and the API's writes get their
+    turns in between.
+
+    The chunk's rows (and those earlier reports') are locked at once (``FOR UPDATE`` on
+    PostgreSQL, in id order); one whose ``processed_at`` is set (another worker, its own job)
+    is not applied again. An earlier report outside the chunk that fails is left to whoever
+    holds it (its own job, another batch) and does not hold its booking's next one up.
+
+    :param seconds: the transaction ends after the report that takes it past this long
+        (from when it holds the chunk's rows: on SQLite, the write lock); what is left of
+        the chunk is returned untried
+    :return: what became of each report of the chunk tried, and the ids left untried
+    :raises: what the transaction raises (the database away): then nothing of it is applied
+    """
+    results: list[Applied] = []
+    with gateway.db.write() as session:
+        earlier = earlier_unapplied_of(session, chunk)
+        order: dict[int, bool] = {}           # id -> in the chunk, in the order to apply
+        for event_id in chunk:
+            for earlier_id in earlier.get(event_id, ()):
+                order.setdefault(earlier_id, False)
+            order[event_id] = True
+        rows = {row.id: row for row in session.scalars(
+            select(ProviderEventRecord).where(ProviderEventRecord.id.in_(list(order)))
+            .order_by(ProviderEventRecord.id).with_for_update()
+            .execution_options(populate_existing=True))}
+        began, tried = time.monotonic(), 0
+        for event_id, in_chunk in order.items():
+            applied = _apply_in_savepoint(gateway, session, rows.get(event_id), event_id)
+            if not in_chunk:
+                if applied.error is not None:
+                    log.info("earlier report %s not applied before the next of its booking "
+                             "(%s)", event_id, type(applied.error).__name__)
+                continue
+            results.append(applied)
+            tried += 1
+            if tried < len(chunk) and seconds is not None \
+                    and time.monotonic() - began > seconds:
+                break
+    return results, chunk[tried:]
+
+
+def _apply_in_savepoint(gateway, session, row, event_id: int) -> Applied:
+    """Apply one locked report in a savepoint of the caller's transaction, as its request's
+    unit of work. A failure rolls back the savepoint only; an outage is raised (the whole
+    transaction is lost)."""
+    if row is None or row.processed_at is not None:
+        return Applied(event_id, "nothing to do")
+    started = time.monotonic()
+    found: tuple[str | None, str | None] = (None, None)
+    try:
+        with savepoint(session):
             attempt = find_attempt(session, row)
             record = session.get(ServiceRequest, attempt.request_id) if attempt else None
-        return (record.id, record.correlation_id) if record is not None else (None, None)
+            if record is not None:
+                found = (record.id, record.correlation_id)
+            with context.bound(request_id=found[0], correlation_id=found[1],
+                               job_kind="event"):
+                outcome = _apply_locked(gateway, session, row, attempt, record)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        return Applied(event_id, None, *found, error=exc,
+                       duration_ms=round((time.monotonic() - started) * 1000, 1))
+    return Applied(event_id, outcome, *found,
+                   duration_ms=round((time.monotonic() - started) * 1000, 1))
 
 
-def apply_in_order(gateway, event_id: int, earlier: list[int] | None = None) -> str:
-    """Apply a report after the earlier unapplied reports of its booking (another worker
-    may hold them in its batch: whichever comes first applies them, the other finds them
-    done). An earlier report that cannot be applied now is left to its own job and does not
-    hold this one up.
+def apply_in_order(gateway, event_id: int) -> str:
+    """Apply one report alone (its own ``event`` job), after the earlier unapplied reports of
+    its booking, in one transaction (:func:`apply_together`).
 
-    :param earlier: those reports, when the caller has looked them up
-        (:func:`earlier_unapplied_of`)
-    :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raises
+    :raises EventNotMatchedYet: and whatever applying ``event_id`` itself raised
     """
-    if earlier is None:
-        with gateway.db.read() as session:
-            earlier = earlier_unapplied_of(session, [event_id]).get(event_id, [])
-    for earlier_id in earlier:
-        try:
-            apply_provider_event(gateway, earlier_id)
-        except Exception as exc:     # its own job (or the batch that holds it) tries again
-            log.info("earlier report %s not applied before %s (%s)", earlier_id, event_id,
-                     type(exc).__name__)
-    return apply_provider_event(gateway, event_id)
+    (applied,), _rest = apply_together(gateway, [event_id])
+    if applied.error is not None:
+        raise applied.error
+    return applied.outcome
 
 
 #: how long one report job works before another carries on: between the two, a worker takes
 #: what waits on the queues before ``reports``
 REPORT_SLICE_SECONDS = 5.0
+#: a chunk's transaction ends after the report that takes it past this (the rest go back to
+#: the head of the list for the next one): on SQLite, the API waits for the write lock that
+#: long at most, not for a whole ``jobs.report_batch_size``
+REPORT_TRANSACTION_SECONDS = 0.05
+#: the pause between two transactions of a report job on SQLite (see ``work_the_inbox``)
+REPORTS_BETWEEN_TRANSACTIONS_SECONDS = 0.02
 
 
-def work_the_inbox(gateway, apply_one) -> dict[str, int]:
+def work_the_inbox(gateway, finished) -> dict[str, int]:
     """The report job: apply what :data:`REPORTS` lists, ``jobs.report_batch_size`` at a
-    time, until it is empty (or the job has worked :data:`REPORT_SLICE_SECONDS`, or half its
-    time; then another job carries on). A dispatch job waiting stops it after the report in
-    hand: the rest of its chunk goes back to the head of the list and another report job
-    carries on, so a booking never waits behind a slice of reports (with every worker in
-    one, it waited up to a whole slice).
+    time, each chunk in one transaction (:func:`apply_together`; one that runs past
+    :data:`REPORT_TRANSACTION_SECONDS` commits there, and the rest of its chunk goes back to
+    the head of the list), until the list is empty (or the job has worked
+    :data:`REPORT_SLICE_SECONDS`, or half its time; then another job carries on). A dispatch
+    job waiting stops it after the transaction in hand, and another report job carries on,
+    so a booking waits for one transaction at most, never a slice of reports. (Asked after
+    each report instead, the question stopped a report job after one report whenever
+    requests came in steadily: a dispatch job nearly always waited, and the reports fell
+    behind, 15 applied a second of 87 received in a short soak.)
 
-    :param apply_one: ``(event id, earlier unapplied report ids) -> outcome``, applying one
-        report in its own transaction (after those) and handing it to its own job when that
-        fails (``gateway.jobs``)
+    A report that failed in its chunk is handed to its own ``event`` job (rq's retries) once
+    the chunk has committed; a chunk that could not commit (the database away) is handed
+    over whole: nothing of it was applied, and each is still unapplied in the database.
+
+    :param finished: ``(event id, outcome, error, Applied | None)``, called for each report
+        once its chunk is settled (its log line and metric: ``gateway.jobs``)
     :return: outcomes counted
     """
     settings = gateway.settings["jobs"]
     REPORTS.started(gateway)
     size = settings["report_batch_size"] or 1
     budget = time.monotonic() + min(settings["job_timeout"] / 2, REPORT_SLICE_SECONDS)
+    retry_after = job_spec(gateway, "event")[2][0]
     counted: dict[str, int] = {}
+
+    def settle(event_id: int, outcome: str, error=None, applied=None) -> None:
+        counted[outcome] = counted.get(outcome, 0) + 1
+        finished(event_id, outcome, error, applied)
+
     while True:
         ids = REPORTS.take(gateway, size)
         if not ids:
@@ -318,27 +407,40 @@ def work_the_inbox(gateway, apply_one) -> dict[str, int]:
             REPORTS.schedule(gateway)           # more waiting: let another worker join in
         chunk = sorted({int(i) for i in ids if i.isdigit()})
         try:
-            with gateway.db.read() as session:
-                earlier = earlier_unapplied_of(session, chunk)
-        except SQLAlchemyError:     # the database, briefly away: each report looks for itself
-            earlier = None
-        tried: set[int] = set()
-        for index, event_id in enumerate(chunk):
-            # the chunk's own earlier reports were just tried, in order: not again
-            before = None if earlier is None else \
-                [i for i in earlier.get(event_id, ()) if i not in tried]
-            outcome = apply_one(event_id, before)
-            tried.add(event_id)
-            counted[outcome] = counted.get(outcome, 0) + 1
-            if dispatch_waiting(gateway):
-                rest = chunk[index + 1:]
-                if rest:
-                    REPORTS.give_back(gateway, rest)
-                elif REPORTS.length(gateway.redis):
-                    REPORTS.schedule(gateway)
-                return counted
-        if time.monotonic() > budget:
+            results, rest = apply_together(gateway, chunk, seconds=REPORT_TRANSACTION_SECONDS)
+        except Exception as exc:    # the database, briefly away: their own jobs retry
+            for event_id in chunk:
+                hand_over(gateway, event_id, retry_after)
+                settle(event_id, "handed over", exc)
+            return counted          # the rest stay listed (for the next report job)
+        for applied in results:
+            if applied.error is None:
+                settle(applied.event_id, applied.outcome, None, applied)
+                continue
+            hand_over(gateway, applied.event_id, retry_after)
+            # not matched yet is no error: its create answer is on its way
+            settle(applied.event_id, "handed over",
+                   None if isinstance(applied.error, EventNotMatchedYet) else applied.error,
+                   applied)
+        if rest:                                # the next transaction (or job) takes them
+            REPORTS.give_back(gateway, rest)
+        if time.monotonic() > budget or _dispatch_waits(gateway):
+            if REPORTS.length(gateway.redis):
+                REPORTS.schedule(gateway)
             return counted
+        if gateway.db.is_sqlite and REPORTS_BETWEEN_TRANSACTIONS_SECONDS:
+            # SQLite has one writer: a writer waiting its turn (the API storing creates and
+            # webhooks, ``gateway.writeturns``) is woken when the lock is let go, but this
+            # job, still running, took it back first; measured with a writer process beside
+            # a report job, it got ~20 transactions a second without the gap, ~100 with it
+            time.sleep(REPORTS_BETWEEN_TRANSACTIONS_SECONDS)
+
+
+def _dispatch_waits(gateway) -> bool:
+    try:
+        return dispatch_waiting(gateway)
+    except RedisError:
+        return False
 
 
 def hand_over(gateway, event_id: int, delay: float) -> None:
@@ -348,24 +450,18 @@ def hand_over(gateway, event_id: int, delay: float) -> None:
         enqueue_job(gateway, "event", event_id, delay=delay)
 
 
-def apply_provider_event(gateway, event_id: int) -> str:
-    with gateway.db.write() as session:
-        # Locked: two runs (a batch and its own job, two workers) must not both apply it.
-        row = session.get(ProviderEventRecord, event_id, with_for_update=True)
-        if row is None or row.processed_at is not None:
-            return "nothing to do"
-        attempt = find_attempt(session, row)
-        record = session.get(ServiceRequest, attempt.request_id) if attempt else None
-        row.processed_at = utcnow()
-        row.request_id = record.id if record else None
-        row.outcome = _apply(gateway, session, row, attempt, record)
-        gateway.track(session, Event(
-            "provider.event", actor=f"courier:{row.courier}",
-            target=f"request:{record.id}" if record else None, outcome=row.outcome,
-            details={"raw_status": row.raw_status, "source": row.source,
-                     "provider_reference": row.provider_reference},
-            correlation_id=record.correlation_id if record else None))
-        return row.outcome
+def _apply_locked(gateway, session, row, attempt, record) -> str:
+    """Apply a report whose inbox row the caller's transaction has locked."""
+    row.processed_at = utcnow()
+    row.request_id = record.id if record else None
+    row.outcome = _apply(gateway, session, row, attempt, record)
+    gateway.track(session, Event(
+        "provider.event", actor=f"courier:{row.courier}",
+        target=f"request:{record.id}" if record else None, outcome=row.outcome,
+        details={"raw_status": row.raw_status, "source": row.source,
+                 "provider_reference": row.provider_reference},
+        correlation_id=record.correlation_id if record else None))
+    return row.outcome
 
 
 class EventNotMatchedYet(Exception):
@@ -440,7 +536,7 @@ def _apply(gateway, session, row, attempt, record) -> str:
             and record.courier_first_name and not record.courier_plate:
         # the report named the courier but not the plate (GO-SEND's webhook; its status
         # answer has it): ask once, for the tracking page and the citizen's notice
-        enqueue_after_commit(gateway, session, "poll", record.id)
+        enqueue_after_commit(gateway, session, "plate_poll", record.id)
     if proof and status == Status.DELIVERED and record.proof_ciphertext is None:
         record.proof_ciphertext = gateway.vault.seal(
             {**proof, "courier": row.courier,
@@ -474,24 +570,64 @@ def first_listed(gateway) -> int | None:
     return int(head) if head and head.isdigit() else None
 
 
+#: the longest a report backlog's age holds polls back (:func:`backlog_age`): a report stored
+#: before a backlog that never drains (no worker takes the reports queue) holds its
+#: booking's poll back this long, plus ``sweep.stale_after_seconds``, at most
+POLL_HOLD_LIMIT = timedelta(minutes=10)
+
+
+def backlog_age(gateway, session) -> timedelta:
+    """How long the reports waiting for a worker have waited: since the oldest report still
+    listed for a report job was received (the list is oldest first), or since the oldest job
+    of the queue that reports handed to their own jobs wait on was queued, whichever is
+    longer; at most :data:`POLL_HOLD_LIMIT`; zero when nothing waits (or Redis is away).
+
+    A report taken by a worker that was killed is no longer listed and has no job: it is not
+    part of the backlog, and so never makes it older."""
+    ages = [timedelta(0)]
+    now = utcnow()
+    head = first_listed(gateway)
+    if head is not None:
+        received = session.scalar(select(ProviderEventRecord.received_at).where(
+            ProviderEventRecord.id == head))
+        if received is not None:
+            ages.append(now - received)
+    with contextlib.suppress(RedisError):
+        queue = Queue(job_spec(gateway, "event")[0], connection=gateway.redis)
+        for oldest in queue.get_job_ids(0, 1):
+            job = queue.fetch_job(oldest)
+            if job is not None and job.enqueued_at is not None:
+                enqueued = job.enqueued_at
+                ages.append(now - (enqueued if enqueued.tzinfo else
+                                   enqueued.replace(tzinfo=UTC)))
+    return min(max(ages), POLL_HOLD_LIMIT)
+
+
 def reports_waiting(gateway, session, courier: str, references) -> set[str]:
     """Which of these bookings (provider references at ``courier``) have reports stored and
-    not applied yet that wait their turn: still listed for a report job, or stored less than
-    ``sweep.stale_after_seconds`` ago. Those are not late, and a poll would only add one more
-    report behind them (one scan of the unapplied reports, whatever the number of bookings).
-    A report older than that and no longer listed (taken by a worker that was killed, or left
-    to its own job's retries) holds no poll back: the poll's report applies it."""
+    not applied yet that wait their turn: the oldest of them is younger than the report
+    backlog (:func:`backlog_age`) plus ``sweep.stale_after_seconds``. Reports are applied
+    oldest first, so its turn comes no later than the backlog's: it is not late, and a poll
+    would only add one more report behind it (one scan of the unapplied reports, whatever
+    the number of bookings; with no backlog, a report stored less than
+    ``sweep.stale_after_seconds`` ago holds its poll back, as before).
+
+    A report older than that (taken by a worker that was killed, or left to its own job's
+    retries) holds no poll back: the poll's report applies it. Such a report is not part of
+    the backlog (not listed, no job waiting), so it holds a poll back only while the backlog
+    that was in front of it has not drained, and never longer than :data:`POLL_HOLD_LIMIT`
+    plus ``sweep.stale_after_seconds``."""
     references = {r for r in references if r}
     if not references:
         return set()
-    stale_before = utcnow() - timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
-    head = first_listed(gateway)
-    waiting = [ProviderEventRecord.received_at > stale_before]
-    if head is not None:
-        waiting.append(ProviderEventRecord.id >= head)
-    return set(session.scalars(select(ProviderEventRecord.provider_reference).distinct().where(
-        ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
-        ProviderEventRecord.provider_reference.in_(references), or_(*waiting))))
+    margin = timedelta(seconds=gateway.settings["sweep"]["stale_after_seconds"])
+    waiting_since = utcnow() - backlog_age(gateway, session) - margin
+    oldest = func.min(ProviderEventRecord.received_at)
+    return set(session.scalars(
+        select(ProviderEventRecord.provider_reference).where(
+            ProviderEventRecord.processed_at.is_(None), ProviderEventRecord.courier == courier,
+            ProviderEventRecord.provider_reference.in_(references))
+        .group_by(ProviderEventRecord.provider_reference).having(oldest > waiting_since)))
 
 
 def poll(gateway, request_id: str) -> str:

@@ -167,10 +167,10 @@ def test_a_queue_falling_behind_is_shown_with_the_age_of_its_oldest_job(make_app
 
     page = sign_in(app, "auditor").get("/console/queues")
     # two seconds or a little more, as a busy machine took to draw the page
-    waited = re.search(r"default queue has waited (\d+) s \(more than 1 s\)",
+    waited = re.search(r"polls queue has waited (\d+) s \(more than 1 s\)",
                        by_id(page, "queues-lagging").text)
     assert waited and 2 <= int(waited.group(1)) <= 10
-    row = by_id(page, "queue-default").all("td")
+    row = by_id(page, "queue-polls").all("td")
     assert [c.text for c in row if c.attrs["class"] == "oldest lagging"] == [
         f"{waited.group(1)} s"]
     assert queue_row(page, "dispatch")["oldest"] == "—"

@@ -8,14 +8,14 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from gateway.audit import verify_chain
-from gateway.db import is_outage
+from gateway.db import gathered_after_commit, insert_at_commit, is_outage, savepoint
 from gateway.events import Event
 from gateway.migrate import current_revision, head_revision
-from gateway.models import Base
+from gateway.models import Agency, AuditRecord, Base
 
 
 def test_the_migrations_build_exactly_the_models(gateway):
@@ -53,6 +53,58 @@ def test_concurrent_writers_keep_one_unbroken_audit_chain(gateway):
     with gateway.db.read() as session:
         result = verify_chain(session)
     assert result.ok and result.checked == 80
+
+
+def test_a_failed_savepoint_takes_back_only_its_own_after_commit_work_and_audit_events(
+        gateway):
+    ran = []
+
+    def later(name):
+        return lambda: ran.append(name)
+
+    with gateway.db.write() as session:
+        session.info.setdefault("after_commit", []).append(later("before"))
+        gathered_after_commit(session, "test:shared",
+                              lambda items: ran.append(("shared", list(items)))).append(1)
+        gateway.track(session, Event("test.savepoint", target="before"))
+        with pytest.raises(RuntimeError), savepoint(session):
+            session.info["after_commit"].append(later("failed"))
+            gathered_after_commit(session, "test:shared", ran.append).append(2)
+            gathered_after_commit(session, "test:new",
+                                  lambda items: ran.append(("new", list(items)))).append(3)
+            gateway.track(session, Event("test.savepoint", target="failed"))
+            session.execute(text("UPDATE audit_head SET last_seq = last_seq"))  # a write too
+            raise RuntimeError("one piece fails")
+        with savepoint(session):
+            session.info["after_commit"].append(later("after"))
+            gathered_after_commit(session, "test:shared", ran.append).append(4)
+            gateway.track(session, Event("test.savepoint", target="after"))
+
+    assert sorted(map(str, ran)) == sorted(map(str, ["before", ("shared", [1, 4]), "after"]))
+    with gateway.db.read() as session:
+        assert session.scalars(select(AuditRecord.target).where(
+            AuditRecord.action == "test.savepoint").order_by(AuditRecord.seq)).all() == [
+            "before", "after"]
+        assert verify_chain(session).ok
+
+
+def test_a_failed_savepoint_takes_back_only_its_own_rows_gathered_for_the_commit(gateway):
+    """Rows kept to be inserted at the commit (``insert_at_commit``, the create path's) are
+    the savepoint's work too: its failure drops its own, never the transaction's others."""
+    def agency(name):
+        return Agency(name=name, services=[], roles=[], active=True)
+
+    with gateway.db.write() as session:
+        insert_at_commit(session, Agency.__table__, agency("gathered before"))
+        with pytest.raises(RuntimeError), savepoint(session):
+            insert_at_commit(session, Agency.__table__, agency("gathered in the failure"))
+            raise RuntimeError("one piece fails")
+        with savepoint(session):
+            insert_at_commit(session, Agency.__table__, agency("gathered after"))
+    with gateway.db.read() as session:
+        names = set(session.scalars(select(Agency.name)))
+    assert {"gathered before", "gathered after"} <= names
+    assert "gathered in the failure" not in names
 
 
 @pytest.mark.parametrize("statement", ["SELECT * FROM no_such_table", "SELEC 1",

@@ -260,7 +260,7 @@ def test_work_waiting_too_long_shows_its_age_on_metrics_and_readyz(make_app, med
     time.sleep(1.5)
 
     scraped = samples(client.get("/metrics").get_data(as_text=True))
-    for queue in ("dispatch", "default"):
+    for queue in ("dispatch", "polls"):
         assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue=queue) >= 1.5
         assert value(scraped, "gateway_queue_lagging", queue=queue) == 1
     assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue="callbacks") == 0
@@ -269,13 +269,13 @@ def test_work_waiting_too_long_shows_its_age_on_metrics_and_readyz(make_app, med
     assert ready.status_code == 200
     body = ready.get_json()
     assert body["status"] == "ready" and body["lagging"] is True
-    assert body["queues"]["default"]["waiting"] == 1
-    assert body["queues"]["default"]["oldest_age_seconds"] >= 1.5
+    assert body["queues"]["polls"]["waiting"] == 1
+    assert body["queues"]["polls"]["oldest_age_seconds"] >= 1.5
     assert body["queues"]["dispatch"]["waiting"] == 2          # its batch job and the request
     assert body["queues"]["callbacks"] == {"waiting": 0, "oldest_age_seconds": None,
                                            "lagging": False}
 
     drain(app)
     scraped = samples(client.get("/metrics").get_data(as_text=True))
-    assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue="default") == 0
+    assert value(scraped, "gateway_queue_oldest_job_age_seconds", queue="polls") == 0
     assert client.get("/readyz").get_json()["lagging"] is False

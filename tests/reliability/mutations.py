@@ -167,6 +167,15 @@ MUTATIONS = (
              "        if count == 1:\n"
              "            client.expire(key, max(1, int(window_seconds)))\n",
              ("tests/gateway/couriers/test_circuit.py",)),
+    Mutation("report-savepoint", "a report rolled back in its chunk takes its after-commit "
+             "work with it", "gateway/db.py",
+             "            del items[length:]               # in place: after-commit steps hold "
+             "the list\n",
+             "            pass\n",
+             ("tests/gateway/test_report_batches.py::"
+              "test_a_report_failing_mid_chunk_is_undone_alone_with_its_after_commit_work",
+              "tests/gateway/test_db.py::"
+              "test_a_failed_savepoint_takes_back_only_its_own_after_commit_work_and_audit_events")),
     Mutation("lost-jobs", "a job a killed worker held is run again", "gateway/queues.py",
              "    status = job.get_status(refresh=False)\n",
              "    return False\n",
