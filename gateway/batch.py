@@ -232,7 +232,9 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _executor(size: int) -> ThreadPoolExecutor:
+def calls_pool(size: int) -> ThreadPoolExecutor:
+    """The worker process's threads for provider calls made at the same time (a batch's
+    bookings, ``gateway.plates``'s status questions)."""
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers != size:
@@ -269,7 +271,7 @@ def _call_couriers(gateway, planned: list[_Planned]) -> None:
                 item.error = exc
 
     concurrency = gateway.settings["dispatch"]["batch_concurrency"]
-    list(_executor(concurrency).map(book, planned))
+    list(calls_pool(concurrency).map(book, planned))
 
 
 def _record(gateway, planned: list[_Planned], handed_over: list) -> list[str]:

@@ -22,7 +22,7 @@ from flask import current_app
 from redis.exceptions import LockError, RedisError
 from rq import get_current_job
 
-from . import context, uploads
+from . import context, plates, uploads
 from .batch import work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import WaitForCircuit, cancel_bookings, dispatch
@@ -210,11 +210,16 @@ def poll_request(gateway, request_id: str) -> str:
     return poll(gateway, request_id)
 
 
-@_job("plate_poll")
-def poll_for_plate(gateway, request_id: str) -> str:
-    """Ask the courier for what its webhook left out (the plate, for the citizen's courier
-    notice): a poll on ``default``, not behind the late bookings' polls."""
-    return poll(gateway, request_id)
+def ask_for_plates() -> dict:
+    """Ask the couriers for the plates their reports left out, in batches (see
+    ``gateway.plates``)."""
+    gateway = current_gateway()
+    started = time.monotonic()
+    outcomes = plates.ask_for_plates(gateway)
+    log.info("plates job: %s", ", ".join(f"{n} {o}" for o, n in outcomes.items())
+             or "nothing waiting", extra={"duration_ms": round((time.monotonic() - started)
+                                                               * 1000, 1)})
+    return outcomes
 
 
 @_job("event")

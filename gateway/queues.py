@@ -61,9 +61,6 @@ JOBS = {
     "dispatch": (QueueNames.DISPATCH, "gateway.jobs.dispatch_request", "jobs"),
     "cancel": (QueueNames.DEFAULT, "gateway.jobs.cancel_request", "jobs"),
     "poll": (QueueNames.POLLS, "gateway.jobs.poll_request", "jobs"),
-    # the plate a courier's webhook left out (GO-SEND's), asked once: the citizen's courier
-    # notice waits for it, so it takes its turn with the notices, not behind the polls
-    "plate_poll": (QueueNames.DEFAULT, "gateway.jobs.poll_for_plate", "jobs"),
     # A report that overtook its create answer is matched a second or two later: retry soon.
     "event": (QueueNames.DEFAULT, "gateway.jobs.apply_event", (1, 2, 5, 15, 60, 300)),
     # proof images, fetched while their links work (Grab signs them for about two hours)

@@ -62,6 +62,9 @@ TRACKED = (Status.BOOKED, Status.DRIVER_ASSIGNED, Status.PICKED_UP)
 #: stored reports waiting for a report job (see the module docstring)
 REPORTS = WorkList("gateway:reports:ready", "gateway:reports:batch-scheduled",
                    QueueNames.REPORTS, "gateway.jobs.apply_reports", "reports-batch")
+#: requests whose courier's plate a report left out, for a plates job (``gateway.plates``)
+PLATES = WorkList("gateway:plates:ready", "gateway:plates:batch-scheduled",
+                  QueueNames.DEFAULT, "gateway.jobs.ask_for_plates", "plates-batch")
 
 
 #: ``session.info`` key: the reports this transaction stores, listed for their jobs at commit
@@ -69,6 +72,8 @@ NEW_REPORTS = "tracking_new_reports"
 #: ``session.info`` key: ``(courier, event key)`` of the reports this transaction stores (a
 #: group's, not flushed yet: a query would not find them)
 NEW_REPORT_KEYS = "tracking_new_report_keys"
+#: ``session.info`` key: the requests this transaction found wanting their courier's plate
+WANT_PLATES = "tracking_want_plates"
 
 
 def queue_report(gateway, session, report: ProviderEventRecord) -> None:
@@ -106,10 +111,10 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
     :return: (new ids, duplicates): a report whose courier and event key the inbox holds
         already, or that came twice in ``events``, is a duplicate and stored once
     """
-    reports = [_ready(gateway, courier, event) for event in events]
+    reports = [ready_report(gateway, courier, event) for event in events]
 
     def store(session) -> tuple[list[ProviderEventRecord], int]:
-        return _store_in(gateway, session, courier, reports, source)
+        return store_in(gateway, session, courier, reports, source)
 
     for attempt in range(2):
         try:
@@ -127,7 +132,9 @@ def store_events(gateway, courier: str, events: list[ProviderEvent], source: str
     raise AssertionError("unreachable")
 
 
-def _ready(gateway, courier: str, event: ProviderEvent) -> _Report:
+def ready_report(gateway, courier: str, event: ProviderEvent) -> _Report:
+    """A report as its inbox row will hold it (fitted, its details sealed): work done
+    before the transaction that stores it (:func:`store_in`)."""
     event = fit_event(event)
     if "unfitted" in event.details:
         log.warning("a report from %s had values its inbox row cannot hold (%s): stored "
@@ -137,7 +144,7 @@ def _ready(gateway, courier: str, event: ProviderEvent) -> _Report:
     return _Report(event, gateway.vault.seal(details) if details else None)
 
 
-def _store_in(gateway, session, courier: str, reports: list[_Report], source: str
+def store_in(gateway, session, courier: str, reports: list[_Report], source: str
               ) -> tuple[list[ProviderEventRecord], int]:
     """Add the reports the inbox does not hold yet: one query for those already committed,
     and the keys the transaction's earlier stores added (a group's rows reach the database
@@ -535,8 +542,11 @@ def _apply(gateway, session, row, attempt, record) -> str:
     if row.source != "poll" and record.status in (Status.DRIVER_ASSIGNED, Status.PICKED_UP) \
             and record.courier_first_name and not record.courier_plate:
         # the report named the courier but not the plate (GO-SEND's webhook; its status
-        # answer has it): ask once, for the tracking page and the citizen's notice
-        enqueue_after_commit(gateway, session, "plate_poll", record.id)
+        # answer has it): asked for, for the tracking page and the citizen's notice, with
+        # the other requests waiting for theirs (``gateway.plates``)
+        gathered_after_commit(session, WANT_PLATES,
+                              lambda ids: PLATES.push(gateway, list(dict.fromkeys(ids)))
+                              ).append(record.id)
     if proof and status == Status.DELIVERED and record.proof_ciphertext is None:
         record.proof_ciphertext = gateway.vault.seal(
             {**proof, "courier": row.courier,

@@ -28,7 +28,7 @@ LIST_LIMIT = 100
 MAX_ERROR_LENGTH = 300
 #: what a job's target id is, by job kind
 TARGETS = {"dispatch": "request", "cancel": "request", "poll": "request",
-           "plate_poll": "request", "event": "event", "callback": "callback"}
+           "event": "event", "callback": "callback"}
 
 
 class JobGone(Exception):

@@ -56,10 +56,10 @@ def test_a_requests_lines_from_the_api_its_jobs_and_the_provider_share_its_corre
     assert {(e["courier"], e["operation"], e["outcome"]) for e in calls} >= {
         ("gosend_sandbox", "book", "ok")}
     # booking calls come from its dispatch; a status query for the courier's plate (GO-SEND's
-    # webhooks leave it out) from the poll job it asks for: all the request's own
+    # webhooks leave it out) from the plates job (``gateway.plates``): all the request's own
     assert all(e["request_id"] == request_id for e in calls)
     assert all(e["job_kind"] == "dispatch" for e in calls if e["operation"] in ("quote", "book"))
-    assert all(e["job_kind"] in ("poll", "plate_poll") for e in calls
+    assert all(e["job_kind"] in ("poll", "plate") for e in calls
                if e["operation"] == "status")
 
     # The agency's own id comes back on every status callback, beside the signature.

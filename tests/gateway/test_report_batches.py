@@ -33,7 +33,7 @@ from gateway.queues import QueueNames, enqueue_job
 from gateway.statuses import Status
 from gateway.sweep import owed_work, sweep_once
 from gateway.testing import drain
-from gateway.tracking import REPORTS, due_for_polling, hand_over
+from gateway.tracking import PLATES, REPORTS, due_for_polling, hand_over
 from tests.conftest import bearer
 from tests.gateway.couriers.helpers import sim_get, sim_post
 from tests.gateway.test_batch_dispatch import statuses, submit_many
@@ -367,8 +367,8 @@ def test_a_report_failing_mid_chunk_is_undone_alone_with_its_after_commit_work(
     redis = gateway.redis
     # the courier's plate is asked for (GO-SEND's webhook names the driver only), but not
     # for the report that was undone
-    assert [Job.exists(f"plate_poll-{i}", connection=redis) for i in ids] == [
-        i != bad_request for i in ids]
+    wanting = {i.decode() for i in redis.lrange(PLATES.key, 0, -1)}
+    assert [i in wanting for i in ids] == [i != bad_request for i in ids]
     assert f"event-{bad}" in ScheduledJobRegistry("default", connection=redis).get_job_ids()
     assert audited_reports(gateway) == {i: 1 if i == bad_request else 2 for i in ids}
 
