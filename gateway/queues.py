@@ -398,9 +398,11 @@ class WorkList:
     def _enqueue(self, gateway) -> None:
         Queue(self.queue, connection=gateway.redis).enqueue(
             self.func, job_id=f"{self.prefix}-{uuid.uuid4()}",
-            # a batch's small result kept ten minutes: it tells an operator (rq's registry,
-            # the console's queues) what ran; at 60 s a long drain on a busy machine lost them
-            job_timeout=gateway.settings["jobs"]["job_timeout"], result_ttl=600,
+            # a batch's result kept as long as any job's (it tells an operator, in rq's
+            # registry and the console's queues, what ran): rq keeps each in a Redis stream of
+            # its own, some 5 KB, and a steady load runs several batch jobs a second (kept ten
+            # minutes, they were most of Redis's growth in the 5-minute soak)
+            job_timeout=gateway.settings["jobs"]["job_timeout"], result_ttl=RESULT_TTL,
             failure_ttl=FAILURE_TTL)
 
     def started(self, gateway) -> None:
