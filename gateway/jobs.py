@@ -23,13 +23,13 @@ from redis.exceptions import LockError, RedisError
 from rq import get_current_job
 
 from . import context, plates, uploads
-from .batch import work_the_list
+from .batch import calls_pool, work_the_list
 from .callbacks import CallbackRetry, deliver, give_up
 from .dispatch import WaitForCircuit, cancel_bookings, dispatch
 from .events import Event
 from .models import CallbackDelivery, Notice, ProviderEventRecord, ServiceRequest
 from .notices import advance_notice, give_turns
-from .proofs import fetch_proofs
+from .proofs import fetch_proofs, work_the_proofs
 from .queues import enqueue_job, request_lock
 from .records import transition
 from .statuses import Status
@@ -254,6 +254,18 @@ def fetch_proof_images(gateway, request_id: str) -> str:
     """Fetch a request's proof-of-delivery images before their links expire
     (``gateway.proofs``)."""
     return fetch_proofs(gateway, request_id, last_try=_last_attempt())
+
+
+def fetch_proofs_batch() -> dict:
+    """Fetch the proof images waiting, several requests' at a time (see ``gateway.proofs``)."""
+    gateway = current_gateway()
+    started = time.monotonic()
+    pool = calls_pool(gateway.settings["dispatch"]["batch_concurrency"])
+    outcomes = work_the_proofs(gateway, pool)
+    log.info("proofs job: %s", ", ".join(f"{n} {o}" for o, n in outcomes.items())
+             or "nothing waiting", extra={"duration_ms": round((time.monotonic() - started)
+                                                               * 1000, 1)})
+    return outcomes
 
 
 @_job("callback")

@@ -3,9 +3,12 @@
 A courier reports a delivery with links to proof images (Lalamove's ``stops[].POD.image``,
 Grab's ``dropoffProofURL``, GO-SEND's ``proofs.pod``); the providers sign those links for a
 short while (Grab: about two hours). So when a report carries them (by webhook or by
-polling, whichever comes first) a ``proof`` job fetches each image at once and keeps it
-sealed with the request (``proof_images``), like the request's own personal data; the
-retention purge deletes them with it.
+polling, whichever comes first) a proofs job fetches each image at once, with the other
+requests' images waiting (one read, the images at the same time, one transaction: under a
+steady 20 deliveries a second a job per request, with two write transactions each, left
+hundreds waiting for minutes), and keeps it sealed with the request (``proof_images``),
+like the request's own personal data; the retention purge deletes them with it. An image to
+try again (the provider's 5xx) goes to the request's own ``proof`` job and its retries.
 
 Fetching a URL a provider's message names is calling a URL an outsider chose, so it must
 never become a way into this machine or its network (SSRF):
@@ -27,17 +30,23 @@ This module never logs a proof link (it may carry a signature) nor any image byt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import select
 
 from . import origins
+from .db import gathered_after_commit
+from .events import Event
 from .models import ProofImage, ServiceRequest, utcnow
-from .queues import enqueue_after_commit
+from .queues import QueueNames, WorkList, enqueue_job, job_spec, request_lock
 from .urlguard import LOOPBACK_NETWORKS, GuardedSession, UnsafeURL, URLPolicy
 
 log = logging.getLogger(__name__)
@@ -103,7 +112,9 @@ def note_delivery(gateway, session, record: ServiceRequest, courier: str, *, url
         added = True
     if added:
         session.flush()
-        enqueue_after_commit(gateway, session, "proof", record.id)
+        # fetched with the other requests' images waiting (a proofs job, :func:`fetch_batch`)
+        gathered_after_commit(session, _OWED, lambda ids: PROOFS.push(
+            gateway, list(dict.fromkeys(ids)))).append(record.id)
 
 
 def fetch_policy(config: dict) -> tuple[set[origins.Origin], URLPolicy, int]:
@@ -181,69 +192,162 @@ def fetch_proofs(gateway, request_id: str, *, last_try: bool = False) -> str:
     :raises ProofFetchRetry: some images may be fetched later (on the last try they are
         recorded as failed, ``unreachable``)
     """
-    with gateway.db.read() as session:
-        pending = [(p.id, p.courier, gateway.vault.open(p.url_ciphertext))
-                   for p in session.scalars(select(ProofImage).where(
-                       ProofImage.request_id == request_id, ProofImage.status == "pending",
-                       ProofImage.url_ciphertext.is_not(None)).order_by(ProofImage.index))]
+    pending = _pending(gateway, [request_id])
     if not pending:
         return "nothing to do"
-    results: dict[int, tuple] = {}
-    retry = False
-    for proof_id, courier_name, url in pending:
-        courier = gateway.couriers.get(courier_name)
-        if courier is None:
-            results[proof_id] = ("failed", "refused")
-            continue
-        allowed, policy, max_bytes = fetch_policy(courier.config)
-        reason = refusal(url, allowed)
-        if reason is None:
-            try:
-                with GuardedSession(policy) as http:
-                    content_type, body = download(http, url, max_bytes, courier.timeout)
-            except ValueError as exc:
-                reason = str(exc)
-            except ProofFetchRetry:
-                if last_try:
-                    results[proof_id] = ("failed", "unreachable")
-                else:
-                    retry = True
-                continue
-            else:
-                results[proof_id] = ("stored", content_type, body)
-                continue
-        results[proof_id] = ("failed", reason)
-    stored = failed = 0
+    results = {proof.id: _fetch(gateway, proof.courier, proof.url, last_try)
+               for proof in pending}
     with gateway.db.write() as session:
-        for proof_id, result in results.items():
-            proof = session.get(ProofImage, proof_id)
-            if proof is None or proof.status != "pending":
-                continue
-            record = session.get(ServiceRequest, proof.request_id)
-            proof.url_ciphertext = None
-            if result[0] == "stored" and record is not None and record.purged_at is None:
-                _kind, content_type, body = result
-                sha256 = hashlib.sha256(body).hexdigest()
-                if session.scalar(select(ProofImage.id).where(
-                        ProofImage.request_id == proof.request_id,
-                        ProofImage.sha256 == sha256, ProofImage.id != proof.id)):
-                    # the same photo under a new link (re-signed by the provider): kept once
-                    session.delete(proof)
-                    continue
-                proof.status, proof.content_type, proof.size = "stored", content_type, len(body)
-                proof.sha256 = sha256
-                proof.ciphertext = gateway.vault.seal_bytes(body)
-                proof.fetched_at = utcnow()
-                stored += 1
-            else:
-                proof.status = "failed"
-                proof.error = result[1] if result[0] == "failed" else "purged"
-                failed += 1
-                log.info("proof image %s of a request from %s not kept: %s", proof.index,
-                         proof.courier, proof.error)
-    if retry:
+        stored, failed = _keep(gateway, session, results)
+    if any(result is None for result in results.values()):
         raise ProofFetchRetry(f"{stored} stored, {failed} failed, some to try again")
     return f"{stored} stored, {failed} failed"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    id: int
+    request_id: str
+    courier: str
+    url: str
+
+
+def _pending(gateway, request_ids: list[str]) -> list[_Pending]:
+    """The pending proof images of these requests, their links opened (one read)."""
+    with gateway.db.read() as session:
+        return [_Pending(p.id, p.request_id, p.courier, gateway.vault.open(p.url_ciphertext))
+                for p in session.scalars(select(ProofImage).where(
+                    ProofImage.request_id.in_(request_ids), ProofImage.status == "pending",
+                    ProofImage.url_ciphertext.is_not(None))
+                    .order_by(ProofImage.request_id, ProofImage.index))]
+
+
+def _fetch(gateway, courier_name: str, url: str, last_try: bool) -> tuple | None:
+    """One image through the guard (see the module docstring). :return: ``("stored",
+    content type, bytes)``, ``("failed", reason)``, or None when it may work later (on the
+    last try: failed, ``unreachable``)"""
+    courier = gateway.couriers.get(courier_name)
+    if courier is None:
+        return ("failed", "refused")
+    allowed, policy, max_bytes = fetch_policy(courier.config)
+    reason = refusal(url, allowed)
+    if reason is not None:
+        return ("failed", reason)
+    try:
+        with GuardedSession(policy) as http:
+            content_type, body = download(http, url, max_bytes, courier.timeout)
+    except ValueError as exc:
+        return ("failed", str(exc))
+    except ProofFetchRetry:
+        return ("failed", "unreachable") if last_try else None
+    return ("stored", content_type, body)
+
+
+def _keep(gateway, session, results: dict[int, tuple | None]) -> tuple[int, int]:
+    """Record what fetching gave, in the caller's transaction (an image still pending, or
+    to try again, is left as it is). :return: (stored, failed)"""
+    stored = failed = 0
+    for proof_id, result in results.items():
+        if result is None:
+            continue
+        proof = session.get(ProofImage, proof_id, with_for_update=True)
+        if proof is None or proof.status != "pending":
+            continue
+        record = session.get(ServiceRequest, proof.request_id)
+        proof.url_ciphertext = None
+        if result[0] == "stored" and record is not None and record.purged_at is None:
+            _kind, content_type, body = result
+            sha256 = hashlib.sha256(body).hexdigest()
+            if session.scalar(select(ProofImage.id).where(
+                    ProofImage.request_id == proof.request_id,
+                    ProofImage.sha256 == sha256, ProofImage.id != proof.id)):
+                # the same photo under a new link (re-signed by the provider): kept once
+                session.delete(proof)
+                continue
+            proof.status, proof.content_type, proof.size = "stored", content_type, len(body)
+            proof.sha256 = sha256
+            proof.ciphertext = gateway.vault.seal_bytes(body)
+            proof.fetched_at = utcnow()
+            stored += 1
+        else:
+            proof.status = "failed"
+            proof.error = result[1] if result[0] == "failed" else "purged"
+            failed += 1
+            log.info("proof image %s of a request from %s not kept: %s", proof.index,
+                     proof.courier, proof.error)
+    return stored, failed
+
+
+#: requests whose proof images wait to be fetched, for a proofs job (:func:`fetch_batch`)
+PROOFS = WorkList("gateway:proofs:ready", "gateway:proofs:batch-scheduled",
+                  QueueNames.DEFAULT, "gateway.jobs.fetch_proofs_batch", "proofs-batch")
+#: ``session.info`` key: the requests this transaction owes a proofs job
+_OWED = "proofs_owed"
+#: requests whose images one transaction records; how long one proofs job works
+PROOFS_PER_BATCH, PROOFS_SLICE_SECONDS = 10, 5.0
+
+
+def work_the_proofs(gateway, pool) -> dict[str, int]:
+    """The proofs job: :data:`PROOFS` a batch at a time until it is empty (or the job has
+    worked :data:`PROOFS_SLICE_SECONDS`: then another job carries on).
+
+    :param pool: the threads that fetch a batch's images at the same time
+    :return: outcomes counted"""
+    PROOFS.started(gateway)
+    budget = time.monotonic() + PROOFS_SLICE_SECONDS
+    counted: dict[str, int] = {}
+    while ids := PROOFS.take(gateway, PROOFS_PER_BATCH):
+        for outcome in fetch_batch(gateway, list(dict.fromkeys(ids)), pool).values():
+            counted[outcome] = counted.get(outcome, 0) + 1
+        if time.monotonic() > budget:
+            if PROOFS.length(gateway.redis):
+                PROOFS.schedule(gateway)
+            break
+    return counted
+
+
+def fetch_batch(gateway, request_ids: list[str], pool) -> dict[str, str]:
+    """Fetch the pending images of several requests: one read, the images at the same time,
+    one transaction that keeps them and audits each request's outcome as its own ``proof``
+    job would. A request whose own job is at work is left to it; one with an image to try
+    again (the provider's 5xx) is handed to its own job, whose retries wait and try again.
+    :return: each request's outcome"""
+    locks = {}
+    for request_id in request_ids:
+        lock = request_lock(gateway, "proof", request_id)
+        if lock.acquire(blocking=False):
+            locks[request_id] = lock
+    outcomes: dict[str, str] = {}
+    try:
+        pending = _pending(gateway, list(locks))
+        results = dict(zip((p.id for p in pending), pool.map(
+            lambda proof: _fetch(gateway, proof.courier, proof.url, False), pending),
+            strict=True))
+        retry = {p.request_id for p in pending if results[p.id] is None}
+        with gateway.db.write() as session:
+            correlation = dict(session.execute(select(
+                ServiceRequest.id, ServiceRequest.correlation_id).where(
+                ServiceRequest.id.in_(list(locks)))).all())
+            for request_id in locks:
+                mine = {p.id: results[p.id] for p in pending if p.request_id == request_id}
+                if not mine:
+                    outcomes[request_id] = "nothing to do"
+                    continue
+                stored, failed = _keep(gateway, session, mine)
+                outcomes[request_id] = "retry" if request_id in retry \
+                    else f"{stored} stored, {failed} failed"
+                gateway.track(session, Event(
+                    "job.proof", actor="worker", target=f"request:{request_id}",
+                    outcome=outcomes[request_id], correlation_id=correlation.get(request_id)))
+    finally:
+        for lock in locks.values():
+            with contextlib.suppress(LockError, RedisError):
+                lock.release()
+    for request_id in retry:
+        with contextlib.suppress(RedisError):   # still pending: the sweep finds it
+            enqueue_job(gateway, "proof", request_id,
+                        delay=job_spec(gateway, "proof")[2][0])
+    return outcomes
 
 
 def listing(session, request_id: str) -> list[dict]:

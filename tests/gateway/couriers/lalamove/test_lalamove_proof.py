@@ -316,3 +316,36 @@ def test_a_proof_host_that_fails_for_a_while_is_tried_again_until_the_last_attem
     assert fetch_proofs(gateway, request_id, last_try=True) == "1 stored, 1 failed"
     assert [(row.status, row.error) for row in stored(app)] == [("stored", None),
                                                                 ("failed", "expired")]
+
+
+def test_the_images_of_deliveries_reported_together_are_fetched_by_a_few_batch_jobs(
+        lalamove_app, lalamove_sim):
+    """One proofs job fetches several requests' images (``gateway.proofs.fetch_batch``):
+    each image once, each request's outcome audited as its own job's would be, and no job of
+    its own for any of them."""
+    from rq.registry import FinishedJobRegistry
+
+    from gateway.models import AuditRecord
+
+    app = lalamove_app()
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    ids = [submit(app, key, parcel(app)) for _ in range(4)]
+    for request_id in ids:
+        wait_for_status(app, request_id, "delivered")
+    drain(app)
+
+    links = [s["POD"]["image"] for w in sim_get(lalamove_sim, "/_sim/webhooks")
+             if w.get("body") and w["body"]["eventType"] == "POD_STATUS_CHANGED"
+             for s in w["body"]["data"]["order"]["stops"] if "POD" in s]
+    assert len(links) == 8
+    assert sorted(f["path"] for f in proof_fetches(lalamove_sim)) == sorted(
+        u.split("?")[0].removeprefix(lalamove_sim.url) for u in links)
+    assert {(r.request_id, r.status) for r in stored(app)} == {(i, "stored") for i in ids}
+    gateway = app.extensions["gateway"]
+    finished = FinishedJobRegistry("default", connection=gateway.redis).get_job_ids()
+    assert any(j.startswith("proofs-batch-") for j in finished)
+    assert not any(j.startswith("proof-") for j in finished)
+    with gateway.db.read() as session:
+        audited = session.execute(select(AuditRecord.target, AuditRecord.outcome).where(
+            AuditRecord.action == "job.proof")).all()
+    assert sorted(audited) == sorted((f"request:{i}", "2 stored, 0 failed") for i in ids)
