@@ -41,3 +41,28 @@ def test_callback_workers_in_threads_stop_when_the_main_thread_asks(app):
     stop_callback_workers(started, timeout=10)
     assert not any(thread.is_alive() for _worker, thread in started)
     assert time.monotonic() - began < 5     # within one wait for work (two seconds)
+
+
+def test_reports_and_default_take_turns_and_dispatch_comes_first(app):
+    """A ``gateway worker`` (``gateway.worker._TakesTurns``): with reports always waiting,
+    the jobs on ``default`` (citizens' notices, plates, proof images) still get every other
+    turn, and a dispatch job is taken before either. Fails if rq stops calling
+    ``reorder_queues`` or reading ``_ordered_queues``."""
+    from gateway.queues import QueueNames
+    from gateway.worker import GatewaySimpleWorker
+
+    redis = Redis.from_url(app.extensions["gateway"].redis_url)
+    queues = {name: Queue(name, connection=redis) for name in QueueNames.own_work()}
+    reports = [queues["reports"].enqueue(len, "r" * n) for n in range(1, 5)]
+    default = [queues["default"].enqueue(len, "d" * n) for n in range(1, 3)]
+    dispatch = queues["dispatch"].enqueue(len, "x")
+    worker = GatewaySimpleWorker([queues[n] for n in QueueNames.own_work()], connection=redis)
+    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+
+    def ended(job):
+        job.refresh()
+        return job.ended_at
+
+    order = sorted([dispatch, *reports, *default], key=ended)
+    assert [job.origin for job in order] == [
+        "dispatch", "reports", "default", "reports", "default", "reports", "reports"]
