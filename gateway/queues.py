@@ -423,6 +423,18 @@ class WorkList:
         return redis.llen(self.key)
 
 
+def oldest_job_age(queue: Queue, now: datetime) -> float | None:
+    """Seconds the first job of ``queue`` has waited; None when it has none."""
+    for job_id in queue.get_job_ids(0, 1):
+        job = queue.fetch_job(job_id)
+        if job is not None and job.enqueued_at is not None:
+            enqueued = job.enqueued_at
+            if enqueued.tzinfo is None:                       # rq writes UTC
+                enqueued = enqueued.replace(tzinfo=UTC)
+            return max((now - enqueued).total_seconds(), 0.0)
+    return None
+
+
 def dispatch_waiting(gateway) -> bool:
     """Is a dispatch job (a batch, or one request's) waiting for a worker? Long jobs of
     other queues step aside for it between items: rq's queue order only counts when a worker

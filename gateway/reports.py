@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -40,7 +40,7 @@ from .models import (
     SurveyAnswer,
     utcnow,
 )
-from .queues import QueueNames
+from .queues import QueueNames, oldest_job_age
 from .statuses import RANKS, AttemptState, Status
 
 #: a request counts as dispatched quickly when a courier booked it this soon after we
@@ -308,17 +308,6 @@ class QueueFigures:
 LISTS = {QueueNames.DISPATCH: batch.READY, QueueNames.REPORTS: tracking.REPORTS}
 
 
-def _oldest_job_age(queue: Queue, now: datetime) -> float | None:
-    for job_id in queue.get_job_ids(0, 1):
-        job = queue.fetch_job(job_id)
-        if job is not None and job.enqueued_at is not None:
-            enqueued = job.enqueued_at
-            if enqueued.tzinfo is None:                       # rq writes UTC
-                enqueued = enqueued.replace(tzinfo=UTC)
-            return max((now - enqueued).total_seconds(), 0.0)
-    return None
-
-
 def _oldest_listed_age(redis, session: Session | None, name: str,
                        now: datetime) -> float | None:
     """The age of the first id a batch job would take next: since its request was accepted
@@ -351,7 +340,7 @@ def queue_figures(redis, session: Session | None = None, now: datetime | None = 
     figures = []
     for name in QueueNames.all():
         queue = Queue(name, connection=redis)
-        ages = [age for age in (_oldest_job_age(queue, now),
+        ages = [age for age in (oldest_job_age(queue, now),
                                 _oldest_listed_age(redis, session, name, now))
                 if age is not None]
         oldest = round(max(ages), 1) if ages else None

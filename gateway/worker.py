@@ -27,6 +27,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -37,7 +38,7 @@ from rq.exceptions import StopRequested
 
 from .logs import configure_logging
 from .metrics import use_multiprocess_dir
-from .queues import LIFE_EVERY, QueueNames, say_alive, say_gone
+from .queues import LIFE_EVERY, QueueNames, oldest_job_age, say_alive, say_gone
 from .rqthreads import InThread
 from .sweep import run_forever
 
@@ -87,29 +88,38 @@ class _TakesOverScheduler:
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 
+#: how long the oldest job on ``default`` may wait before it goes ahead of ``reports``
+DEFAULT_PATIENCE_SECONDS = 10.0
+
+
 class _TakesTurns:
-    """``reports`` and ``default`` take turns; ``dispatch`` always comes first.
+    """``default`` goes ahead of ``reports`` once its oldest job has waited
+    :data:`DEFAULT_PATIENCE_SECONDS`; ``dispatch`` always comes first.
 
     rq takes from a worker's queues in their order, so a queue is served only when those
     before it are empty. Under a steady load the report jobs never left ``reports`` empty
     (one carries on where the last stopped), and what waits on ``default`` (the citizens'
     notices, the plates and proof images to fetch) waited for minutes: 192 s for the oldest
-    in the 5-minute soak. After a job from one of the two, the other comes first next time.
-    rq calls ``reorder_queues`` after every job it takes and reads the order from
-    ``_ordered_queues`` (rq 3.0, its own round-robin strategy does the same);
-    ``tests/gateway/test_worker_threads.py`` fails if that changes."""
-
-    TURNS = (QueueNames.REPORTS, QueueNames.DEFAULT)
+    in the 5-minute soak. Plain turns (one job from each) went too far the other way: the
+    jobs on ``default`` took half the turns and the reports fell 50 s behind. So after each
+    job the worker looks at the head of ``default`` (one Redis round trip) and lets it go
+    first only when it has waited too long. rq calls ``reorder_queues`` after every job it
+    takes and reads the order from ``_ordered_queues`` (rq 3.0; its own round-robin strategy
+    does the same); ``tests/gateway/test_worker_threads.py`` fails if that changes."""
 
     def reorder_queues(self, reference_queue):
         order = self._ordered_queues                        # rq 3.0: see the docstring
         names = [queue.name for queue in order]
-        if reference_queue.name not in self.TURNS or not set(self.TURNS) <= set(names):
+        if QueueNames.REPORTS not in names or QueueNames.DEFAULT not in names:
             return
-        served = names.index(reference_queue.name)
-        other = names.index(next(n for n in self.TURNS if n != reference_queue.name))
-        if served < other:
-            order[served], order[other] = order[other], order[served]
+        reports, default = names.index(QueueNames.REPORTS), names.index(QueueNames.DEFAULT)
+        try:
+            waited = oldest_job_age(order[default], datetime.now(UTC))
+        except RedisError:          # rq's own loop deals with Redis away
+            return
+        late = (waited or 0.0) > DEFAULT_PATIENCE_SECONDS
+        if late != (default < reports):
+            order[reports], order[default] = order[default], order[reports]
 
 
 class GatewaySimpleWorker(_StopNoted, _TakesOverScheduler, _TakesTurns, SimpleWorker):

@@ -43,18 +43,23 @@ def test_callback_workers_in_threads_stop_when_the_main_thread_asks(app):
     assert time.monotonic() - began < 5     # within one wait for work (two seconds)
 
 
-def test_reports_and_default_take_turns_and_dispatch_comes_first(app):
+def test_a_job_waiting_too_long_on_default_goes_ahead_of_reports(app):
     """A ``gateway worker`` (``gateway.worker._TakesTurns``): with reports always waiting,
-    the jobs on ``default`` (citizens' notices, plates, proof images) still get every other
-    turn, and a dispatch job is taken before either. Fails if rq stops calling
-    ``reorder_queues`` or reading ``_ordered_queues``."""
+    a job on ``default`` (a citizen's notice, plates, proof images) that has waited longer
+    than ``DEFAULT_PATIENCE_SECONDS`` is taken before them; one that has not, after them; a
+    dispatch job before either. Fails if rq stops calling ``reorder_queues`` or reading
+    ``_ordered_queues``."""
+    from datetime import UTC, datetime, timedelta
+
     from gateway.queues import QueueNames
-    from gateway.worker import GatewaySimpleWorker
+    from gateway.worker import DEFAULT_PATIENCE_SECONDS, GatewaySimpleWorker
 
     redis = Redis.from_url(app.extensions["gateway"].redis_url)
     queues = {name: Queue(name, connection=redis) for name in QueueNames.own_work()}
     reports = [queues["reports"].enqueue(len, "r" * n) for n in range(1, 5)]
-    default = [queues["default"].enqueue(len, "d" * n) for n in range(1, 3)]
+    waited, fresh = [queues["default"].enqueue(len, "d" * n) for n in range(1, 3)]
+    waited.enqueued_at = datetime.now(UTC) - timedelta(seconds=DEFAULT_PATIENCE_SECONDS + 50)
+    waited.save()
     dispatch = queues["dispatch"].enqueue(len, "x")
     worker = GatewaySimpleWorker([queues[n] for n in QueueNames.own_work()], connection=redis)
     worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
@@ -63,6 +68,6 @@ def test_reports_and_default_take_turns_and_dispatch_comes_first(app):
         job.refresh()
         return job.ended_at
 
-    order = sorted([dispatch, *reports, *default], key=ended)
-    assert [job.origin for job in order] == [
-        "dispatch", "reports", "default", "reports", "default", "reports", "reports"]
+    order = sorted([dispatch, *reports, waited, fresh], key=ended)
+    assert [job.id for job in order] == [
+        dispatch.id, waited.id, *(job.id for job in reports), fresh.id]
