@@ -88,24 +88,29 @@ class _TakesOverScheduler:
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 
-#: how long the oldest job on ``default`` may wait before it goes ahead of ``reports``
-DEFAULT_PATIENCE_SECONDS = 10.0
+#: how long the oldest job on ``default`` may wait before it goes ahead of ``reports``, as a
+#: share of ``jobs.max_queue_age_seconds`` (past which ``/readyz`` says the queues lag)
+DEFAULT_PATIENCE_SHARE = 0.5
 
 
 class _TakesTurns:
     """``default`` goes ahead of ``reports`` once its oldest job has waited
-    :data:`DEFAULT_PATIENCE_SECONDS`; ``dispatch`` always comes first.
+    :attr:`default_patience` seconds (half ``jobs.max_queue_age_seconds``: 60 s by default);
+    ``dispatch`` always comes first.
 
     rq takes from a worker's queues in their order, so a queue is served only when those
     before it are empty. Under a steady load the report jobs never left ``reports`` empty
     (one carries on where the last stopped), and what waits on ``default`` (the citizens'
     notices, the plates and proof images to fetch) waited for minutes: 192 s for the oldest
     in the 5-minute soak. Plain turns (one job from each) went too far the other way: the
-    jobs on ``default`` took half the turns and the reports fell 50 s behind. So after each
-    job the worker looks at the head of ``default`` (one Redis round trip) and lets it go
-    first only when it has waited too long. rq calls ``reorder_queues`` after every job it
-    takes and reads the order from ``_ordered_queues`` (rq 3.0; its own round-robin strategy
+    jobs on ``default`` took half the turns and the reports fell 50 s behind; with a
+    patience of 10 s ``default`` stayed late at 20 requests a second and the reports fell
+    90 s behind. So after each job the worker looks at the head of ``default`` and lets it
+    go first only when it has waited too long. rq calls ``reorder_queues`` after every job
+    it takes and reads the order from ``_ordered_queues`` (rq 3.0; its own round-robin strategy
     does the same); ``tests/gateway/test_worker_threads.py`` fails if that changes."""
+
+    default_patience = 60.0
 
     def reorder_queues(self, reference_queue):
         order = self._ordered_queues                        # rq 3.0: see the docstring
@@ -117,7 +122,7 @@ class _TakesTurns:
             waited = oldest_job_age(order[default], datetime.now(UTC))
         except RedisError:          # rq's own loop deals with Redis away
             return
-        late = (waited or 0.0) > DEFAULT_PATIENCE_SECONDS
+        late = (waited or 0.0) > self.default_patience
         if late != (default < reports):
             order[reports], order[default] = order[default], order[reports]
 
@@ -319,6 +324,8 @@ def run_worker(app, *, burst: bool = False, fork: bool = False, sweep: bool = Tr
                 worker = worker_class([Queue(n, connection=connection) for n in names],
                                       connection=connection,
                                       worker_ttl=gateway.settings["jobs"]["worker_ttl"])
+                worker.default_patience = DEFAULT_PATIENCE_SHARE * gateway.settings["jobs"][
+                    "max_queue_age_seconds"]
                 started = time.monotonic()
                 try:
                     with saying_alive(connection, worker.name):

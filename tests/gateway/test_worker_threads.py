@@ -46,19 +46,20 @@ def test_callback_workers_in_threads_stop_when_the_main_thread_asks(app):
 def test_a_job_waiting_too_long_on_default_goes_ahead_of_reports(app):
     """A ``gateway worker`` (``gateway.worker._TakesTurns``): with reports always waiting,
     a job on ``default`` (a citizen's notice, plates, proof images) that has waited longer
-    than ``DEFAULT_PATIENCE_SECONDS`` is taken before them; one that has not, after them; a
+    than its patience is taken before them; one that has not, after them; a
     dispatch job before either. Fails if rq stops calling ``reorder_queues`` or reading
     ``_ordered_queues``."""
     from datetime import UTC, datetime, timedelta
 
     from gateway.queues import QueueNames
-    from gateway.worker import DEFAULT_PATIENCE_SECONDS, GatewaySimpleWorker
+    from gateway.worker import GatewaySimpleWorker
 
     redis = Redis.from_url(app.extensions["gateway"].redis_url)
     queues = {name: Queue(name, connection=redis) for name in QueueNames.own_work()}
     reports = [queues["reports"].enqueue(len, "r" * n) for n in range(1, 5)]
     waited, fresh = [queues["default"].enqueue(len, "d" * n) for n in range(1, 3)]
-    waited.enqueued_at = datetime.now(UTC) - timedelta(seconds=DEFAULT_PATIENCE_SECONDS + 50)
+    waited.enqueued_at = datetime.now(UTC) - timedelta(
+        seconds=GatewaySimpleWorker.default_patience + 50)
     waited.save()
     dispatch = queues["dispatch"].enqueue(len, "x")
     worker = GatewaySimpleWorker([queues[n] for n in QueueNames.own_work()], connection=redis)
