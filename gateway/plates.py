@@ -23,7 +23,6 @@ of late bookings (``tracking.due_for_polling``) ask again in their time.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -55,20 +54,11 @@ class _Question:
 
 
 def ask_for_plates(gateway) -> dict[str, int]:
-    """The plates job: work :data:`PLATES` a batch at a time until it is empty (or the job
-    has worked :data:`PLATES_SLICE_SECONDS`: then another job carries on). :return: outcomes
+    """The plates job: :data:`PLATES` a batch at a time until it is empty (or the job has
+    worked :data:`PLATES_SLICE_SECONDS`: then another job carries on). :return: outcomes
     counted"""
-    PLATES.started(gateway)
-    budget = time.monotonic() + PLATES_SLICE_SECONDS
-    counted: dict[str, int] = {}
-    while ids := PLATES.take(gateway, PLATES_PER_BATCH):
-        for outcome in ask_batch(gateway, list(dict.fromkeys(ids))):
-            counted[outcome] = counted.get(outcome, 0) + 1
-        if time.monotonic() > budget:
-            if PLATES.length(gateway.redis):
-                PLATES.schedule(gateway)
-            break
-    return counted
+    return PLATES.work(gateway, PLATES_PER_BATCH, PLATES_SLICE_SECONDS,
+                       lambda ids: ask_batch(gateway, ids))
 
 
 def ask_batch(gateway, request_ids: list[str]) -> list[str]:

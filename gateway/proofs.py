@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import ipaddress
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -293,17 +292,8 @@ def work_the_proofs(gateway, pool) -> dict[str, int]:
 
     :param pool: the threads that fetch a batch's images at the same time
     :return: outcomes counted"""
-    PROOFS.started(gateway)
-    budget = time.monotonic() + PROOFS_SLICE_SECONDS
-    counted: dict[str, int] = {}
-    while ids := PROOFS.take(gateway, PROOFS_PER_BATCH):
-        for outcome in fetch_batch(gateway, list(dict.fromkeys(ids)), pool).values():
-            counted[outcome] = counted.get(outcome, 0) + 1
-        if time.monotonic() > budget:
-            if PROOFS.length(gateway.redis):
-                PROOFS.schedule(gateway)
-            break
-    return counted
+    return PROOFS.work(gateway, PROOFS_PER_BATCH, PROOFS_SLICE_SECONDS,
+                       lambda ids: list(fetch_batch(gateway, ids, pool).values()))
 
 
 def fetch_batch(gateway, request_ids: list[str], pool) -> dict[str, str]:

@@ -8,6 +8,7 @@ re-enqueue everything the database says is owed, as often as it likes, without d
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -421,6 +422,23 @@ class WorkList:
 
     def length(self, redis) -> int:
         return redis.llen(self.key)
+
+    def work(self, gateway, size: int, seconds: float,
+             work_batch: Callable[[list[str]], Sequence[str]]) -> dict[str, int]:
+        """A batch job's loop: ``work_batch`` the listed ids, ``size`` at a time (each once),
+        until the list is empty or the job has worked ``seconds`` (then another job carries
+        on). :return: the outcomes ``work_batch`` gave, counted"""
+        self.started(gateway)
+        budget = time.monotonic() + seconds
+        counted: dict[str, int] = {}
+        while ids := self.take(gateway, size):
+            for outcome in work_batch(list(dict.fromkeys(ids))):
+                counted[outcome] = counted.get(outcome, 0) + 1
+            if time.monotonic() > budget:
+                if self.length(gateway.redis):
+                    self.schedule(gateway)
+                break
+        return counted
 
 
 def oldest_job_age(queue: Queue, now: datetime) -> float | None:
