@@ -423,6 +423,13 @@ class WorkList:
     def length(self, redis) -> int:
         return redis.llen(self.key)
 
+    def listed(self, gateway) -> set[str]:
+        """The ids listed now (none when Redis is away: then nothing counts as listed)."""
+        try:
+            return {i.decode() for i in gateway.redis.lrange(self.key, 0, -1)}
+        except RedisError:
+            return set()
+
     def work(self, gateway, size: int, seconds: float,
              work_batch: Callable[[list[str]], Sequence[str]]) -> dict[str, int]:
         """A batch job's loop: ``work_batch`` the listed ids, ``size`` at a time (each once),

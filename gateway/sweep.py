@@ -30,6 +30,7 @@ from .models import (
     utcnow,
 )
 from .notices import OPEN_STATUSES, PATIENCE
+from .proofs import PROOFS
 from .purge import purge_expired
 from .queues import callback_limit, enqueue_job
 from .tracking import REPORTS, due_for_polling, first_listed
@@ -82,11 +83,14 @@ def owed_work(gateway) -> list[tuple[str, object]]:
                  if status != "queued"]
         work += [("notice_turns", agency_id) for agency_id in
                  dict.fromkeys(a for _n, status, a in open_notices if status == "queued")]
+        # images still listed for a proofs job wait their turn (behind a backlog, a job of
+        # their own each only found them done): only those no longer listed may be lost
+        listed = PROOFS.listed(gateway)
         work += [("proof", request_id) for request_id in session.scalars(
             select(ProofImage.request_id).distinct()
             .where(ProofImage.status == "pending", ProofImage.created_at <= stale_before,
                    ProofImage.created_at >= utcnow() - PROOF_LINK_PATIENCE)
-            .limit(BATCH))]
+            .limit(BATCH)) if request_id not in listed]
         # a spreadsheet upload whose preview or create job was lost (a job at work records
         # each chunk, and is never doubled: enqueueing a live job does nothing)
         work += [(UPLOAD_JOB_OF[status], upload_id) for status, upload_id in session.execute(

@@ -349,3 +349,34 @@ def test_the_images_of_deliveries_reported_together_are_fetched_by_a_few_batch_j
         audited = session.execute(select(AuditRecord.target, AuditRecord.outcome).where(
             AuditRecord.action == "job.proof")).all()
     assert sorted(audited) == sorted((f"request:{i}", "2 stored, 0 failed") for i in ids)
+
+
+def test_an_image_still_listed_for_a_proofs_job_is_not_taken_for_lost(
+        lalamove_app, lalamove_sim):
+    """Behind a backlog an image waits its turn on the proofs list longer than the sweep's
+    patience; the sweep leaves it there (a job of its own only found it done) and takes it
+    for lost only once it is no longer listed (taken by a worker that died, or Redis lost)."""
+    from gateway.proofs import PROOFS
+
+    app = lalamove_app()
+    gateway = app.extensions["gateway"]
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id, order_id = stalled_request(app, lalamove_sim, key)
+    with lalamove_sim.lock:
+        link = lalamove_sim.proof_url(lalamove_sim.bookings[order_id], "pod-2")
+    report_pod(app, order_id, [link], "2026-12-03T01:02:03.000Z", "pod-waits")
+    wait_for_status(app, request_id, "delivered")
+    drain(app)
+    # as if its image waited its turn on the list for longer than the sweep's patience
+    with gateway.db.write() as session:
+        row = session.scalar(select(ProofImage).where(ProofImage.request_id == request_id))
+        row.status, row.ciphertext, row.url_ciphertext = "pending", None, gateway.vault.seal(link)
+        row.created_at = datetime.now(UTC) - timedelta(minutes=30)
+    gateway.redis.rpush(PROOFS.key, request_id)
+    assert PROOFS.listed(gateway) == {request_id}
+    assert ("proof", request_id) not in owed_work(gateway)
+    gateway.redis.delete(PROOFS.key)        # as if Redis lost the list
+    assert ("proof", request_id) in owed_work(gateway)
+    sweep_once(gateway)
+    drain(app)
+    assert [row.status for row in stored(app)] == ["stored"]
