@@ -34,14 +34,24 @@ def couriers_of(app, ids) -> dict[str, tuple]:
             select(ServiceRequest).where(ServiceRequest.id.in_(ids)))}
 
 
-def test_plates_of_many_bookings_are_asked_by_a_few_jobs_once_each(
-        gosend_app, gateway_gosend, medicine_body):
+def booked(gosend_app, gateway_gosend, medicine_body, count):
+    """``count`` requests booked at the GO-SEND simulator, whose clock the test moves.
+    :return: (app, gateway, request ids)"""
     gateway_gosend.stop_clock()
     sim_post(gateway_gosend, "/_sim/reset")
     app = gosend_app(api=UNLIMITED)
-    gateway = app.extensions["gateway"]
-    ids = submit_many(app, medicine_body, 12)
-    drain(app)                                  # booked
+    ids = submit_many(app, medicine_body, count)
+    drain(app)
+    return app, app.extensions["gateway"], ids
+
+
+def listed(gateway) -> list[str]:
+    return [i.decode() for i in gateway.redis.lrange(PLATES.key, 0, -1)]
+
+
+def test_plates_of_many_bookings_are_asked_by_a_few_jobs_once_each(
+        gosend_app, gateway_gosend, medicine_body):
+    app, gateway, ids = booked(gosend_app, gateway_gosend, medicine_body, 12)
     gateway_gosend.tick(now=float("inf"))       # each: confirmed, then allocated (a driver)
     drain(app)
 
@@ -66,16 +76,11 @@ def test_plates_of_many_bookings_are_asked_by_a_few_jobs_once_each(
 
 def test_a_request_that_no_longer_wants_its_plate_is_not_asked_about(
         gosend_app, gateway_gosend, medicine_body):
-    gateway_gosend.stop_clock()
-    sim_post(gateway_gosend, "/_sim/reset")
-    app = gosend_app(api=UNLIMITED)
-    gateway = app.extensions["gateway"]
-    ids = submit_many(app, medicine_body, 3)
-    drain(app)
+    app, gateway, ids = booked(gosend_app, gateway_gosend, medicine_body, 3)
     for booking in bookings(gateway_gosend)[:2]:
         sim_post(gateway_gosend, f"/_sim/bookings/{booking['orderNo']}/advance")   # allocated
     drain(app, queues=["reports"])              # applied; the two plates listed, not asked
-    wanting = [i.decode() for i in gateway.redis.lrange(PLATES.key, 0, -1)]
+    wanting = listed(gateway)
     assert len(wanting) == 2
     with gateway.db.write() as session:         # one was cancelled meanwhile
         session.get(ServiceRequest, wanting[0]).status = "cancelled"
@@ -88,15 +93,10 @@ def test_a_request_that_no_longer_wants_its_plate_is_not_asked_about(
 
 def test_a_question_that_fails_leaves_the_others_answered(
         gosend_app, gateway_gosend, medicine_body):
-    gateway_gosend.stop_clock()
-    sim_post(gateway_gosend, "/_sim/reset")
-    app = gosend_app(api=UNLIMITED)
-    gateway = app.extensions["gateway"]
-    ids = submit_many(app, medicine_body, 3)
-    drain(app)
+    app, gateway, ids = booked(gosend_app, gateway_gosend, medicine_body, 3)
     gateway_gosend.tick(now=float("inf"))
     drain(app, queues=["reports"])
-    wanting = [i.decode() for i in gateway.redis.lrange(PLATES.key, 0, -1)]
+    wanting = listed(gateway)
     gone = next(b["orderNo"] for b in bookings(gateway_gosend))
     with gateway.db.write() as session:        # a booking the provider does not know
         record = session.scalars(select(ServiceRequest).where(
