@@ -440,7 +440,7 @@ class ServiceOutcome:
 
 def outcomes(setup: Gateway, run: Replay, factor: float) -> dict[str, ServiceOutcome]:
     """Per service, what the gateway's database says about one replay."""
-    from gateway.console import stats
+    from gateway import reports as stats
     from gateway.models import CourierAttempt, ServiceRequest, StatusEvent
     from gateway.statuses import TERMINAL, Status
     from gateway.tracking import TRACKED
