@@ -221,12 +221,8 @@ def worker_stopped_saying_alive(connection, worker_name: str) -> bool:
 def _worker_gone(job: Job) -> bool:
     """Has the worker that started ``job`` died? Its rq registration expired, or, for a
     worker that says it is alive (:func:`say_alive`), it stopped saying so."""
-    alive, watched = _life_keys(job.worker_name)
-    with job.connection.pipeline(transaction=False) as pipe:
-        registered, said_alive, watched_over = pipe.exists(
-            Worker.redis_worker_namespace_prefix + job.worker_name).exists(alive) \
-            .exists(watched).execute()
-    return not registered or (bool(watched_over) and not said_alive)
+    return not job.connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name) \
+        or worker_stopped_saying_alive(job.connection, job.worker_name)
 
 
 def _orphaned(job: Job) -> bool:

@@ -246,10 +246,15 @@ def test_the_couriers_delivery_time_is_the_records_and_the_fhir_whenhandedover(
     assert dispenses and all(d["whenHandedOver"] == expected for d in dispenses)
 
 
-def delivered_and_owed_again(app, order_id, request_id, link, event_id) -> None:
-    """The order reported delivered with the proof ``link``, its image fetched, then owed
-    again as if for half an hour (pending, its link sealed, made 30 minutes ago)."""
+def delivered_and_owed_again(app, sim, event_id) -> tuple[str, str]:
+    """A stalled Lalamove request reported delivered with one proof link, its image fetched,
+    then owed again as if for half an hour (pending, its link sealed, made 30 minutes ago).
+    :return: (request id, the proof link)"""
     gateway = app.extensions["gateway"]
+    key = new_key(app, services=["umkm_pickup"], key_type="test")
+    request_id, order_id = stalled_request(app, sim, key)
+    with sim.lock:
+        link = sim.proof_url(sim.bookings[order_id], "pod-2")
     report_pod(app, order_id, [link], "2026-12-03T01:02:03.000Z", event_id)
     wait_for_status(app, request_id, "delivered")
     drain(app)
@@ -257,18 +262,15 @@ def delivered_and_owed_again(app, order_id, request_id, link, event_id) -> None:
         row = session.scalar(select(ProofImage).where(ProofImage.request_id == request_id))
         row.status, row.ciphertext, row.url_ciphertext = "pending", None, gateway.vault.seal(link)
         row.created_at = datetime.now(UTC) - timedelta(minutes=30)
+    return request_id, link
 
 
 def test_a_lost_proof_job_is_found_again_by_the_sweep_while_the_link_works(
         lalamove_app, lalamove_sim):
     app = lalamove_app()
     gateway = app.extensions["gateway"]
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id, order_id = stalled_request(app, lalamove_sim, key)
-    with lalamove_sim.lock:
-        link = lalamove_sim.proof_url(lalamove_sim.bookings[order_id], "pod-2")
     # as if Redis lost the job before it ran: the image is owed again, its link still sealed
-    delivered_and_owed_again(app, order_id, request_id, link, "pod-lost")
+    request_id, _link = delivered_and_owed_again(app, lalamove_sim, "pod-lost")
     fetched = len(proof_fetches(lalamove_sim))
     assert ("proof", request_id) in owed_work(gateway)
     sweep_once(gateway)
@@ -367,12 +369,8 @@ def test_an_image_still_listed_for_a_proofs_job_is_not_taken_for_lost(
 
     app = lalamove_app()
     gateway = app.extensions["gateway"]
-    key = new_key(app, services=["umkm_pickup"], key_type="test")
-    request_id, order_id = stalled_request(app, lalamove_sim, key)
-    with lalamove_sim.lock:
-        link = lalamove_sim.proof_url(lalamove_sim.bookings[order_id], "pod-2")
     # as if its image waited its turn on the list for longer than the sweep's patience
-    delivered_and_owed_again(app, order_id, request_id, link, "pod-waits")
+    request_id, _link = delivered_and_owed_again(app, lalamove_sim, "pod-waits")
     gateway.redis.rpush(PROOFS.key, request_id)
     assert PROOFS.listed(gateway) == {request_id}
     assert ("proof", request_id) not in owed_work(gateway)
