@@ -154,6 +154,9 @@ def test_a_20_hour_old_retry_of_an_earlier_status_never_moves_the_request_back(
         lalamove_app, lalamove_sim):
     app, key, request_id, order_id = stalled_booking(lalamove_app, lalamove_sim)
     set_sim_status(lalamove_sim, order_id, "ON_GOING")
+    # applied before the next is sent (the simulator sends from several threads: otherwise
+    # "picked up" may overtake it, and then it was never the one that applied)
+    wait_for_status(app, request_id, "driver_assigned")
     set_sim_status(lalamove_sim, order_id, "PICKED_UP")
     wait_for_status(app, request_id, "picked_up")
     sent = [w for w in sim_get(lalamove_sim, "/_sim/webhooks") if w.get("body")]
