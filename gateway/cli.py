@@ -55,10 +55,9 @@ def main():
               help="rq worker processes (two: a worker waits on Redis, the database and the "
                    "couriers much of its time, so two keep even a 2-core machine busy).")
 @click.option("--web-workers", type=click.IntRange(1, 64), default=None,
-              help="API server processes [default: 1 on SQLite, whose writes one process's "
-                   "writer then groups alone; 2 otherwise].")
+              help="API server processes [default: 2].")
 @click.option("--web-threads", type=click.IntRange(1, 256), default=None,
-              help="Threads per API server process [default: 16 on SQLite, 8 otherwise].")
+              help="Threads per API server process [default: 8].")
 def up(workers, web_workers, web_threads):
     """Run everything on this machine: database, Redis, API server and worker."""
     from .redis_server import RedisNotFound

@@ -107,6 +107,12 @@ class RetrySchema(Schema):
         strict=True, load_default=120, validate=validate.Range(min=1),
         metadata={"description": "A queue whose oldest waiting job is older than this is "
                                  "falling behind: /readyz says lagging, the console warns."})
+    background_nice = fields.Integer(
+        strict=True, load_default=10, validate=validate.Range(min=0, max=19),
+        metadata={"description": "How much lower a CPU priority (nice) `gateway up` gives its "
+                                 "workers and courier simulators than its API: under a burst "
+                                 "the API answers first and the workers catch up after it; "
+                                 "0: all alike."})
 
 
 def _network(value) -> bool:
