@@ -42,6 +42,8 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
+from redis import Redis
+
 from . import breakdown, day, dispatch, growth, ingest, latency, soak, upload
 from .servers import Gateway, Postgres, Simulator, free_port
 
@@ -84,7 +86,7 @@ def main(chosen: list[str]) -> int:
         shared: dict = {}
 
         def setup_shared() -> dict:
-            """Redis, a database, the simulator and a gateway setup, for the benchmarks
+            """Redis, a PostgreSQL cluster (or SQLite) and the simulator, for the benchmarks
             that share them (``soak`` starts a whole ``gateway up`` of its own)."""
             nonlocal database
             if shared:
@@ -95,18 +97,25 @@ def main(chosen: list[str]) -> int:
             postgres = None
             if Postgres._bin_dir() is not None:
                 postgres = Postgres(workdir)
-                database_url = postgres.start()
+                postgres.start()
                 stack.callback(postgres.stop)
                 database = "PostgreSQL"
-            else:
-                database_url = f"sqlite:///{workdir / 'bench.db'}"
             sim = Simulator()
             stack.callback(sim.stop)
-            shared.update(redis=redis, redis_url=redis_url, postgres=postgres, sim=sim, node=None,
-                          setup=Gateway(workdir, database_url, redis_url, sim.url, stack))
+            shared.update(redis=redis, redis_url=redis_url, postgres=postgres, sim=sim)
             print(f"benchmarks on {os.cpu_count()} cores, {database}, Redis {redis_url}",
                   flush=True)
             return shared
+
+        def own_database(name: str) -> str:
+            """A database of its own for benchmark ``name``, and Redis emptied: what one
+            benchmark leaves (requests never dispatched, queued jobs) is never the next
+            one's load."""
+            s = setup_shared()
+            Redis.from_url(s["redis_url"]).flushdb()
+            if s["postgres"]:
+                return s["postgres"].create_database(f"gateway_{name}")
+            return f"sqlite:///{workdir / f'{name}.db'}"
 
         for name in chosen:
             print(f"==> {name}", flush=True)
@@ -117,41 +126,9 @@ def main(chosen: list[str]) -> int:
                 print(table(soak_rows).split("\n\n")[0], flush=True)
                 print(f"    kept: {soak_dir} (soak.csv, gateway-up.log, data/)", flush=True)
                 continue
-            s = setup_shared()
-            setup, redis_url, postgres = s["setup"], s["redis_url"], s["postgres"]
-            if name == "breakdown":
-                rows += breakdown.run(setup, database)
-                if postgres:
-                    embedded = Gateway(workdir, f"sqlite:///{workdir / 'breakdown.db'}",
-                                       redis_url, s["sim"].url, stack, name="sqlite")
-                    rows += breakdown.run(embedded, "SQLite")
-            elif name == "ingest":
-                bare = ingest.baseline(setup, stack, seconds)
-                if postgres:
-                    rows.append(ingest.run_postgres(setup, stack, seconds, bare,
-                                                    [postgres.pid(), s["redis"].process.pid]))
-                with soak.Up(workdir / "ingest-up") as up:
-                    rows.append(ingest.run_embedded(up, seconds, bare))
-            elif name == "upload":
-                rows += upload.run(setup)
-            elif name == "day":
-                day_database = postgres.create_database("gateway_day") if postgres \
-                    else f"sqlite:///{workdir / 'day.db'}"
-                # Its own Redis database too: its circuits and queues are its own.
-                day_redis = redis_url[:-2] + "/3" if redis_url.endswith("/0") else redis_url
-                rows += day.run(workdir, stack, day_database, day_redis)
-            else:
-                node = s["node"] = s["node"] or setup.serve(workers=2)
-                if name == "dispatch":
-                    rows += dispatch.run(setup, node, s["sim"], redis_url)
-                elif name == "latency":
-                    rows += latency.run(setup, node,
-                                        int(os.environ.get("BENCH_LATENCY_SECONDS", "60")))
-                elif database == "PostgreSQL":
-                    rows += growth.run(setup, node, int(os.environ.get("BENCH_ROWS",
-                                                                       "1000000")))
-                else:
-                    print("growth skipped: it needs PostgreSQL", flush=True)
+            with ExitStack() as bench_stack:
+                rows += run_one(name, setup_shared(), own_database(name), workdir, seconds,
+                                bench_stack)
             print(table(rows[-1:]).splitlines()[2] if rows else "", flush=True)
     machine = (f"on {os.cpu_count()} cores ({platform.machine()}, Python "
                f"{platform.python_version()})")
@@ -177,6 +154,47 @@ def main(chosen: list[str]) -> int:
         else:
             print(f"\n(a short soak, {soak_seconds:g} s: bench/RESULTS.md left as it is)")
     return 0
+
+
+def run_one(name: str, shared: dict, database_url: str, workdir: Path, seconds: int,
+            bench_stack: ExitStack) -> list[dict]:
+    """The rows of benchmark ``name`` on ``database_url``, a database of its own; ``shared``:
+    the run's Redis, PostgreSQL (or None) and simulator. Its processes stop with
+    ``bench_stack``."""
+    redis_url, postgres = shared["redis_url"], shared["postgres"]
+    database = "PostgreSQL" if postgres else "SQLite"
+    if name == "day":   # a gateway of its own, and a Redis database of its own too
+        day_redis = redis_url[:-2] + "/3" if redis_url.endswith("/0") else redis_url
+        return day.run(workdir, bench_stack, database_url, day_redis)
+    setup = Gateway(workdir, database_url, redis_url, shared["sim"].url, bench_stack, name=name)
+    bench_stack.callback(setup.gateway.db.dispose)
+    if name == "breakdown":
+        rows = breakdown.run(setup, database)
+        if postgres:
+            embedded = Gateway(workdir, f"sqlite:///{workdir / 'breakdown.db'}", redis_url,
+                               shared["sim"].url, bench_stack, name="sqlite")
+            rows += breakdown.run(embedded, "SQLite")
+        return rows
+    if name == "ingest":
+        bare = ingest.baseline(setup, bench_stack, seconds)
+        rows = []
+        if postgres:
+            rows.append(ingest.run_postgres(setup, bench_stack, seconds, bare,
+                                            [postgres.pid(), shared["redis"].process.pid]))
+        with soak.Up(workdir / "ingest-up") as up:
+            rows.append(ingest.run_embedded(up, seconds, bare))
+        return rows
+    if name == "upload":
+        return upload.run(setup)
+    if name == "growth" and not postgres:
+        print("growth skipped: it needs PostgreSQL", flush=True)
+        return []
+    node = setup.serve(workers=2)
+    if name == "dispatch":
+        return dispatch.run(setup, node, shared["sim"], redis_url)
+    if name == "latency":
+        return latency.run(setup, node, int(os.environ.get("BENCH_LATENCY_SECONDS", "60")))
+    return growth.run(setup, node, int(os.environ.get("BENCH_ROWS", "1000000")))
 
 
 SOAK_FULL_SECONDS = 300
